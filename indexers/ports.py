@@ -1,0 +1,57 @@
+"""The Embedder and SearchIndex ports. Backends live in their own modules and are built by `ondata/`."""
+
+from __future__ import annotations
+
+from typing import Iterable, Protocol, Sequence, runtime_checkable
+
+import numpy as np
+
+from indexers.records import Chunk, SearchHit, SearchRequest, SourceRecord
+
+
+@runtime_checkable
+class Embedder(Protocol):
+    """Turns texts into L2-normalised float32 vectors of ``dimensions`` components.
+
+    ``model_id`` names the model (and anything that changes its vectors); together with
+    ``dimensions`` it keys the embedding cache.
+    """
+
+    @property
+    def model_id(self) -> str: ...
+
+    @property
+    def dimensions(self) -> int: ...
+
+    def embed_documents(self, texts: Sequence[str]) -> np.ndarray:
+        """Shape (len(texts), dimensions), float32, rows L2-normalised."""
+        ...
+
+    def embed_query(self, text: str) -> np.ndarray:
+        """Shape (dimensions,), float32, L2-normalised."""
+        ...
+
+
+@runtime_checkable
+class SearchIndex(Protocol):
+    """Where chunks live.
+
+    - ``ensure()`` creates the index if missing and checks it fits (dimensions); idempotent.
+    - ``upsert(chunks, vectors=...)`` adds or replaces chunks by id; ``vectors[i]`` belongs to ``chunks[i]``.
+    - ``delete_sources(ids)`` removes every chunk of those sources; deleting a missing source succeeds.
+    - ``search(request)`` returns at most ``request.top`` hits, best first, honouring filter and groups.
+    - ``count()`` is the number of chunks; ``list_sources()`` what the index holds per source
+      (empty iterable when empty).
+    """
+
+    def ensure(self) -> None: ...
+
+    def upsert(self, chunks: Sequence[Chunk], *, vectors: np.ndarray) -> None: ...
+
+    def delete_sources(self, source_ids: Iterable[str]) -> None: ...
+
+    def search(self, request: SearchRequest) -> list[SearchHit]: ...
+
+    def count(self) -> int: ...
+
+    def list_sources(self) -> list[SourceRecord]: ...

@@ -1,0 +1,139 @@
+"""Record types that cross module boundaries: chunks, search requests and hits, source records.
+
+All are frozen dataclasses. ``metadata`` mappings are treated as read-only by convention.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from typing import Any, Literal, Mapping
+
+from indexers.filters import Filter
+
+SearchMode = Literal["text", "vector", "hybrid"]
+
+
+def chunk_id_for(source_id: str, chunk_index: int, content: str) -> str:
+    """Deterministic chunk id derived from the source, the position and the content.
+
+    Never from a run counter: re-ingesting the same document yields the same ids.
+    The result is URL- and Azure-AI-Search-key-safe (hex only).
+    """
+    h = hashlib.sha256()
+    h.update(source_id.encode("utf-8"))
+    h.update(b"\x00")
+    h.update(str(chunk_index).encode("ascii"))
+    h.update(b"\x00")
+    h.update(content.encode("utf-8"))
+    return h.hexdigest()[:32]
+
+
+def source_key(source_id: str) -> str:
+    """A key-safe, deterministic rendering of a source id (for backends with restricted key alphabets)."""
+    return hashlib.sha256(source_id.encode("utf-8")).hexdigest()[:32]
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """A piece of a document, ready to be embedded and indexed.
+
+    ``source_version`` is the version (content hash / ETag) of the source the chunk was cut from;
+    ``source_chunks`` is how many chunks that source version has in total. Together they let an
+    index tell a completely written source from one cut short by a crash (see ``SourceRecord``).
+    """
+
+    id: str
+    source_id: str
+    content: str
+    chunk_index: int
+    title: str = ""
+    url: str = ""
+    filepath: str = ""
+    page_start: int | None = None
+    page_end: int | None = None
+    char_start: int = 0
+    char_end: int = 0
+    section: str = ""
+    groups: tuple[str, ...] = ()
+    metadata: Mapping[str, Any] = field(default_factory=dict)
+    source_version: str = ""
+    source_chunks: int = 0
+
+    def __post_init__(self) -> None:
+        if not self.id:
+            raise ValueError("Chunk.id must not be empty")
+        if self.chunk_index < 0:
+            raise ValueError("Chunk.chunk_index must be >= 0")
+        if self.page_start is not None and self.page_end is not None and self.page_end < self.page_start:
+            raise ValueError("Chunk.page_end must be >= page_start")
+        if not isinstance(self.groups, tuple):
+            object.__setattr__(self, "groups", tuple(self.groups))
+
+
+@dataclass(frozen=True)
+class SourceRecord:
+    """What an index knows about one source: its version and how many chunks it holds.
+
+    ``complete`` is False when the stored chunks do not add up to one whole version of the
+    source (a run was killed mid-way): the next run must re-ingest it.
+    """
+
+    source_id: str
+    version: str
+    chunk_count: int
+    complete: bool = True
+
+
+@dataclass(frozen=True)
+class SearchRequest:
+    """One search against a SearchIndex.
+
+    - ``text``: the keyword query (modes ``text`` and ``hybrid``).
+    - ``vector``: the query embedding (modes ``vector`` and ``hybrid``), a sequence of floats.
+    - ``filter``: a ``Filter`` over chunk fields (translated to SQL or OData by the backend).
+    - ``groups``: the caller's groups. ``None`` means security trimming is off (trusted caller);
+      a tuple (possibly empty) restricts results to chunks sharing at least one group with it,
+      plus chunks without groups when ``public_when_no_groups`` is True.
+    - ``top``: how many hits to return; ``k_candidates``: how many each arm of a hybrid search
+      contributes before fusion (defaults to max(50, top)).
+    """
+
+    text: str | None = None
+    vector: tuple[float, ...] | None = None
+    mode: SearchMode = "hybrid"
+    top: int = 5
+    filter: Filter | None = None
+    groups: tuple[str, ...] | None = None
+    public_when_no_groups: bool = True
+    k_candidates: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.mode not in ("text", "vector", "hybrid"):
+            raise ValueError(f"unknown search mode {self.mode!r}; expected text, vector or hybrid")
+        if self.top < 1:
+            raise ValueError("top must be >= 1")
+        if self.mode in ("text", "hybrid") and not (self.text and self.text.strip()):
+            raise ValueError(f"mode {self.mode!r} needs a non-empty text query")
+        if self.mode in ("vector", "hybrid") and self.vector is None:
+            raise ValueError(f"mode {self.mode!r} needs a query vector")
+        if self.vector is not None and not isinstance(self.vector, tuple):
+            object.__setattr__(self, "vector", tuple(float(x) for x in self.vector))
+        if self.groups is not None and not isinstance(self.groups, tuple):
+            object.__setattr__(self, "groups", tuple(self.groups))
+
+    @property
+    def candidates(self) -> int:
+        return self.k_candidates if self.k_candidates is not None else max(50, self.top)
+
+
+@dataclass(frozen=True)
+class SearchHit:
+    """A chunk found by a search, with its fused score and, where known, each arm's score and rank."""
+
+    chunk: Chunk
+    score: float
+    text_score: float | None = None
+    vector_score: float | None = None
+    text_rank: int | None = None
+    vector_rank: int | None = None

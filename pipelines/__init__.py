@@ -1,0 +1,1 @@
+"""Getting documents in: sources -> parsing -> chunking -> (embed + index); sync state; Prefect flows."""

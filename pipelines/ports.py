@@ -1,0 +1,25 @@
+"""The DocumentSource and Parser ports."""
+
+from __future__ import annotations
+
+from typing import BinaryIO, Iterable, Protocol, runtime_checkable
+
+from pipelines.records import ParsedDocument, SourceItem
+
+
+@runtime_checkable
+class DocumentSource(Protocol):
+    """Lists documents (``list_items``, lazily, an empty iterable when there are none) and opens them."""
+
+    def list_items(self) -> Iterable[SourceItem]: ...
+
+    def open(self, item: SourceItem) -> BinaryIO:
+        """A readable binary stream of the item's content; raises ``SourceError`` naming the item."""
+        ...
+
+
+@runtime_checkable
+class Parser(Protocol):
+    """Turns bytes into a ParsedDocument; raises a ``ParseError`` subclass naming the document."""
+
+    def parse(self, data: bytes, *, source_id: str, name: str, content_type: str | None = None) -> ParsedDocument: ...
