@@ -1,0 +1,77 @@
+"""The ``ondata`` console script (typer).
+
+Command groups live in ``ondata/commands/<name>.py``; each defines ``register(app)``. A failure
+prints one clear line (``error: ...``) and exits non-zero; ``--debug`` shows the traceback.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import os
+import sys
+
+import typer
+
+from indexers.errors import OndataError
+
+COMMAND_MODULES = ("ingest", "retrieval", "evaluation", "doctor", "schedule")
+
+app = typer.Typer(
+    name="ondata",
+    help="Self-hosted 'chat with your data': ingest documents, ask grounded questions with citations, evaluate.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+
+def _quiet_environment() -> None:
+    for key, value in {
+        "UNSTRUCTURED_DISABLE_NOTICE": "1",
+        "SCARF_NO_ANALYTICS": "true",
+        "DO_NOT_TRACK": "1",
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "HF_HUB_OFFLINE": "1",
+        "TRANSFORMERS_OFFLINE": "1",
+        "TOKENIZERS_PARALLELISM": "false",
+    }.items():
+        os.environ.setdefault(key, value)
+
+
+@app.callback()
+def _main(
+    debug: bool = typer.Option(False, "--debug", help="Show tracebacks and debug logs."),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Show info logs."),
+) -> None:
+    level = logging.DEBUG if debug else logging.INFO if verbose else logging.WARNING
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    os.environ["ONDATA_DEBUG"] = "1" if debug else os.environ.get("ONDATA_DEBUG", "")
+
+
+for _name in COMMAND_MODULES:
+    try:
+        _module = importlib.import_module(f"ondata.commands.{_name}")
+    except ModuleNotFoundError as exc:  # a command group not written yet
+        if exc.name != f"ondata.commands.{_name}":
+            raise
+        continue
+    _module.register(app)
+
+
+def main() -> None:
+    _quiet_environment()
+    try:
+        app()
+    except OndataError as exc:
+        if os.environ.get("ONDATA_DEBUG") == "1":
+            raise
+        typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        typer.secho("interrupted", err=True)
+        sys.exit(130)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,99 @@
+"""Settings for every profile, from environment variables (prefix ``ONDATA_``), an optional ``.env``
+file, or keyword arguments. Azure variables also accept their conventional names
+(``AZURE_SEARCH_ENDPOINT``, ``AZURE_OPENAI_ENDPOINT``, ...).
+
+Secrets are ``SecretStr`` and never printed. When a key is absent, Azure clients authenticate with
+Entra ID (``DefaultAzureCredential`` from azure-identity).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AliasChoices, Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def _alias(*names: str) -> AliasChoices:
+    return AliasChoices(*names)
+
+
+def shared_datasets_dir() -> Path:
+    """Where the shared benchmark datasets live (``ONDATA_SHARED_DATASETS``, default ``../shared/datasets``)."""
+    return Path(os.environ.get("ONDATA_SHARED_DATASETS", Path(__file__).resolve().parents[1].parent / "shared" / "datasets"))
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="ONDATA_", env_file=".env", extra="ignore", populate_by_name=True)
+
+    # --- profile and local storage
+    profile: Literal["local", "azure"] = "local"
+    index_dir: Path = Field(Path(".ondata"), description="Folder of the local FAISS + SQLite index")
+    embedder: Literal["local", "hashing", "azure_openai"] | None = Field(
+        None, description="Embedding backend; default: local for the local profile, azure_openai for azure"
+    )
+    local_model: str | None = Field(None, description="sentence-transformers model path or name (default all-MiniLM-L6-v2)")
+    hashing_dimensions: int = 256
+    embedding_cache: Path | None = Field(None, description="SQLite embedding cache (default: <index_dir>/embeddings.sqlite)")
+
+    # --- ingestion
+    chunk_size: int = 512
+    chunk_overlap: int = 51
+    max_document_bytes: int = 50 * 1024 * 1024
+    groups_metadata_key: str = "groups"
+
+    # --- retrieval
+    public_when_no_groups: bool = Field(True, description="Chunks without ACL groups are visible to every caller")
+    chat: Literal["extractive", "azure_openai"] | None = Field(
+        None, description="Chat model; default: extractive for local, azure_openai for azure"
+    )
+
+    # --- Azure AI Search
+    azure_search_endpoint: str | None = Field(None, validation_alias=_alias("ONDATA_AZURE_SEARCH_ENDPOINT", "AZURE_SEARCH_ENDPOINT"))
+    azure_search_index: str = Field("ondata", validation_alias=_alias("ONDATA_AZURE_SEARCH_INDEX", "AZURE_SEARCH_INDEX"))
+    azure_search_key: SecretStr | None = Field(None, validation_alias=_alias("ONDATA_AZURE_SEARCH_KEY", "AZURE_SEARCH_KEY"))
+
+    # --- Azure OpenAI (or any OpenAI-compatible endpoint)
+    azure_openai_endpoint: str | None = Field(None, validation_alias=_alias("ONDATA_AZURE_OPENAI_ENDPOINT", "AZURE_OPENAI_ENDPOINT"))
+    azure_openai_api_key: SecretStr | None = Field(None, validation_alias=_alias("ONDATA_AZURE_OPENAI_API_KEY", "AZURE_OPENAI_API_KEY"))
+    azure_openai_api_version: str = Field("2024-10-21", validation_alias=_alias("ONDATA_AZURE_OPENAI_API_VERSION", "AZURE_OPENAI_API_VERSION", "OPENAI_API_VERSION"))
+    azure_openai_embedding_deployment: str = Field(
+        "text-embedding-3-small", validation_alias=_alias("ONDATA_AZURE_OPENAI_EMBEDDING_DEPLOYMENT", "AZURE_OPENAI_EMBEDDING_DEPLOYMENT")
+    )
+    azure_openai_embedding_dimensions: int | None = Field(
+        None, validation_alias=_alias("ONDATA_AZURE_OPENAI_EMBEDDING_DIMENSIONS", "AZURE_OPENAI_EMBEDDING_DIMENSIONS")
+    )
+    azure_openai_chat_deployment: str = Field(
+        "gpt-4o-mini", validation_alias=_alias("ONDATA_AZURE_OPENAI_CHAT_DEPLOYMENT", "AZURE_OPENAI_CHAT_DEPLOYMENT")
+    )
+
+    # --- Azure Blob Storage
+    azure_storage_connection_string: SecretStr | None = Field(
+        None, validation_alias=_alias("ONDATA_AZURE_STORAGE_CONNECTION_STRING", "AZURE_STORAGE_CONNECTION_STRING")
+    )
+    azure_storage_account_url: str | None = Field(None, validation_alias=_alias("ONDATA_AZURE_STORAGE_ACCOUNT_URL", "AZURE_STORAGE_ACCOUNT_URL"))
+    azure_storage_sas_token: SecretStr | None = Field(None, validation_alias=_alias("ONDATA_AZURE_STORAGE_SAS_TOKEN", "AZURE_STORAGE_SAS_TOKEN"))
+    azure_storage_container: str | None = Field(None, validation_alias=_alias("ONDATA_AZURE_STORAGE_CONTAINER", "AZURE_STORAGE_CONTAINER"))
+    azure_storage_prefix: str = Field("", validation_alias=_alias("ONDATA_AZURE_STORAGE_PREFIX", "AZURE_STORAGE_PREFIX"))
+
+    @model_validator(mode="after")
+    def _check(self) -> "Settings":
+        if self.chunk_size < 16:
+            raise ValueError(f"chunk_size must be at least 16 tokens, got {self.chunk_size}")
+        if not 0 <= self.chunk_overlap < self.chunk_size / 2:
+            raise ValueError(f"chunk_overlap must be >= 0 and smaller than half of chunk_size ({self.chunk_size}), got {self.chunk_overlap}")
+        return self
+
+    @property
+    def embedder_kind(self) -> str:
+        return self.embedder or ("azure_openai" if self.profile == "azure" else "local")
+
+    @property
+    def chat_kind(self) -> str:
+        return self.chat or ("azure_openai" if self.profile == "azure" else "extractive")
+
+    @property
+    def embedding_cache_path(self) -> Path:
+        return self.embedding_cache or (self.index_dir / "embeddings.sqlite")

@@ -1,0 +1,98 @@
+"""Wiring: which backend serves which setting. The only place that turns ``Settings`` into objects.
+
+Backends never read ``os.environ``; everything they need is passed here. Imports are lazy so that
+``ondata --help`` stays fast and a local user never imports Azure SDKs.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from indexers.errors import ConfigError
+from ondata.settings import Settings
+
+if TYPE_CHECKING:  # pragma: no cover
+    from indexers.ports import Embedder, SearchIndex
+    from pipelines.ports import DocumentSource
+
+
+def build_embedder(settings: Settings, *, cached: bool = True) -> "Embedder":
+    """The configured embedder, wrapped in the persistent embedding cache unless ``cached=False``."""
+    kind = settings.embedder_kind
+    if kind == "hashing":
+        from indexers.embedders.hashing import HashingEmbedder
+
+        inner = HashingEmbedder(dimensions=settings.hashing_dimensions)
+    elif kind == "local":
+        from indexers.embedders.local import SentenceTransformerEmbedder
+
+        inner = SentenceTransformerEmbedder(model=settings.local_model)
+    elif kind == "azure_openai":
+        from indexers.embedders.azure_openai import AzureOpenAIEmbedder
+
+        if not settings.azure_openai_endpoint:
+            raise ConfigError("the azure_openai embedder needs AZURE_OPENAI_ENDPOINT")
+        inner = AzureOpenAIEmbedder(
+            endpoint=settings.azure_openai_endpoint,
+            deployment=settings.azure_openai_embedding_deployment,
+            api_key=settings.azure_openai_api_key.get_secret_value() if settings.azure_openai_api_key else None,
+            api_version=settings.azure_openai_api_version,
+            dimensions=settings.azure_openai_embedding_dimensions,
+        )
+    else:  # pragma: no cover - guarded by the settings Literal
+        raise ConfigError(f"unknown embedder {kind!r}")
+    if not cached:
+        return inner
+    from indexers.embedders.cache import CachedEmbedder, EmbeddingCache
+
+    path = Path(settings.embedding_cache_path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return CachedEmbedder(inner, EmbeddingCache(path))
+
+
+def build_index(settings: Settings, embedder: "Embedder") -> "SearchIndex":
+    """The configured search index (not yet ensured)."""
+    if settings.profile == "azure":
+        from indexers.azure_search import AzureSearchIndex
+
+        if not settings.azure_search_endpoint:
+            raise ConfigError("the azure profile needs AZURE_SEARCH_ENDPOINT")
+        return AzureSearchIndex(
+            endpoint=settings.azure_search_endpoint,
+            index_name=settings.azure_search_index,
+            api_key=settings.azure_search_key.get_secret_value() if settings.azure_search_key else None,
+            dimensions=embedder.dimensions,
+            model_id=embedder.model_id,
+        )
+    from indexers.local_index import LocalIndex
+
+    return LocalIndex(settings.index_dir, dimensions=embedder.dimensions, model_id=embedder.model_id)
+
+
+def build_source(settings: Settings, path: str | Path | None = None) -> "DocumentSource":
+    """A local folder source for ``path``, or the configured Blob Storage container (``az://container/prefix``)."""
+    target = str(path) if path is not None else None
+    if target is None or target.startswith("az://"):
+        from pipelines.sources.blob import BlobDocumentSource
+
+        container, prefix = settings.azure_storage_container, settings.azure_storage_prefix
+        if target:
+            rest = target[len("az://"):]
+            container, _, prefix = rest.partition("/")
+        if not container:
+            raise ConfigError("give a folder to ingest, or set AZURE_STORAGE_CONTAINER (or pass az://container/prefix)")
+        return BlobDocumentSource(
+            container=container,
+            prefix=prefix,
+            connection_string=settings.azure_storage_connection_string.get_secret_value()
+            if settings.azure_storage_connection_string
+            else None,
+            account_url=settings.azure_storage_account_url,
+            sas_token=settings.azure_storage_sas_token.get_secret_value() if settings.azure_storage_sas_token else None,
+            groups_metadata_key=settings.groups_metadata_key,
+            max_bytes=settings.max_document_bytes,
+        )
+    from pipelines.sources.local import LocalFolderSource
+
+    return LocalFolderSource(Path(target), max_bytes=settings.max_document_bytes)
