@@ -1,0 +1,41 @@
+"""Reciprocal rank fusion (RRF), the rank fusion Azure AI Search uses for hybrid queries.
+
+``score(d) = sum_i weight_i / (k + rank_i(d))`` with 1-based ranks; a document absent from a
+ranking contributes nothing for it. Pure and deterministic.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+
+def reciprocal_rank_fusion(
+    rankings: Sequence[Sequence[str]],
+    *,
+    k: int = 60,
+    weights: Sequence[float] | None = None,
+) -> list[tuple[str, float]]:
+    """Fuse best-first rankings of ids into one ``[(id, score), ...]`` list, best first.
+
+    Ties are broken by the best (smallest) rank an id reached in any ranking, then by the id,
+    so the result does not depend on dict ordering. A repeated id within one ranking counts at
+    its first (best) position only.
+    """
+    if k < 0:
+        raise ValueError("k must be >= 0")
+    if weights is None:
+        weights = [1.0] * len(rankings)
+    elif len(weights) != len(rankings):
+        raise ValueError(f"got {len(weights)} weights for {len(rankings)} rankings")
+    scores: dict[str, float] = {}
+    best_rank: dict[str, int] = {}
+    for ranking, weight in zip(rankings, weights):
+        seen: set[str] = set()
+        for rank, doc_id in enumerate(ranking, start=1):
+            if doc_id in seen:
+                continue
+            seen.add(doc_id)
+            scores[doc_id] = scores.get(doc_id, 0.0) + float(weight) / (k + rank)
+            if rank < best_rank.get(doc_id, rank + 1):
+                best_rank[doc_id] = rank
+    return sorted(scores.items(), key=lambda kv: (-kv[1], best_rank[kv[0]], kv[0]))

@@ -1,0 +1,739 @@
+"""The embedded search index: SQLite is the source of truth, FAISS a derived acceleration structure.
+
+Layout of ``<directory>``:
+
+- ``index.sqlite`` holds everything that matters: the chunks (every ``Chunk`` field, metadata as
+  JSON), their embeddings (float32 blobs), their ACL groups (one row per chunk and group, so
+  security trimming is an indexed lookup), an FTS5 table for keyword search (BM25, tokenizer
+  ``porter unicode61 remove_diacritics 2``, kept in step by triggers) and ``index_meta`` (model id,
+  dimensions, schema version and a *generation* counter bumped by every write).
+- ``vectors.faiss`` is an exact inner-product FAISS index (``IndexIDMap2(IndexFlatIP)``) over the
+  embeddings keyed by the chunk's SQLite row id, stored with the generation it reflects and
+  written atomically (temp file + ``os.replace``). When it is missing, unreadable or stale it is
+  rebuilt from SQLite (and logged), so a crash at any point leaves an index that opens and
+  answers, and re-running the interrupted write converges.
+
+Writes are single SQLite transactions. FAISS is updated in memory when this process holds a fresh
+copy, otherwise it is marked stale and rebuilt lazily at the next search, ``flush()`` or
+``close()``. Searches apply the filter and security trimming in SQL *before* top-k truncation in
+both arms (the vector arm searches FAISS restricted to the allowed row ids).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import sqlite3
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+
+from indexers.errors import IndexError_, IndexSchemaError
+from indexers.filters import to_sql
+from indexers.fusion import reciprocal_rank_fusion
+from indexers.records import Chunk, SearchHit, SearchRequest, SourceRecord
+
+log = logging.getLogger(__name__)
+
+SCHEMA_VERSION = "1"
+SQLITE_NAME = "index.sqlite"
+FAISS_NAME = "vectors.faiss"
+_FAISS_MAGIC = b"ONDATA-FAISS-1\n"
+
+# English stopwords dropped from keyword queries (they only add noise to BM25 ranking).
+# The list is NLTK's English stopword list without the contraction fragments.
+STOPWORDS = frozenset(
+    """
+    a about above after again against all am an and any are as at be because been before being
+    below between both but by can could did do does doing down during each few for from further
+    had has have having he her here hers herself him himself his how i if in into is it its
+    itself just me more most my myself no nor not now of off on once only or other our ours
+    ourselves out over own same she should so some such than that the their theirs them
+    themselves then there these they this those through to too under until up very was we were
+    what when where which while who whom why will with would you your yours yourself yourselves
+    """.split()
+)
+_WORD = re.compile(r"\w+", re.UNICODE)
+MAX_QUERY_TERMS = 64
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS index_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS chunks (
+    rid INTEGER PRIMARY KEY,
+    id TEXT NOT NULL UNIQUE,
+    source_id TEXT NOT NULL,
+    content TEXT NOT NULL,
+    chunk_index INTEGER NOT NULL,
+    title TEXT NOT NULL,
+    url TEXT NOT NULL,
+    filepath TEXT NOT NULL,
+    page_start INTEGER,
+    page_end INTEGER,
+    char_start INTEGER NOT NULL,
+    char_end INTEGER NOT NULL,
+    section TEXT NOT NULL,
+    groups TEXT NOT NULL,
+    has_groups INTEGER NOT NULL,
+    metadata TEXT NOT NULL,
+    source_version TEXT NOT NULL,
+    source_chunks INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS chunks_source ON chunks(source_id);
+CREATE TABLE IF NOT EXISTS chunk_groups (
+    grp TEXT NOT NULL,
+    rid INTEGER NOT NULL,
+    PRIMARY KEY (grp, rid)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS chunk_groups_rid ON chunk_groups(rid);
+CREATE TABLE IF NOT EXISTS chunk_vectors (rid INTEGER PRIMARY KEY, vector BLOB NOT NULL);
+CREATE VIRTUAL TABLE IF NOT EXISTS chunks_fts USING fts5(
+    title, section, content,
+    content='chunks', content_rowid='rid',
+    tokenize='porter unicode61 remove_diacritics 2'
+);
+CREATE TRIGGER IF NOT EXISTS chunks_after_insert AFTER INSERT ON chunks BEGIN
+    INSERT INTO chunks_fts(rowid, title, section, content)
+    VALUES (new.rid, new.title, new.section, new.content);
+END;
+CREATE TRIGGER IF NOT EXISTS chunks_after_delete AFTER DELETE ON chunks BEGIN
+    INSERT INTO chunks_fts(chunks_fts, rowid, title, section, content)
+    VALUES ('delete', old.rid, old.title, old.section, old.content);
+    DELETE FROM chunk_groups WHERE rid = old.rid;
+    DELETE FROM chunk_vectors WHERE rid = old.rid;
+END;
+"""
+
+_CHUNK_COLUMNS = (
+    "rid, id, source_id, content, chunk_index, title, url, filepath, page_start, page_end, "
+    "char_start, char_end, section, groups, has_groups, metadata, source_version, source_chunks"
+)
+_BATCH = 500  # max bound parameters per IN (...) list
+
+
+def fts_query(text: str) -> str:
+    """Turn free user text into a safe FTS5 MATCH expression: quoted words joined with OR.
+
+    Every word is a double-quoted FTS5 string (embedded quotes doubled), so no FTS5 syntax in the
+    input (``NEAR(``, ``*``, ``-``, ``OR``, column filters...) can change the query. English
+    stopwords are dropped unless the query consists only of stopwords. Returns ``""`` when the
+    text has no words.
+    """
+    words = [w for w in _WORD.findall(text.lower()) if w.strip("_")]
+    kept = [w for w in words if w not in STOPWORDS] or words
+    unique = list(dict.fromkeys(kept))[:MAX_QUERY_TERMS]
+    return " OR ".join('"' + w.replace('"', '""') + '"' for w in unique)
+
+
+@dataclass(frozen=True)
+class IndexStats:
+    """What ``ondata index stats`` shows about a local index."""
+
+    directory: str
+    model_id: str
+    dimensions: int
+    chunks: int
+    sources: int
+    generation: int
+    bytes_on_disk: int
+    vectors_fresh: bool
+
+
+class LocalIndex:
+    """SearchIndex backend on SQLite (+FTS5) and FAISS in one directory. See the module docstring.
+
+    The index is created on first use (or by ``ensure()``); opening an existing index built with
+    another model or another number of dimensions raises ``IndexSchemaError``. Instances are
+    safe to share between threads (operations are serialised) and several processes may open the
+    same directory (SQLite WAL; FAISS is re-derived when another process wrote).
+    """
+
+    #: BM25 column weights for (title, section, content).
+    bm25_weights: tuple[float, float, float] = (2.0, 1.0, 1.0)
+    #: RRF constant for hybrid search (Azure AI Search uses 60).
+    rrf_k: int = 60
+
+    def __init__(self, directory: str | Path, *, dimensions: int, model_id: str) -> None:
+        if not isinstance(dimensions, int) or dimensions < 1:
+            raise ValueError("dimensions must be a positive int")
+        if not model_id:
+            raise ValueError("model_id must not be empty")
+        self.directory = Path(directory)
+        self.dimensions = dimensions
+        self.model_id = model_id
+        self._lock = threading.RLock()
+        self._db: sqlite3.Connection | None = None
+        self._ensured = False
+        self._faiss: Any = None  # faiss.IndexIDMap2, loaded lazily
+        self._faiss_gen: int | None = None  # generation the in-memory FAISS reflects
+        self._disk_gen: int | None = None  # generation of vectors.faiss as last read/written here
+
+    # ------------------------------------------------------------------ opening
+
+    @property
+    def sqlite_path(self) -> Path:
+        return self.directory / SQLITE_NAME
+
+    @property
+    def faiss_path(self) -> Path:
+        return self.directory / FAISS_NAME
+
+    @classmethod
+    def open_existing(cls, directory: str | Path) -> "LocalIndex":
+        """Open an index that already exists, reading its model id and dimensions from its metadata."""
+        path = Path(directory) / SQLITE_NAME
+        if not path.is_file():
+            raise IndexError_(f"there is no local index at {directory} (no {SQLITE_NAME} file)")
+        try:
+            con = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+            try:
+                meta = dict(con.execute("SELECT key, value FROM index_meta").fetchall())
+            finally:
+                con.close()
+        except sqlite3.Error as exc:
+            raise IndexError_(f"the local index at {directory} could not be read: {exc}") from exc
+        if "model_id" not in meta or "dimensions" not in meta:
+            raise IndexError_(f"the local index at {directory} has no model metadata; rebuild it")
+        index = cls(directory, dimensions=int(meta["dimensions"]), model_id=meta["model_id"])
+        index.ensure()
+        return index
+
+    def _connect(self) -> sqlite3.Connection:
+        if self._db is None:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            try:
+                con = sqlite3.connect(
+                    self.sqlite_path, isolation_level=None, check_same_thread=False, timeout=30.0
+                )
+                con.execute("PRAGMA journal_mode=WAL")
+                con.execute("PRAGMA synchronous=NORMAL")
+                con.execute("PRAGMA busy_timeout=30000")
+                con.execute("PRAGMA temp_store=MEMORY")
+            except sqlite3.Error as exc:
+                raise IndexError_(f"the local index at {self.directory} could not be opened: {exc}") from exc
+            self._db = con
+        return self._db
+
+    def _con(self) -> sqlite3.Connection:
+        """The connection of an ensured index (ensures on first use)."""
+        if not self._ensured:
+            self.ensure()
+        return self._connect()
+
+    def ensure(self) -> None:
+        """Create the index if missing; raise ``IndexSchemaError`` if it was built for another model."""
+        with self._lock:
+            con = self._connect()
+            try:
+                con.execute("BEGIN IMMEDIATE")
+                for statement in _split_sql(_SCHEMA):
+                    con.execute(statement)
+                con.executemany(
+                    "INSERT OR IGNORE INTO index_meta(key, value) VALUES (?, ?)",
+                    [
+                        ("schema_version", SCHEMA_VERSION),
+                        ("model_id", self.model_id),
+                        ("dimensions", str(self.dimensions)),
+                        ("generation", "0"),
+                    ],
+                )
+                meta = dict(con.execute("SELECT key, value FROM index_meta").fetchall())
+                con.execute("COMMIT")
+            except sqlite3.Error as exc:
+                _rollback(con)
+                raise IndexError_(f"the local index at {self.directory} could not be created: {exc}") from exc
+            except BaseException:
+                _rollback(con)
+                raise
+            if meta["schema_version"] != SCHEMA_VERSION:
+                raise IndexSchemaError(
+                    f"index at {self.directory} has schema version {meta['schema_version']}; "
+                    f"this version of ondata needs {SCHEMA_VERSION}; rebuild the index"
+                )
+            if meta["model_id"] != self.model_id or int(meta["dimensions"]) != self.dimensions:
+                raise IndexSchemaError(
+                    f"index at {self.directory} was built with model {meta['model_id']} "
+                    f"({meta['dimensions']} dims); this run uses {self.model_id} ({self.dimensions} dims); "
+                    "use another --index or rebuild"
+                )
+            self._ensured = True
+
+    def close(self) -> None:
+        """Save a fresh FAISS file if needed and close the database connection."""
+        with self._lock:
+            if self._db is None:
+                return
+            try:
+                self.flush()
+            finally:
+                self._db.close()
+                self._db = None
+                self._ensured = False
+                self._faiss = None
+                self._faiss_gen = None
+                self._disk_gen = None
+
+    def __enter__(self) -> "LocalIndex":
+        self.ensure()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------ writes
+
+    def upsert(self, chunks: Sequence[Chunk], *, vectors: np.ndarray) -> None:
+        """Add or replace ``chunks`` by id in one transaction; ``vectors[i]`` belongs to ``chunks[i]``."""
+        chunks = list(chunks)
+        vecs = np.asarray(vectors, dtype=np.float32)
+        if not chunks:
+            return
+        if vecs.ndim != 2 or vecs.shape[0] != len(chunks):
+            raise IndexError_(
+                f"upsert got {len(chunks)} chunks but vectors of shape {tuple(vecs.shape)}; "
+                "pass one vector per chunk"
+            )
+        if vecs.shape[1] != self.dimensions:
+            raise IndexSchemaError(
+                f"vectors have {vecs.shape[1]} dims but the index at {self.directory} uses "
+                f"{self.dimensions} ({self.model_id})"
+            )
+        if not np.isfinite(vecs).all():
+            raise IndexError_("upsert got vectors with NaN or infinite values; the embedder failed")
+        # A chunk id repeated within one call: the last occurrence wins.
+        last: dict[str, int] = {}
+        for i, c in enumerate(chunks):
+            last[c.id] = i
+        order = sorted(last.values())
+        chunks = [chunks[i] for i in order]
+        vecs = np.ascontiguousarray(vecs[order])
+
+        with self._lock:
+            con = self._con()
+            try:
+                con.execute("BEGIN IMMEDIATE")
+                gen_before = self._generation(con)
+                ids = [c.id for c in chunks]
+                old_rids = self._select_ints(con, "SELECT rid FROM chunks WHERE id IN ({})", ids)
+                con.executemany("DELETE FROM chunks WHERE id = ?", [(i,) for i in ids])
+                first = con.execute("SELECT coalesce(max(rid), 0) + 1 FROM chunks").fetchone()[0]
+                rids = list(range(first, first + len(chunks)))
+                con.executemany(
+                    f"INSERT INTO chunks ({_CHUNK_COLUMNS}) VALUES ({', '.join('?' * 18)})",
+                    [_chunk_row(rid, c) for rid, c in zip(rids, chunks)],
+                )
+                con.executemany(
+                    "INSERT OR IGNORE INTO chunk_groups(grp, rid) VALUES (?, ?)",
+                    [(g, rid) for rid, c in zip(rids, chunks) for g in c.groups],
+                )
+                self._write_vectors(con, rids, vecs)
+                gen_after = self._bump_generation(con)
+                con.execute("COMMIT")
+            except sqlite3.Error as exc:
+                _rollback(con)
+                raise IndexError_(f"writing {len(chunks)} chunks to the index at {self.directory} failed: {exc}") from exc
+            except BaseException:
+                _rollback(con)
+                raise
+            self._apply_to_faiss(gen_before, gen_after, remove=old_rids, add_ids=rids, add_vectors=vecs)
+
+    def _write_vectors(self, con: sqlite3.Connection, rids: list[int], vecs: np.ndarray) -> None:
+        con.executemany(
+            "INSERT INTO chunk_vectors(rid, vector) VALUES (?, ?)",
+            [(rid, vecs[i].tobytes()) for i, rid in enumerate(rids)],
+        )
+
+    def delete_sources(self, source_ids: Iterable[str]) -> None:
+        """Remove every chunk of those sources in one transaction; missing sources are fine."""
+        ids = list(dict.fromkeys(source_ids))
+        if not ids:
+            return
+        with self._lock:
+            con = self._con()
+            try:
+                con.execute("BEGIN IMMEDIATE")
+                gen_before = self._generation(con)
+                old_rids = self._select_ints(con, "SELECT rid FROM chunks WHERE source_id IN ({})", ids)
+                if not old_rids:
+                    con.execute("COMMIT")
+                    return
+                con.executemany("DELETE FROM chunks WHERE source_id = ?", [(s,) for s in ids])
+                gen_after = self._bump_generation(con)
+                con.execute("COMMIT")
+            except sqlite3.Error as exc:
+                _rollback(con)
+                raise IndexError_(f"deleting {len(ids)} sources from the index at {self.directory} failed: {exc}") from exc
+            except BaseException:
+                _rollback(con)
+                raise
+            self._apply_to_faiss(gen_before, gen_after, remove=old_rids, add_ids=[], add_vectors=None)
+
+    # ------------------------------------------------------------------ reads
+
+    def count(self) -> int:
+        with self._lock:
+            return int(self._con().execute("SELECT count(*) FROM chunks").fetchone()[0])
+
+    def list_sources(self) -> list[SourceRecord]:
+        """One record per source, sorted by source id.
+
+        ``complete`` is False when the source's chunks carry several versions, disagree on
+        ``source_chunks``, or their number differs from ``source_chunks`` (0 means "unknown" and
+        is not checked).
+        """
+        with self._lock:
+            rows = self._con().execute(
+                "SELECT source_id, count(*), count(DISTINCT source_version), max(source_version), "
+                "min(source_chunks), max(source_chunks) FROM chunks GROUP BY source_id ORDER BY source_id"
+            ).fetchall()
+        out = []
+        for source_id, n, n_versions, version, min_sc, max_sc in rows:
+            complete = n_versions == 1 and min_sc == max_sc and (max_sc == 0 or max_sc == n)
+            out.append(SourceRecord(source_id=source_id, version=version, chunk_count=n, complete=complete))
+        return out
+
+    def search(self, request: SearchRequest) -> list[SearchHit]:
+        """Text (FTS5 BM25), vector (FAISS inner product) or hybrid (RRF of both) search."""
+        with self._lock:
+            con = self._con()
+            where, params = self._where(request)
+            if where == "(0)":
+                return []
+            n = max(request.candidates, request.top)
+            text_ranked: list[tuple[int, float]] = []
+            vector_ranked: list[tuple[int, float]] = []
+            if request.mode in ("text", "hybrid"):
+                text_ranked = self._text_arm(con, request.text or "", where, params, n)
+            if request.mode in ("vector", "hybrid"):
+                vector_ranked = self._vector_arm(con, request.vector or (), where, params, n)
+
+            text_info = {rid: (rank, score) for rank, (rid, score) in enumerate(text_ranked, start=1)}
+            vector_info = {rid: (rank, score) for rank, (rid, score) in enumerate(vector_ranked, start=1)}
+            if request.mode == "text":
+                scored = [(rid, s) for rid, s in text_ranked[: request.top]]
+            elif request.mode == "vector":
+                scored = [(rid, s) for rid, s in vector_ranked[: request.top]]
+            else:
+                fused = reciprocal_rank_fusion(
+                    [[str(r) for r, _ in text_ranked], [str(r) for r, _ in vector_ranked]], k=self.rrf_k
+                )
+                scored = [(int(r), s) for r, s in fused[: request.top]]
+            if not scored:
+                return []
+            chunks = self._fetch_chunks(con, [rid for rid, _ in scored])
+        hits = []
+        for rid, score in scored:
+            chunk = chunks.get(rid)
+            if chunk is None:  # deleted by another process between the arms and the fetch
+                continue
+            t = text_info.get(rid)
+            v = vector_info.get(rid)
+            hits.append(
+                SearchHit(
+                    chunk=chunk,
+                    score=float(score),
+                    text_score=t[1] if t else None,
+                    vector_score=v[1] if v else None,
+                    text_rank=t[0] if t else None,
+                    vector_rank=v[0] if v else None,
+                )
+            )
+        return hits
+
+    def _where(self, request: SearchRequest) -> tuple[str, list[Any]]:
+        parts: list[str] = []
+        params: list[Any] = []
+        if request.filter is not None:
+            sql, fparams = to_sql(request.filter)
+            parts.append(sql)
+            params.extend(fparams)
+        if request.groups is not None:
+            alternatives = []
+            groups = list(dict.fromkeys(request.groups))
+            if groups:
+                alternatives.append(
+                    f"c.rid IN (SELECT g.rid FROM chunk_groups g WHERE g.grp IN ({', '.join('?' * len(groups))}))"
+                )
+                params.extend(groups)
+            if request.public_when_no_groups:
+                alternatives.append("c.has_groups = 0")
+            if not alternatives:
+                return "(0)", []
+            parts.append("(" + " OR ".join(alternatives) + ")")
+        return (" AND ".join(parts) if parts else ""), params
+
+    def _text_arm(
+        self, con: sqlite3.Connection, text: str, where: str, params: list[Any], n: int
+    ) -> list[tuple[int, float]]:
+        match = fts_query(text)
+        if not match:
+            return []
+        w = ", ".join(repr(float(x)) for x in self.bm25_weights)
+        sql = (
+            f"SELECT c.rid, bm25(chunks_fts, {w}) AS s FROM chunks_fts "
+            "JOIN chunks c ON c.rid = chunks_fts.rowid WHERE chunks_fts MATCH ?"
+            + (f" AND {where}" if where else "")
+            + " ORDER BY s LIMIT ?"
+        )
+        try:
+            rows = con.execute(sql, [match, *params, n]).fetchall()
+        except sqlite3.Error as exc:
+            raise IndexError_(f"keyword search on the index at {self.directory} failed: {exc}") from exc
+        return [(int(rid), -float(s)) for rid, s in rows]
+
+    def _vector_arm(
+        self, con: sqlite3.Connection, vector: Sequence[float], where: str, params: list[Any], n: int
+    ) -> list[tuple[int, float]]:
+        import faiss
+
+        q = np.asarray(vector, dtype=np.float32).reshape(1, -1)
+        if q.shape[1] != self.dimensions:
+            raise IndexSchemaError(
+                f"the query vector has {q.shape[1]} dims but the index at {self.directory} uses "
+                f"{self.dimensions} ({self.model_id})"
+            )
+        index = self._fresh_faiss(con)
+        if index.ntotal == 0:
+            return []
+        if where:
+            allowed = np.fromiter(
+                (r for (r,) in con.execute(f"SELECT c.rid FROM chunks c WHERE {where}", params)),
+                dtype=np.int64,
+            )
+            if allowed.size == 0:
+                return []
+            k = min(n, int(allowed.size))
+            sel = faiss.IDSelectorBatch(allowed)
+            scores, ids = index.search(q, k, params=faiss.SearchParameters(sel=sel))
+        else:
+            scores, ids = index.search(q, min(n, index.ntotal))
+        return [(int(i), float(s)) for i, s in zip(ids[0], scores[0]) if i >= 0]
+
+    def _fetch_chunks(self, con: sqlite3.Connection, rids: list[int]) -> dict[int, Chunk]:
+        out: dict[int, Chunk] = {}
+        for start in range(0, len(rids), _BATCH):
+            part = rids[start : start + _BATCH]
+            rows = con.execute(
+                f"SELECT {_CHUNK_COLUMNS} FROM chunks WHERE rid IN ({', '.join('?' * len(part))})", part
+            ).fetchall()
+            for row in rows:
+                out[int(row[0])] = _row_chunk(row)
+        return out
+
+    # ------------------------------------------------------------------ FAISS maintenance
+
+    def flush(self) -> None:
+        """Bring ``vectors.faiss`` up to date with SQLite (rebuilding it if stale) and save it."""
+        with self._lock:
+            if self._db is None and not self._ensured:
+                return
+            con = self._con()
+            self._fresh_faiss(con)
+            if self._faiss is not None and self._faiss_gen != self._disk_gen:
+                self._save_faiss(self._faiss, self._faiss_gen)
+
+    def rebuild_vectors(self) -> None:
+        """Rebuild the FAISS structure from the embeddings in SQLite and save it, unconditionally."""
+        with self._lock:
+            con = self._con()
+            index, gen = self._build_faiss(con)
+            self._faiss, self._faiss_gen = index, gen
+            self._save_faiss(index, gen)
+
+    def _fresh_faiss(self, con: sqlite3.Connection) -> Any:
+        gen = self._generation(con)
+        if self._faiss is not None and self._faiss_gen == gen:
+            return self._faiss
+        loaded = self._load_faiss(gen)
+        if loaded is not None:
+            self._faiss, self._faiss_gen = loaded, gen
+            self._disk_gen = gen
+            return loaded
+        index, built_gen = self._build_faiss(con)
+        self._faiss, self._faiss_gen = index, built_gen
+        self._save_faiss(index, built_gen)
+        return index
+
+    def _load_faiss(self, gen: int) -> Any:
+        import faiss
+
+        path = self.faiss_path
+        if not path.exists():
+            log.info("no FAISS file at %s; rebuilding it from SQLite", path)
+            return None
+        try:
+            data = path.read_bytes()
+            if not data.startswith(_FAISS_MAGIC):
+                raise ValueError("bad header")
+            header_end = len(_FAISS_MAGIC) + 16
+            file_gen = int.from_bytes(data[len(_FAISS_MAGIC) : len(_FAISS_MAGIC) + 8], "little")
+            file_dims = int.from_bytes(data[len(_FAISS_MAGIC) + 8 : header_end], "little")
+            if file_gen != gen or file_dims != self.dimensions:
+                log.info(
+                    "FAISS file %s is stale (generation %d, index at %d); rebuilding it from SQLite",
+                    path, file_gen, gen,
+                )
+                return None
+            index = faiss.deserialize_index(np.frombuffer(data, dtype=np.uint8, offset=header_end))
+            if index.d != self.dimensions:
+                raise ValueError("dimension mismatch")
+            return index
+        except Exception as exc:  # any unreadable file is rebuilt: it is derived data
+            log.warning("FAISS file %s is unreadable (%s); rebuilding it from SQLite", path, exc)
+            return None
+
+    def _build_faiss(self, con: sqlite3.Connection) -> tuple[Any, int]:
+        import faiss
+
+        started = time.perf_counter()
+        con.execute("BEGIN")  # one read snapshot for the generation and the vectors
+        try:
+            gen = self._generation(con)
+            rows = con.execute("SELECT rid, vector FROM chunk_vectors ORDER BY rid").fetchall()
+        finally:
+            con.execute("COMMIT")
+        index = faiss.IndexIDMap2(faiss.IndexFlatIP(self.dimensions))
+        if rows:
+            ids = np.fromiter((r for r, _ in rows), dtype=np.int64, count=len(rows))
+            matrix = np.frombuffer(b"".join(v for _, v in rows), dtype=np.float32).reshape(len(rows), self.dimensions)
+            index.add_with_ids(np.ascontiguousarray(matrix), ids)
+        log.info(
+            "built FAISS over %d vectors of %s in %.0f ms", len(rows), self.directory,
+            (time.perf_counter() - started) * 1000,
+        )
+        return index, gen
+
+    def _save_faiss(self, index: Any, gen: int | None) -> None:
+        import faiss
+
+        if gen is None:
+            return
+        header = _FAISS_MAGIC + int(gen).to_bytes(8, "little") + int(self.dimensions).to_bytes(8, "little")
+        tmp = self.faiss_path.with_name(f"{FAISS_NAME}.tmp-{os.getpid()}-{threading.get_ident()}")
+        try:
+            with open(tmp, "wb") as fh:
+                fh.write(header)
+                fh.write(faiss.serialize_index(index).tobytes())
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, self.faiss_path)
+            self._disk_gen = gen
+        except OSError as exc:  # derived data: an unsaved file only costs a rebuild later
+            log.warning("could not save FAISS file %s: %s", self.faiss_path, exc)
+            try:
+                tmp.unlink()
+            except OSError:
+                pass
+
+    def _apply_to_faiss(
+        self,
+        gen_before: int,
+        gen_after: int,
+        *,
+        remove: list[int],
+        add_ids: list[int],
+        add_vectors: np.ndarray | None,
+    ) -> None:
+        """Keep an in-memory FAISS current after our own write; otherwise leave it stale."""
+        if self._faiss is None or self._faiss_gen != gen_before:
+            self._faiss, self._faiss_gen = None, None
+            return
+        try:
+            if remove:
+                self._faiss.remove_ids(np.asarray(remove, dtype=np.int64))
+            if add_ids and add_vectors is not None:
+                self._faiss.add_with_ids(add_vectors, np.asarray(add_ids, dtype=np.int64))
+            self._faiss_gen = gen_after
+        except Exception as exc:  # pragma: no cover - fall back to a rebuild at next search
+            log.warning("in-memory FAISS update failed (%s); it will be rebuilt", exc)
+            self._faiss, self._faiss_gen = None, None
+
+    # ------------------------------------------------------------------ stats and helpers
+
+    def stats(self) -> IndexStats:
+        with self._lock:
+            con = self._con()
+            chunks = int(con.execute("SELECT count(*) FROM chunks").fetchone()[0])
+            sources = int(con.execute("SELECT count(DISTINCT source_id) FROM chunks").fetchone()[0])
+            gen = self._generation(con)
+            fresh = self._disk_gen == gen or self._faiss_gen == gen
+        size = 0
+        for p in self.directory.iterdir():
+            if p.name.startswith((SQLITE_NAME, FAISS_NAME)) and p.is_file():
+                size += p.stat().st_size
+        return IndexStats(
+            directory=str(self.directory),
+            model_id=self.model_id,
+            dimensions=self.dimensions,
+            chunks=chunks,
+            sources=sources,
+            generation=gen,
+            bytes_on_disk=size,
+            vectors_fresh=fresh,
+        )
+
+    @staticmethod
+    def _generation(con: sqlite3.Connection) -> int:
+        row = con.execute("SELECT value FROM index_meta WHERE key = 'generation'").fetchone()
+        return int(row[0]) if row else 0
+
+    @staticmethod
+    def _bump_generation(con: sqlite3.Connection) -> int:
+        con.execute("UPDATE index_meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'generation'")
+        return LocalIndex._generation(con)
+
+    @staticmethod
+    def _select_ints(con: sqlite3.Connection, sql: str, values: list[str]) -> list[int]:
+        out: list[int] = []
+        for start in range(0, len(values), _BATCH):
+            part = values[start : start + _BATCH]
+            out.extend(r for (r,) in con.execute(sql.format(", ".join("?" * len(part))), part))
+        return out
+
+
+def _chunk_row(rid: int, c: Chunk) -> tuple:
+    return (
+        rid, c.id, c.source_id, c.content, c.chunk_index, c.title, c.url, c.filepath,
+        c.page_start, c.page_end, c.char_start, c.char_end, c.section,
+        json.dumps(list(c.groups), ensure_ascii=False), 1 if c.groups else 0,
+        json.dumps(dict(c.metadata), ensure_ascii=False, sort_keys=True, default=str),
+        c.source_version, c.source_chunks,
+    )
+
+
+def _row_chunk(row: tuple) -> Chunk:
+    (
+        _rid, cid, source_id, content, chunk_index, title, url, filepath, page_start, page_end,
+        char_start, char_end, section, groups, _has_groups, metadata, source_version, source_chunks,
+    ) = row
+    return Chunk(
+        id=cid, source_id=source_id, content=content, chunk_index=chunk_index, title=title, url=url,
+        filepath=filepath, page_start=page_start, page_end=page_end, char_start=char_start,
+        char_end=char_end, section=section, groups=tuple(json.loads(groups)),
+        metadata=json.loads(metadata), source_version=source_version, source_chunks=source_chunks,
+    )
+
+
+def _split_sql(script: str) -> list[str]:
+    """Split the schema script into statements (triggers contain ';' inside BEGIN ... END)."""
+    statements, current = [], []
+    for line in script.strip().splitlines():
+        current.append(line)
+        joined = "\n".join(current).strip()
+        if joined.endswith(";") and sqlite3.complete_statement(joined):
+            statements.append(joined)
+            current = []
+    return statements
+
+
+def _rollback(con: sqlite3.Connection) -> None:
+    if con.in_transaction:
+        try:
+            con.execute("ROLLBACK")
+        except sqlite3.Error:
+            pass
