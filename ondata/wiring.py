@@ -96,3 +96,12 @@ def build_source(settings: Settings, path: str | Path | None = None) -> "Documen
     from pipelines.sources.local import LocalFolderSource
 
     return LocalFolderSource(Path(target), max_bytes=settings.max_document_bytes)
+
+
+def open_local_index(settings: Settings):
+    """Open an existing local index without knowing its model; a clear error when there is none."""
+    from indexers.local_index import LocalIndex
+
+    if not (Path(settings.index_dir) / "index.sqlite").exists():
+        raise ConfigError(f"no index at {settings.index_dir}; run `ondata ingest PATH` first")
+    return LocalIndex.open_existing(settings.index_dir)

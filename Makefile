@@ -1,0 +1,48 @@
+# The README's two commands: `make demo` and `make test`. Both create .venv and install everything.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+DEMO_INDEX ?= .ondata/demo
+
+export UNSTRUCTURED_DISABLE_NOTICE := 1
+export SCARF_NO_ANALYTICS := true
+export DO_NOT_TRACK := 1
+export PREFECT_SERVER_ANALYTICS_ENABLED := false
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+export TOKENIZERS_PARALLELISM := false
+
+.PHONY: install demo test bench clean azurite
+
+$(BIN)/.installed: pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	# CPU build of torch first: a plain `torch` requirement would pull a multi-GB CUDA build.
+	$(BIN)/pip install --quiet --disable-pip-version-check torch==2.13.0
+	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[dev]'
+	touch $@
+
+install: $(BIN)/.installed
+
+node_modules/.bin/azurite-blob: package.json
+	npm install --no-audit --no-fund --loglevel=error
+	touch $@
+
+azurite: node_modules/.bin/azurite-blob
+
+demo: install
+	$(BIN)/ondata ingest data/samples/docs --index $(DEMO_INDEX)
+	$(BIN)/ondata index stats --index $(DEMO_INDEX)
+	$(BIN)/ondata ask --index $(DEMO_INDEX) "How many days of paid parental leave do employees get?"
+	$(BIN)/ondata ask --index $(DEMO_INDEX) "What does the premium support plan cost per month?"
+	$(BIN)/ondata ask --index $(DEMO_INDEX) "Who is the CEO's favourite football team?"
+
+test: install azurite
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile
+
+bench: install
+	$(BIN)/python bench/ingest.py
+	$(BIN)/python bench/retrieval.py
+
+clean:
+	rm -rf .ondata .pytest_cache .hypothesis

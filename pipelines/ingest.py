@@ -1,0 +1,353 @@
+"""Ingestion as plain functions: list -> diff -> (fetch + parse -> chunk) -> embed in batches -> upsert; delete.
+
+This module holds the logic; the CLI (`ondata ingest`) and the Prefect flows (pipelines/flows.py)
+are thin wrappers over it. Documents are streamed: at most ``batch_chunks`` chunks (plus one
+document) are held in memory at a time. A bad document is recorded as failed with its reason and
+never stops the run; a document that fails keeps whatever version the index already had.
+
+Crash safety: a changed source is deleted and re-written in the same batch; the index's
+``list_sources()`` reports a source with missing chunks as incomplete, and the next run re-ingests
+it, so a killed run followed by a normal run converges to exactly the source's content.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from functools import partial
+from typing import Callable, Iterable, Iterator, Sequence
+
+import numpy as np
+
+from indexers.errors import OndataError
+from indexers.ports import Embedder, SearchIndex
+from indexers.records import Chunk
+from pipelines.chunking import ChunkingConfig, chunk_document
+from pipelines.errors import DocumentTooLargeError, EmptyDocumentError, SourceError
+from pipelines.parsing import parse_document
+from pipelines.ports import DocumentSource
+from pipelines.records import ParsedDocument, SourceItem
+from pipelines.sync import SyncPlan, plan_sync
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MAX_BYTES = 50 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class IngestOptions:
+    """How to ingest. ``batch_chunks``: chunks embedded and upserted together (bounded memory)."""
+
+    chunking: ChunkingConfig = field(default_factory=ChunkingConfig)
+    max_bytes: int = DEFAULT_MAX_BYTES
+    batch_chunks: int = 256
+    dry_run: bool = False
+
+    def __post_init__(self) -> None:
+        if self.batch_chunks < 1:
+            raise ValueError("batch_chunks must be >= 1")
+        if self.max_bytes < 1:
+            raise ValueError("max_bytes must be >= 1")
+
+
+@dataclass
+class DocumentResult:
+    """What happened to one document: added, updated, deleted or failed (with the reason)."""
+
+    source_id: str
+    status: str
+    chunks: int = 0
+    pages: int | None = None
+    error: str | None = None
+    error_type: str | None = None
+
+
+@dataclass
+class IngestReport:
+    """The end-of-run summary, returned as data and rendered as text or Markdown."""
+
+    source: str
+    index: str
+    started_at: str
+    dry_run: bool = False
+    seconds: float = 0.0
+    listed: int = 0
+    unchanged: int = 0
+    results: list[DocumentResult] = field(default_factory=list)
+    chunks_written: int = 0
+    pages_parsed: int = 0
+    documents_parsed: int = 0
+    embeddings_computed: int = 0
+    embedding_cache_hits: int = 0
+    stage_seconds: dict[str, float] = field(default_factory=dict)
+
+    def _count(self, status: str) -> int:
+        return sum(1 for r in self.results if r.status == status)
+
+    @property
+    def added(self) -> int:
+        return self._count("added")
+
+    @property
+    def updated(self) -> int:
+        return self._count("updated")
+
+    @property
+    def deleted(self) -> int:
+        return self._count("deleted")
+
+    @property
+    def failed(self) -> list[DocumentResult]:
+        return [r for r in self.results if r.status == "failed"]
+
+    @property
+    def nothing_done(self) -> bool:
+        """True when documents needed work and none of it succeeded (the CLI exits non-zero)."""
+        return bool(self.failed) and not (self.added or self.updated or self.deleted or self.unchanged)
+
+    def counts(self) -> dict[str, int]:
+        return {
+            "added": self.added,
+            "updated": self.updated,
+            "deleted": self.deleted,
+            "unchanged": self.unchanged,
+            "failed": len(self.failed),
+        }
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["counts"] = self.counts()
+        return d
+
+    def to_markdown(self) -> str:
+        c = self.counts()
+        lines = [
+            f"# Ingestion {'plan (dry run)' if self.dry_run else 'run'}: {self.source}",
+            "",
+            f"Index: `{self.index}` - started {self.started_at} - {self.seconds:.1f} s",
+            "",
+            "| added | updated | deleted | unchanged | failed | chunks written | embeddings computed | cache hits |",
+            "|---:|---:|---:|---:|---:|---:|---:|---:|",
+            f"| {c['added']} | {c['updated']} | {c['deleted']} | {c['unchanged']} | {c['failed']} | "
+            f"{self.chunks_written} | {self.embeddings_computed} | {self.embedding_cache_hits} |",
+        ]
+        if self.failed:
+            lines += ["", "## Failed documents", "", "| document | problem |", "|---|---|"]
+            lines += [f"| `{r.source_id}` | {(r.error or '').replace('|', '/')} |" for r in self.failed]
+        return "\n".join(lines) + "\n"
+
+
+# ---------------------------------------------------------------- plain steps (each a Prefect task in flows.py)
+
+
+def list_and_plan(source: DocumentSource, index: SearchIndex) -> SyncPlan:
+    """List the source and diff it against the index (I/O on both)."""
+    items = list(source.list_items())
+    return plan_sync(items, index.list_sources())
+
+
+def load_document(source: DocumentSource, item: SourceItem, *, max_bytes: int = DEFAULT_MAX_BYTES) -> ParsedDocument:
+    """Fetch an item's bytes (streamed, at most ``max_bytes``) and parse them."""
+    if item.size is not None and item.size > max_bytes:
+        raise DocumentTooLargeError(
+            f"{item.name} is {item.size:,} bytes, over the limit of {max_bytes:,} bytes", doc_id=item.id
+        )
+    with source.open(item) as stream:
+        data = stream.read(max_bytes + 1)
+    if len(data) > max_bytes:
+        raise DocumentTooLargeError(f"{item.name} is over the limit of {max_bytes:,} bytes", doc_id=item.id)
+    return parse_document(data, source_id=item.id, name=item.name, content_type=item.content_type, max_bytes=max_bytes)
+
+
+def prepare_document(
+    source: DocumentSource, item: SourceItem, *, chunking: ChunkingConfig, max_bytes: int = DEFAULT_MAX_BYTES
+) -> tuple[ParsedDocument, list[Chunk]]:
+    """Fetch, parse and chunk one document; raises a typed OndataError naming it."""
+    doc = load_document(source, item, max_bytes=max_bytes)
+    chunks = chunk_document(doc, item, config=chunking)
+    if not chunks:
+        raise EmptyDocumentError(f"{item.name} holds no text to index", doc_id=item.id)
+    return doc, chunks
+
+
+def embed_chunks(chunks: Sequence[Chunk], *, embedder: Embedder) -> np.ndarray:
+    """Embed the chunks' content, titled (title and section help retrieval of short chunks)."""
+    return embedder.embed_documents([embedding_text(c) for c in chunks])
+
+
+def embedding_text(chunk: Chunk) -> str:
+    """The text embedded for a chunk: its title and section (when not already leading it), then the content."""
+    head = " - ".join(p for p in (chunk.title, chunk.section) if p and p not in chunk.content[:200])
+    return f"{head}\n{chunk.content}" if head else chunk.content
+
+
+def write_documents(
+    chunks: Sequence[Chunk], *, index: SearchIndex, vectors: np.ndarray, replace_sources: Iterable[str] = ()
+) -> None:
+    """Replace the given sources' chunks with ``chunks`` (delete, then upsert)."""
+    replace = list(replace_sources)
+    if replace:
+        index.delete_sources(replace)
+    if chunks:
+        index.upsert(list(chunks), vectors=vectors)
+
+
+def delete_documents(source_ids: Sequence[str], *, index: SearchIndex) -> None:
+    if source_ids:
+        index.delete_sources(list(source_ids))
+
+
+# ---------------------------------------------------------------- the whole run
+
+
+@dataclass
+class _Pending:
+    item: SourceItem
+    status: str
+    doc: ParsedDocument
+    chunks: list[Chunk]
+
+
+@contextmanager
+def _timed(into: dict[str, float], stage: str) -> Iterator[None]:
+    t0 = time.perf_counter()
+    try:
+        yield
+    finally:
+        into[stage] = into.get(stage, 0.0) + time.perf_counter() - t0
+
+
+def _model_stats(embedder: Embedder) -> tuple[int, int, float] | None:
+    stats = getattr(embedder, "stats", None)
+    if stats is None:
+        return None
+    return int(stats.computed), int(stats.cache_hits), float(stats.seconds_in_model)
+
+
+def ingest(
+    source: DocumentSource,
+    *,
+    index: SearchIndex,
+    embedder: Embedder,
+    options: IngestOptions = IngestOptions(),
+    on_plan: Callable[[SyncPlan], None] | None = None,
+    on_result: Callable[[DocumentResult], None] | None = None,
+) -> IngestReport:
+    """Bring ``index`` in step with ``source`` and return the run report.
+
+    Raises only when the run as a whole cannot proceed (the source cannot be listed, the index
+    cannot be opened); per-document problems land in ``report.results`` as ``failed``.
+    """
+    t_start = time.perf_counter()
+    report = IngestReport(
+        source=repr(source), index=repr(index), started_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        dry_run=options.dry_run,
+    )
+    timer = partial(_timed, report.stage_seconds)
+    before = _model_stats(embedder)
+
+    with timer("list"):
+        index.ensure()
+        plan = list_and_plan(source, index)
+    report.listed, report.unchanged = plan.listed, len(plan.unchanged)
+    if on_plan:
+        on_plan(plan)
+
+    def emit(result: DocumentResult) -> None:
+        report.results.append(result)
+        if on_result:
+            on_result(result)
+
+    if options.dry_run:
+        for item in plan.added:
+            emit(DocumentResult(item.id, "added"))
+        for item in plan.changed:
+            emit(DocumentResult(item.id, "updated"))
+        for sid in plan.deleted:
+            emit(DocumentResult(sid, "deleted"))
+        report.seconds = time.perf_counter() - t_start
+        return report
+
+    if plan.deleted:
+        with timer("index"):
+            delete_documents(plan.deleted, index=index)
+        for sid in plan.deleted:
+            emit(DocumentResult(sid, "deleted"))
+
+    changed_ids = {i.id for i in plan.changed}
+    pending: list[_Pending] = []
+    pending_chunks = 0
+
+    def flush() -> None:
+        nonlocal pending, pending_chunks
+        if not pending:
+            return
+        batch, pending, pending_chunks = pending, [], 0
+        try:
+            _write_batch(batch)
+        except OndataError as exc:
+            if len(batch) == 1:
+                _fail(batch[0].item, exc)
+                return
+            log.warning("batch of %d documents failed (%s); retrying one by one", len(batch), exc)
+            for p in batch:
+                try:
+                    _write_batch([p])
+                except OndataError as exc1:
+                    _fail(p.item, exc1)
+
+    def _write_batch(batch: list[_Pending]) -> None:
+        chunks = [c for p in batch for c in p.chunks]
+        with timer("embed"):
+            vectors = embed_chunks(chunks, embedder=embedder)
+        with timer("index"):
+            write_documents(chunks, index=index, vectors=vectors,
+                            replace_sources=[p.item.id for p in batch if p.item.id in changed_ids])
+        for p in batch:
+            report.chunks_written += len(p.chunks)
+            emit(DocumentResult(p.item.id, p.status, chunks=len(p.chunks), pages=p.doc.page_count))
+
+    def _fail(item: SourceItem, exc: Exception) -> None:
+        message = exc.message if isinstance(exc, OndataError) else str(exc)
+        log.warning("%s failed: %s", item.id, message)
+        emit(DocumentResult(item.id, "failed", error=message, error_type=type(exc).__name__))
+
+    for item in plan.to_process:
+        status = "updated" if item.id in changed_ids else "added"
+        try:
+            with timer("fetch_parse"):
+                doc = load_document(source, item, max_bytes=options.max_bytes)
+            with timer("chunk"):
+                chunks = chunk_document(doc, item, config=options.chunking)
+            if not chunks:
+                raise EmptyDocumentError(f"{item.name} holds no text to index", doc_id=item.id)
+        except (OndataError, SourceError) as exc:
+            _fail(item, exc)
+            continue
+        except Exception as exc:  # a library bug must not stop the run: record it, with its type
+            log.exception("unexpected error on %s", item.id)
+            _fail(item, exc)
+            continue
+        report.documents_parsed += 1
+        report.pages_parsed += doc.page_count or 0
+        pending.append(_Pending(item, status, doc, chunks))
+        pending_chunks += len(chunks)
+        if pending_chunks >= options.batch_chunks:
+            flush()
+    flush()
+
+    flush_index = getattr(index, "flush", None)
+    if callable(flush_index):
+        with timer("index"):
+            flush_index()
+
+    after = _model_stats(embedder)
+    if before is not None and after is not None:
+        report.embeddings_computed = after[0] - before[0]
+        report.embedding_cache_hits = after[1] - before[1]
+        report.stage_seconds["embed_model"] = after[2] - before[2]
+    report.seconds = time.perf_counter() - t_start
+    return report

@@ -1,0 +1,1 @@
+"""Document sources: a local folder and Azure Blob Storage (DocumentSource port)."""
