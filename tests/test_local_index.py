@@ -1,0 +1,252 @@
+"""LocalIndex (SQLite + FTS5 + FAISS): the SearchIndex conformance suite plus local-only behaviour
+(derived FAISS rebuilt when missing/stale/corrupt, crash safety, schema checks, persistence)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from indexers.embedders.hashing import HashingEmbedder
+from indexers.errors import IndexError_, IndexSchemaError
+from indexers.local_index import FAISS_NAME, LocalIndex, fts_query
+from indexers.records import Chunk, SearchRequest
+
+try:  # pytest rootdir import mode differs with/without tests/__init__.py
+    from tests.conformance.search_index_suite import SearchIndexConformance, make_chunks
+except ImportError:  # pragma: no cover
+    from conformance.search_index_suite import SearchIndexConformance, make_chunks
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def embedder():
+    return HashingEmbedder(dimensions=128)
+
+
+@pytest.fixture
+def index(tmp_path, embedder):
+    ix = LocalIndex(tmp_path / "ix", dimensions=embedder.dimensions, model_id=embedder.model_id)
+    ix.ensure()
+    yield ix
+    ix.close()
+
+
+class TestLocalIndexConformance(SearchIndexConformance):
+    pass
+
+
+# ---------------------------------------------------------------- helpers
+
+def put(ix, emb, chunks):
+    ix.upsert(chunks, vectors=emb.embed_documents([c.content for c in chunks]))
+
+
+def vsearch(ix, emb, text, **kw):
+    return ix.search(SearchRequest(vector=tuple(emb.embed_query(text)), mode="vector", **kw))
+
+
+def all_chunks():
+    from tests.conformance.search_index_suite import CORPUS  # noqa: PLC0415
+
+    return [c for key in CORPUS for c in make_chunks(key)]
+
+
+# ---------------------------------------------------------------- FTS query building
+
+def test_fts_query_quotes_words_and_drops_stopwords():
+    assert fts_query("What is the Rocket's thrust?") == '"rocket" OR "s" OR "thrust"'
+    assert fts_query("the and of") == '"the" OR "and" OR "of"'  # only stopwords: keep them
+    assert fts_query('NEAR(a b) "x" * -y OR') == '"near" OR "b" OR "x" OR "y"'
+    assert fts_query("!!! ??? ---") == ""
+    assert fts_query("Café café") == '"café"'
+
+
+# ---------------------------------------------------------------- derived FAISS
+
+def test_faiss_file_written_and_rebuilt_when_deleted(tmp_path, index, embedder):
+    put(index, embedder, all_chunks())
+    index.flush()
+    faiss_file = index.directory / FAISS_NAME
+    assert faiss_file.exists()
+    index.close()
+    faiss_file.unlink()
+    reopened = LocalIndex(index.directory, dimensions=embedder.dimensions, model_id=embedder.model_id)
+    hits = vsearch(reopened, embedder, "rocket engines kerosene liquid oxygen")
+    assert hits[0].chunk.source_id == "rocket"
+    assert faiss_file.exists()  # rebuilt and saved
+    reopened.close()
+
+
+def test_corrupt_faiss_file_is_rebuilt(index, embedder):
+    put(index, embedder, all_chunks())
+    index.close()
+    (index.directory / FAISS_NAME).write_bytes(b"garbage" * 100)
+    reopened = LocalIndex(index.directory, dimensions=embedder.dimensions, model_id=embedder.model_id)
+    assert vsearch(reopened, embedder, "sourdough bread yeast")[0].chunk.source_id == "bread"
+    reopened.close()
+
+
+def test_stale_faiss_file_is_rebuilt(index, embedder):
+    put(index, embedder, all_chunks())
+    index.flush()
+    old = (index.directory / FAISS_NAME).read_bytes()
+    new = Chunk(id="zebra", source_id="zebra", content="Zebras gallop over the savanna", chunk_index=0)
+    put(index, embedder, [new])
+    index.close()
+    (index.directory / FAISS_NAME).write_bytes(old)  # a FAISS file from before the last write
+    reopened = LocalIndex(index.directory, dimensions=embedder.dimensions, model_id=embedder.model_id)
+    assert vsearch(reopened, embedder, "zebras gallop savanna")[0].chunk.id == "zebra"
+    assert reopened.stats().vectors_fresh
+    reopened.close()
+
+
+def test_writes_by_another_instance_are_seen(index, embedder):
+    put(index, embedder, all_chunks())
+    assert vsearch(index, embedder, "cats purr")[0].chunk.source_id == "cats"  # FAISS now in memory
+    other = LocalIndex(index.directory, dimensions=embedder.dimensions, model_id=embedder.model_id)
+    put(other, embedder, [Chunk(id="zebra", source_id="zebra", content="Zebras gallop", chunk_index=0)])
+    other.delete_sources(["cats"])
+    other.close()
+    hits = vsearch(index, embedder, "zebras gallop", top=20)
+    assert hits[0].chunk.id == "zebra"
+    assert all(h.chunk.source_id != "cats" for h in hits)
+    assert len(hits) == 6
+
+
+def test_in_process_updates_keep_faiss_in_step(index, embedder):
+    chunks = all_chunks()
+    put(index, embedder, chunks[:3])
+    assert len(vsearch(index, embedder, "x", top=50)) == 3
+    put(index, embedder, chunks[3:])
+    assert len(vsearch(index, embedder, "x", top=50)) == 7
+    index.delete_sources(["cats"])
+    assert len(vsearch(index, embedder, "x", top=50)) == 5
+    assert index.stats().vectors_fresh
+
+
+def test_rebuild_vectors_matches_incremental(index, embedder):
+    put(index, embedder, all_chunks())
+    before = [(h.chunk.id, round(h.score, 5)) for h in vsearch(index, embedder, "chess pawn", top=7)]
+    index.rebuild_vectors()
+    after = [(h.chunk.id, round(h.score, 5)) for h in vsearch(index, embedder, "chess pawn", top=7)]
+    assert before == after
+
+
+# ---------------------------------------------------------------- crash safety
+
+CRASH_SCRIPT = textwrap.dedent(
+    """
+    import os, sys
+    sys.path.insert(0, {repo!r})
+    from indexers.embedders.hashing import HashingEmbedder
+    from indexers.local_index import LocalIndex
+    from indexers.records import SearchRequest
+    from tests.conformance.search_index_suite import CORPUS, make_chunks
+
+    emb = HashingEmbedder(dimensions=128)
+    ix = LocalIndex({directory!r}, dimensions=128, model_id=emb.model_id)
+    chunks = [c for key in CORPUS for c in make_chunks(key)]
+    first, second = chunks[:3], chunks[3:]
+    ix.upsert(first, vectors=emb.embed_documents([c.content for c in first]))
+    ix.search(SearchRequest(vector=tuple(emb.embed_query("x")), mode="vector"))  # FAISS saved
+    if {where!r} == "mid-transaction":
+        def die(*a, **k):
+            os._exit(17)
+        LocalIndex._write_vectors = die  # killed after chunks/FTS rows were written, before COMMIT
+        ix.upsert(second, vectors=emb.embed_documents([c.content for c in second]))
+    else:  # committed, but the process dies before FAISS is saved
+        ix.upsert(second, vectors=emb.embed_documents([c.content for c in second]))
+        os._exit(17)
+    """
+)
+
+
+@pytest.mark.parametrize("where,expected_count", [("mid-transaction", 3), ("after-commit", 7)])
+def test_crash_leaves_an_index_that_opens_and_answers(tmp_path, embedder, where, expected_count):
+    directory = str(tmp_path / "ix")
+    script = CRASH_SCRIPT.format(repo=str(REPO), directory=directory, where=where)
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 17, proc.stderr
+
+    ix = LocalIndex(directory, dimensions=128, model_id=embedder.model_id)
+    assert ix.count() == expected_count
+    for mode in ("text", "vector", "hybrid"):
+        req = SearchRequest(text="kitten milk", vector=tuple(embedder.embed_query("kitten milk")), mode=mode, top=20)
+        hits = ix.search(req)
+        assert hits and hits[0].chunk.source_id == "cats"
+        assert len({h.chunk.id for h in hits}) == len(hits)
+    assert len(vsearch(ix, embedder, "anything", top=50)) == expected_count
+    # The re-run converges: upserting everything again gives the full, consistent index.
+    chunks = all_chunks()
+    put(ix, embedder, chunks)
+    assert ix.count() == 7
+    assert all(s.complete for s in ix.list_sources()) and len(ix.list_sources()) == 6
+    assert len(vsearch(ix, embedder, "anything", top=50)) == 7
+    text_hits = ix.search(SearchRequest(text="rocket kerosene", mode="text"))
+    assert text_hits[0].chunk.source_id == "rocket"
+    ix.close()
+
+
+def test_exception_inside_transaction_rolls_back(index, embedder, monkeypatch):
+    chunks = all_chunks()
+    put(index, embedder, chunks[:3])
+
+    def boom(*a, **k):
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setattr(LocalIndex, "_write_vectors", boom)
+    with pytest.raises(RuntimeError):
+        put(index, embedder, chunks[3:])
+    monkeypatch.undo()
+    assert index.count() == 3
+    assert index.search(SearchRequest(text="rocket kerosene", mode="text")) == []
+    put(index, embedder, chunks[3:])
+    assert index.count() == 7
+    assert index.search(SearchRequest(text="rocket kerosene", mode="text"))[0].chunk.source_id == "rocket"
+
+
+# ---------------------------------------------------------------- schema, persistence, stats
+
+def test_schema_mismatch_raises_clear_error(tmp_path, embedder):
+    directory = tmp_path / "ix"
+    LocalIndex(directory, dimensions=384, model_id="sentence-transformers/all-MiniLM-L6-v2").ensure()
+    with pytest.raises(IndexSchemaError) as err:
+        LocalIndex(directory, dimensions=embedder.dimensions, model_id=embedder.model_id).ensure()
+    msg = str(err.value)
+    assert "all-MiniLM-L6-v2 (384 dims)" in msg and "hashing-v1 (128 dims)" in msg and str(directory) in msg
+
+
+def test_wrong_vector_shapes_raise_typed_errors(index, embedder):
+    chunks = all_chunks()[:2]
+    with pytest.raises(IndexSchemaError):
+        index.upsert(chunks, vectors=np.ones((2, 64), dtype=np.float32))
+    with pytest.raises(IndexError_):
+        index.upsert(chunks, vectors=np.ones((1, 128), dtype=np.float32))
+    with pytest.raises(IndexError_):
+        index.upsert(chunks, vectors=np.full((2, 128), np.nan, dtype=np.float32))
+    with pytest.raises(IndexSchemaError):
+        index.search(SearchRequest(vector=(1.0, 0.0), mode="vector"))
+    assert index.count() == 0
+
+
+def test_persistence_and_open_existing(tmp_path, embedder):
+    directory = tmp_path / "ix"
+    with LocalIndex(directory, dimensions=128, model_id=embedder.model_id) as ix:
+        put(ix, embedder, all_chunks())
+    with pytest.raises(IndexError_):
+        LocalIndex.open_existing(tmp_path / "nothing-here")
+    reopened = LocalIndex.open_existing(directory)
+    assert (reopened.model_id, reopened.dimensions) == ("hashing-v1", 128)
+    assert reopened.count() == 7
+    hits = reopened.search(SearchRequest(text="volcano lava", vector=tuple(embedder.embed_query("volcano lava"))))
+    assert hits[0].chunk.source_id == "volcano"
+    st = reopened.stats()
+    assert (st.chunks, st.sources, st.model_id, st.dimensions) == (7, 6, "hashing-v1", 128)
+    assert st.bytes_on_disk > 0
+    reopened.close()
