@@ -1,0 +1,88 @@
+"""``answer_question``: rewrite a follow-up, search, apply strictness, build the grounded request, call the
+chat model, parse its citations — timing each stage."""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Mapping, Sequence
+
+from indexers.filters import Filter
+from indexers.records import SearchMode
+from retrieval.chat import ChatModel
+from retrieval.citations import parse_citations
+from retrieval.prompt import build_grounded_request, rewrite_query
+from retrieval.records import Answer
+from retrieval.retriever import Retriever
+
+log = logging.getLogger(__name__)
+
+
+def answer_question(
+    question: str,
+    *,
+    retriever: Retriever,
+    chat_model: ChatModel,
+    history: Sequence[Mapping[str, str]] | None = None,
+    mode: SearchMode = "hybrid",
+    top: int = 5,
+    filter: Filter | None = None,
+    groups: Sequence[str] | None = None,
+    strictness: int = 3,
+    in_scope: bool = True,
+    role_information: str | None = None,
+    top_n_documents: int = 5,
+    max_context_tokens: int = 3000,
+    **chat_options: object,
+) -> Answer:
+    """A grounded, cited answer to ``question``.
+
+    The search fetches ``max(top, top_n_documents)`` hits; those below the ``strictness`` threshold
+    and those beyond ``top_n_documents`` / ``max_context_tokens`` are reported in
+    ``Answer.retrieved`` with their ``filter_reason``. ``groups=None`` turns security trimming off
+    (trusted caller); pass the user's groups when answering for a user.
+    """
+    timings: dict[str, float] = {}
+    t_start = t = time.perf_counter()
+
+    def lap(name: str) -> None:
+        nonlocal t
+        now = time.perf_counter()
+        timings[name] = round((now - t) * 1000, 3)
+        t = now
+
+    search_query = rewrite_query(question, history, chat_model=chat_model)
+    lap("rewrite")
+    hits = retriever.search(search_query, top=max(top, top_n_documents), mode=mode, filter=filter, groups=groups)
+    lap("search")
+    timings["embed"] = round(retriever.last_timings.get("embed_ms", 0.0), 3)
+    request = build_grounded_request(
+        question,
+        hits=hits,
+        history=history,
+        role_information=role_information,
+        in_scope=in_scope,
+        strictness=strictness,
+        top_n_documents=top_n_documents,
+        max_context_tokens=max_context_tokens,
+        rewrite=search_query,
+    )
+    lap("prompt")
+    result = chat_model.complete(request.messages, **chat_options)
+    lap("generate")
+    parsed = parse_citations(result.content, request.citations())
+    lap("citations")
+    timings["total"] = round((time.perf_counter() - t_start) * 1000, 3)
+    log.debug("answered with %d sources, %d citations", len(request.sources), len(parsed.citations))
+    return Answer(
+        content=parsed.text,
+        citations=parsed.citations,
+        search_query=search_query,
+        retrieved=tuple(request.retrieved()),
+        unknown_markers_removed=parsed.unknown_markers_removed,
+        extractive=bool(getattr(chat_model, "extractive", False)),
+        finish_reason=result.finish_reason,
+        usage=dict(result.usage),
+        latency_ms=timings,
+        request=request,
+    )
