@@ -1,0 +1,132 @@
+"""Parsing: document bytes -> ``ParsedDocument`` (ordered title/text/list/table elements with pages).
+
+``parse_document`` picks a parser from the file extension (or, failing that, the content type):
+PDF -> :class:`~pipelines.parsing.pdf.PdfParser` (pypdf), TXT -> :class:`~pipelines.parsing.text.TextParser`,
+HTML/DOCX/PPTX/MD/EML -> :class:`~pipelines.parsing.unstructured_parser.UnstructuredParser`
+(``unstructured``, offline). Every failure is a typed ``ParseError`` naming the document; unexpected
+library exceptions are wrapped into ``CorruptDocumentError``. Importing this package imports neither
+``unstructured`` nor spaCy; they load on the first non-PDF, non-TXT parse.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import PurePath
+
+from pipelines.errors import (
+    CorruptDocumentError,
+    DocumentTooLargeError,
+    EmptyDocumentError,
+    ParseError,
+    UnsupportedFormatError,
+)
+from pipelines.ports import Parser
+from pipelines.records import ParsedDocument
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_MAX_BYTES = 50 * 1024 * 1024
+
+_EXTENSION_FORMATS: dict[str, str] = {
+    ".pdf": "pdf",
+    ".txt": "txt",
+    ".text": "txt",
+    ".html": "html",
+    ".htm": "html",
+    ".xhtml": "html",
+    ".docx": "docx",
+    ".pptx": "pptx",
+    ".md": "md",
+    ".markdown": "md",
+    ".eml": "eml",
+}
+_CONTENT_TYPE_FORMATS: dict[str, str] = {
+    "application/pdf": "pdf",
+    "text/plain": "txt",
+    "text/html": "html",
+    "application/xhtml+xml": "html",
+    "application/vnd.openxmlformats-officedocument.wordprocessingml.document": "docx",
+    "application/vnd.openxmlformats-officedocument.presentationml.presentation": "pptx",
+    "text/markdown": "md",
+    "text/x-markdown": "md",
+    "message/rfc822": "eml",
+}
+
+#: File extensions (lower case, with dot) that ``parse_document`` handles.
+SUPPORTED_EXTENSIONS: frozenset[str] = frozenset(_EXTENSION_FORMATS)
+
+__all__ = [
+    "DEFAULT_MAX_BYTES",
+    "SUPPORTED_EXTENSIONS",
+    "get_parser",
+    "is_supported",
+    "parse_document",
+]
+
+
+def _format_of(name: str, content_type: str | None) -> str | None:
+    fmt = _EXTENSION_FORMATS.get(PurePath(name).suffix.lower())
+    if fmt is None and content_type:
+        fmt = _CONTENT_TYPE_FORMATS.get(content_type.split(";")[0].strip().lower())
+    return fmt
+
+
+def is_supported(name: str, content_type: str | None = None) -> bool:
+    """Whether ``parse_document`` has a parser for this file name (or content type)."""
+    return _format_of(name, content_type) is not None
+
+
+def get_parser(name: str, content_type: str | None = None) -> Parser:
+    """The parser for a file name (extension first, then content type); ``UnsupportedFormatError`` if none."""
+    fmt = _format_of(name, content_type)
+    if fmt == "pdf":
+        from pipelines.parsing.pdf import PdfParser
+
+        return PdfParser()
+    if fmt == "txt":
+        from pipelines.parsing.text import TextParser
+
+        return TextParser()
+    if fmt is not None:
+        from pipelines.parsing.unstructured_parser import UnstructuredParser
+
+        return UnstructuredParser(fmt)
+    suffix = PurePath(name).suffix or "(no extension)"
+    raise UnsupportedFormatError(
+        f"The file '{name}' has an unsupported type {suffix}"
+        + (f" ({content_type})" if content_type else "")
+        + f"; supported are {', '.join(sorted(SUPPORTED_EXTENSIONS))}.",
+        doc_id=name,
+    )
+
+
+def parse_document(
+    data: bytes,
+    *,
+    source_id: str,
+    name: str,
+    content_type: str | None = None,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+) -> ParsedDocument:
+    """Parse one document; raises a ``ParseError`` subclass naming it (``doc_id=source_id``)."""
+    try:
+        parser = get_parser(name, content_type)
+    except UnsupportedFormatError as exc:
+        raise UnsupportedFormatError(exc.message, doc_id=source_id) from None
+    if len(data) > max_bytes:
+        raise DocumentTooLargeError(
+            f"The file '{name}' is {len(data) / 1048576:.1f} MiB, over the limit of {max_bytes / 1048576:.1f} MiB.",
+            doc_id=source_id,
+        )
+    if not data or not data.strip():
+        raise EmptyDocumentError(f"The file '{name}' is empty.", doc_id=source_id)
+    try:
+        return parser.parse(data, source_id=source_id, name=name, content_type=content_type)
+    except ParseError:
+        raise
+    except Exception as exc:  # never leak a raw library exception
+        logger.debug("parser %s failed on %s", type(parser).__name__, source_id, exc_info=True)
+        raise CorruptDocumentError(
+            f"The file '{name}' could not be parsed ({type(exc).__name__}); it may be damaged.",
+            doc_id=source_id,
+        ) from exc
