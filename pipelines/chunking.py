@@ -15,7 +15,7 @@ packs whole units greedily into chunks of at most ``ChunkingConfig.chunk_size`` 
   continues it starts with the header and separator rows again; a row is never cut unless it
   alone exceeds ``chunk_size``;
 - only a unit that alone exceeds ``chunk_size`` (a giant sentence or row) is cut, on token
-  boundaries, as a last resort.
+  boundaries, as a last resort; each of its pieces is a chunk of its own.
 
 Consecutive chunks overlap: a chunk starts with the last whole sentences of the previous one
 whose tokens add up to at most ``overlap`` (no overlap right before a heading or inside a
@@ -178,7 +178,7 @@ _TABLE = 3  # a whole table
 _THEAD = 4  # header + separator rows of a table that is cut into rows
 _ROW = 5  # one row of a table that is cut into rows
 
-_MD_SEPARATOR = regex.compile(r"^\s*\|?\s*:?-{2,}:?\s*(?:\|\s*:?-{2,}:?\s*)*\|?\s*$")
+_MD_SEPARATOR = regex.compile(r"\s*\|?\s*:?-{2,}:?\s*(?:\|\s*:?-{2,}:?\s*)*\|?\s*")  # used with fullmatch
 
 
 @dataclass(slots=True)
@@ -256,7 +256,7 @@ class _Cutter:
         lines = _line_spans(self.text, a, b)
         header = -1
         rows = lines
-        if len(lines) >= 2 and _MD_SEPARATOR.match(self.text, lines[1][0], lines[1][1]):
+        if len(lines) >= 2 and _MD_SEPARATOR.fullmatch(self.text, lines[1][0], lines[1][1]):
             ha, hb = lines[0][0], lines[1][1]
             hn = self.count(ha, hb)
             if hn < self.size // 2:  # a header that leaves room for rows is repeated
@@ -352,7 +352,12 @@ class _Packer:
             u = units[i]
             sep = 1 if (i > first or header >= 0) else 0
             if i - first - n_over > 0:  # the chunk already holds new units
-                if (u.kind == _HEAD and est > self.break_at) or est + sep + u.tokens > size:
+                if (
+                    est + sep + u.tokens > size
+                    or (u.kind == _HEAD and est > self.break_at)
+                    or u.kind == _FRAG
+                    or units[i - 1].kind == _FRAG
+                ):  # pieces of an oversized sentence or row are chunks of their own
                     i = self.flush(first, i, n_over, header)
                     first, n_over, header, est = self.start_next(i)
                     continue
@@ -402,7 +407,9 @@ class _Packer:
         u = units[i]
         prev = self.spans[-1]
         # a continued table restarts with its header row (if header + row fit), no overlap
-        if u.header >= 0:  # a row (or row fragment) of a table cut into rows
+        if u.kind == _FRAG:  # a piece of an oversized sentence or row stands alone
+            return i, 0, -1, 0
+        if u.header >= 0:  # a row of a table cut into rows
             h = units[u.header]
             if h.tokens + 1 + u.tokens <= self.size:
                 return i, 0, u.header, h.tokens
