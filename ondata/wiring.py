@@ -105,3 +105,24 @@ def open_local_index(settings: Settings):
     if not (Path(settings.index_dir) / "index.sqlite").exists():
         raise ConfigError(f"no index at {settings.index_dir}; run `ondata ingest PATH` first")
     return LocalIndex.open_existing(settings.index_dir)
+
+
+def build_chat_model(settings: Settings, *, embedder: "Embedder | None" = None):
+    """The configured chat model: the offline extractive model, or an Azure OpenAI chat deployment."""
+    kind = settings.chat_kind
+    if kind == "extractive":
+        from retrieval.extractive import ExtractiveChatModel
+
+        return ExtractiveChatModel()
+    if kind == "azure_openai":
+        from retrieval.azure_openai_chat import AzureOpenAIChatModel
+
+        if not settings.azure_openai_endpoint:
+            raise ConfigError("the azure_openai chat model needs AZURE_OPENAI_ENDPOINT")
+        return AzureOpenAIChatModel(
+            endpoint=settings.azure_openai_endpoint,
+            deployment=settings.azure_openai_chat_deployment,
+            api_key=settings.azure_openai_api_key.get_secret_value() if settings.azure_openai_api_key else None,
+            api_version=settings.azure_openai_api_version,
+        )
+    raise ConfigError(f"unknown chat model {kind!r}")  # pragma: no cover - guarded by the settings Literal

@@ -12,10 +12,57 @@ from indexers.records import SearchMode
 from retrieval.chat import ChatModel
 from retrieval.citations import parse_citations
 from retrieval.prompt import build_grounded_request, rewrite_query
-from retrieval.records import Answer
+from retrieval.records import Answer, GroundedRequest
 from retrieval.retriever import Retriever
 
 log = logging.getLogger(__name__)
+
+
+def prepare_grounded_request(
+    question: str,
+    *,
+    retriever: Retriever,
+    chat_model: ChatModel | None = None,
+    history: Sequence[Mapping[str, str]] | None = None,
+    mode: SearchMode = "hybrid",
+    top: int = 5,
+    filter: Filter | None = None,
+    groups: Sequence[str] | None = None,
+    strictness: int = 3,
+    in_scope: bool = True,
+    role_information: str | None = None,
+    top_n_documents: int = 5,
+    max_context_tokens: int = 3000,
+    timings: dict[str, float] | None = None,
+) -> GroundedRequest:
+    """The first half of ``answer_question``: rewrite, search, strictness, prompt. Stage times go into ``timings``."""
+    timings = timings if timings is not None else {}
+    t = time.perf_counter()
+
+    def lap(name: str) -> None:
+        nonlocal t
+        now = time.perf_counter()
+        timings[name] = round((now - t) * 1000, 3)
+        t = now
+
+    search_query = rewrite_query(question, history, chat_model=chat_model)
+    lap("rewrite")
+    hits = retriever.search(search_query, top=max(top, top_n_documents), mode=mode, filter=filter, groups=groups)
+    lap("search")
+    timings["embed"] = round(retriever.last_timings.get("embed_ms", 0.0), 3)
+    request = build_grounded_request(
+        question,
+        hits=hits,
+        history=history,
+        role_information=role_information,
+        in_scope=in_scope,
+        strictness=strictness,
+        top_n_documents=top_n_documents,
+        max_context_tokens=max_context_tokens,
+        rewrite=search_query,
+    )
+    lap("prompt")
+    return request
 
 
 def answer_question(
@@ -43,7 +90,13 @@ def answer_question(
     (trusted caller); pass the user's groups when answering for a user.
     """
     timings: dict[str, float] = {}
-    t_start = t = time.perf_counter()
+    t_start = time.perf_counter()
+    request = prepare_grounded_request(
+        question, retriever=retriever, chat_model=chat_model, history=history, mode=mode, top=top, filter=filter,
+        groups=groups, strictness=strictness, in_scope=in_scope, role_information=role_information,
+        top_n_documents=top_n_documents, max_context_tokens=max_context_tokens, timings=timings,
+    )
+    t = time.perf_counter()
 
     def lap(name: str) -> None:
         nonlocal t
@@ -51,23 +104,6 @@ def answer_question(
         timings[name] = round((now - t) * 1000, 3)
         t = now
 
-    search_query = rewrite_query(question, history, chat_model=chat_model)
-    lap("rewrite")
-    hits = retriever.search(search_query, top=max(top, top_n_documents), mode=mode, filter=filter, groups=groups)
-    lap("search")
-    timings["embed"] = round(retriever.last_timings.get("embed_ms", 0.0), 3)
-    request = build_grounded_request(
-        question,
-        hits=hits,
-        history=history,
-        role_information=role_information,
-        in_scope=in_scope,
-        strictness=strictness,
-        top_n_documents=top_n_documents,
-        max_context_tokens=max_context_tokens,
-        rewrite=search_query,
-    )
-    lap("prompt")
     result = chat_model.complete(request.messages, **chat_options)
     lap("generate")
     parsed = parse_citations(result.content, request.citations())
@@ -77,7 +113,7 @@ def answer_question(
     return Answer(
         content=parsed.text,
         citations=parsed.citations,
-        search_query=search_query,
+        search_query=request.search_query,
         retrieved=tuple(request.retrieved()),
         unknown_markers_removed=parsed.unknown_markers_removed,
         extractive=bool(getattr(chat_model, "extractive", False)),

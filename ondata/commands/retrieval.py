@@ -1,0 +1,133 @@
+"""`ondata search`, `ondata ask` and `ondata serve`: query the index, answer with citations, serve the
+On-Your-Data compatible HTTP API."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from ondata.settings import Settings
+
+
+def _settings(index: Optional[Path]) -> Settings:
+    return Settings(index_dir=index) if index is not None else Settings()
+
+
+def build_retriever(settings: Settings):
+    """The retriever over the configured index; a one-line error when the local index does not exist."""
+    from indexers.local_index import SQLITE_NAME
+    from ondata.wiring import build_embedder, build_index
+    from retrieval.errors import MissingIndexError
+    from retrieval.retriever import Retriever
+
+    if settings.profile == "local" and not (Path(settings.index_dir) / SQLITE_NAME).is_file():
+        raise MissingIndexError(f"no index at {settings.index_dir}; run `ondata ingest PATH` first")
+    embedder = build_embedder(settings)
+    index = build_index(settings, embedder)
+    index.ensure()
+    return Retriever(index, embedder, public_when_no_groups=settings.public_when_no_groups)
+
+
+def _snippet(text: str, n: int = 90) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= n else text[: n - 1] + "…"
+
+
+def register(app: typer.Typer) -> None:
+    @app.command()
+    def search(
+        query: str = typer.Argument(..., help="What to search for."),
+        index: Optional[Path] = typer.Option(None, "--index", help="Index folder (default .ondata or ONDATA_INDEX_DIR)."),
+        mode: str = typer.Option("hybrid", "--mode", help="hybrid | vector | text"),
+        top: int = typer.Option(5, "--top", min=1, help="How many hits."),
+        group: Optional[List[str]] = typer.Option(None, "--group", help="Search as a member of this ACL group (repeatable); default: no trimming."),
+        as_json: bool = typer.Option(False, "--json", help="Print the hits as JSON."),
+    ) -> None:
+        """Search the index and show the best chunks."""
+        retriever = build_retriever(_settings(index))
+        hits = retriever.search(query, top=top, mode=mode, groups=group or None)  # type: ignore[arg-type]
+        if as_json:
+            typer.echo(json.dumps([
+                {"rank": i, "score": h.score, "text_score": h.text_score, "vector_score": h.vector_score,
+                 "chunk_id": h.chunk.id, "source_id": h.chunk.source_id, "title": h.chunk.title, "page": h.chunk.page_start,
+                 "section": h.chunk.section, "content": h.chunk.content}
+                for i, h in enumerate(hits, 1)
+            ], ensure_ascii=False, indent=2))
+            return
+        table = Table(title=f"{len(hits)} hits ({mode})", show_lines=False)
+        for col in ("#", "score", "title", "page", "section", "snippet"):
+            table.add_column(col, overflow="fold")
+        for i, h in enumerate(hits, 1):
+            c = h.chunk
+            table.add_row(str(i), f"{h.score:.4f}", c.title or c.source_id, "" if c.page_start is None else str(c.page_start),
+                          _snippet(c.section, 30), _snippet(c.content))
+        Console().print(table)
+
+    @app.command()
+    def ask(
+        question: str = typer.Argument(..., help="The question."),
+        index: Optional[Path] = typer.Option(None, "--index", help="Index folder (default .ondata or ONDATA_INDEX_DIR)."),
+        mode: str = typer.Option("hybrid", "--mode", help="hybrid | vector | text"),
+        strictness: int = typer.Option(3, "--strictness", min=1, max=5, help="1 (lenient) .. 5 (strict) relevance filter."),
+        top_n: int = typer.Option(5, "--top-n", min=1, max=20, help="At most this many sources in the prompt."),
+        group: Optional[List[str]] = typer.Option(None, "--group", help="Answer as a member of this ACL group (repeatable); default: no trimming."),
+        as_json: bool = typer.Option(False, "--json", help="Print the answer as JSON."),
+    ) -> None:
+        """Answer a question from the index, with citations."""
+        from ondata.wiring import build_chat_model
+        from retrieval.answer import answer_question
+
+        settings = _settings(index)
+        retriever = build_retriever(settings)
+        chat_model = build_chat_model(settings, embedder=retriever.embedder)
+        answer = answer_question(question, retriever=retriever, chat_model=chat_model, mode=mode, strictness=strictness,  # type: ignore[arg-type]
+                                 top_n_documents=top_n, groups=group or None)
+        if as_json:
+            typer.echo(json.dumps({
+                "answer": answer.content,
+                "search_query": answer.search_query,
+                "extractive": answer.extractive,
+                "citations": [{**c.to_oyd(), "page": c.page, "source_id": c.source_id} for c in answer.citations],
+                "retrieved": [{**d.to_oyd(), "filter_reason": d.filter_reason, "rank": d.rank} for d in answer.retrieved],
+                "unknown_markers_removed": answer.unknown_markers_removed,
+                "latency_ms": dict(answer.latency_ms),
+            }, ensure_ascii=False, indent=2))
+            return
+        console = Console()
+        console.print(answer.content, markup=False, highlight=False)
+        if answer.citations:
+            table = Table(title="Citations")
+            for col in ("n", "title", "page", "chunk", "snippet"):
+                table.add_column(col, overflow="fold")
+            for i, c in enumerate(answer.citations, 1):
+                table.add_row(f"[doc{i}]", c.title or c.source_id, "" if c.page is None else str(c.page), c.chunk_id[:8], _snippet(c.content))
+            console.print(table)
+
+    @app.command()
+    def serve(
+        index: Optional[Path] = typer.Option(None, "--index", help="Index folder (default .ondata or ONDATA_INDEX_DIR)."),
+        host: str = typer.Option("127.0.0.1", "--host"),
+        port: int = typer.Option(8765, "--port"),
+        api_key_env: str = typer.Option("ONDATA_SERVE_API_KEY", "--api-key-env", help="Environment variable holding the API key clients must send (unset: no key check)."),
+    ) -> None:
+        """Serve the On-Your-Data compatible chat-completions API (POST /openai/deployments/{d}/chat/completions)."""
+        import os
+
+        import uvicorn
+
+        from ondata.wiring import build_chat_model
+        from retrieval.oyd import OnYourDataFacade
+        from retrieval.server import create_app
+
+        settings = _settings(index)
+        retriever = build_retriever(settings)
+        facade = OnYourDataFacade(lambda _name: retriever, build_chat_model(settings, embedder=retriever.embedder))
+        key = os.environ.get(api_key_env) or None
+        if key is None and host not in ("127.0.0.1", "localhost", "::1"):
+            typer.secho(f"warning: serving on {host} without an API key (set {api_key_env})", fg=typer.colors.YELLOW, err=True)
+        uvicorn.run(create_app(facade, api_key=key), host=host, port=port, log_level="warning")

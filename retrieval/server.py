@@ -1,0 +1,97 @@
+"""An HTTP server (FastAPI) speaking Azure OpenAI's On-Your-Data chat-completions API over our indexes.
+
+``create_app(facade, api_key=...)`` exposes
+
+- ``POST /openai/deployments/{deployment}/chat/completions?api-version=...`` — the body of an On
+  Your Data request; JSON answer, or server-sent events when ``stream`` is true;
+- ``GET /healthz``.
+
+An unchanged ``openai.AzureOpenAI(azure_endpoint="http://host:port", api_key=..., api_version=...)``
+client works against it (``extra_body={"data_sources": [...]}``). When ``api_key`` is set, requests
+must carry it in the ``api-key`` header (or ``Authorization: Bearer``), else 401.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import secrets
+from typing import Any
+
+from indexers.errors import OndataError
+from retrieval.errors import ChatModelError, ContentFilteredError, OYDRequestError, RateLimitedError
+from retrieval.oyd import OnYourDataFacade
+
+log = logging.getLogger(__name__)
+
+
+def _error(status: int, code: str, message: str, headers: dict[str, str] | None = None):
+    from fastapi.responses import JSONResponse
+
+    return JSONResponse({"error": {"code": code, "message": message}}, status_code=status, headers=headers)
+
+
+def error_response(exc: OndataError):
+    """The HTTP error for a typed failure of the facade or the chat model."""
+    if isinstance(exc, OYDRequestError):
+        return _error(exc.status, exc.code, exc.message, exc.headers)
+    if isinstance(exc, ContentFilteredError):
+        return _error(400, "content_filter", exc.message)
+    if isinstance(exc, RateLimitedError):
+        headers = {"Retry-After": str(int(exc.retry_after + 0.999))} if exc.retry_after else None
+        return _error(429, "429", exc.message, headers)
+    if isinstance(exc, ChatModelError):
+        return _error(502, "BadGateway", exc.message)
+    return _error(500, "InternalServerError", exc.message)
+
+
+def create_app(facade: OnYourDataFacade, *, api_key: str | None = None) -> Any:
+    """The FastAPI app serving ``facade``; ``api_key`` None disables the key check."""
+    from fastapi import FastAPI, Request
+    from fastapi.responses import JSONResponse, StreamingResponse
+
+    app = FastAPI(title="ondata On-Your-Data compatible chat completions", docs_url=None, redoc_url=None)
+
+    def authorised(request: Request) -> bool:
+        if api_key is None:
+            return True
+        given = request.headers.get("api-key")
+        if given is None:
+            auth = request.headers.get("authorization", "")
+            given = auth[7:] if auth.lower().startswith("bearer ") else None
+        return given is not None and secrets.compare_digest(given.encode(), api_key.encode())
+
+    @app.get("/healthz")
+    def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.post("/openai/deployments/{deployment}/chat/completions")
+    async def chat_completions(deployment: str, request: Request):
+        if not authorised(request):
+            return _error(401, "401", "Access denied due to invalid subscription key or wrong API endpoint. "
+                          "Make sure to provide a valid key for an active subscription and use a correct regional API endpoint for your resource.")
+        if not request.query_params.get("api-version"):
+            return _error(400, "MissingApiVersionParameter", "The api-version query parameter (?api-version=) is required for all requests.")
+        try:
+            body = json.loads(await request.body() or b"null")
+        except ValueError:
+            return _error(400, "400", "The request body is not valid JSON.")
+        from starlette.concurrency import run_in_threadpool
+
+        try:
+            if isinstance(body, dict) and body.get("stream") is True:
+                chunks = await run_in_threadpool(facade.stream_chat_completions, body, deployment=deployment)
+
+                def events():
+                    for chunk in chunks:
+                        yield f"data: {json.dumps(chunk, ensure_ascii=False)}\n\n"
+                    yield "data: [DONE]\n\n"
+
+                return StreamingResponse(events(), media_type="text/event-stream")
+            result = await run_in_threadpool(facade.chat_completions, body, deployment=deployment)
+            return JSONResponse(result)
+        except OndataError as exc:
+            log.info("chat completions failed: %s", exc)
+            return error_response(exc)
+
+    return app
