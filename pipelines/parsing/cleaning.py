@@ -102,8 +102,9 @@ def join_hyphenated(left: str, right: str, *, vocabulary: AbstractSet[str] = fro
 
     ``left`` and ``right`` are the word fragments around the break. The hyphen is kept when the
     document spells ``left-right`` elsewhere, when ``left`` is a usual compound prefix ("well",
-    "self", "non") and the joined word does not occur in the document, or when the joined form is no
-    known word. It is dropped when the document or the English word list knows the joined word.
+    "self", "non") followed by a word of its own ("known") and the joined word does not occur in the
+    document, or when the joined form is no known word ("pre-" + "ferred" is joined: "ferred" is
+    no word, "preferred" is). It is dropped when the document or the English word list knows the joined word.
     """
     if not left or not right or not left[-1].isalpha() or not right[0].isalpha() or not right[0].islower():
         return False
@@ -113,9 +114,10 @@ def join_hyphenated(left: str, right: str, *, vocabulary: AbstractSet[str] = fro
         return False
     if joined in vocabulary:
         return True
-    if lo in COMPOUND_PREFIXES:
+    words = english_words()
+    if lo in COMPOUND_PREFIXES and (ro in words or not words):
         return False
-    return joined in english_words()
+    return joined in words
 
 
 _TRAILING_WORD = re.compile(r"([^\W\d_]+)-$")

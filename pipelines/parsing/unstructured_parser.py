@@ -163,6 +163,9 @@ class UnstructuredParser:
                 doc_id=source_id,
             ) from exc
         elements = map_elements(raw)
+        subject = _email_subject(raw) if self.format == "eml" else ""
+        if subject:
+            elements.insert(0, Element(kind="title", text=subject, level=1))
         if not elements:
             raise EmptyDocumentError(f"The file '{name}' contains no extractable text.", doc_id=source_id)
         pages = [e.page for e in elements if e.page is not None]
@@ -174,6 +177,14 @@ class UnstructuredParser:
             page_count=max(pages) if pages and self.format == "pptx" else None,
             metadata={"parser": f"unstructured:{self.format}"},
         )
+
+
+def _email_subject(raw: list[Any]) -> str:
+    for el in raw[:1]:
+        subject = getattr(getattr(el, "metadata", None), "subject", None)
+        if isinstance(subject, str):
+            return collapse_whitespace(normalize_unicode(subject))
+    return ""
 
 
 def map_elements(raw: list[Any]) -> list[Element]:
