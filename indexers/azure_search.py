@@ -1,0 +1,858 @@
+"""Azure AI Search backend of the ``SearchIndex`` port, on ``azure-search-documents`` 12.
+
+Schema (created or extended by ``ensure()``): key ``id`` (sortable, for paging); searchable
+``content`` and ``title``; retrievable ``url``, ``filepath``, ``section``, ``page_start``,
+``page_end``, ``chunk_index``, ``char_start``, ``char_end`` (the filterable ones of
+``indexers.filters.CORE_FIELDS`` are filterable); filterable/facetable ``source_id``,
+``source_version``, ``source_chunks``; filterable ``groups`` (``Collection(Edm.String)``, ACLs);
+``metadata`` as a JSON string; one ``meta_<key>`` filterable field per ``filterable_metadata`` key;
+``content_vector`` (HNSW, cosine, ``dimensions`` from the embedder, optional scalar/binary
+quantization); a semantic configuration ``ondata-semantic`` (title + content). The embedder's
+``model_id`` and the dimensions are stored in the index description and checked by ``ensure()``.
+
+Retries: the SDK's own retry policy is DISABLED (``retry_total=0``); this module retries once per
+I/O call site, for 429/5xx and connection errors, honouring ``Retry-After`` / ``retry-after-ms``
+(exponential backoff otherwise), and retries the documents of a 207 answer whose status is
+retryable (409, 422, 503 per the REST reference; 429 too). Nothing stacks on top of it.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import json
+import logging
+import random
+import re
+import threading
+import time
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Literal, Mapping, Sequence, TypeVar
+
+import numpy as np
+
+from indexers.errors import IndexError_, IndexSchemaError, TransientError
+from indexers.filters import CORE_FIELDS, FilterError, check_field, odata_quote, odata_search_in, to_odata
+from indexers.records import Chunk, SearchHit, SearchRequest, SourceRecord
+
+if TYPE_CHECKING:  # pragma: no cover
+    from azure.search.documents import SearchClient
+    from azure.search.documents.indexes import SearchIndexClient
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+QueryType = Literal["simple", "semantic", "vector", "vector_simple_hybrid", "vector_semantic_hybrid"]
+QUERY_TYPES: tuple[str, ...] = ("simple", "semantic", "vector", "vector_simple_hybrid", "vector_semantic_hybrid")
+
+SCHEMA_VERSION = 1
+VECTOR_FIELD = "content_vector"
+VECTOR_PROFILE = "ondata-vector-profile"
+HNSW_CONFIG = "ondata-hnsw"
+SEMANTIC_CONFIG = "ondata-semantic"
+COMPRESSION_NAME = "ondata-compression"
+_DESCRIPTION_PREFIX = "ondata "
+MAX_BATCH_DOCUMENTS = 1000  # service limit per docs/index request
+MAX_BATCH_BYTES = 16_000_000  # service limit is 16 MB per request (kept just under 16 MiB)
+RETRYABLE_STATUS = frozenset({429, 500, 502, 503, 504})
+RETRYABLE_DOCUMENT_STATUS = frozenset({409, 422, 503, 429})
+_KEY_OK = re.compile(r"^[A-Za-z0-9_\-=]{1,1024}$")
+_META_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
+_SOURCES_PER_QUERY = 50
+_PAGE = 1000
+
+_RESULT_FIELDS = (
+    "id", "source_id", "content", "chunk_index", "title", "url", "filepath", "page_start", "page_end",
+    "char_start", "char_end", "section", "groups", "metadata", "source_version", "source_chunks",
+)
+
+_META_TYPES = {"string": "Edm.String", "int": "Edm.Int64", "float": "Edm.Double", "bool": "Edm.Boolean"}
+
+
+class AzureSearchAuthError(IndexError_):
+    """Azure AI Search rejected the credentials (HTTP 401/403)."""
+
+
+class IndexWriteError(IndexError_):
+    """Some documents could not be written; ``failures`` maps chunk id -> (HTTP status, service message)."""
+
+    def __init__(self, message: str, *, failures: Mapping[str, tuple[int, str]], doc_id: str | None = None) -> None:
+        super().__init__(message, doc_id=doc_id)
+        self.failures = dict(failures)
+
+
+def parse_retry_after(headers: Mapping[str, str] | None, *, now: float | None = None) -> float | None:
+    """Seconds to wait from ``retry-after-ms`` / ``x-ms-retry-after-ms`` / ``Retry-After`` (seconds or HTTP date)."""
+    if not headers:
+        return None
+    lower = {str(k).lower(): v for k, v in headers.items()}
+    for name in ("retry-after-ms", "x-ms-retry-after-ms"):
+        value = lower.get(name)
+        if value:
+            try:
+                return max(0.0, float(value) / 1000.0)
+            except ValueError:
+                pass
+    value = lower.get("retry-after")
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - (now if now is not None else time.time()))
+
+
+class AzureSearchIndex:
+    """A ``SearchIndex`` stored in an Azure AI Search index.
+
+    Authentication: ``api_key`` (``AzureKeyCredential``), else ``credential``, else
+    ``DefaultAzureCredential`` (Entra ID). Clients are created lazily on first use.
+
+    Options (keyword-only): ``quantization`` (``None``, ``"scalar"`` or ``"binary"`` vector
+    compression), ``semantic`` (add the semantic configuration), ``query_type`` (the default On
+    Your Data query type; ``None`` derives it from each request's mode), ``filterable_metadata``
+    (metadata keys that get a filterable ``meta_<key>`` field: a list of keys (strings) or a mapping
+    key -> ``"string" | "int" | "float" | "bool"``), ``batch_size`` / ``max_batch_bytes`` (upload
+    batch limits), ``max_retries`` / ``retry_backoff`` / ``max_retry_after`` (retry policy),
+    ``api_version``, ``transport`` and ``client_kwargs`` (passed to the SDK clients, for tests).
+    """
+
+    def __init__(
+        self,
+        *,
+        endpoint: str,
+        index_name: str,
+        dimensions: int,
+        model_id: str,
+        api_key: str | None = None,
+        credential: Any = None,
+        quantization: Literal["scalar", "binary"] | None = None,
+        semantic: bool = True,
+        query_type: QueryType | None = None,
+        filterable_metadata: Sequence[str] | Mapping[str, str] = (),
+        batch_size: int = MAX_BATCH_DOCUMENTS,
+        max_batch_bytes: int = MAX_BATCH_BYTES,
+        max_retries: int = 4,
+        retry_backoff: float = 0.5,
+        max_retry_after: float = 60.0,
+        api_version: str | None = None,
+        transport: Any = None,
+        client_kwargs: Mapping[str, Any] | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        if not endpoint:
+            raise ValueError("endpoint must not be empty")
+        if not index_name or not re.match(r"^[a-z0-9][a-z0-9-]{0,127}$", index_name):
+            raise ValueError(
+                f"invalid Azure AI Search index name {index_name!r}: use lower-case letters, digits and dashes"
+            )
+        if dimensions < 1:
+            raise ValueError("dimensions must be >= 1")
+        if quantization not in (None, "scalar", "binary"):
+            raise ValueError(f"quantization must be None, 'scalar' or 'binary', not {quantization!r}")
+        if query_type is not None and query_type not in QUERY_TYPES:
+            raise ValueError(f"unknown query_type {query_type!r}; expected one of {', '.join(QUERY_TYPES)}")
+        if query_type in ("semantic", "vector_semantic_hybrid") and not semantic:
+            raise ValueError(f"query_type {query_type!r} needs semantic=True")
+        if not 1 <= batch_size <= MAX_BATCH_DOCUMENTS:
+            raise ValueError(f"batch_size must be between 1 and {MAX_BATCH_DOCUMENTS}")
+        if max_batch_bytes < 1024:
+            raise ValueError("max_batch_bytes must be at least 1024")
+        if max_retries < 0:
+            raise ValueError("max_retries must be >= 0")
+        self.endpoint = endpoint.rstrip("/")
+        self.index_name = index_name
+        self._dimensions = int(dimensions)
+        self.model_id = model_id
+        self.quantization = quantization
+        self.semantic = semantic
+        self.query_type = query_type
+        if isinstance(filterable_metadata, Mapping):
+            meta = dict(filterable_metadata)
+        else:
+            meta = {k: "string" for k in filterable_metadata}
+        for key, kind in meta.items():
+            if not _META_KEY.match(key):
+                raise ValueError(f"filterable metadata key {key!r} must be letters, digits and underscores")
+            if kind not in _META_TYPES:
+                raise ValueError(f"filterable metadata type for {key!r} must be one of {', '.join(_META_TYPES)}")
+        self.filterable_metadata: dict[str, str] = meta
+        self.batch_size = batch_size
+        self.max_batch_bytes = max_batch_bytes
+        self.max_retries = max_retries
+        self.retry_backoff = retry_backoff
+        self.max_retry_after = max_retry_after
+        self._api_key = api_key
+        self._credential = credential
+        self._api_version = api_version
+        self._transport = transport
+        self._client_kwargs = dict(client_kwargs or {})
+        self._sleep = sleep
+        self._lock = threading.Lock()
+        self._index_client: "SearchIndexClient | None" = None
+        self._search_client: "SearchClient | None" = None
+
+    def __repr__(self) -> str:  # never shows the key
+        return f"AzureSearchIndex(endpoint={self.endpoint!r}, index_name={self.index_name!r}, dimensions={self._dimensions})"
+
+    @property
+    def dimensions(self) -> int:
+        return self._dimensions
+
+    # ------------------------------------------------------------------ clients (lazy)
+    def _credential_obj(self) -> Any:
+        if self._api_key:
+            from azure.core.credentials import AzureKeyCredential
+
+            return AzureKeyCredential(self._api_key)
+        if self._credential is not None:
+            return self._credential
+        from azure.identity import DefaultAzureCredential
+
+        self._credential = DefaultAzureCredential()
+        return self._credential
+
+    def _kwargs(self) -> dict[str, Any]:
+        kw: dict[str, Any] = {"retry_total": 0, **self._client_kwargs}  # our retries, not the SDK's
+        if self._api_version:
+            kw["api_version"] = self._api_version
+        if self._transport is not None:
+            kw["transport"] = self._transport
+        return kw
+
+    def _indexes(self) -> "SearchIndexClient":
+        with self._lock:
+            if self._index_client is None:
+                from azure.search.documents.indexes import SearchIndexClient
+
+                self._index_client = SearchIndexClient(self.endpoint, self._credential_obj(), **self._kwargs())
+            return self._index_client
+
+    def _docs(self) -> "SearchClient":
+        with self._lock:
+            if self._search_client is None:
+                from azure.search.documents import SearchClient
+
+                self._search_client = SearchClient(self.endpoint, self.index_name, self._credential_obj(), **self._kwargs())
+            return self._search_client
+
+    def close(self) -> None:
+        with self._lock:
+            for c in (self._search_client, self._index_client):
+                if c is not None:
+                    c.close()
+            self._search_client = self._index_client = None
+
+    # ------------------------------------------------------------------ retries and error mapping
+    def _backoff(self, attempt: int) -> float:
+        base = self.retry_backoff * (2 ** attempt)
+        return min(base * (0.8 + 0.4 * random.random()), self.max_retry_after)
+
+    def _call(self, what: str, fn: Callable[[], T]) -> T:
+        """Run one service call, retrying 429/5xx/connection errors; map SDK errors to typed errors."""
+        from azure.core.exceptions import (
+            ClientAuthenticationError,
+            HttpResponseError,
+            ResourceNotFoundError,
+            ServiceRequestError,
+            ServiceResponseError,
+        )
+
+        attempt = 0
+        while True:
+            try:
+                return fn()
+            except ClientAuthenticationError as exc:
+                raise self._auth_error(what, exc) from exc
+            except ResourceNotFoundError as exc:
+                raise IndexError_(
+                    f"{what} failed: index {self.index_name!r} does not exist at {self.endpoint} "
+                    "(create it with ensure(), e.g. by running `ondata ingest`)"
+                ) from exc
+            except HttpResponseError as exc:
+                status = exc.status_code or 0
+                if status in (401, 403):
+                    raise self._auth_error(what, exc) from exc
+                if status in RETRYABLE_STATUS:
+                    headers = dict(exc.response.headers) if exc.response is not None else {}
+                    retry_after = parse_retry_after(headers)
+                    if attempt < self.max_retries:
+                        delay = min(retry_after, self.max_retry_after) if retry_after is not None else self._backoff(attempt)
+                        log.warning(
+                            "Azure AI Search answered %s to %s; retrying in %.2fs (attempt %d of %d)",
+                            status, what, delay, attempt + 1, self.max_retries,
+                        )
+                        self._sleep(delay)
+                        attempt += 1
+                        continue
+                    raise TransientError(
+                        f"{what} failed: Azure AI Search answered {status} {'(throttled)' if status == 429 else ''}"
+                        f" after {self.max_retries} retries".replace("  ", " "),
+                        retry_after=retry_after,
+                    ) from exc
+                raise IndexError_(f"{what} failed: Azure AI Search answered {status}: {_service_message(exc)}") from exc
+            except (ServiceRequestError, ServiceResponseError) as exc:
+                if attempt < self.max_retries:
+                    delay = self._backoff(attempt)
+                    log.warning("%s could not reach Azure AI Search at %s (%s); retrying in %.2fs",
+                                what, self.endpoint, type(exc).__name__, delay)
+                    self._sleep(delay)
+                    attempt += 1
+                    continue
+                raise TransientError(
+                    f"{what} failed: Azure AI Search at {self.endpoint} is unreachable ({type(exc).__name__})"
+                ) from exc
+
+    def _auth_error(self, what: str, exc: Exception) -> AzureSearchAuthError:
+        status = getattr(exc, "status_code", None) or 401
+        how = "the api key" if self._api_key else "the Entra ID role assignment (Search Index Data Contributor)"
+        return AzureSearchAuthError(
+            f"{what} failed: Azure AI Search at {self.endpoint} rejected the credentials (HTTP {status}); check {how}"
+        )
+
+    # ------------------------------------------------------------------ schema
+    def _description(self) -> str:
+        return _DESCRIPTION_PREFIX + json.dumps(
+            {"model_id": self.model_id, "dimensions": self._dimensions, "schema": SCHEMA_VERSION}, sort_keys=True
+        )
+
+    def _desired_fields(self) -> list[Any]:
+        from azure.search.documents.indexes.models import SearchField, SearchFieldDataType as T_
+
+        def f(name: str, type_: str, **kw: Any) -> Any:
+            base = dict(searchable=False, filterable=False, sortable=False, facetable=False, retrievable=True)
+            base.update(kw)
+            return SearchField(name=name, type=type_, **base)
+
+        s, i32 = T_.STRING, T_.INT32
+        fields = [
+            f("id", s, key=True, filterable=True, sortable=True),
+            f("content", s, searchable=True),
+            f("title", s, searchable=True, filterable=True),
+            f("url", s, filterable=True),
+            f("filepath", s, filterable=True),
+            f("section", s, filterable=True),
+            f("page_start", i32, filterable=True),
+            f("page_end", i32, filterable=True),
+            f("chunk_index", i32),
+            f("char_start", i32),
+            f("char_end", i32),
+            f("source_id", s, filterable=True, facetable=True),
+            f("source_version", s, filterable=True, facetable=True),
+            f("source_chunks", i32, filterable=True, facetable=True),
+            f("groups", "Collection(Edm.String)", filterable=True),
+            f("metadata", s),
+        ]
+        for key, kind in sorted(self.filterable_metadata.items()):
+            fields.append(f("meta_" + key, _META_TYPES[kind], filterable=True, facetable=kind != "float"))
+        fields.append(
+            SearchField(
+                name=VECTOR_FIELD,
+                type="Collection(Edm.Single)",
+                searchable=True,
+                retrievable=False,
+                vector_search_dimensions=self._dimensions,
+                vector_search_profile_name=VECTOR_PROFILE,
+            )
+        )
+        return fields
+
+    def _desired_index(self) -> Any:
+        from azure.search.documents.indexes.models import (
+            BinaryQuantizationCompression,
+            HnswAlgorithmConfiguration,
+            HnswParameters,
+            ScalarQuantizationCompression,
+            ScalarQuantizationParameters,
+            SearchIndex,
+            SemanticConfiguration,
+            SemanticField,
+            SemanticPrioritizedFields,
+            SemanticSearch,
+            VectorSearch,
+            VectorSearchProfile,
+        )
+
+        compressions = []
+        if self.quantization == "scalar":
+            compressions.append(
+                ScalarQuantizationCompression(
+                    compression_name=COMPRESSION_NAME, parameters=ScalarQuantizationParameters(quantized_data_type="int8")
+                )
+            )
+        elif self.quantization == "binary":
+            compressions.append(BinaryQuantizationCompression(compression_name=COMPRESSION_NAME))
+        vector_search = VectorSearch(
+            algorithms=[HnswAlgorithmConfiguration(name=HNSW_CONFIG, parameters=HnswParameters(metric="cosine"))],
+            profiles=[
+                VectorSearchProfile(
+                    name=VECTOR_PROFILE,
+                    algorithm_configuration_name=HNSW_CONFIG,
+                    compression_name=COMPRESSION_NAME if compressions else None,
+                )
+            ],
+            compressions=compressions or None,
+        )
+        semantic = None
+        if self.semantic:
+            semantic = SemanticSearch(
+                default_configuration_name=SEMANTIC_CONFIG,
+                configurations=[
+                    SemanticConfiguration(
+                        name=SEMANTIC_CONFIG,
+                        prioritized_fields=SemanticPrioritizedFields(
+                            title_field=SemanticField(field_name="title"),
+                            content_fields=[SemanticField(field_name="content")],
+                        ),
+                    )
+                ],
+            )
+        return SearchIndex(
+            name=self.index_name,
+            description=self._description(),
+            fields=self._desired_fields(),
+            vector_search=vector_search,
+            semantic_search=semantic,
+        )
+
+    def ensure(self) -> None:
+        """Create the index, or check the existing one fits (dimensions, model) and add missing fields."""
+        from azure.core.exceptions import ResourceNotFoundError
+
+        client = self._indexes()
+
+        def get() -> Any:
+            try:
+                return client.get_index(self.index_name)
+            except ResourceNotFoundError:
+                return None
+
+        existing = self._call(f"reading index {self.index_name!r}", get)
+        if existing is None:
+            self._call(f"creating index {self.index_name!r}", lambda: client.create_or_update_index(self._desired_index()))
+            log.info("created Azure AI Search index %r (%d dimensions)", self.index_name, self._dimensions)
+            return
+        self._check_existing(existing)
+        fields = {f.name: f for f in existing.fields}
+        missing = [f for f in self._desired_fields() if f.name not in fields]
+        changed = False
+        if missing:
+            existing.fields = list(existing.fields) + missing
+            changed = True
+        if self.semantic and not (existing.semantic_search and existing.semantic_search.configurations):
+            existing.semantic_search = self._desired_index().semantic_search
+            changed = True
+        if changed:
+            self._call(f"updating index {self.index_name!r}", lambda: client.create_or_update_index(existing))
+            log.info("added %s to Azure AI Search index %r", ", ".join(f.name for f in missing) or "a semantic configuration", self.index_name)
+
+    def _check_existing(self, index: Any) -> None:
+        fields = {f.name: f for f in index.fields}
+        vec = fields.get(VECTOR_FIELD)
+        ours = (index.description or "").startswith(_DESCRIPTION_PREFIX)
+        if vec is None or "id" not in fields or "content" not in fields:
+            raise IndexSchemaError(
+                f"index {self.index_name!r} at {self.endpoint} exists but was not created by ondata "
+                f"(no {VECTOR_FIELD!r}/'id'/'content' fields); use another index name"
+            )
+        dims = vec.vector_search_dimensions
+        if dims != self._dimensions:
+            raise IndexSchemaError(
+                f"index {self.index_name!r} stores {dims}-dimensional vectors but the embedder produces "
+                f"{self._dimensions}; use another index name or delete the index and re-ingest"
+            )
+        if ours:
+            try:
+                meta = json.loads(index.description[len(_DESCRIPTION_PREFIX):])
+            except ValueError:
+                meta = {}
+            stored = meta.get("model_id")
+            if stored and stored != self.model_id:
+                raise IndexSchemaError(
+                    f"index {self.index_name!r} was built with embeddings of {stored!r} but the embedder is "
+                    f"{self.model_id!r}; use another index name or delete the index and re-ingest"
+                )
+
+    def schema_dimensions(self) -> int | None:
+        """The dimensions of the existing index's vector field, or None when the index does not exist."""
+        from azure.core.exceptions import ResourceNotFoundError
+
+        def get() -> Any:
+            try:
+                return self._indexes().get_index(self.index_name)
+            except ResourceNotFoundError:
+                return None
+
+        index = self._call(f"reading index {self.index_name!r}", get)
+        if index is None:
+            return None
+        for f in index.fields:
+            if f.name == VECTOR_FIELD:
+                return f.vector_search_dimensions
+        return None
+
+    def delete_index(self) -> None:
+        """Delete the whole index (used by live tests for their temporary index); missing succeeds."""
+        from azure.core.exceptions import ResourceNotFoundError
+
+        def delete() -> None:
+            try:
+                self._indexes().delete_index(self.index_name)
+            except ResourceNotFoundError:
+                pass
+
+        self._call(f"deleting index {self.index_name!r}", delete)
+
+    # ------------------------------------------------------------------ writes
+    def _document(self, chunk: Chunk, vector: np.ndarray) -> dict[str, Any]:
+        if not _KEY_OK.match(chunk.id):
+            raise IndexError_(
+                "chunk id is not a valid Azure AI Search key (letters, digits, '_', '-', '=' only)", doc_id=chunk.id
+            )
+        doc: dict[str, Any] = {
+            "id": chunk.id,
+            "content": chunk.content,
+            "title": chunk.title,
+            "url": chunk.url,
+            "filepath": chunk.filepath,
+            "section": chunk.section,
+            "page_start": chunk.page_start,
+            "page_end": chunk.page_end,
+            "chunk_index": chunk.chunk_index,
+            "char_start": chunk.char_start,
+            "char_end": chunk.char_end,
+            "source_id": chunk.source_id,
+            "source_version": chunk.source_version,
+            "source_chunks": chunk.source_chunks,
+            "groups": list(chunk.groups),
+            "metadata": json.dumps(dict(chunk.metadata), sort_keys=True, ensure_ascii=False, default=str),
+        }
+        for key, kind in self.filterable_metadata.items():
+            doc["meta_" + key] = _coerce_meta(chunk.metadata.get(key), kind)
+        # float32 has ~7.2 significant digits: 9 round-trip it exactly and keep the payload small.
+        doc[VECTOR_FIELD] = [float(f"{x:.9g}") for x in vector.tolist()]
+        return doc
+
+    def _batches(self, actions: list[dict[str, Any]]) -> Iterator[list[dict[str, Any]]]:
+        """Split actions by count (``batch_size``) and by serialized bytes (``max_batch_bytes``)."""
+        overhead = len('{"value": []}')
+        batch: list[dict[str, Any]] = []
+        size = overhead
+        for action in actions:
+            n = len(json.dumps(action)) + 2  # ", " separator, the way the SDK serializes
+            if n + overhead > self.max_batch_bytes:
+                raise IndexError_(
+                    f"document is {n} bytes serialized, more than the {self.max_batch_bytes}-byte request limit",
+                    doc_id=action.get("id"),
+                )
+            if batch and (len(batch) >= self.batch_size or size + n > self.max_batch_bytes):
+                yield batch
+                batch, size = [], overhead
+            batch.append(action)
+            size += n
+        if batch:
+            yield batch
+
+    def _send_actions(self, actions: list[dict[str, Any]], what: str) -> None:
+        """Send actions in batches; retry the retryable documents of 207 answers; raise for the rest."""
+        client = self._docs()
+        failures: dict[str, tuple[int, str]] = {}
+        for batch in self._batches(actions):
+            pending = batch
+            attempt = 0
+            while pending:
+                results = self._call(what, lambda p=pending: client.index_documents(_sdk_batch(p)))
+                by_key = {a["id"]: a for a in pending}
+                retry: list[dict[str, Any]] = []
+                for r in results:
+                    if r.succeeded:
+                        continue
+                    code = int(r.status_code or 0)
+                    action = by_key.get(r.key)
+                    if code in RETRYABLE_DOCUMENT_STATUS and action is not None and attempt < self.max_retries:
+                        retry.append(action)
+                    else:
+                        failures[r.key] = (code, r.error_message or "")
+                if retry:
+                    delay = self._backoff(attempt)
+                    log.warning("%d document(s) were not written (retryable per-document status); retrying in %.2fs",
+                                len(retry), delay)
+                    self._sleep(delay)
+                    attempt += 1
+                pending = retry
+        if failures:
+            ids = sorted(failures)
+            shown = ", ".join(f"{k} ({failures[k][0]}: {failures[k][1]})" for k in ids[:10])
+            more = f" and {len(ids) - 10} more" if len(ids) > 10 else ""
+            raise IndexWriteError(
+                f"{what}: Azure AI Search rejected {len(ids)} document(s): {shown}{more}",
+                failures=failures,
+                doc_id=ids[0] if len(ids) == 1 else None,
+            )
+
+    def upsert(self, chunks: Sequence[Chunk], *, vectors: np.ndarray) -> None:
+        """Add or replace chunks by id (``upload`` actions)."""
+        if len(chunks) == 0:
+            return
+        vectors = np.asarray(vectors, dtype=np.float32)
+        if vectors.ndim != 2 or vectors.shape[0] != len(chunks):
+            raise ValueError(f"vectors must have shape ({len(chunks)}, {self._dimensions}), got {vectors.shape}")
+        if vectors.shape[1] != self._dimensions:
+            raise IndexSchemaError(
+                f"vectors have {vectors.shape[1]} dimensions but index {self.index_name!r} stores {self._dimensions}"
+            )
+        actions = []
+        for chunk, vec in zip(chunks, vectors):
+            doc = self._document(chunk, vec)
+            actions.append({"@search.action": "upload", **doc})
+        self._send_actions(actions, f"writing {len(actions)} chunk(s) to index {self.index_name!r}")
+
+    def _keys_matching(self, filter_: str) -> list[str]:
+        """Every document key matching ``filter_``, paged by key range (correct beyond skip limits)."""
+        client = self._docs()
+        keys: list[str] = []
+        last: str | None = None
+        while True:
+            flt = filter_ if last is None else f"({filter_}) and id gt {odata_quote(last)}"
+            page = self._call(
+                f"listing chunks of index {self.index_name!r}",
+                lambda f=flt: list(client.search(search_text="*", filter=f, select=["id"], order_by=["id asc"], top=_PAGE)),
+            )
+            keys.extend(str(d["id"]) for d in page)
+            if len(page) < _PAGE:
+                return keys
+            last = str(page[-1]["id"])
+
+    def delete_sources(self, source_ids: Iterable[str]) -> None:
+        """Delete every chunk of these sources; a missing source succeeds."""
+        ids = list(dict.fromkeys(str(s) for s in source_ids))
+        for start in range(0, len(ids), _SOURCES_PER_QUERY):
+            group = ids[start: start + _SOURCES_PER_QUERY]
+            flt = " or ".join(f"source_id eq {odata_quote(s)}" for s in group)
+            keys = self._keys_matching(flt)
+            if keys:
+                self._send_actions(
+                    [{"@search.action": "delete", "id": k} for k in keys],
+                    f"deleting {len(keys)} chunk(s) of {len(group)} source(s) from index {self.index_name!r}",
+                )
+
+    # ------------------------------------------------------------------ reads
+    def count(self) -> int:
+        client = self._docs()
+        return int(self._call(f"counting chunks of index {self.index_name!r}", client.get_document_count))
+
+    def list_sources(self) -> list[SourceRecord]:
+        """One record per source, sorted by source id, paging through every chunk (no facet limits).
+
+        ``complete`` is False when a source's chunks carry several versions, disagree on
+        ``source_chunks``, or their number differs from ``source_chunks`` (0 means unknown).
+        """
+        client = self._docs()
+        stats: dict[str, dict[str, Any]] = {}
+        last: str | None = None
+        while True:
+            flt = None if last is None else f"id gt {odata_quote(last)}"
+            page = self._call(
+                f"listing sources of index {self.index_name!r}",
+                lambda f=flt: list(
+                    client.search(
+                        search_text="*",
+                        filter=f,
+                        select=["id", "source_id", "source_version", "source_chunks"],
+                        order_by=["id asc"],
+                        top=_PAGE,
+                    )
+                ),
+            )
+            for d in page:
+                st = stats.setdefault(str(d["source_id"]), {"n": 0, "versions": set(), "chunks": set()})
+                st["n"] += 1
+                st["versions"].add(d.get("source_version") or "")
+                st["chunks"].add(int(d.get("source_chunks") or 0))
+            if len(page) < _PAGE:
+                break
+            last = str(page[-1]["id"])
+        out = []
+        for source_id in sorted(stats):
+            st = stats[source_id]
+            declared = max(st["chunks"])
+            complete = len(st["versions"]) == 1 and len(st["chunks"]) == 1 and (declared == 0 or declared == st["n"])
+            out.append(SourceRecord(source_id=source_id, version=max(st["versions"]), chunk_count=st["n"], complete=complete))
+        return out
+
+    def _field_name(self, name: str) -> str:
+        check_field(name)
+        if name.startswith("metadata."):
+            key = name[len("metadata."):]
+            if key not in self.filterable_metadata:
+                raise FilterError(
+                    f"metadata key {key!r} is not filterable in Azure AI Search index {self.index_name!r}; "
+                    f"add it to filterable_metadata (then re-run ensure() and re-ingest)"
+                )
+            return "meta_" + key
+        if name not in CORE_FIELDS:  # pragma: no cover - check_field guards it
+            raise FilterError(f"unknown filter field {name!r}")
+        return name
+
+    def odata_filter(self, request: SearchRequest) -> str | None:
+        """The OData ``$filter`` for a request: its filter AND the security trimming; "false" when nothing is visible."""
+        parts: list[str] = []
+        if request.filter is not None:
+            parts.append(to_odata(request.filter, field_name=self._field_name))
+        if request.groups is not None:
+            alternatives = []
+            groups = list(dict.fromkeys(request.groups))
+            if groups:
+                alternatives.append(f"groups/any(g: {_search_in('g', groups)})")
+            if request.public_when_no_groups:
+                alternatives.append("not groups/any()")
+            if not alternatives:
+                return "false"
+            parts.append(alternatives[0] if len(alternatives) == 1 else "(" + " or ".join(alternatives) + ")")
+        if not parts:
+            return None
+        return parts[0] if len(parts) == 1 else " and ".join(f"({p})" for p in parts)
+
+    def resolve_query_type(self, request: SearchRequest, query_type: str | None = None) -> str:
+        qt = query_type or self.query_type
+        if qt is None:
+            return {"text": "simple", "vector": "vector", "hybrid": "vector_simple_hybrid"}[request.mode]
+        if qt not in QUERY_TYPES:
+            raise ValueError(f"unknown query_type {qt!r}; expected one of {', '.join(QUERY_TYPES)}")
+        if qt in ("semantic", "vector_semantic_hybrid") and not self.semantic:
+            raise ValueError(f"query_type {qt!r} needs an index with semantic=True")
+        if qt in ("simple", "semantic") and not (request.text and request.text.strip()):
+            raise ValueError(f"query_type {qt!r} needs a text query")
+        if qt.startswith("vector") and request.vector is None:
+            raise ValueError(f"query_type {qt!r} needs a query vector")
+        if qt.endswith("hybrid") and not (request.text and request.text.strip()):
+            raise ValueError(f"query_type {qt!r} needs a text query")
+        return qt
+
+    def search(self, request: SearchRequest, *, query_type: QueryType | None = None) -> list[SearchHit]:
+        """Text, vector or hybrid search (RRF fused by the service), optionally semantic-reranked.
+
+        ``query_type`` (or the index's default) uses On Your Data's names: ``simple``, ``semantic``,
+        ``vector``, ``vector_simple_hybrid``, ``vector_semantic_hybrid``; ``None`` follows ``request.mode``.
+        """
+        from azure.search.documents.models import VectorizedQuery
+
+        qt = self.resolve_query_type(request, query_type)
+        flt = self.odata_filter(request)
+        if flt == "false":
+            return []
+        use_text = qt in ("simple", "semantic", "vector_simple_hybrid", "vector_semantic_hybrid")
+        use_vector = qt.startswith("vector")
+        semantic = qt in ("semantic", "vector_semantic_hybrid")
+        kwargs: dict[str, Any] = {"filter": flt, "top": request.top, "select": list(_RESULT_FIELDS)}
+        if use_vector:
+            if len(request.vector or ()) != self._dimensions:
+                raise IndexSchemaError(
+                    f"the query vector has {len(request.vector or ())} dimensions but index {self.index_name!r} "
+                    f"stores {self._dimensions}"
+                )
+            kwargs["vector_queries"] = [
+                VectorizedQuery(
+                    vector=list(request.vector or ()),
+                    k_nearest_neighbors=max(request.candidates, request.top),
+                    fields=VECTOR_FIELD,
+                )
+            ]
+        if semantic:
+            kwargs["query_type"] = "semantic"
+            kwargs["semantic_configuration_name"] = SEMANTIC_CONFIG
+        elif use_text:
+            kwargs["query_type"] = "simple"
+        client = self._docs()
+        search_text = request.text if use_text else None
+        results = self._call(
+            f"searching index {self.index_name!r}",
+            lambda: list(client.search(search_text=search_text, **kwargs)),
+        )
+        hits = []
+        for rank, doc in enumerate(results[: request.top], start=1):
+            score = float(doc.get("@search.score") or 0.0)
+            reranker = doc.get("@search.reranker_score")
+            text_only = use_text and not use_vector
+            vector_only = use_vector and not use_text
+            hits.append(
+                SearchHit(
+                    chunk=_chunk_from(doc),
+                    score=float(reranker) if reranker is not None else score,
+                    text_score=score if text_only else None,
+                    vector_score=score if vector_only else None,
+                    text_rank=rank if text_only and not semantic else None,
+                    vector_rank=rank if vector_only else None,
+                )
+            )
+        return hits
+
+
+# ---------------------------------------------------------------------- helpers
+def _sdk_batch(actions: list[dict[str, Any]]) -> Any:
+    from azure.search.documents.models import IndexAction, IndexDocumentsBatch
+
+    return IndexDocumentsBatch(actions=[IndexAction(dict(a)) for a in actions])
+
+
+def _search_in(expr: str, values: Sequence[str]) -> str:
+    """``search.in`` with the first delimiter that no value contains (values are arbitrary group names)."""
+    for delim in ("|", ",", ";", "~", "^", "`"):
+        if not any(delim in v for v in values):
+            return odata_search_in(expr, values, delimiter=delim)
+    return "(" + " or ".join(f"{expr} eq {odata_quote(v)}" for v in values) + ")"
+
+
+def _coerce_meta(value: Any, kind: str) -> Any:
+    if value is None:
+        return None
+    try:
+        if kind == "string":
+            return value if isinstance(value, str) else json.dumps(value) if isinstance(value, (list, dict)) else str(value)
+        if kind == "int":
+            return int(value)
+        if kind == "float":
+            return float(value)
+        if kind == "bool":
+            return bool(value)
+    except (TypeError, ValueError):
+        return None
+    return None  # pragma: no cover
+
+
+def _chunk_from(doc: Mapping[str, Any]) -> Chunk:
+    raw_meta = doc.get("metadata")
+    try:
+        metadata = json.loads(raw_meta) if raw_meta else {}
+    except ValueError:
+        metadata = {}
+    return Chunk(
+        id=str(doc["id"]),
+        source_id=str(doc.get("source_id") or ""),
+        content=doc.get("content") or "",
+        chunk_index=int(doc.get("chunk_index") or 0),
+        title=doc.get("title") or "",
+        url=doc.get("url") or "",
+        filepath=doc.get("filepath") or "",
+        page_start=doc.get("page_start"),
+        page_end=doc.get("page_end"),
+        char_start=int(doc.get("char_start") or 0),
+        char_end=int(doc.get("char_end") or 0),
+        section=doc.get("section") or "",
+        groups=tuple(doc.get("groups") or ()),
+        metadata=metadata if isinstance(metadata, dict) else {},
+        source_version=doc.get("source_version") or "",
+        source_chunks=int(doc.get("source_chunks") or 0),
+    )
+
+
+def _service_message(exc: Any) -> str:
+    err = getattr(exc, "error", None)
+    msg = getattr(err, "message", None) if err is not None else None
+    if not msg:
+        msg = str(getattr(exc, "message", "") or exc)
+    return " ".join(str(msg).split())[:500]
