@@ -1,0 +1,251 @@
+"""Embedders: the hashing embedder, the SQLite embedding cache + CachedEmbedder, and the real
+all-MiniLM-L6-v2 sentence-transformer (offline, windowing of long texts)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from indexers.embedders.cache import CachedEmbedder, EmbeddingCache
+from indexers.embedders.hashing import HashingEmbedder
+from indexers.errors import EmbeddingError
+from indexers.ports import Embedder
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+# ---------------------------------------------------------------- hashing embedder
+
+def test_hashing_embedder_is_an_embedder_with_normalised_float32_rows():
+    e = HashingEmbedder(dimensions=64)
+    assert isinstance(e, Embedder)
+    assert (e.model_id, e.dimensions) == ("hashing-v1", 64)
+    m = e.embed_documents(["Hello world", "", "!!!", "Ünïcödé 日本語"])
+    assert m.shape == (4, 64) and m.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(m, axis=1), 1.0, rtol=1e-5)
+    q = e.embed_query("Hello world")
+    assert q.shape == (64,) and q.dtype == np.float32
+    np.testing.assert_array_equal(q, m[0])
+    assert e.embed_documents([]).shape == (0, 64)
+
+
+def test_hashing_embedder_is_deterministic_across_processes():
+    e = HashingEmbedder()
+    here = e.embed_query("Deterministic feature hashing of words").tolist()
+    code = (
+        f"import sys, json; sys.path.insert(0, {str(REPO)!r});"
+        "from indexers.embedders.hashing import HashingEmbedder;"
+        "print(json.dumps(HashingEmbedder().embed_query('Deterministic feature hashing of words').tolist()))"
+    )
+    env = {**os.environ, "PYTHONHASHSEED": "12345"}  # a different salt for hash(): must not matter
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+    import json
+
+    assert json.loads(out.stdout) == here
+
+
+def test_hashing_embedder_similarity_follows_shared_words():
+    e = HashingEmbedder()
+    base, near, far = e.embed_documents([
+        "the volcano erupted with lava and ash",
+        "lava and ash poured from the erupting volcano",
+        "quarterly tax returns for small businesses",
+    ])
+    assert float(base @ near) > 0.4
+    assert float(base @ near) > float(base @ far) + 0.3
+    # char trigrams make morphological variants similar
+    a, b, c = e.embed_documents(["erupting volcanoes", "erupted volcano", "taxation"])
+    assert float(a @ b) > float(a @ c)
+
+
+def test_hashing_embedder_rejects_bad_input():
+    with pytest.raises(ValueError):
+        HashingEmbedder(dimensions=0)
+    with pytest.raises(TypeError):
+        HashingEmbedder().embed_documents("a single string")
+
+
+# ---------------------------------------------------------------- cache
+
+class CountingEmbedder:
+    """Wraps an embedder and records every batch the model sees."""
+
+    def __init__(self, inner):
+        self.inner = inner
+        self.batches: list[list[str]] = []
+        self.queries: list[str] = []
+
+    model_id = property(lambda self: self.inner.model_id)
+    dimensions = property(lambda self: self.inner.dimensions)
+
+    def embed_documents(self, texts):
+        self.batches.append(list(texts))
+        return self.inner.embed_documents(texts)
+
+    def embed_query(self, text):
+        self.queries.append(text)
+        return self.inner.embed_query(text)
+
+
+def test_cached_embedder_computes_only_misses_in_one_batch(tmp_path):
+    inner = CountingEmbedder(HashingEmbedder(dimensions=32))
+    cache = EmbeddingCache(tmp_path / "cache.sqlite")
+    e = CachedEmbedder(inner, cache)
+    assert isinstance(e, Embedder) and e.model_id == "hashing-v1" and e.dimensions == 32
+
+    first = e.embed_documents(["a b", "c d", "a b"])
+    assert inner.batches == [["a b", "c d"]]  # a repeated text is embedded once
+    assert (e.stats.cache_hits, e.stats.computed) == (0, 2)
+    np.testing.assert_array_equal(first, inner.inner.embed_documents(["a b", "c d", "a b"]))
+
+    second = e.embed_documents(["c d", "e f", "a b"])
+    assert inner.batches[-1] == ["e f"]
+    assert (e.stats.cache_hits, e.stats.computed) == (2, 3)
+    np.testing.assert_array_equal(second[0], first[1])
+    assert e.stats.seconds_in_model > 0
+
+
+def test_second_run_computes_nothing(tmp_path):
+    texts = [f"chunk number {i} about topic {i % 7}" for i in range(50)]
+    run1 = CachedEmbedder(CountingEmbedder(HashingEmbedder()), EmbeddingCache(tmp_path / "c.sqlite"))
+    v1 = run1.embed_documents(texts)
+    assert run1.stats.computed == 50
+    run1.cache.close()
+    inner2 = CountingEmbedder(HashingEmbedder())
+    run2 = CachedEmbedder(inner2, EmbeddingCache(tmp_path / "c.sqlite"))  # a new process, same file
+    v2 = run2.embed_documents(texts)
+    assert (run2.stats.computed, run2.stats.cache_hits) == (0, 50)
+    assert inner2.batches == []
+    np.testing.assert_array_equal(v1, v2)
+
+
+def test_cache_key_includes_model_and_dimensions(tmp_path):
+    cache = EmbeddingCache(tmp_path / "c.sqlite")
+    CachedEmbedder(HashingEmbedder(dimensions=32), cache).embed_documents(["same text"])
+    other = CachedEmbedder(HashingEmbedder(dimensions=64), cache)
+    other.embed_documents(["same text"])
+    assert other.stats.computed == 1
+    assert cache.get_many("another-model", 32, ["same text"]) == {}
+    assert set(cache.get_many("hashing-v1", 32, ["x", "same text"])) == {1}
+
+
+def test_cached_query_uses_inner_embed_query_and_cache(tmp_path):
+    inner = CountingEmbedder(HashingEmbedder(dimensions=32))
+    e = CachedEmbedder(inner, EmbeddingCache(tmp_path / "c.sqlite"))
+    q1 = e.embed_query("what is lava?")
+    q2 = e.embed_query("what is lava?")
+    assert inner.queries == ["what is lava?"] and inner.batches == []
+    np.testing.assert_array_equal(q1, q2)
+    assert q1.shape == (32,)
+    assert (e.stats.computed, e.stats.cache_hits) == (1, 1)
+
+
+def test_cache_shares_a_file_with_the_local_index_and_other_connections(tmp_path):
+    from indexers.local_index import LocalIndex
+
+    emb = HashingEmbedder(dimensions=32)
+    ix = LocalIndex(tmp_path, dimensions=32, model_id=emb.model_id)
+    ix.ensure()
+    caches = [EmbeddingCache(ix.sqlite_path) for _ in range(3)]
+    errors = []
+
+    def work(k):
+        try:
+            ce = CachedEmbedder(emb, caches[k])
+            for i in range(20):
+                ce.embed_documents([f"t{k}-{i}", f"shared-{i}"])
+        except Exception as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert caches[0].count("hashing-v1") == 60 + 20
+    assert ix.count() == 0  # the index tables are untouched
+    ix.close()
+
+
+def test_cached_embedder_rejects_wrong_shapes(tmp_path):
+    class Broken(CountingEmbedder):
+        def embed_documents(self, texts):
+            return np.zeros((len(texts), 3), dtype=np.float32)
+
+    e = CachedEmbedder(Broken(HashingEmbedder(dimensions=32)), EmbeddingCache(tmp_path / "c.sqlite"))
+    with pytest.raises(EmbeddingError):
+        e.embed_documents(["x"])
+    assert e.cache.count() == 0
+
+
+# ---------------------------------------------------------------- real model (all-MiniLM-L6-v2)
+
+@pytest.fixture(scope="module")
+def minilm():
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    from indexers.embedders.local import SentenceTransformerEmbedder
+
+    return SentenceTransformerEmbedder()
+
+
+@pytest.mark.slow
+def test_minilm_dimensions_known_without_loading(minilm):
+    from indexers.embedders.local import SentenceTransformerEmbedder
+
+    fresh = SentenceTransformerEmbedder()
+    assert fresh.dimensions == 384
+    assert fresh._model is None  # noqa: SLF001 - lazy loading is the behaviour under test
+    assert fresh.model_id == "sentence-transformers/all-MiniLM-L6-v2"
+
+
+@pytest.mark.slow
+def test_minilm_loads_offline_and_embeds(minilm):
+    m = minilm.embed_documents([
+        "A man is playing a guitar on stage.",
+        "Someone performs a song with a guitar.",
+        "The central bank raised interest rates again.",
+    ])
+    assert m.shape == (3, 384) and m.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(m, axis=1), 1.0, rtol=1e-4)
+    assert float(m[0] @ m[1]) > float(m[0] @ m[2]) + 0.3
+    q = minilm.embed_query("A man is playing a guitar on stage.")
+    np.testing.assert_allclose(q, m[0], atol=1e-5)
+
+
+@pytest.mark.slow
+def test_minilm_long_text_is_not_truncated(minilm):
+    from indexers.tokens import count_tokens
+
+    sentences = [
+        "Volcanic eruptions release sulfur dioxide that cools the climate for several years.",
+        "Marine biologists tracked humpback whales migrating between feeding and breeding grounds.",
+        "The court ruled that the contract clause was unenforceable under consumer law.",
+        "Sourdough fermentation relies on wild yeast and lactic acid bacteria in the starter.",
+    ]
+    parts: list[str] = []
+    i = 0
+    while count_tokens(" ".join(parts)) < 600:
+        parts.append(sentences[(i // 8) % 4] if i < 32 else sentences[3])
+        i += 1
+    long_text = " ".join(parts)
+    head = " ".join(long_text.split()[:130])
+    assert 180 <= count_tokens(head) <= 220
+    windows = minilm.windows([long_text])[0]
+    assert len(windows) >= 3
+    tok = minilm._load().tokenizer  # noqa: SLF001
+    for window, _n in windows:
+        assert len(tok(window)["input_ids"]) <= minilm._load().max_seq_length  # noqa: SLF001
+    assert "".join(w for w, _ in windows).replace(" ", "") == long_text.replace(" ", "")
+    full, first = minilm.embed_documents([long_text, head])
+    np.testing.assert_allclose(np.linalg.norm(full), 1.0, rtol=1e-4)
+    assert float(full @ first) < 0.97  # the tail (mostly about sourdough) changed the vector
+    tail_topic = minilm.embed_query(sentences[3])
+    assert float(full @ tail_topic) > float(first @ tail_topic)
