@@ -249,7 +249,10 @@ def _structure(page_rows: list[list[_Row]], options: PdfOptions) -> list[Element
 
     sizes: Counter[float] = Counter()
     for r in all_rows:
-        sizes[round(r.size * 2) / 2] += len(r.text)
+        if len(r.cells) == 1:  # table cells often use a smaller font than the body text
+            sizes[round(r.size * 2) / 2] += len(r.text)
+    if not sizes:
+        sizes[round(all_rows[0].size * 2) / 2] = 1
     body = sizes.most_common(1)[0][0] or 10.0
     deltas = [
         a.y - b.y
@@ -278,9 +281,22 @@ def _structure(page_rows: list[list[_Row]], options: PdfOptions) -> list[Element
 
     elements: list[Element] = []
     for page_number, rows in enumerate(page_rows, start=1):
-        elements.extend(_page_elements(rows, page_number, body, line_gap, vocab, styled_heading, rank, font_key,
-                                       plain_level, options))
+        page_elements = _page_elements(rows, page_number, body, line_gap, vocab, styled_heading, rank, font_key,
+                                       plain_level, options)
+        if page_elements and elements:
+            page_elements[0] = _continue_table(elements[-1], page_elements[0])
+        elements.extend(page_elements)
     return elements
+
+
+def _continue_table(previous: Element, first: Element) -> Element:
+    """A table that starts a page and continues the previous page's table gets that table's header row."""
+    if previous.kind != "table" or first.kind != "table":
+        return first
+    prev_lines, lines = previous.text.splitlines(), first.text.splitlines()
+    if len(prev_lines) < 2 or len(lines) < 2 or prev_lines[1] != lines[1] or prev_lines[0] == lines[0]:
+        return first  # different column count, or the header row is repeated on the new page
+    return Element(kind="table", text="\n".join(prev_lines[:2] + [lines[0]] + lines[2:]), page=first.page)
 
 
 def _page_elements(
@@ -334,7 +350,14 @@ def _page_elements(
         break_before = prev is None or gap_between(prev, row)
         numbered = heading_level_from_numbering(text) if len(row.cells) == 1 else None
         level: int | None = None
-        if styled_heading(row):
+        continues = (
+            nxt is not None
+            and len(nxt.cells) == 1
+            and not gap_between(row, nxt)
+            and font_key(nxt) == font_key(row)
+            and nxt.text[:1].islower()
+        )
+        if styled_heading(row) and not continues:
             level = numbered or rank.get(font_key(row), plain_level)
         elif len(row.cells) == 1 and (numbered or is_title_case_heading(text)):
             before = break_before or prev is None or prev.text.endswith(_SENTENCE_END)

@@ -35,6 +35,11 @@ def decode_text(data: bytes) -> str:
     return data.decode("latin-1")
 
 
+def _is_caps_heading(line: str) -> bool:
+    letters = [ch for ch in line if ch.isalpha()]
+    return len(letters) >= 3 and all(ch.isupper() for ch in letters) and is_title_case_heading(line)
+
+
 def text_elements(text: str) -> list[Element]:
     """Elements of a plain text (pure)."""
     text = normalize_unicode(text.replace("\r\n", "\n").replace("\r", "\n"))
@@ -51,6 +56,10 @@ def text_elements(text: str) -> list[Element]:
             if level is not None or (is_title_case_heading(line) and not is_list_item(line)):
                 out.append(Element(kind="title", text=line, level=level or 1))
                 continue
+        first = lines[0].strip()
+        if len(lines) > 1 and (heading_level_from_numbering(first) or _is_caps_heading(first)):
+            out.append(Element(kind="title", text=first, level=heading_level_from_numbering(first) or 1))
+            lines = lines[1:]
         current: list[str] = []
         kind = "text"
         for line in lines:

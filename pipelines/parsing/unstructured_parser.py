@@ -163,6 +163,10 @@ class UnstructuredParser:
                 doc_id=source_id,
             ) from exc
         elements = map_elements(raw)
+        if self.format == "pptx":
+            # unstructured labels short bullet lines of a slide body as Title with depth >= 1
+            elements = [Element(kind="list", text=e.text, page=e.page) if e.kind == "title" and (e.level or 1) > 1
+                        else e for e in elements]
         subject = _email_subject(raw) if self.format == "eml" else ""
         if subject:
             elements.insert(0, Element(kind="title", text=subject, level=1))
