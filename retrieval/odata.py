@@ -33,6 +33,7 @@ _TOKEN = re.compile(
   | (?P<lparen>\()
   | (?P<rparen>\))
   | (?P<comma>,)
+  | (?P<colon>:)
   | (?P<ident>[A-Za-z_][A-Za-z0-9_]*(?:[./][A-Za-z_][A-Za-z0-9_]*)*)
     """,
     re.VERBOSE,
@@ -97,6 +98,8 @@ class _Parser:
         return tok is not None and tok.kind == "ident" and tok.text.lower() == word
 
     def expect(self, kind: str, what: str) -> _Tok:
+        if self.peek() is None:
+            raise ODataFilterError(f"expected {what} but the filter ends")
         tok = self.next()
         if tok.kind != kind:
             raise ODataFilterError(f"expected {what} at position {tok.pos} of the filter, found {tok.text!r}")
@@ -150,10 +153,11 @@ class _Parser:
         if tok.kind == "ident" and tok.text.lower() == "search.in":
             return self.search_in()
         if tok.kind == "ident" and tok.text.lower() not in _KEYWORDS:
+            after = self.toks[self.i + 1] if self.i + 1 < len(self.toks) else None
+            if after is not None and after.kind == "lparen":
+                raise ODataFilterError(f"unsupported function {tok.text!r} in the filter; only search.in is supported")
             field = self.field(self.next())
             op = self.next()
-            if op.kind == "lparen":
-                raise ODataFilterError(f"unsupported function {tok.text!r} in the filter; only search.in is supported")
             if op.kind != "ident" or op.text.lower() not in ("eq", "ne"):
                 raise ODataFilterError(
                     f"unsupported operator {op.text!r} at position {op.pos} of the filter; use eq or ne"

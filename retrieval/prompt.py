@@ -110,7 +110,7 @@ def truncate_to_tokens(text: str, budget: int) -> str:
         return text
     kept = ""
     for sentence in split_sentences(text):
-        if count_tokens(kept + sentence) > budget:
+        if count_tokens((kept + sentence).rstrip()) > budget:
             break
         kept += sentence
     if kept.strip():
