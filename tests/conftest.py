@@ -1,0 +1,40 @@
+"""Shared test fixtures. Keep this small: module-specific fixtures live in their test modules."""
+
+from __future__ import annotations
+
+import os
+import uuid
+
+import pytest
+
+for _key, _value in {
+    "DO_NOT_TRACK": "1",
+    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+    "SCARF_NO_ANALYTICS": "true",
+    "UNSTRUCTURED_DISABLE_NOTICE": "1",
+    "HF_HUB_OFFLINE": "1",
+    "TRANSFORMERS_OFFLINE": "1",
+    "TOKENIZERS_PARALLELISM": "false",
+}.items():
+    os.environ.setdefault(_key, _value)
+
+
+@pytest.fixture(scope="session")
+def azurite(tmp_path_factory):
+    """A real Azurite blob emulator on a free port for the whole session (see tests/azurite.py)."""
+    from tests.azurite import azurite_server
+
+    with azurite_server(tmp_path_factory.mktemp("azurite")) as server:
+        yield server
+
+
+@pytest.fixture
+def blob_container(azurite):
+    """A fresh, empty container in Azurite (deleted afterwards): an azure ContainerClient."""
+    service = azurite.service_client()
+    container = service.create_container(f"t{uuid.uuid4().hex[:20]}")
+    try:
+        yield container
+    finally:
+        container.delete_container()
+        service.close()
