@@ -1,0 +1,215 @@
+"""`ondata eval run | report | compare`: evaluate retrieval and answers on a QA set, report, compare runs.
+
+``--fail-under METRIC=VALUE`` (repeatable) makes any of them exit 1 with a one-line reason when a
+metric misses its threshold (for CI gates); ``eval compare`` also accepts ``delta:METRIC=VALUE``.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any, List, Optional
+
+import typer
+from pydantic import SecretStr
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+from ondata.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+def settings_without_secrets(settings: Settings) -> dict[str, Any]:
+    """The settings as JSON-able values, secrets left out (not even masked)."""
+    data = settings.model_dump(mode="json")
+    for name in type(settings).model_fields:
+        if isinstance(getattr(settings, name), SecretStr) or "key" in name or "token" in name or "connection_string" in name:
+            data.pop(name, None)
+    return data
+
+
+def _gates(values: list[str]):
+    from eval.gates import parse_gate
+
+    return [parse_gate(v) for v in values or []]
+
+
+def _enforce(gates, metrics, console: Console, *, deltas=None) -> None:
+    from eval.gates import check_gates
+
+    failures = check_gates(gates, metrics, deltas=deltas)
+    if failures:
+        typer.secho("fail-under: " + "; ".join(failures), fg=typer.colors.RED, err=True)
+        raise typer.Exit(code=1)
+    if gates:
+        console.print(f"[green]all {len(gates)} gate(s) passed[/green]")
+
+
+def print_summary(summary: dict, console: Console) -> None:
+    from eval.report import _fmt
+    from eval.scoring import headline_keys
+
+    table = Table(title=f"Evaluation: {summary.get('run', '')}", show_edge=False)
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    table.add_column("key", style="dim")
+    for key, (label, _, _) in headline_keys(int(summary.get("k", 5))).items():
+        table.add_row(label, _fmt(summary["metrics"].get(key), key), key)
+    console.print(table)
+    c = summary["counts"]
+    console.print(f"{c['questions']} questions, {c['answered']} answered, {c['claims']} answer sentences judged")
+
+
+def build_scorer(kind: str, settings: Settings):
+    from eval.groundedness import LLMJudgeScorer, LocalGroundednessScorer
+
+    if kind == "local":
+        return LocalGroundednessScorer()
+    if kind == "llm":
+        from ondata.wiring import build_chat_model
+
+        judge = build_chat_model(settings.model_copy(update={"chat": "azure_openai"}))
+        return LLMJudgeScorer(judge)
+    raise typer.BadParameter(f"unknown scorer {kind!r}; use local or llm", param_hint="--scorer")
+
+
+def register(app: typer.Typer) -> None:
+    eval_app = typer.Typer(help="Evaluate retrieval, citations and groundedness on a QA set; report and compare runs.",
+                           no_args_is_help=True)
+    app.add_typer(eval_app, name="eval")
+
+    @eval_app.command("run")
+    def run(
+        dataset: Path = typer.Option(..., "--dataset", help="QA set (JSONL: question, truth with [file#page=N] citations)."),
+        out: Path = typer.Option(..., "--out", help="Run folder, e.g. runs/NAME (re-running resumes it)."),
+        profile: Optional[str] = typer.Option(None, "--profile", help="local | azure (default ONDATA_PROFILE or local)."),
+        index: Optional[Path] = typer.Option(None, "--index", help="Local index folder (default .ondata)."),
+        docs: Optional[str] = typer.Option(None, "--docs", help="Ingest this folder into the index first."),
+        top: int = typer.Option(5, "--top", min=1, help="Hits retrieved and given to the model; k of recall@k."),
+        strictness: int = typer.Option(3, "--strictness", min=1, max=5, help="Relevance filter strictness 1-5."),
+        scorer: str = typer.Option("local", "--scorer", help="Groundedness scorer: local (offline) | llm (Azure OpenAI judge)."),
+        embedder: Optional[str] = typer.Option(None, "--embedder", help="local | hashing | azure_openai"),
+        fail_under: List[str] = typer.Option([], "--fail-under", help="METRIC=VALUE gate (repeatable)."),
+        report: bool = typer.Option(True, "--report/--no-report", help="Also write report.md and report.html."),
+    ) -> None:
+        """Answer every question of DATASET, score it and store the run in OUT (resumable)."""
+        from eval.datasets import load_qa
+        from eval.runner import make_answer_fn, make_config, run_evaluation
+        from ondata.commands.retrieval import build_retriever
+        from ondata.wiring import build_chat_model
+
+        gates = _gates(fail_under)
+        console = Console(stderr=True)
+        values: dict[str, Any] = {k: v for k, v in {"profile": profile, "index_dir": index, "embedder": embedder}.items() if v}
+        settings = Settings(**values)
+        items = load_qa(dataset)
+        if docs:
+            _ingest(settings, docs, console)
+        retriever = build_retriever(settings)
+        chat_model = build_chat_model(settings, embedder=retriever.embedder)
+        score = build_scorer(scorer, settings)
+        config = make_config(dataset=dataset, top=top, strictness=strictness, scorer=scorer,
+                             settings=settings_without_secrets(settings),
+                             extra={"chat_model": getattr(chat_model, "model_id", type(chat_model).__name__),
+                                    "embedder": retriever.embedder.model_id})
+        progress = Progress(TextColumn("[bold]evaluating"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                            TimeRemainingColumn(), TextColumn("{task.fields[current]}"), console=console)
+        task = progress.add_task("eval", total=len(items), current="")
+
+        def on_progress(done: int, total: int, item) -> None:
+            progress.update(task, completed=done, current=(item.question[:50] if item else ""))
+
+        with progress:
+            summary = run_evaluation(items, answer_fn=make_answer_fn(retriever=retriever, chat_model=chat_model, top=top,
+                                                                     strictness=strictness),
+                                     scorer=score, out=out, config=config, k=top, on_progress=on_progress)
+        close = getattr(retriever.index, "close", None)
+        if callable(close):
+            close()
+        out_console = Console()
+        print_summary(summary, out_console)
+        if report:
+            from eval.report import write_report
+
+            write_report(out)
+            out_console.print(f"report: {out / 'report.html'}")
+        _enforce(gates, summary["metrics"], out_console)
+
+    @eval_app.command("report")
+    def report_cmd(
+        run: Path = typer.Argument(..., help="Run folder written by `ondata eval run`."),
+        fail_under: List[str] = typer.Option([], "--fail-under", help="METRIC=VALUE gate (repeatable)."),
+    ) -> None:
+        """Write report.md and a self-contained report.html into RUN."""
+        from eval.report import write_report
+
+        gates = _gates(fail_under)
+        summary = write_report(run)
+        console = Console()
+        print_summary(summary, console)
+        console.print(f"wrote {run / 'report.md'} and {run / 'report.html'}")
+        _enforce(gates, summary["metrics"], console)
+
+    @eval_app.command("compare")
+    def compare_cmd(
+        run_a: Path = typer.Argument(..., help="Baseline run folder (A)."),
+        run_b: Path = typer.Argument(..., help="Candidate run folder (B)."),
+        fail_under: List[str] = typer.Option([], "--fail-under",
+                                             help="METRIC=VALUE on B, or delta:METRIC=VALUE on B - A (repeatable)."),
+        show: int = typer.Option(10, "--show", help="How many questions that got worse to list."),
+    ) -> None:
+        """Metric deltas B - A with paired bootstrap 95% confidence intervals, and the questions that got worse."""
+        from eval.compare import compare_runs
+        from eval.scoring import summarize
+        from eval.store import RunStore
+
+        gates = _gates(fail_under)
+        a, b = RunStore(run_a), RunStore(run_b)
+        k = int(b.read_config().get("top", 5))
+        ka = int(a.read_config().get("top", 5))
+        if ka != k:
+            log.warning("runs use different top (%d vs %d); comparing at k=%d", ka, k, k)
+        records_a, records_b = a.read_results(), b.read_results()
+        result = compare_runs(records_a, records_b, k=k)
+        console = Console()
+        table = Table(title=f"{run_b} vs {run_a} ({result['paired_questions']} paired questions)", show_edge=False)
+        for col in ("metric", "A", "B", "B - A", "95% CI", ""):
+            table.add_column(col, justify="left" if col == "metric" else "right")
+        for key, m in result["metrics"].items():
+            flag = "[red]worse[/red]" if m["significant"] and m["delta"] < 0 else "[green]better[/green]" if m["significant"] else ""
+            table.add_row(key, f"{m['a']:.3f}", f"{m['b']:.3f}", f"{m['delta']:+.3f}", f"[{m['low']:+.3f}, {m['high']:+.3f}]", flag)
+        console.print(table)
+        if result["worse"]:
+            console.print(f"{len(result['worse'])} questions got worse; the {min(show, len(result['worse']))} largest drops:")
+            for w in result["worse"][:show]:
+                drops = ", ".join(f"{k_} {v:+.2f}" for k_, v in w["drops"].items())
+                console.print(f"  - {w['question']} ({drops})")
+        deltas = {key: m["delta"] for key, m in result["metrics"].items()}
+        _enforce(gates, summarize(records_b, k=k)["metrics"], console, deltas=deltas)
+
+
+def _ingest(settings: Settings, docs: str, console: Console) -> None:
+    """Ingest ``docs`` into the configured index (through the wiring), reporting failures."""
+    from ondata.wiring import build_embedder, build_index, build_source
+    from pipelines.chunking import ChunkingConfig
+    from pipelines.ingest import IngestOptions, ingest
+
+    source = build_source(settings, docs)
+    emb = build_embedder(settings)
+    idx = build_index(settings, emb)
+    options = IngestOptions(chunking=ChunkingConfig(chunk_size=settings.chunk_size, overlap=settings.chunk_overlap),
+                            max_bytes=settings.max_document_bytes)
+    with console.status(f"ingesting {docs}"):
+        try:
+            report = ingest(source, index=idx, embedder=emb, options=options)
+        finally:
+            close = getattr(idx, "close", None)
+            if callable(close):
+                close()
+    c = report.counts()
+    console.print(f"ingested {docs}: {c['added']} added, {c['updated']} updated, {c['unchanged']} unchanged, "
+                  f"{c['failed']} failed, {report.chunks_written} chunks in {report.seconds:.0f} s")
+    for r in report.failed:
+        console.print(f"[red]failed[/red] {r.source_id}: {r.error}")
