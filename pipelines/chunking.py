@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import regex
+import tiktoken
 
 from indexers.errors import ConfigError
 from indexers.records import Chunk, chunk_id_for
@@ -74,8 +75,11 @@ class ChunkingConfig:
             raise ConfigError(
                 f"overlap ({self.overlap}) must be smaller than half of chunk_size ({self.chunk_size})"
             )
-        if not isinstance(self.encoding, str) or not self.encoding:
-            raise ConfigError(f"encoding must be the name of a tiktoken encoding, not {self.encoding!r}")
+        if not isinstance(self.encoding, str) or self.encoding not in tiktoken.list_encoding_names():
+            raise ConfigError(
+                f"encoding {self.encoding!r} is not a tiktoken encoding; known: "
+                + ", ".join(sorted(tiktoken.list_encoding_names()))
+            )
         fill = self.heading_break_fill
         if isinstance(fill, bool) or not isinstance(fill, (int, float)) or not 0 < fill <= 1:
             raise ConfigError(f"heading_break_fill ({fill!r}) must be a number in (0, 1]")
@@ -216,9 +220,7 @@ class _Cutter:
         """Cut ``text[a:b]`` on token boundaries into pieces of at most ``size`` tokens each."""
         piece = self.text[a:b]
         tokens = self.enc.encode_ordinary(piece)
-        decoded, offsets = self.enc.decode_with_offsets(tokens)
-        if decoded != piece:  # cannot happen for valid str; keep offsets honest regardless
-            offsets = [len(self.enc.decode(tokens[:i])) for i in range(len(tokens))]
+        _, offsets = self.enc.decode_with_offsets(tokens)  # exact: the text holds no lone surrogates
         # token i may start a piece only if it starts a new character
         cuttable = [i == 0 or offsets[i] > offsets[i - 1] for i in range(len(tokens))]
         i, n = 0, len(tokens)
@@ -269,8 +271,21 @@ class _Cutter:
             self.add(ra, rb, _ROW, page, section, header=header)
 
 
-def _cut_units(doc: ParsedDocument, config: ChunkingConfig) -> tuple[str, list[_Unit]]:
+_SURROGATE = regex.compile(r"[\ud800-\udfff]")
+
+
+def _clean_text(doc: ParsedDocument) -> str:
+    """``doc.text`` with lone surrogates (not valid Unicode) replaced by U+FFFD, same length."""
     text = doc.text
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        text = _SURROGATE.sub("\ufffd", text)
+    return text
+
+
+def _cut_units(doc: ParsedDocument, config: ChunkingConfig) -> tuple[str, list[_Unit]]:
+    text = _clean_text(doc)
     cutter = _Cutter(text, config)
     headings: list[tuple[int, str]] = []
     section = ""
@@ -445,7 +460,9 @@ def chunk_document(doc: ParsedDocument, item: SourceItem, *, config: ChunkingCon
     ``"\\n\\n"``) the chunk covers, overlap included, without surrounding whitespace. The content
     is exactly ``doc.text[char_start:char_end]``, except for a chunk that continues a table cut
     into rows: its content is the table's header and separator rows, a newline, then
-    ``doc.text[char_start:char_end]`` (the span starts at the first repeated row).
+    ``doc.text[char_start:char_end]`` (the span starts at the first repeated row). Lone
+    surrogates, which are not valid Unicode, are replaced by U+FFFD in the content (one
+    character for one, so offsets are unaffected).
 
     ``page_start``/``page_end`` are the smallest and largest page of the elements the span
     touches (None when the format has no pages); ``section`` is the heading path

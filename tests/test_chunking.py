@@ -58,7 +58,8 @@ def test_default_config_is_valid():
         ({"chunk_size": "512"}, "chunk_size must be an integer"),
         ({"chunk_size": 512.0}, "chunk_size must be an integer"),
         ({"overlap": True}, "overlap must be an integer"),
-        ({"encoding": ""}, "encoding must be the name"),
+        ({"encoding": ""}, "encoding '' is not a tiktoken encoding"),
+        ({"encoding": "cl100k"}, "encoding 'cl100k' is not a tiktoken encoding; known: "),
         ({"heading_break_fill": 0}, "heading_break_fill (0) must be a number in (0, 1]"),
         ({"heading_break_fill": 1.5}, "heading_break_fill (1.5)"),
     ],
@@ -207,6 +208,17 @@ def test_hard_split_never_breaks_characters():
     assert all("\ufffd" not in c.content for c in chunks)
     assert "".join(c.content for c in chunks) == giant
     assert all(count_tokens(c.content) <= 32 for c in chunks)
+
+
+def test_lone_surrogates_are_replaced_without_shifting_offsets():
+    text = ("ab\ud800cd " * 50).strip() + ". Next sentence."
+    d = doc(Element("text", text), Element("text", "Tail."))
+    chunks = chunk_document(d, item(), config=ChunkingConfig(chunk_size=32, overlap=0))
+    assert chunks
+    for c in chunks:
+        c.content.encode("utf-8")  # storable
+        assert c.content == d.text[c.char_start:c.char_end].replace("\ud800", "\ufffd")
+    assert chunks[-1].content.endswith("Tail.")
 
 
 def test_list_lines_are_separate_sentences():
