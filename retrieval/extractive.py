@@ -127,6 +127,8 @@ class ExtractiveChatModel:
             if s.support <= 0 or any(s.text == p.text for p in picked):
                 continue
             picked.append(s)
+        if not picked:
+            return NOT_AVAILABLE
         body = " ".join(f"{s.text.rstrip()} [doc{s.source}]" for s in picked)
         return f"{PREFIX} {body}"
 

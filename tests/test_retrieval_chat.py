@@ -1,0 +1,143 @@
+"""Chat models: Azure OpenAI through the real openai SDK against the in-repo test double, and the extractive model."""
+
+from __future__ import annotations
+
+import pytest
+from test_retrieval_corpus import build_index, hit
+
+from retrieval.answer import answer_question
+from retrieval.azure_openai_chat import AzureOpenAIChatModel
+from retrieval.errors import ChatModelError, ContentFilteredError, RateLimitedError
+from retrieval.extractive import PREFIX, ExtractiveChatModel
+from retrieval.prompt import NOT_AVAILABLE, build_grounded_request, is_abstention
+from retrieval.retriever import Retriever
+from tests.servers.azure_openai import ChatReply, FakeAzureOpenAI, content_filter_error, content_filter_reply
+
+MESSAGES = [{"role": "system", "content": "be brief"}, {"role": "user", "content": "hello"}]
+
+
+@pytest.fixture
+def aoai():
+    with FakeAzureOpenAI(api_key="test-key") as server:
+        yield server
+
+
+def model(server, **kw) -> AzureOpenAIChatModel:
+    return AzureOpenAIChatModel(endpoint=server.url, deployment="gpt-4o-mini", api_key="test-key", **kw)
+
+
+def test_complete_and_usage(aoai):
+    aoai.script_chat("Paris [doc1].")
+    result = model(aoai).complete(MESSAGES, temperature=0)
+    assert result.content == "Paris [doc1]." and result.finish_reason == "stop"
+    assert result.usage["total_tokens"] == result.usage["prompt_tokens"] + result.usage["completion_tokens"] > 0
+    call = aoai.chat_calls[-1]
+    assert call["messages"] == MESSAGES and call["temperature"] == 0
+    assert "/openai/deployments/gpt-4o-mini/chat/completions" in aoai.requests[-1].path
+
+
+def test_stream(aoai):
+    aoai.script_chat("Streaming works fine [doc2].")
+    assert "".join(model(aoai).stream(MESSAGES)) == "Streaming works fine [doc2]."
+
+
+def test_openai_compatible_base_url(aoai):
+    aoai.script_chat("compatible")
+    m = AzureOpenAIChatModel(base_url=aoai.url + "/v1", deployment="local-model", api_key="test-key")
+    assert m.complete(MESSAGES).content == "compatible"
+    assert aoai.chat_calls[-1]["model"] == "local-model"
+
+
+def test_sdk_retries_429_with_retry_after_once(aoai):
+    aoai.fail_next(2, status=429, retry_after=0.05, kind="chat")
+    aoai.script_chat("after throttling")
+    assert model(aoai, max_retries=3).complete(MESSAGES).content == "after throttling"
+    assert len([r for r in aoai.requests if r.path.endswith("/chat/completions")]) == 3
+
+
+def test_rate_limited_after_retries(aoai):
+    aoai.fail_next(5, status=429, retry_after=0.01, kind="chat")
+    with pytest.raises(RateLimitedError) as info:
+        model(aoai, max_retries=1).complete(MESSAGES)
+    assert info.value.status == 429 and info.value.retry_after is not None
+    assert len([r for r in aoai.requests if r.path.endswith("/chat/completions")]) == 2  # one try + one SDK retry
+
+
+def test_content_filter_400_and_finish_reason(aoai):
+    aoai.script_chat(content_filter_error(), content_filter_reply("partial"), content_filter_reply("partial"))
+    with pytest.raises(ContentFilteredError) as info:
+        model(aoai).complete(MESSAGES)
+    assert info.value.status == 400 and info.value.code == "content_filter"
+    with pytest.raises(ContentFilteredError):
+        model(aoai).complete(MESSAGES)
+    with pytest.raises(ContentFilteredError):
+        list(model(aoai).stream(MESSAGES))
+
+
+def test_auth_and_server_errors_are_typed(aoai):
+    bad = AzureOpenAIChatModel(endpoint=aoai.url, deployment="d", api_key="sk-not-the-key-42", max_retries=0)
+    with pytest.raises(ChatModelError) as info:
+        bad.complete(MESSAGES)
+    assert info.value.status == 401 and "sk-not-the-key-42" not in str(info.value)
+    aoai.script_chat(ChatReply(error_code="invalid_request_error", status=400, message="bad thing"))
+    with pytest.raises(ChatModelError, match="400") as info:
+        model(aoai).complete(MESSAGES)
+    assert not isinstance(info.value, ContentFilteredError)
+    with pytest.raises(ChatModelError, match="connect"):
+        AzureOpenAIChatModel(endpoint="http://127.0.0.1:9", deployment="d", api_key="k", max_retries=0).complete(MESSAGES)
+
+
+def test_needs_an_endpoint():
+    with pytest.raises(ChatModelError):
+        AzureOpenAIChatModel(deployment="d")
+
+
+# ---------------------------------------------------------------- extractive
+
+
+def test_extractive_answers_with_citations_from_the_best_sentences():
+    hits = [
+        hit("Dental insurance is fully paid by the company. Vision is optional.", n=1, title="Benefits"),
+        hit("Employees get 25 days of paid vacation per year. The office closes at 6 pm.", n=2, title="Handbook"),
+    ]
+    req = build_grounded_request("How many days of paid vacation do employees get?", hits=hits, strictness=1)
+    text = ExtractiveChatModel().complete(req.messages).content
+    assert text.startswith(PREFIX)
+    assert "Employees get 25 days of paid vacation per year. [doc2]" in text
+    assert "office closes" not in text and "[doc1]" not in text
+
+
+def test_extractive_abstains_when_unsupported_and_in_scope():
+    hits = [hit("Employees get 25 days of paid vacation per year.", n=1)]
+    req = build_grounded_request("What is the parking policy for electric bicycles?", hits=hits, strictness=1)
+    assert ExtractiveChatModel().complete(req.messages).content == NOT_AVAILABLE
+    # partial support: abstains in scope, answers (citing) out of scope
+    q = "How many vacation days apply to bicycle parking?"
+    strict = ExtractiveChatModel(min_support=0.9)
+    assert is_abstention(strict.complete(build_grounded_request(q, hits=hits, strictness=1).messages).content)
+    out = strict.complete(build_grounded_request(q, hits=hits, strictness=1, in_scope=False).messages).content
+    assert not is_abstention(out) and "[doc1]" in out
+    assert ExtractiveChatModel().complete(build_grounded_request("anything?", hits=[]).messages).content == NOT_AVAILABLE
+
+
+def test_extractive_stream_equals_complete():
+    req = build_grounded_request("vacation days per year?", hits=[hit("Employees get 25 days of paid vacation per year.", n=1)], strictness=1)
+    m = ExtractiveChatModel()
+    assert "".join(m.stream(req.messages)) == m.complete(req.messages).content
+
+
+def test_answer_question_end_to_end_on_small_index(tmp_path):
+    index, embedder = build_index(tmp_path)
+    retriever = Retriever(index, embedder)
+    a = answer_question("How many days of paid vacation do employees get?", retriever=retriever,
+                        chat_model=ExtractiveChatModel(), strictness=1)
+    assert a.extractive and a.citations and a.citations[0].source_id == "handbook.pdf" and a.citations[0].page == 3
+    assert "[doc1]" in a.content and a.unknown_markers_removed == 0
+    assert set(a.latency_ms) >= {"rewrite", "search", "prompt", "generate", "citations", "total"}
+    assert all(d.filter_reason in (None, "score", "top_n") for d in a.retrieved)
+    # security trimming reaches the index through answer_question
+    a = answer_question("What are the salary bands for L3?", retriever=retriever, chat_model=ExtractiveChatModel(),
+                        strictness=1, groups=["it"])
+    assert all(c.source_id != "salaries.xlsx" for c in a.citations)
+    assert all(d.hit.chunk.source_id != "salaries.xlsx" for d in a.retrieved)
+    index.close()
