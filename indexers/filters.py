@@ -127,14 +127,14 @@ def not_(item: Filter) -> Not:
 
 # ---------------------------------------------------------------- SQL (SQLite)
 
-def to_sql(f: Filter, *, column: Callable[[str], str] | None = None) -> tuple[str, list[Scalar]]:
+def to_sql(f: Filter, *, column: Callable[[str], str] | None = None) -> tuple[str, list[Scalar | bytes]]:
     """Translate to a parenthesised SQLite boolean expression and its parameters.
 
     ``column`` maps a field name to a SQL expression; by default core fields map to ``c.<name>``
     and ``metadata.<key>`` to ``json_extract(c.metadata, '$.<key>')`` (the key is validated).
     """
     col = column or _default_sql_column
-    params: list[Scalar] = []
+    params: list[Scalar | bytes] = []
 
     def walk(node: Filter) -> str:
         if isinstance(node, Eq):
@@ -146,8 +146,10 @@ def to_sql(f: Filter, *, column: Callable[[str], str] | None = None) -> tuple[st
             params.extend(node.values)
             return f"({col(node.field)} IN ({', '.join('?' for _ in node.values)}))"
         if isinstance(node, Prefix):
-            params.extend([node.value, node.value])
-            return f"(substr({col(node.field)}, 1, length(?)) = ?)"
+            # Compare UTF-8 bytes: SQLite's length()/substr() on TEXT stop at a NUL character.
+            raw = node.value.encode("utf-8")
+            params.extend([len(raw), raw])
+            return f"(substr(CAST({col(node.field)} AS BLOB), 1, ?) = ?)"
         if isinstance(node, And):
             return "(" + " AND ".join(walk(i) for i in node.items) + ")" if node.items else "(1)"
         if isinstance(node, Or):
@@ -200,8 +202,11 @@ def to_odata(f: Filter, *, field_name: Callable[[str], str] | None = None) -> st
                 return odata_search_in(name(node.field), node.values)
             return "(" + " or ".join(f"{name(node.field)} eq {odata_quote(v)}" for v in node.values) + ")"
         if isinstance(node, Prefix):
-            upper = node.value[:-1] + chr(ord(node.value[-1]) + 1)
             fld = name(node.field)
+            stem = node.value.rstrip("\U0010ffff")  # the largest code point has no successor
+            if not stem:
+                return f"{fld} ge {odata_quote(node.value)}"
+            upper = stem[:-1] + chr(ord(stem[-1]) + 1)
             return f"({fld} ge {odata_quote(node.value)} and {fld} lt {odata_quote(upper)})"
         if isinstance(node, And):
             return "(" + " and ".join(walk(i) for i in node.items) + ")" if node.items else "true"

@@ -86,7 +86,7 @@ def test_to_sql_semantics(db, f, expected):
 def test_to_sql_uses_parameters_only():
     sql, params = to_sql(and_(eq("title", "x'); DROP TABLE chunks; --"), prefix("filepath", "a")))
     assert "DROP" not in sql and "'x" not in sql
-    assert params == ["x'); DROP TABLE chunks; --", "a", "a"]
+    assert params == ["x'); DROP TABLE chunks; --", 1, b"a"]
 
 
 def test_to_sql_custom_column_mapping():
@@ -154,6 +154,8 @@ def test_odata_quote():
         (any_of("page_start", [1, 2]), "(page_start eq 1 or page_start eq 2)"),
         (any_of("source_id", []), "false"),
         (prefix("filepath", "hr/"), "(filepath ge 'hr/' and filepath lt 'hr0')"),
+        (prefix("title", "a\U0010ffff"), "(title ge 'a\U0010ffff' and title lt 'b')"),
+        (prefix("title", "\U0010ffff"), "title ge '\U0010ffff'"),
         (and_(eq("source_id", "a"), not_(eq("title", "b"))), "(source_id eq 'a' and not (title eq 'b'))"),
         (or_(eq("source_id", "a"), eq("source_id", "b")), "(source_id eq 'a' or source_id eq 'b')"),
     ],
