@@ -18,6 +18,10 @@ import logging
 import secrets
 from typing import Any
 
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, StreamingResponse
+from starlette.concurrency import run_in_threadpool
+
 from indexers.errors import OndataError
 from retrieval.errors import ChatModelError, ContentFilteredError, OYDRequestError, RateLimitedError
 from retrieval.oyd import OnYourDataFacade
@@ -25,9 +29,7 @@ from retrieval.oyd import OnYourDataFacade
 log = logging.getLogger(__name__)
 
 
-def _error(status: int, code: str, message: str, headers: dict[str, str] | None = None):
-    from fastapi.responses import JSONResponse
-
+def _error(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
     return JSONResponse({"error": {"code": code, "message": message}}, status_code=status, headers=headers)
 
 
@@ -47,9 +49,6 @@ def error_response(exc: OndataError):
 
 def create_app(facade: OnYourDataFacade, *, api_key: str | None = None) -> Any:
     """The FastAPI app serving ``facade``; ``api_key`` None disables the key check."""
-    from fastapi import FastAPI, Request
-    from fastapi.responses import JSONResponse, StreamingResponse
-
     app = FastAPI(title="ondata On-Your-Data compatible chat completions", docs_url=None, redoc_url=None)
 
     def authorised(request: Request) -> bool:
@@ -76,8 +75,6 @@ def create_app(facade: OnYourDataFacade, *, api_key: str | None = None) -> Any:
             body = json.loads(await request.body() or b"null")
         except ValueError:
             return _error(400, "400", "The request body is not valid JSON.")
-        from starlette.concurrency import run_in_threadpool
-
         try:
             if isinstance(body, dict) and body.get("stream") is True:
                 chunks = await run_in_threadpool(facade.stream_chat_completions, body, deployment=deployment)
