@@ -38,3 +38,22 @@ def blob_container(azurite):
     finally:
         container.delete_container()
         service.close()
+
+
+def local_index_contents(directory):
+    """What a LocalIndex folder holds: a Counter of (source_id, chunk content), duplicates counted."""
+    import sqlite3
+    from collections import Counter
+    from pathlib import Path
+
+    con = sqlite3.connect(f"file:{Path(directory) / 'index.sqlite'}?mode=ro", uri=True)
+    try:
+        return Counter(con.execute("SELECT source_id, content FROM chunks").fetchall())
+    finally:
+        con.close()
+
+
+@pytest.fixture
+def index_contents():
+    """``index_contents(dir)`` -> Counter of (source_id, chunk content) of a local index (read-only)."""
+    return local_index_contents

@@ -82,6 +82,7 @@ def map_azure_error(exc: BaseException, *, what: str, doc_id: str | None = None)
         response = getattr(exc, "response", None)
         headers = getattr(response, "headers", None)
         code = getattr(exc, "error_code", None) or ""
+        code = str(getattr(code, "value", code))
         detail = f"HTTP {status}" + (f" {code}" if code else "")
         if status in _TRANSIENT_STATUS:
             return TransientError(f"{what} failed with {detail}; the storage service is busy or unavailable",
