@@ -18,8 +18,17 @@ if TYPE_CHECKING:  # pragma: no cover
 
 
 def build_embedder(settings: Settings, *, cached: bool = True) -> "Embedder":
-    """The configured embedder, wrapped in the persistent embedding cache unless ``cached=False``."""
+    """The configured embedder, wrapped in the persistent embedding cache unless ``cached=False``.
+
+    When no embedder is set explicitly and a local index already exists, the index's own model is
+    used, so `ondata ask` answers from an index built with `--embedder hashing` without repeating it.
+    """
     kind = settings.embedder_kind
+    if settings.embedder is None and settings.profile == "local":
+        existing = _local_index_model(settings)
+        if existing is not None and existing[0].startswith("hashing"):
+            kind = "hashing"
+            settings = settings.model_copy(update={"hashing_dimensions": existing[1]})
     if kind == "hashing":
         from indexers.embedders.hashing import HashingEmbedder
 
@@ -126,3 +135,21 @@ def build_chat_model(settings: Settings, *, embedder: "Embedder | None" = None):
             api_version=settings.azure_openai_api_version,
         )
     raise ConfigError(f"unknown chat model {kind!r}")  # pragma: no cover - guarded by the settings Literal
+
+
+def _local_index_model(settings: Settings) -> tuple[str, int] | None:
+    """(model_id, dimensions) of the local index at ``settings.index_dir``, or None when there is none."""
+    import sqlite3
+
+    path = Path(settings.index_dir) / "index.sqlite"
+    if not path.is_file():
+        return None
+    try:
+        con = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        try:
+            meta = dict(con.execute("SELECT key, value FROM index_meta").fetchall())
+        finally:
+            con.close()
+        return str(meta["model_id"]), int(meta["dimensions"])
+    except (sqlite3.Error, KeyError, ValueError):
+        return None

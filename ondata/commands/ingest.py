@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
 from pathlib import Path
 from typing import Optional
 
@@ -124,7 +125,7 @@ def register(app: typer.Typer) -> None:
         finally:
             idx.close()
         incomplete = [s.source_id for s in sources if not s.complete]
-        data = dict(st) | {"incomplete_sources": incomplete}
+        data = asdict(st) | {"incomplete_sources": incomplete}
         if as_json:
             print(json.dumps(data, indent=2, default=str))
             return

@@ -1,0 +1,56 @@
+"""`ondata schedule`: serve the ingestion flow on a cron schedule (Prefect ``flow.serve``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+
+def serve_parameters(
+    source: str, *, index: Optional[Path], profile: Optional[str], embedder: Optional[str], task_runner: str,
+    max_workers: int,
+) -> dict:
+    """The JSON parameters of ``ondata.flows.ingest_from_settings`` for one schedule."""
+    params: dict = {"source": source, "task_runner": task_runner, "max_workers": max_workers}
+    if index is not None:
+        params["index_dir"] = str(index)
+    if profile is not None:
+        params["profile"] = profile
+    if embedder is not None:
+        params["embedder"] = embedder
+    return params
+
+
+def register(app: typer.Typer) -> None:
+    @app.command()
+    def schedule(
+        source: str = typer.Argument(..., help="Folder, or az://container/prefix for Blob Storage."),
+        cron: str = typer.Option("*/30 * * * *", "--cron", help="Cron schedule (UTC unless --timezone)."),
+        index: Optional[Path] = typer.Option(None, "--index", help="Index folder (local profile)."),
+        profile: Optional[str] = typer.Option(None, "--profile", help="local | azure (default: ONDATA_PROFILE)."),
+        embedder: Optional[str] = typer.Option(None, "--embedder", help="local | hashing | azure_openai"),
+        task_runner: str = typer.Option("threads", "--task-runner", help="threads | dask (prefect-dask)."),
+        max_workers: int = typer.Option(4, "--max-workers", min=1, help="Concurrent tasks (threads or Dask workers)."),
+        name: str = typer.Option("ondata-ingest", "--name", help="Deployment name."),
+        timezone: Optional[str] = typer.Option(None, "--timezone", help="IANA time zone of the cron schedule."),
+    ) -> None:
+        """Run the ingestion on a schedule until interrupted (Prefect serve; see prefect.yaml for work pools)."""
+        from indexers.errors import ConfigError
+        from ondata.flows import ingest_from_settings
+        from pipelines.flows import TASK_RUNNERS
+
+        if task_runner not in TASK_RUNNERS:
+            raise ConfigError(f"--task-runner must be one of {', '.join(TASK_RUNNERS)}, not {task_runner!r}")
+        from prefect.schedules import Cron
+
+        try:
+            schedule_ = Cron(cron, timezone=timezone) if timezone else Cron(cron)
+        except ValueError as exc:
+            raise ConfigError(f"--cron {cron!r} is not a valid cron expression: {exc}") from exc
+        params = serve_parameters(source, index=index, profile=profile, embedder=embedder,
+                                  task_runner=task_runner, max_workers=max_workers)
+        typer.echo(f"serving {name}: ingest {source} on '{cron}' with {task_runner} x{max_workers} (Ctrl+C to stop)")
+        # global_limit=1: a run that outlasts the interval delays the next one instead of overlapping it
+        ingest_from_settings.serve(name=name, schedules=[schedule_], parameters=params, global_limit=1)

@@ -1,0 +1,109 @@
+"""The deployable ingestion flow: plain JSON parameters in, objects built from ``Settings`` here.
+
+``ingest_from_settings`` is the entry point of ``ondata schedule`` (``flow.serve``) and of the
+``prefect.yaml`` deployments (``ondata/flows.py:ingest_from_settings``). Secrets never travel as
+parameters: the worker's environment supplies them (``AZURE_STORAGE_CONNECTION_STRING``,
+``AZURE_SEARCH_KEY``... see ``ondata.settings``). The pipeline logic is ``pipelines.flows.ingest_flow``,
+run as a subflow with the chosen task runner.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+from prefect import flow
+
+from ondata.settings import Settings
+from pipelines.flows import ARTIFACT_KEY, Components, run_ingest_flow
+
+log = logging.getLogger(__name__)
+
+_BUILT: dict["SettingsComponents", Components] = {}
+_BUILT_LOCK = threading.Lock()
+
+
+@dataclass(frozen=True)
+class SettingsComponents:
+    """A picklable factory of ``Components`` from a source string and Settings overrides.
+
+    Calling it builds the source, embedder and index once per process (Dask workers each build
+    their own) and returns the same objects afterwards.
+    """
+
+    source: str
+    overrides: tuple[tuple[str, Any], ...] = ()
+
+    def settings(self) -> Settings:
+        return Settings(**dict(self.overrides))
+
+    def build(self) -> Components:
+        from ondata.wiring import build_embedder, build_index, build_source
+
+        settings = self.settings()
+        embedder = build_embedder(settings)
+        return Components(source=build_source(settings, self.source), index=build_index(settings, embedder),
+                          embedder=embedder)
+
+    def __call__(self) -> Components:
+        with _BUILT_LOCK:
+            built = _BUILT.get(self)
+            if built is None:
+                built = _BUILT[self] = self.build()
+            return built
+
+    def release(self) -> None:
+        """Close what this process built (index, clients)."""
+        with _BUILT_LOCK:
+            built = _BUILT.pop(self, None)
+        if built is not None:
+            for obj in (built.index, built.source):
+                close = getattr(obj, "close", None)
+                if callable(close):
+                    close()
+
+
+def _overrides(index_dir: str | None, profile: str | None, embedder: str | None) -> tuple[tuple[str, Any], ...]:
+    values = {"index_dir": index_dir, "profile": profile, "embedder": embedder}
+    return tuple(sorted((k, v) for k, v in values.items() if v is not None))
+
+
+@flow(name="ondata-ingest-from-settings", log_prints=False)
+def ingest_from_settings(
+    source: str,
+    index_dir: str | None = None,
+    profile: str | None = None,
+    embedder: str | None = None,
+    task_runner: str = "threads",
+    max_workers: int = 4,
+    batch_chunks: int = 256,
+    dry_run: bool = False,
+) -> dict:
+    """Ingest ``source`` (a folder, or ``az://container/prefix``) into the configured index.
+
+    Every parameter is plain JSON, so Prefect deployments can schedule it. ``None`` keeps the
+    setting from the environment (``ONDATA_INDEX_DIR``, ``ONDATA_PROFILE``, ``ONDATA_EMBEDDER``).
+    Returns the run report as a dict; the Markdown summary is the artifact ``ingestion-summary``.
+    """
+    from pipelines.chunking import ChunkingConfig
+    from pipelines.ingest import IngestOptions
+
+    factory = SettingsComponents(source, _overrides(index_dir, profile, embedder))
+    settings = factory.settings()
+    options = IngestOptions(
+        chunking=ChunkingConfig(chunk_size=settings.chunk_size, overlap=settings.chunk_overlap),
+        max_bytes=settings.max_document_bytes,
+        batch_chunks=batch_chunks,
+        dry_run=dry_run,
+    )
+    index_label = (f"Azure AI Search {settings.azure_search_index}" if settings.profile == "azure"
+                   else f"local {settings.index_dir}")
+    try:
+        # threads share this process's objects; Dask workers get the factory and build their own
+        components = factory() if task_runner == "threads" else factory
+        return run_ingest_flow(components, options=options, task_runner=task_runner, max_workers=max_workers,
+                               source_label=source, index_label=index_label, artifact_key=ARTIFACT_KEY)
+    finally:
+        factory.release()
