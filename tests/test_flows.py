@@ -1,0 +1,270 @@
+"""Prefect flows (pipelines/flows.py, ondata/flows.py), the schedule command and prefect.yaml.
+
+Flow runs happen under one session-scoped ``prefect_test_harness`` (a temporary Prefect server);
+each run costs seconds, so there are only a few. The retry rules are unit-tested without Prefect.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from indexers.embedders.cache import CachedEmbedder, EmbeddingCache
+from indexers.embedders.hashing import HashingEmbedder
+from indexers.errors import IndexError_, OndataError, TransientError
+from indexers.local_index import LocalIndex
+from pipelines.chunking import ChunkingConfig
+from pipelines.errors import CorruptDocumentError, SourceError
+from pipelines.flows import Components, RetryPolicy, is_transient, retry_after_of, run_ingest_flow
+from pipelines.ingest import IngestOptions
+from pipelines.sources.blob import BlobDocumentSource
+from pipelines.sources.local import LocalFolderSource
+from tests.test_blob_source import FaultyTransport
+from tests.test_sync_blob import doc_text
+
+REPO = Path(__file__).resolve().parents[1]
+OPTIONS = IngestOptions(chunking=ChunkingConfig(chunk_size=40, overlap=0), batch_chunks=16)
+FAST = RetryPolicy(retries=2, backoff_seconds=0.05, jitter_factor=0.0, max_retry_after_seconds=1.0)
+
+
+@pytest.fixture(scope="session")
+def prefect_harness():
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=120):
+        yield
+
+
+def read_artifact(key: str):
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+
+    async def latest():
+        async with get_client() as client:
+            found = await client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[key])))
+            return sorted(found, key=lambda a: a.created)[-1] if found else None
+
+    return asyncio.run(latest())
+
+
+# ---------------------------------------------------------------- retry rules (no Prefect run)
+
+
+class _State:
+    def __init__(self, exc):
+        self.data = exc
+
+
+class _Run:
+    run_count = 1
+
+
+class _Task:
+    name = "t"
+
+
+class _Http(Exception):
+    def __init__(self, status, headers=None):
+        self.status_code = status
+        self.response = type("R", (), {"headers": headers or {}, "status_code": status})()
+
+
+def test_only_transient_failures_are_retried():
+    assert is_transient(TransientError("busy"))
+    assert is_transient(TimeoutError()) and is_transient(ConnectionResetError())
+    assert is_transient(_Http(503)) and is_transient(_Http(429)) and is_transient(_Http(500))
+    assert not is_transient(_Http(404)) and not is_transient(_Http(400))
+    assert not is_transient(CorruptDocumentError("bad", doc_id="x"))
+    assert not is_transient(SourceError("denied", doc_id="x")) and not is_transient(ValueError("bug"))
+    cond = FAST.condition()
+    assert cond(_Task(), _Run(), _State(TransientError("busy"))) is True
+    assert cond(_Task(), _Run(), _State(CorruptDocumentError("bad", doc_id="x"))) is False
+
+
+def test_retry_after_longer_than_the_backoff_is_honoured(monkeypatch):
+    slept: list[float] = []
+    monkeypatch.setattr("pipelines.flows.time.sleep", slept.append)
+    policy = RetryPolicy(retries=3, backoff_seconds=2.0, jitter_factor=0.0, max_retry_after_seconds=30)
+    cond = policy.condition()
+    assert retry_after_of(_Http(429, {"Retry-After": "12"})) == 12.0
+    assert cond(_Task(), _Run(), _State(TransientError("throttled", retry_after=10.0))) is True
+    assert slept == [8.0]  # backoff 2 s scheduled by Prefect + 8 s = the 10 s asked for
+    assert cond(_Task(), _Run(), _State(TransientError("throttled", retry_after=1.0))) is True
+    assert slept == [8.0]  # shorter than the backoff: nothing extra
+    assert cond(_Task(), _Run(), _State(TransientError("throttled", retry_after=600.0))) is True
+    assert slept[-1] == 28.0  # capped at max_retry_after_seconds
+    assert policy.delays() == [2.0, 4.0, 8.0]
+
+
+# ---------------------------------------------------------------- flow runs
+
+
+class FlakyEmbedder:
+    """Wraps an embedder; the first ``fail`` calls raise a TransientError (a throttled remote model)."""
+
+    def __init__(self, inner, fail=1):
+        self.inner, self.fail, self.calls = inner, fail, 0
+
+    model_id = property(lambda self: self.inner.model_id)
+    dimensions = property(lambda self: self.inner.dimensions)
+    stats = property(lambda self: self.inner.stats)
+
+    def embed_documents(self, texts):
+        self.calls += 1
+        if self.fail > 0:
+            self.fail -= 1
+            raise TransientError("embedding service throttled", retry_after=0.01)
+        return self.inner.embed_documents(texts)
+
+    def embed_query(self, text):
+        return self.inner.embed_query(text)
+
+
+class PickyIndex:
+    """Wraps an index; refuses to write chunks of one source (a document the backend rejects)."""
+
+    def __init__(self, inner, refuse):
+        self.inner, self.refuse = inner, refuse
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+    def upsert(self, chunks, *, vectors):
+        if any(c.source_id == self.refuse for c in chunks):
+            raise IndexError_("the index rejected this document", doc_id=self.refuse)
+        return self.inner.upsert(chunks, vectors=vectors)
+
+
+@pytest.mark.azurite
+def test_flow_retries_transient_io_and_keeps_going_past_bad_documents(
+        prefect_harness, azurite, blob_container, tmp_path, index_contents):
+    for n in range(6):
+        blob_container.upload_blob(f"kb/report-{n}.txt", doc_text(n))
+    blob_container.upload_blob("kb/broken.pdf", b"%PDF-1.7 not really")
+    transport = FaultyTransport(fail=1, match="report-1.txt", retry_after="0")
+    source = BlobDocumentSource(container=blob_container.container_name, connection_string=azurite.connection_string,
+                                prefix="kb/", client_options={"transport": transport})
+    cached = CachedEmbedder(HashingEmbedder(dimensions=64), EmbeddingCache(tmp_path / "cache.sqlite"))
+    embedder = FlakyEmbedder(cached, fail=1)
+    index = LocalIndex(tmp_path / "idx", dimensions=64, model_id=cached.model_id)
+    components = Components(source, PickyIndex(index, refuse="kb/report-4.txt"), embedder)
+
+    summary = run_ingest_flow(components, options=OPTIONS, retry=FAST, max_workers=2, source_label="az://test/kb/")
+
+    assert isinstance(summary, dict)
+    assert summary["counts"] == {"added": 5, "updated": 0, "deleted": 0, "unchanged": 0, "failed": 2}
+    failed = {r["source_id"]: r["error_type"] for r in summary["results"] if r["status"] == "failed"}
+    assert failed == {"kb/broken.pdf": "CorruptDocumentError", "kb/report-4.txt": "IndexError_"}
+    # the 503 download was retried once; the corrupt PDF was fetched once (never retried)
+    assert sum(1 for _, u in transport.requests if "report-1.txt" in u) == 2
+    assert sum(1 for _, u in transport.requests if "broken.pdf" in u) == 1
+    assert embedder.calls >= 2  # the throttled embed batch was retried
+    assert summary["embeddings_computed"] == cached.stats.computed > 0
+    assert {sid for sid, _ in index_contents(tmp_path / "idx")} == {f"kb/report-{n}.txt" for n in (0, 1, 2, 3, 5)}
+
+    artifact = read_artifact("ingestion-summary")
+    assert artifact is not None and artifact.type == "markdown"
+    assert "# Ingestion run: az://test/kb/" in artifact.data
+    assert "kb/broken.pdf" in artifact.data and "| 5 | 0 | 0 | 0 | 2 |" in artifact.data
+    index.close()
+
+
+def _write_docs(folder: Path, numbers, edition=1):
+    folder.mkdir(parents=True, exist_ok=True)
+    for n in numbers:
+        (folder / f"doc-{n}.txt").write_bytes(doc_text(n, edition))
+
+
+def test_deployable_flow_builds_from_settings_and_syncs(prefect_harness, tmp_path, monkeypatch, index_contents):
+    from ondata.flows import ingest_from_settings
+
+    docs = tmp_path / "docs"
+    _write_docs(docs, range(5))
+    monkeypatch.setenv("ONDATA_CHUNK_SIZE", "40")
+    monkeypatch.setenv("ONDATA_CHUNK_OVERLAP", "0")
+    params = dict(source=str(docs), index_dir=str(tmp_path / "idx"), embedder="hashing", max_workers=2)
+
+    first = ingest_from_settings(**params)
+    assert first["counts"]["added"] == 5 and first["embeddings_computed"] == first["chunks_written"]
+
+    (docs / "doc-0.txt").unlink()
+    _write_docs(docs, [1], edition=2)
+    plan = ingest_from_settings(**params, dry_run=True)
+    assert plan["dry_run"] and plan["counts"] == {"added": 0, "updated": 1, "deleted": 1, "unchanged": 3, "failed": 0}
+    second = ingest_from_settings(**params)
+    assert second["counts"] == {"added": 0, "updated": 1, "deleted": 1, "unchanged": 3, "failed": 0}
+    assert second["embeddings_computed"] == second["chunks_written"] > 0
+
+    fresh = tmp_path / "fresh"
+    idx = LocalIndex(fresh, dimensions=256, model_id=HashingEmbedder(dimensions=256).model_id)
+    from pipelines.ingest import ingest
+
+    ingest(LocalFolderSource(docs), index=idx, embedder=HashingEmbedder(dimensions=256), options=OPTIONS)
+    idx.close()
+    assert index_contents(tmp_path / "idx") == index_contents(fresh)
+
+
+def test_dask_task_runner_needs_a_factory_and_runs_with_one(prefect_harness, tmp_path, index_contents):
+    pytest.importorskip("prefect_dask")
+    from indexers.errors import ConfigError
+    from ondata.flows import SettingsComponents
+
+    docs = tmp_path / "docs"
+    _write_docs(docs, range(4))
+    built = Components(LocalFolderSource(docs), LocalIndex(tmp_path / "x", dimensions=8, model_id="m"),
+                       HashingEmbedder(dimensions=8))
+    with pytest.raises(ConfigError, match="factory"):
+        run_ingest_flow(built, task_runner="dask")
+
+    factory = SettingsComponents(str(docs), (("embedder", "hashing"), ("index_dir", str(tmp_path / "idx"))))
+    summary = run_ingest_flow(factory, options=OPTIONS, task_runner="dask", max_workers=2)
+    assert summary["counts"]["added"] == 4 and summary["embeddings_computed"] == summary["chunks_written"]
+    assert {sid for sid, _ in index_contents(tmp_path / "idx")} == {f"doc-{n}.txt" for n in range(4)}
+
+
+# ---------------------------------------------------------------- scheduling
+
+
+def test_schedule_command_serves_the_flow_with_cron_and_json_parameters(monkeypatch, tmp_path):
+    from prefect import Flow
+    from typer.testing import CliRunner
+
+    from ondata.cli import app
+
+    served = {}
+    monkeypatch.setattr(Flow, "serve", lambda self, **kw: served.update(flow=self.name, **kw))
+    result = CliRunner().invoke(app, ["schedule", "az://docs/hr", "--cron", "*/30 * * * *", "--index",
+                                      str(tmp_path), "--task-runner", "dask", "--max-workers", "3"])
+    assert result.exit_code == 0, result.output
+    assert served["flow"] == "ondata-ingest-from-settings" and served["name"] == "ondata-ingest"
+    assert [s.cron for s in served["schedules"]] == ["*/30 * * * *"]
+    assert served["parameters"] == {"source": "az://docs/hr", "index_dir": str(tmp_path), "task_runner": "dask",
+                                    "max_workers": 3}
+    bad = CliRunner().invoke(app, ["schedule", "x", "--cron", "not a cron"])
+    assert bad.exit_code != 0
+    bad = CliRunner().invoke(app, ["schedule", "x", "--task-runner", "ray"])
+    assert bad.exit_code != 0
+
+
+def test_prefect_yaml_deployments_point_at_the_flow_with_valid_parameters():
+    from prefect.schedules import Cron
+
+    from ondata.flows import ingest_from_settings
+
+    spec = yaml.safe_load((REPO / "prefect.yaml").read_text())
+    accepted = set(inspect.signature(ingest_from_settings.fn).parameters)
+    assert spec["deployments"]
+    for dep in spec["deployments"]:
+        path, _, name = dep["entrypoint"].partition(":")
+        assert (REPO / path).is_file() and name == "ingest_from_settings"
+        assert set(dep["parameters"]) <= accepted and "source" in dep["parameters"]
+        assert dep["parameters"]["task_runner"] in ("threads", "dask")
+        assert dep["work_pool"]["name"]
+        for s in dep["schedules"]:
+            Cron(s["cron"], timezone=s.get("timezone"))
+        assert not any(k in str(dep).lower() for k in ("accountkey", "api_key", "sig="))
