@@ -182,7 +182,8 @@ _TABLE = 3  # a whole table
 _THEAD = 4  # header + separator rows of a table that is cut into rows
 _ROW = 5  # one row of a table that is cut into rows
 
-_MD_SEPARATOR = regex.compile(r"\s*\|?\s*:?-{2,}:?\s*(?:\|\s*:?-{2,}:?\s*)*\|?\s*")  # used with fullmatch
+# the delimiter row of a Markdown (GFM) table, matched with fullmatch: | --- | :-: | ---: |
+_MD_SEPARATOR = regex.compile(r"\s*\|?\s*:?-+:?\s*(?:\|\s*:?-+:?\s*)*\|?\s*")
 
 
 @dataclass(slots=True)
@@ -208,9 +209,8 @@ class _Cutter:
     def count(self, a: int, b: int) -> int:
         return len(self.enc.encode_ordinary(self.text[a:b]))
 
-    def add(self, a: int, b: int, kind: int, page: int | None, section: str, *, header: int = -1,
-            tokens: int | None = None) -> None:
-        n = self.count(a, b) if tokens is None else tokens
+    def add(self, a: int, b: int, kind: int, page: int | None, section: str, *, header: int = -1) -> None:
+        n = self.count(a, b)
         if n <= self.size:
             self.units.append(_Unit(a, b, n, kind, page, section, header))
         else:
@@ -240,7 +240,7 @@ class _Cutter:
                 cnt = self.count(sa, sb) if sb > sa else 0
                 if cnt <= self.size or j <= i + 1:
                     break
-                j -= max(1, cnt - self.size)
+                j = max(i + 1, j - max(1, cnt - self.size))
             if sb > sa:
                 self.units.append(_Unit(sa, sb, cnt, _FRAG, page, section, header))
             i = j
@@ -258,7 +258,11 @@ class _Cutter:
         lines = _line_spans(self.text, a, b)
         header = -1
         rows = lines
-        if len(lines) >= 2 and _MD_SEPARATOR.fullmatch(self.text, lines[1][0], lines[1][1]):
+        if (
+            len(lines) >= 2
+            and "|" in self.text[lines[0][0]:lines[0][1]]
+            and _MD_SEPARATOR.fullmatch(self.text, lines[1][0], lines[1][1])
+        ):
             ha, hb = lines[0][0], lines[1][1]
             hn = self.count(ha, hb)
             if hn < self.size // 2:  # a header that leaves room for rows is repeated
@@ -387,8 +391,12 @@ class _Packer:
                 sep = 1 if (i > first or header >= 0) else 0
             est += sep + u.tokens
             i += 1
-        if i > first + n_over:
-            self.flush(first, i, n_over, header, final=True)
+        # the rest; the exact count may still push a unit out of the chunk, hence the loop
+        while first + n_over < n:
+            i = self.flush(first, n, n_over, header, final=True)
+            if i >= n:
+                break
+            first, n_over, header, _ = self.start_next(i)
         return self.spans
 
     def flush(self, first: int, end: int, n_over: int, header: int, *, final: bool = False) -> int:

@@ -468,3 +468,12 @@ def test_chunking_is_deterministic_and_ids_follow_content():
     assert a[-1].id != c[-1].id
     other_source = chunk_document(d, item(id="docs/b.md"), config=cfg)
     assert {x.id for x in other_source}.isdisjoint({x.id for x in a})
+
+
+def test_units_pushed_out_of_the_last_chunk_by_the_exact_count_are_not_lost():
+    # regression (found by hypothesis): the two headings fit by estimate (7 + 1 + 8 <= 16) but
+    # not by the exact count (17), so the second one must go to a chunk of its own
+    d = doc(Element("title", "0\x81𐀀", level=1), Element("title", " 0:\x81𐀀", level=1))
+    chunks = chunk_document(d, item(), config=ChunkingConfig(chunk_size=16, overlap=0))
+    assert [c.content for c in chunks] == ["0\x81𐀀", "0:\x81𐀀"]
+    assert [c.section for c in chunks] == ["0\x81𐀀", "0:\x81𐀀"]
