@@ -1,0 +1,91 @@
+"""Groundedness scorers: the LLM judge (parsing, failures counted, never NaN) and the local scorer."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+from eval.groundedness import (
+    CALIBRATION_PATH,
+    FEATURES,
+    LLMJudgeScorer,
+    LocalGroundednessScorer,
+    compute_features,
+    parse_rating,
+)
+from indexers.embedders.hashing import HashingEmbedder
+from retrieval.chat import ChatResult
+from retrieval.errors import ChatModelError
+
+
+class ScriptedJudge:
+    extractive = False
+
+    def __init__(self, replies):
+        self.replies = list(replies)
+        self.seen = []
+
+    def complete(self, messages, **opts):
+        self.seen.append(messages)
+        reply = self.replies.pop(0)
+        if isinstance(reply, Exception):
+            raise reply
+        return ChatResult(content=reply)
+
+
+@pytest.mark.parametrize("reply, rating", [("Rating: 5", 5), ("rating=2\nbecause", 2), ("**Rating:** 4", 4), ("3", 3),
+                                           ("I think it is fine", None), ("Rating: 7", None)])
+def test_parse_rating(reply, rating):
+    assert parse_rating(reply) == rating
+
+
+def test_llm_judge_scores_and_counts_failures():
+    judge = ScriptedJudge(["Rating: 5", "Rating: 2", "no idea", ChatModelError("429 after retries", status=429)])
+    scorer = LLMJudgeScorer(judge, threshold=4)
+    results = [scorer.score("The plan covers eye exams.", ["Eye exams are covered."]) for _ in range(4)]
+    assert [r.supported for r in results] == [True, False, False, False]
+    assert results[0].score == 1.0 and results[1].score == 0.25
+    assert results[2].error.startswith("unparseable judge reply") and results[3].error.startswith("judge failed: ChatModelError")
+    assert all(not math.isnan(r.score) for r in results)
+    assert scorer.failures == 2 and scorer.calls == 4
+    system, user = judge.seen[0]
+    assert system["role"] == "system" and "Rating: N" in system["content"]
+    assert "[source 1]\nEye exams are covered." in user["content"] and "The plan covers eye exams." in user["content"]
+
+
+def test_features_catch_number_negation_and_direction_mismatch():
+    emb = HashingEmbedder(dimensions=256)
+    claim = "Aspirin does not increase bleeding in 40% of patients."
+    windows = ["Aspirin increases bleeding in 30% of patients."]
+    f = dict(zip(FEATURES, compute_features(claim, windows, emb.embed_query(claim), emb.embed_documents(windows))))
+    assert f["num_missing"] == 1.0 and f["neg_mismatch"] == 1.0
+    assert f["dir_mismatch"] == 1.0  # "does not increase" points down, "increases" up
+    same = "Aspirin increases bleeding in 30% of patients."
+    g = dict(zip(FEATURES, compute_features(same, windows, emb.embed_query(same), emb.embed_documents(windows))))
+    assert g["num_missing"] == 0.0 and g["neg_mismatch"] == 0.0 and g["dir_mismatch"] == 0.0
+    assert g["lex_max"] == 1.0 and g["cos_max"] == pytest.approx(1.0, abs=1e-5)
+
+
+def test_calibration_file_records_its_data():
+    data = json.loads(CALIBRATION_PATH.read_text())
+    assert tuple(data["features"]) == FEATURES
+    assert len(data["coef"]) == len(FEATURES) == len(data["mean"]) == len(data["scale"])
+    assert len(data["dataset"]["sha256"]) == 64 and data["dataset"]["rows"] > 0
+    assert 0.5 < data["cv"]["balanced_accuracy"] <= 1.0
+
+
+def test_local_scorer_separates_support_from_unrelated_and_contradiction():
+    scorer = LocalGroundednessScorer(embedder=HashingEmbedder(dimensions=512))
+    sources = ["Employees get 28 days of annual leave per year. Leave requests are approved by the line manager.",
+               "The depot opens at 6 am."]
+    supported = scorer.score("Employees get 28 days of annual leave per year.", sources)
+    unrelated = scorer.score("The company pays for gym memberships in Paris.", sources)
+    wrong_number = scorer.score("Employees get 35 days of annual leave per year.", sources)
+    assert supported.supported and not unrelated.supported
+    assert supported.score > wrong_number.score > 0 and supported.score > unrelated.score
+    assert "28 days" in supported.evidence
+    empty = scorer.score("Anything at all.", [])
+    assert empty.supported is False and empty.error is None and 0.0 <= empty.score <= 1.0

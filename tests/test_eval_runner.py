@@ -1,0 +1,144 @@
+"""The evaluation runner: records and scores, resumability, refusal on a changed config, error rows."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from eval.datasets import load_qa
+from eval.errors import RunStoreError
+from eval.groundedness import ScoreResult
+from eval.runner import make_config, run_evaluation
+from eval.scoring import split_claims
+from eval.store import RunStore
+from indexers.records import Chunk, SearchHit
+from retrieval.errors import RetrievalError
+from retrieval.prompt import NOT_AVAILABLE
+from retrieval.records import Answer, Citation, RetrievedDocument
+
+
+class OverlapScorer:
+    """Test double: a claim is supported when all its words longer than 3 letters appear in the sources."""
+
+    name = "overlap"
+
+    def __init__(self):
+        self.calls = 0
+
+    def score_many(self, pairs):
+        out = []
+        for claim, sources in pairs:
+            self.calls += 1
+            words = {w.strip(".,").lower() for w in claim.split() if len(w.strip(".,")) > 3}
+            text = " ".join(sources).lower()
+            ok = all(w in text for w in words)
+            out.append(ScoreResult(score=1.0 if ok else 0.0, supported=ok))
+        return out
+
+    def score(self, claim, sources):
+        return self.score_many([(claim, sources)])[0]
+
+
+def chunk(file, page, content):
+    return Chunk(id=f"{file}-{page}", source_id=file, content=content, chunk_index=page, filepath=file,
+                 page_start=page, page_end=page)
+
+
+def make_answer(content, chunks, *, total_ms=100.0):
+    hits = [SearchHit(chunk=c, score=1.0 / (i + 1)) for i, c in enumerate(chunks)]
+    return Answer(
+        content=content,
+        citations=tuple(Citation.from_hit(h) for h in hits),
+        search_query="q",
+        retrieved=tuple(RetrievedDocument(h, rank=i, search_query="q") for i, h in enumerate(hits)),
+        latency_ms={"total": total_ms},
+    )
+
+
+LEAVE = chunk("handbook.pdf", 4, "Staff get 28 days of annual leave. Leave requests go to the line manager.")
+BIKES = chunk("fleet.pdf", 2, "The fleet has 6,800 electric bikes.")
+
+
+def answers():
+    return {
+        "How much leave?": make_answer("Staff get 28 days of annual leave [doc1]. Unicorns approve requests [doc1].", [LEAVE, BIKES], total_ms=200),
+        "How many bikes?": make_answer("The fleet has 6,800 electric bikes [doc2].", [LEAVE, BIKES], total_ms=400),
+        "Who is the CEO?": make_answer(NOT_AVAILABLE, [BIKES], total_ms=300),
+    }
+
+
+@pytest.fixture()
+def dataset(tmp_path):
+    path = tmp_path / "qa.jsonl"
+    rows = [
+        {"question": "How much leave?", "truth": "28 days [handbook.pdf#page=4]"},
+        {"question": "How many bikes?", "truth": "6,800 [fleet.pdf#page=2] [handbook.pdf#page=9]"},
+        {"question": "Who is the CEO?", "truth": "", "answerable": False},
+    ]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    return path
+
+
+def config_for(dataset, **over):
+    base = dict(dataset=dataset, top=5, strictness=3, scorer="overlap", settings={"profile": "local"})
+    base.update(over)
+    return make_config(**base)
+
+
+def test_split_claims_strips_prefix_and_markers():
+    claims = split_claims("Extractive answer (no language model): First fact here [doc1]. Second one [doc2][doc1]. Ok.")
+    assert claims == [{"text": "First fact here.", "docs": [1]}, {"text": "Second one.", "docs": [2, 1]}]
+
+
+def test_run_scores_and_summary(tmp_path, dataset):
+    table = answers()
+    out = tmp_path / "run"
+    summary = run_evaluation(load_qa(dataset), answer_fn=lambda item: table[item.question], scorer=OverlapScorer(),
+                             out=out, config=config_for(dataset), k=5)
+    records = {r["question"]: r for r in RunStore(out).read_results()}
+    leave = records["How much leave?"]["scores"]
+    assert leave["groundedness"] == 0.5 and leave["citation_recall"] == 0.5 and leave["citation_precision"] == 0.5
+    assert leave["citations_matched"] == 1.0 and leave["any_citation"] is True and leave["page_recall@5"] == 1.0
+    bikes = records["How many bikes?"]["scores"]
+    assert bikes["citations_matched"] == 0.5 and bikes["page_recall@5"] == 0.5 and bikes["page_mrr"] == 0.5
+    assert records["Who is the CEO?"]["abstained"] is True
+    m = summary["metrics"]
+    assert m["groundedness"] == pytest.approx(0.75)
+    assert m["page_recall@5"] == pytest.approx(0.75)
+    assert m["citations_matched"] == pytest.approx(0.75)
+    assert m["abstention_rate"] == 1.0 and m["false_abstention_rate"] == 0.0
+    assert m["latency_p50_s"] == pytest.approx(0.3)
+    assert json.loads((out / "summary.json").read_text())["metrics"]["groundedness"] == pytest.approx(0.75)
+    assert "sha256" in json.loads((out / "config.json").read_text())["dataset"]
+
+
+def test_resume_skips_done_and_retries_errors(tmp_path, dataset):
+    table = answers()
+    calls = []
+
+    def flaky(item):
+        calls.append(item.question)
+        if item.question == "How many bikes?" and calls.count(item.question) == 1:
+            raise RetrievalError("search service unavailable")
+        return table[item.question]
+
+    out = tmp_path / "run"
+    items = load_qa(dataset)
+    first = run_evaluation(items[:2], answer_fn=flaky, scorer=OverlapScorer(), out=out, config=config_for(dataset))
+    assert first["metrics"]["errors"] == 1
+    second = run_evaluation(items, answer_fn=flaky, scorer=OverlapScorer(), out=out, config=config_for(dataset))
+    assert calls == ["How much leave?", "How many bikes?", "How many bikes?", "Who is the CEO?"]
+    assert second["metrics"]["errors"] == 0 and second["counts"]["questions"] == 3
+    assert len(RunStore(out).read_results()) == 3
+
+
+def test_resume_refuses_a_different_config(tmp_path, dataset):
+    table = answers()
+    out = tmp_path / "run"
+    run_evaluation(load_qa(dataset), answer_fn=lambda i: table[i.question], scorer=OverlapScorer(), out=out,
+                   config=config_for(dataset))
+    with pytest.raises(RunStoreError, match=r"different configuration \(top\)"):
+        run_evaluation(load_qa(dataset), answer_fn=lambda i: table[i.question], scorer=OverlapScorer(), out=out,
+                       config=config_for(dataset, top=3))
