@@ -126,12 +126,16 @@ def test_stricter_never_keeps_more(scores):
 
 
 def test_strictness_uses_cosine_then_relative_text():
-    hits = [hit("a", n=1, vector_score=0.5), hit("b", n=2, vector_score=0.2), hit("c", n=3, vector_score=None, text_score=10.0),
-            hit("d", n=4, vector_score=None, text_score=1.0)]
+    hits = [hit("a", n=1, vector_score=0.5), hit("b", n=2, vector_score=0.1), hit("c", n=3, vector_score=None, text_score=10.0),
+            hit("d", n=4, vector_score=None, text_score=1.0), hit("e", n=5, vector_score=0.05, text_score=8.0),
+            hit("f", n=6, vector_score=0.1, text_score=2.0)]
     kept, dropped = apply_strictness(hits, strictness=3)
-    assert [h.chunk.content for h in kept] == ["a", "c"]
+    # cosine >= 0.2, or BM25 >= 0.5 x the best BM25 of the list (a strong keyword match with a low cosine stays)
+    assert [h.chunk.content for h in kept] == ["a", "c", "e"]
+    fused_only = [hit("x", n=1, vector_score=None, score=0.03), hit("y", n=2, vector_score=None, score=0.01)]
+    assert [h.chunk.content for h in apply_strictness(fused_only, strictness=3)[0]] == ["x"]
     kept1, _ = apply_strictness(hits, strictness=1)
-    assert len(kept1) == 4
+    assert len(kept1) == len(hits)
 
 
 # ---------------------------------------------------------------- ACL trimming (adversarial)
