@@ -114,7 +114,12 @@ class AzureSearchIndex:
 
     Options (keyword-only): ``quantization`` (``None``, ``"scalar"`` or ``"binary"`` vector
     compression), ``semantic`` (add the semantic configuration), ``query_type`` (the default On
-    Your Data query type; ``None`` derives it from each request's mode), ``filterable_metadata``
+    Your Data query type; ``None`` derives it from each request's mode), ``hybrid_fusion`` (how a
+    ``vector_simple_hybrid`` query is fused: ``"client"`` (default) sends the text and the vector arm
+    as two concurrent requests and fuses them with the same RRF (k=60) the service uses, so every hit
+    carries each arm's rank and score like the local index; ``"service"`` sends one hybrid request
+    and the service fuses, without per-arm details; ``vector_semantic_hybrid`` is always fused by the
+    service because the semantic ranker reranks the fused set), ``filterable_metadata``
     (metadata keys that get a filterable ``meta_<key>`` field: a list of keys (strings) or a mapping
     key -> ``"string" | "int" | "float" | "bool"``), ``batch_size`` / ``max_batch_bytes`` (upload
     batch limits), ``max_retries`` / ``retry_backoff`` / ``max_retry_after`` (retry policy),
@@ -133,6 +138,7 @@ class AzureSearchIndex:
         quantization: Literal["scalar", "binary"] | None = None,
         semantic: bool = True,
         query_type: QueryType | None = None,
+        hybrid_fusion: Literal["client", "service"] = "client",
         filterable_metadata: Sequence[str] | Mapping[str, str] = (),
         batch_size: int = MAX_BATCH_DOCUMENTS,
         max_batch_bytes: int = MAX_BATCH_BYTES,
@@ -158,6 +164,8 @@ class AzureSearchIndex:
             raise ValueError(f"unknown query_type {query_type!r}; expected one of {', '.join(QUERY_TYPES)}")
         if query_type in ("semantic", "vector_semantic_hybrid") and not semantic:
             raise ValueError(f"query_type {query_type!r} needs semantic=True")
+        if hybrid_fusion not in ("client", "service"):
+            raise ValueError(f"hybrid_fusion must be 'client' or 'service', not {hybrid_fusion!r}")
         if not 1 <= batch_size <= MAX_BATCH_DOCUMENTS:
             raise ValueError(f"batch_size must be between 1 and {MAX_BATCH_DOCUMENTS}")
         if max_batch_bytes < 1024:
@@ -171,6 +179,7 @@ class AzureSearchIndex:
         self.quantization = quantization
         self.semantic = semantic
         self.query_type = query_type
+        self.hybrid_fusion = hybrid_fusion
         if isinstance(filterable_metadata, Mapping):
             meta = dict(filterable_metadata)
         else:
@@ -605,10 +614,11 @@ class AzureSearchIndex:
             raise IndexSchemaError(
                 f"vectors have {vectors.shape[1]} dimensions but index {self.index_name!r} stores {self._dimensions}"
             )
-        actions = []
+        latest: dict[str, dict[str, Any]] = {}  # a key twice in one batch is undefined: the last one wins
         for chunk, vec in zip(chunks, vectors):
-            doc = self._document(chunk, vec)
-            actions.append({"@search.action": "upload", **doc})
+            latest.pop(chunk.id, None)
+            latest[chunk.id] = {"@search.action": "upload", **self._document(chunk, vec)}
+        actions = list(latest.values())
         self._send_actions(actions, f"writing {len(actions)} chunk(s) to index {self.index_name!r}")
 
     def _keys_matching(self, filter_: str) -> list[str]:
@@ -712,7 +722,7 @@ class AzureSearchIndex:
                 alternatives.append("not groups/any()")
             if not alternatives:
                 return "false"
-            parts.append(alternatives[0] if len(alternatives) == 1 else "(" + " or ".join(alternatives) + ")")
+            parts.append(" or ".join(alternatives))
         if not parts:
             return None
         return parts[0] if len(parts) == 1 else " and ".join(f"({p})" for p in parts)
@@ -734,51 +744,44 @@ class AzureSearchIndex:
         return qt
 
     def search(self, request: SearchRequest, *, query_type: QueryType | None = None) -> list[SearchHit]:
-        """Text, vector or hybrid search (RRF fused by the service), optionally semantic-reranked.
+        """Text, vector or hybrid search (RRF fusion), optionally semantic-reranked; best first.
 
         ``query_type`` (or the index's default) uses On Your Data's names: ``simple``, ``semantic``,
         ``vector``, ``vector_simple_hybrid``, ``vector_semantic_hybrid``; ``None`` follows ``request.mode``.
+        Filters and security trimming are applied by the service before top-k (pre-filtering).
         """
-        from azure.search.documents.models import VectorizedQuery
-
         qt = self.resolve_query_type(request, query_type)
         flt = self.odata_filter(request)
         if flt == "false":
             return []
-        use_text = qt in ("simple", "semantic", "vector_simple_hybrid", "vector_semantic_hybrid")
+        if request.vector is not None and qt.startswith("vector") and len(request.vector) != self._dimensions:
+            raise IndexSchemaError(
+                f"the query vector has {len(request.vector)} dimensions but index {self.index_name!r} "
+                f"stores {self._dimensions}"
+            )
+        text = _simple_query_text(request.text or "")
+        n = max(request.candidates, request.top)
+        if qt == "vector_simple_hybrid" and self.hybrid_fusion == "client":
+            return self._client_hybrid(request, text, flt, n)
+        use_text = qt != "vector"
         use_vector = qt.startswith("vector")
         semantic = qt in ("semantic", "vector_semantic_hybrid")
-        kwargs: dict[str, Any] = {"filter": flt, "top": request.top, "select": list(_RESULT_FIELDS)}
-        if use_vector:
-            if len(request.vector or ()) != self._dimensions:
-                raise IndexSchemaError(
-                    f"the query vector has {len(request.vector or ())} dimensions but index {self.index_name!r} "
-                    f"stores {self._dimensions}"
-                )
-            kwargs["vector_queries"] = [
-                VectorizedQuery(
-                    vector=list(request.vector or ()),
-                    k_nearest_neighbors=max(request.candidates, request.top),
-                    fields=VECTOR_FIELD,
-                )
-            ]
-        if semantic:
-            kwargs["query_type"] = "semantic"
-            kwargs["semantic_configuration_name"] = SEMANTIC_CONFIG
-        elif use_text:
-            kwargs["query_type"] = "simple"
-        client = self._docs()
-        search_text = request.text if use_text else None
-        results = self._call(
-            f"searching index {self.index_name!r}",
-            lambda: list(client.search(search_text=search_text, **kwargs)),
+        if use_text and not text and not use_vector:
+            return []  # nothing searchable left in the text (only operators/punctuation)
+        docs = self._query(
+            text=(text or None) if use_text else None,
+            vector=request.vector if use_vector else None,
+            flt=flt,
+            top=request.top,
+            k=n,
+            semantic=semantic,
         )
+        text_only = use_text and not use_vector
+        vector_only = use_vector and not use_text
         hits = []
-        for rank, doc in enumerate(results[: request.top], start=1):
+        for rank, doc in enumerate(docs[: request.top], start=1):
             score = float(doc.get("@search.score") or 0.0)
             reranker = doc.get("@search.reranker_score")
-            text_only = use_text and not use_vector
-            vector_only = use_vector and not use_text
             hits.append(
                 SearchHit(
                     chunk=_chunk_from(doc),
@@ -791,12 +794,74 @@ class AzureSearchIndex:
             )
         return hits
 
+    def _query(
+        self, *, text: str | None, vector: Sequence[float] | None, flt: str | None, top: int, k: int, semantic: bool
+    ) -> list[dict[str, Any]]:
+        from azure.search.documents.models import VectorizedQuery
+
+        kwargs: dict[str, Any] = {"filter": flt, "top": top, "select": list(_RESULT_FIELDS)}
+        if vector is not None:
+            kwargs["vector_queries"] = [VectorizedQuery(vector=[float(x) for x in vector], k_nearest_neighbors=k, fields=VECTOR_FIELD)]
+        if semantic:
+            kwargs["query_type"] = "semantic"
+            kwargs["semantic_configuration_name"] = SEMANTIC_CONFIG
+        elif text is not None:
+            kwargs["query_type"] = "simple"
+        client = self._docs()
+        return self._call(
+            f"searching index {self.index_name!r}",
+            lambda: list(client.search(search_text=text, **kwargs)),
+        )
+
+    def _client_hybrid(self, request: SearchRequest, text: str, flt: str | None, n: int) -> list[SearchHit]:
+        """Text arm and vector arm as two concurrent requests, fused with RRF (k=60) like the service."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        from indexers.fusion import reciprocal_rank_fusion
+
+        top = min(n, _PAGE)
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            text_future = (
+                pool.submit(self._query, text=text, vector=None, flt=flt, top=top, k=n, semantic=False) if text else None
+            )
+            vector_future = pool.submit(self._query, text=None, vector=request.vector, flt=flt, top=top, k=n, semantic=False)
+            text_docs = text_future.result() if text_future is not None else []
+            vector_docs = vector_future.result()
+        docs = {str(d["id"]): d for d in [*vector_docs, *text_docs]}
+        t_info = {str(d["id"]): (r, float(d.get("@search.score") or 0.0)) for r, d in enumerate(text_docs, start=1)}
+        v_info = {str(d["id"]): (r, float(d.get("@search.score") or 0.0)) for r, d in enumerate(vector_docs, start=1)}
+        fused = reciprocal_rank_fusion([[str(d["id"]) for d in text_docs], [str(d["id"]) for d in vector_docs]], k=60)
+        hits = []
+        for key, score in fused[: request.top]:
+            t, v = t_info.get(key), v_info.get(key)
+            hits.append(
+                SearchHit(
+                    chunk=_chunk_from(docs[key]),
+                    score=float(score),
+                    text_score=t[1] if t else None,
+                    vector_score=v[1] if v else None,
+                    text_rank=t[0] if t else None,
+                    vector_rank=v[0] if v else None,
+                )
+            )
+        return hits
+
 
 # ---------------------------------------------------------------------- helpers
 def _sdk_batch(actions: list[dict[str, Any]]) -> Any:
     from azure.search.documents.models import IndexAction, IndexDocumentsBatch
 
     return IndexDocumentsBatch(actions=[IndexAction(dict(a)) for a in actions])
+
+
+_SIMPLE_SPECIAL = re.compile(r'([+\-&|!(){}\[\]^"~*?:\\/])')
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def _simple_query_text(text: str) -> str:
+    """User text as plain words for the simple query syntax: operators escaped, control characters dropped."""
+    text = _CONTROL.sub(" ", text)
+    return " ".join(_SIMPLE_SPECIAL.sub(r"\\\1", text).split())
 
 
 def _search_in(expr: str, values: Sequence[str]) -> str:

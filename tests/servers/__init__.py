@@ -52,6 +52,7 @@ class Response:
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # headers and body are separate writes: avoid the 40 ms delayed-ACK stall
     server: "_Server"
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature

@@ -313,6 +313,12 @@ class FakeAzureSearch(TestServer):
             for key, statuses in failures.items():
                 self._doc_failures.setdefault(key, deque()).extend(int(s) for s in statuses)
 
+    def clear_failures(self) -> None:
+        """Drop every pending injected failure (request-level and per-document)."""
+        with self.lock:
+            self._failures.clear()
+            self._doc_failures.clear()
+
     def documents(self, index: str) -> dict[str, dict]:
         with self.lock:
             return copy.deepcopy(self.indexes[index].docs)
