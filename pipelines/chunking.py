@@ -429,17 +429,17 @@ class _Packer:
         units = self.units
         u = units[i]
         prev = self.spans[-1]
-        # a continued table restarts with its header row (if header + row fit), no overlap
         if u.kind == _FRAG:  # a piece of an oversized sentence or row stands alone
             return i, 0, -1, 0
-        if u.header >= 0:  # a row of a table cut into rows
+        if u.header >= 0:  # a continued table restarts with its header rows (if they fit), no overlap
             h = units[u.header]
             if h.tokens + 1 + u.tokens <= self.size:
                 return i, 0, u.header, h.tokens
             return i, 0, -1, 0
         if u.kind == _HEAD or self.overlap == 0:
             return i, 0, -1, 0
-        # overlap: the last whole sentences of the previous chunk, at most `overlap` tokens
+        # overlap: the last whole sentences of the previous chunk, at most `overlap` tokens, never
+        # all of it (its first unit stays behind, so every chunk moves forward)
         first = i
         total = 0
         j = prev.last
