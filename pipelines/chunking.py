@@ -408,18 +408,17 @@ class _Packer:
             while last > first + n_over and units[last].kind in (_HEAD, _THEAD):
                 last -= 1
         content = self.content(first, last, header)
-        while len(self.enc.encode_ordinary(content)) > self.size:
-            # the estimate was too low (tokens merge differently across sentence joins): shed
-            # overlap first, then the table header, then units from the end
+        # check the exact count (a lone unit's is known and fits); when the estimate was too low
+        # (tokens merge differently across joins), shed overlap, then the table header, then
+        # units from the end (they go to the next chunk)
+        while not (first == last and header < 0) and len(self.enc.encode_ordinary(content)) > self.size:
             if n_over > 0:
                 first += 1
                 n_over -= 1
-            elif header >= 0 and last == first:
-                header = -1
             elif last > first:
                 last -= 1
-            else:  # pragma: no cover - a single unit always fits (its exact count is <= size)
-                raise AssertionError("chunking invariant broken: a single unit exceeds chunk_size")
+            else:
+                header = -1
             content = self.content(first, last, header)
         self.spans.append(_Span(first, last, n_over, header, content))
         return last + 1
