@@ -193,7 +193,7 @@ def test_giant_sentence_is_split_on_token_boundaries_as_last_resort():
     cfg = ChunkingConfig(chunk_size=64, overlap=10)
     chunks = chunk_document(d, item(), config=cfg)
     assert all(count_tokens(c.content) <= 64 for c in chunks)
-    assert "".join(c.content for c in chunks).replace(" ", "").count("".join(WORDS)) >= 30 - 1
+    assert "".join(c.content for c in chunks).replace(" ", "").count("".join(WORDS)) == 30
     # the pieces of the giant sentence are not repeated as overlap (they are not whole sentences)
     pieces = [c for c in chunks if c.content and "intro" not in c.content and "end." not in c.content]
     for a, b in zip(pieces, pieces[1:]):
@@ -399,7 +399,9 @@ def test_page_ranges_come_from_the_elements_covered():
 
 
 def test_non_paged_documents_have_no_pages():
-    chunks = chunk_document(doc(Element("text", paragraph(0, 30))), item(), config=ChunkingConfig(chunk_size=64, overlap=0))
+    cfg = ChunkingConfig(chunk_size=64, overlap=0)
+    chunks = chunk_document(doc(Element("text", paragraph(0, 30))), item(), config=cfg)
+    assert len(chunks) > 1
     assert all(c.page_start is None and c.page_end is None for c in chunks)
 
 
