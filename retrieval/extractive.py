@@ -67,7 +67,7 @@ class ExtractiveChatModel:
     extractive = True
     model_id = "extractive"
 
-    def __init__(self, *, max_sentences: int = 3, min_support: float = 0.5, embedder: Any = None,
+    def __init__(self, *, max_sentences: int = 3, min_support: float = 0.45, embedder: Any = None,
                  k1: float = 1.2, b: float = 0.5) -> None:
         self.max_sentences = max_sentences
         self.min_support = min_support
