@@ -33,9 +33,9 @@ azurite: node_modules/.bin/azurite-blob
 demo: install
 	$(BIN)/ondata ingest data/samples/docs --index $(DEMO_INDEX)
 	$(BIN)/ondata index stats --index $(DEMO_INDEX)
-	$(BIN)/ondata ask --index $(DEMO_INDEX) "How many days of paid parental leave do employees get?"
-	$(BIN)/ondata ask --index $(DEMO_INDEX) "What does the premium support plan cost per month?"
-	$(BIN)/ondata ask --index $(DEMO_INDEX) "Who is the CEO's favourite football team?"
+	$(BIN)/ondata ask --index $(DEMO_INDEX) "How much paternity leave do partners get at full pay?"
+	$(BIN)/ondata ask --index $(DEMO_INDEX) "What does a replacement 48V battery pack for the Cargo K2 cost?"
+	$(BIN)/ondata ask --index $(DEMO_INDEX) "What was Larkspur's net profit in 2023?"
 
 test: install azurite
 	$(BIN)/python -m pytest -q -n 2 --dist loadfile
