@@ -14,6 +14,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import threading
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -21,6 +22,7 @@ from pathlib import Path
 from typing import Iterator
 
 import pytest
+from azure.core.pipeline.transport import RequestsTransport
 
 REPO = Path(__file__).resolve().parents[1]
 AZURITE_BIN = REPO / "node_modules" / ".bin" / "azurite-blob"
@@ -146,3 +148,27 @@ def azurite_server(location: Path) -> Iterator[Azurite]:
         yield az
     finally:
         stop(proc)
+
+
+class FaultyTransport(RequestsTransport):
+    """A real HTTP transport that records requests and can turn chosen responses into 503s."""
+
+    def __init__(self, *, fail: int = 0, match: str = "", status: int = 503, retry_after: str | None = None, **kw):
+        super().__init__(**kw)
+        self.requests: list[tuple[str, str]] = []
+        self.fail, self.match, self.status, self.retry_after = fail, match, status, retry_after
+        self._lock = threading.Lock()
+
+    def send(self, request, **kwargs):
+        response = super().send(request, **kwargs)
+        with self._lock:
+            self.requests.append((request.method, request.url))
+            inject = self.fail > 0 and self.match in request.url
+            if inject:
+                self.fail -= 1
+        if inject:
+            response.status_code = self.status
+            response.reason = "Service Unavailable"
+            if self.retry_after is not None:
+                response.headers["Retry-After"] = self.retry_after
+        return response

@@ -3,9 +3,15 @@
 from __future__ import annotations
 
 import os
+import sys
 import uuid
+from pathlib import Path
 
 import pytest
+
+_REPO = str(Path(__file__).resolve().parents[1])
+if _REPO not in sys.path:  # `from tests.azurite import ...` also under a bare `pytest`
+    sys.path.insert(0, _REPO)
 
 for _key, _value in {
     "DO_NOT_TRACK": "1",

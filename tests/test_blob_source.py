@@ -3,41 +3,15 @@ size limit, error mapping. Sync and flows over Blob are in test_sync_blob.py and
 
 from __future__ import annotations
 
-import threading
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from azure.core.pipeline.transport import RequestsTransport
-
 from indexers.errors import ConfigError, TransientError
 from pipelines.errors import DocumentTooLargeError, SourceError
 from pipelines.sources.blob import BlobDocumentSource
+from tests.azurite import FaultyTransport
 
 pytestmark = pytest.mark.azurite
-
-
-class FaultyTransport(RequestsTransport):
-    """A real HTTP transport that records requests and can turn chosen responses into 503s."""
-
-    def __init__(self, *, fail: int = 0, match: str = "", status: int = 503, retry_after: str | None = None, **kw):
-        super().__init__(**kw)
-        self.requests: list[tuple[str, str]] = []
-        self.fail, self.match, self.status, self.retry_after = fail, match, status, retry_after
-        self._lock = threading.Lock()
-
-    def send(self, request, **kwargs):
-        response = super().send(request, **kwargs)
-        with self._lock:
-            self.requests.append((request.method, request.url))
-            inject = self.fail > 0 and self.match in request.url
-            if inject:
-                self.fail -= 1
-        if inject:
-            response.status_code = self.status
-            response.reason = "Service Unavailable"
-            if self.retry_after is not None:
-                response.headers["Retry-After"] = self.retry_after
-        return response
 
 
 def source_for(azurite, container, **kw) -> BlobDocumentSource:

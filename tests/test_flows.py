@@ -24,7 +24,7 @@ from pipelines.flows import Components, RetryPolicy, is_transient, retry_after_o
 from pipelines.ingest import IngestOptions
 from pipelines.sources.blob import BlobDocumentSource
 from pipelines.sources.local import LocalFolderSource
-from tests.test_blob_source import FaultyTransport
+from tests.azurite import FaultyTransport
 from tests.test_sync_blob import doc_text
 
 REPO = Path(__file__).resolve().parents[1]
@@ -209,6 +209,7 @@ def test_deployable_flow_builds_from_settings_and_syncs(prefect_harness, tmp_pat
     assert index_contents(tmp_path / "idx") == index_contents(fresh)
 
 
+@pytest.mark.slow
 def test_dask_task_runner_needs_a_factory_and_runs_with_one(prefect_harness, tmp_path, index_contents):
     pytest.importorskip("prefect_dask")
     from indexers.errors import ConfigError

@@ -14,7 +14,7 @@ from indexers.records import SearchRequest
 from pipelines.chunking import ChunkingConfig
 from pipelines.ingest import IngestOptions, ingest
 from pipelines.sources.blob import BlobDocumentSource
-from tests.test_blob_source import FaultyTransport
+from tests.azurite import FaultyTransport
 
 pytestmark = pytest.mark.azurite
 
