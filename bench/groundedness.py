@@ -32,6 +32,8 @@ def main() -> int:
     parser.add_argument("--folds", type=int, default=5)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--embedder", choices=("local", "hashing"), default="local")
+    parser.add_argument("--cache", type=Path, default=Path.home() / ".cache" / "ondata" / "bench_embeddings.sqlite",
+                        help="SQLite embedding cache (content-keyed), so re-runs skip the model")
     args = parser.parse_args()
 
     path = shared_datasets_dir() / "groundedness" / "scifact_train_pairs.jsonl"
@@ -44,7 +46,10 @@ def main() -> int:
 
         embedder = HashingEmbedder(dimensions=512)
     else:
-        embedder = _default_embedder()
+        from indexers.embedders.cache import CachedEmbedder, EmbeddingCache
+
+        args.cache.parent.mkdir(parents=True, exist_ok=True)
+        embedder = CachedEmbedder(_default_embedder(), EmbeddingCache(args.cache))
     t0 = time.perf_counter()
     calibration = fit_calibration(rows, embedder=embedder, dataset_path=path, folds=args.folds, seed=args.seed)
     cv = calibration["cv"]

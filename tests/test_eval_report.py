@@ -1,0 +1,106 @@
+"""Reports, run comparison and CI gates on small fixed runs checked into tests/data/eval/."""
+
+from __future__ import annotations
+
+import base64
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from eval.compare import compare_runs, paired_bootstrap
+from eval.errors import GateError
+from eval.gates import check_gates, parse_gate
+from eval.report import write_report
+from eval.store import RunStore
+from ondata.cli import app
+
+DATA = Path(__file__).resolve().parent / "data" / "eval"
+
+
+@pytest.fixture()
+def runs(tmp_path):
+    for name in ("run_a", "run_b"):
+        shutil.copytree(DATA / name, tmp_path / name)
+    return tmp_path / "run_a", tmp_path / "run_b"
+
+
+def test_report_html_is_self_contained_with_metrics_and_plots(runs):
+    run_a, _ = runs
+    summary = write_report(run_a)
+    html = (run_a / "report.html").read_text(encoding="utf-8")
+    md = (run_a / "report.md").read_text(encoding="utf-8")
+    images = re.findall(r'src=.data:image/png;base64,([A-Za-z0-9+/=]+)', html)
+    assert len(images) == 3
+    assert all(base64.b64decode(img)[:8] == b"\x89PNG\r\n\x1a\n" for img in images)
+    assert "http://" not in html and "https://" not in html  # nothing to fetch
+    m = summary["metrics"]
+    for key in ("page_recall@5", "page1_recall@5", "citations_matched", "groundedness", "any_citation"):
+        cell = re.search(rf"data-metric='{re.escape(key)}'>([^<]+)<", html).group(1)
+        assert cell == f"{m[key]:.3f}"
+        assert f"{m[key]:.3f}" in md
+    assert "Share of the gold cited pages" in html and "Worst questions" in md
+    worst = [r for r in RunStore(run_a).read_results()]
+    assert any(r["question"] in md for r in worst)
+
+
+def test_paired_bootstrap_is_deterministic_and_brackets_the_delta():
+    a = [0.0, 0.5, 1.0, 1.0, 0.0, 0.5]
+    b = [1.0, 0.5, 1.0, 1.0, 0.5, 1.0]
+    first, second = paired_bootstrap(a, b, seed=3), paired_bootstrap(a, b, seed=3)
+    assert first == second
+    assert first["delta"] == pytest.approx(2.0 / 6)
+    assert first["low"] <= first["delta"] <= first["high"] and first["low"] >= 0.0
+    same = paired_bootstrap(a, a)
+    assert same == {"delta": 0.0, "low": 0.0, "high": 0.0}
+
+
+def test_compare_runs_lists_questions_that_got_worse(runs):
+    run_a, run_b = runs
+    ra, rb = RunStore(run_a).read_results(), RunStore(run_b).read_results()
+    result = compare_runs(ra, rb, k=5)
+    assert result["paired_questions"] == len(ra)
+    by_q_a = {r["qid"]: r["scores"]["page1_recall@5"] for r in ra if "page1_recall@5" in r.get("scores", {})}
+    by_q_b = {r["qid"]: r["scores"]["page1_recall@5"] for r in rb if "page1_recall@5" in r.get("scores", {})}
+    dropped = {q for q in by_q_a if by_q_b[q] < by_q_a[q]}
+    listed = {w["qid"] for w in result["worse"] if "page1_recall@5" in w["drops"]}
+    assert listed == dropped
+    m = result["metrics"]["page1_recall@5"]
+    assert m["delta"] == pytest.approx(sum(by_q_b.values()) / len(by_q_b) - sum(by_q_a.values()) / len(by_q_a))
+
+
+def test_gates_parse_and_check():
+    assert parse_gate("groundedness=0.8").metric == "groundedness"
+    assert parse_gate("delta:page1_recall@5=-0.05").delta
+    with pytest.raises(GateError, match="METRIC=VALUE"):
+        parse_gate("groundedness")
+    with pytest.raises(GateError, match="not a number"):
+        parse_gate("groundedness=high")
+    metrics = {"groundedness": 0.7, "latency_p95_s": 2.5, "abstention_rate": None}
+    assert check_gates([parse_gate("groundedness=0.6")], metrics) == []
+    assert check_gates([parse_gate("groundedness=0.8")], metrics) == ["groundedness = 0.7 is below 0.8"]
+    assert check_gates([parse_gate("latency_p95_s=2")], metrics) == ["latency_p95_s = 2.5 is above 2"]
+    assert "undefined" in check_gates([parse_gate("abstention_rate=0.5")], metrics)[0]
+    with pytest.raises(GateError, match="unknown metric 'nope'"):
+        check_gates([parse_gate("nope=1")], metrics)
+
+
+def test_cli_report_and_compare_exit_codes(runs):
+    run_a, run_b = runs
+    runner = CliRunner()
+    ok = runner.invoke(app, ["eval", "report", str(run_a), "--fail-under", "any_citation=0"])
+    assert ok.exit_code == 0, ok.output
+    assert (run_a / "report.html").is_file()
+    failed = runner.invoke(app, ["eval", "report", str(run_a), "--fail-under", "groundedness=1.01"])
+    assert failed.exit_code == 1
+    assert "fail-under: groundedness =" in failed.output and "is below 1.01" in failed.output
+
+    cmp_ok = runner.invoke(app, ["eval", "compare", str(run_a), str(run_b), "--fail-under", "delta:page1_recall@5=-1"])
+    assert cmp_ok.exit_code == 0, cmp_ok.output
+    assert "95% CI" in cmp_ok.output and "page1_recall@5" in cmp_ok.output
+    cmp_fail = runner.invoke(app, ["eval", "compare", str(run_a), str(run_a), "--fail-under", "delta:groundedness=0.01"])
+    assert cmp_fail.exit_code == 1 and "delta of groundedness = 0 is below 0.01" in cmp_fail.output
+    bad = runner.invoke(app, ["eval", "report", str(run_a), "--fail-under", "bogus=1"])
+    assert bad.exit_code != 0 and isinstance(bad.exception, (GateError, SystemExit))
