@@ -54,6 +54,13 @@ class Settings(BaseSettings):
     azure_search_endpoint: str | None = Field(None, validation_alias=_alias("ONDATA_AZURE_SEARCH_ENDPOINT", "AZURE_SEARCH_ENDPOINT"))
     azure_search_index: str = Field("ondata", validation_alias=_alias("ONDATA_AZURE_SEARCH_INDEX", "AZURE_SEARCH_INDEX"))
     azure_search_key: SecretStr | None = Field(None, validation_alias=_alias("ONDATA_AZURE_SEARCH_KEY", "AZURE_SEARCH_KEY"))
+    azure_search_filterable_metadata: str = Field(
+        "", description="Comma-separated metadata keys that become filterable fields (meta_<key>) in Azure AI Search"
+    )
+    azure_search_quantization: Literal["scalar", "binary"] | None = Field(None, description="Vector compression")
+    azure_search_hybrid_fusion: Literal["client", "service"] = Field(
+        "client", description="Fuse hybrid results client-side (per-arm scores kept) or by the service (one request)"
+    )
 
     # --- Azure OpenAI (or any OpenAI-compatible endpoint)
     azure_openai_endpoint: str | None = Field(None, validation_alias=_alias("ONDATA_AZURE_OPENAI_ENDPOINT", "AZURE_OPENAI_ENDPOINT"))

@@ -73,6 +73,9 @@ def build_index(settings: Settings, embedder: "Embedder") -> "SearchIndex":
             api_key=settings.azure_search_key.get_secret_value() if settings.azure_search_key else None,
             dimensions=embedder.dimensions,
             model_id=embedder.model_id,
+            filterable_metadata=[k.strip() for k in settings.azure_search_filterable_metadata.split(",") if k.strip()],
+            quantization=settings.azure_search_quantization,
+            hybrid_fusion=settings.azure_search_hybrid_fusion,
         )
     from indexers.local_index import LocalIndex
 
