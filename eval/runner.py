@@ -106,10 +106,18 @@ def run_evaluation(
     return summary
 
 
-def rescore(out: str | Path, *, scorer: Any, k: int | None = None) -> dict[str, Any]:
-    """Recompute scores and summary of an existing run (e.g. with another scorer) from its stored answers."""
+def rescore(out: str | Path, *, scorer: Any, k: int | None = None,
+            config_updates: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Recompute scores and summary of an existing run (e.g. with another scorer) from its stored answers.
+
+    ``config_updates`` (e.g. the new scorer's name and version) are written into ``config.json`` so
+    that a later resume compares against the scorer that made the stored scores.
+    """
     store = RunStore(out)
     config = store.read_config()
+    if config_updates:
+        config.update(config_updates)
+        store.write_config(config)
     k = k or int(config.get("top", 5))
     records = [score_record(r, scorer=scorer, k=k) if not r.get("error") else r for r in store.read_results()]
     if not records:
@@ -117,5 +125,6 @@ def rescore(out: str | Path, *, scorer: Any, k: int | None = None) -> dict[str, 
     store.write_results(records)
     summary = summarize(records, k=k)
     summary["run"] = str(out)
+    summary["scorer"] = getattr(scorer, "name", type(scorer).__name__)
     store.write_summary(summary)
     return summary

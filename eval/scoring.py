@@ -24,6 +24,7 @@ from eval.metrics.retrieval import normalize_file, retrieval_scores
 
 EXTRACTIVE_PREFIX = "Extractive answer (no language model):"
 _MARKER = re.compile(r"\[doc(\d+)\]")
+_MARKERS_AFTER_END = re.compile(r"([.!?])((?:\s*\[doc\d+\])+)")
 
 
 def _file_of(obj: Any) -> str:
@@ -73,13 +74,14 @@ def split_claims(content: str) -> list[dict[str, Any]]:
     body = content.strip()
     if body.startswith(EXTRACTIVE_PREFIX):
         body = body[len(EXTRACTIVE_PREFIX):]
+    # "Fact one. [doc1] Fact two [doc2]." -> markers placed after a sentence's end belong to that sentence
+    body = _MARKERS_AFTER_END.sub(lambda m: m.group(2) + m.group(1), body)
     claims = []
     for sentence in T.split_sentences(body):
         docs = list(dict.fromkeys(int(n) for n in _MARKER.findall(sentence)))
         text = T.strip_markers(sentence)
         if len(T.words(text)) >= 2:
             claims.append({"text": text, "docs": docs})
-    # A marker alone after the last sentence ends ("... end. [doc1]") belongs to that sentence.
     return claims
 
 

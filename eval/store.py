@@ -93,6 +93,9 @@ class RunStore:
         _atomic_write(self.config_path, json.dumps(config, indent=2, default=str) + "\n")
         return {}
 
+    def write_config(self, config: Mapping[str, Any]) -> None:
+        _atomic_write(self.config_path, json.dumps(config, indent=2, default=str) + "\n")
+
     def append(self, record: Mapping[str, Any]) -> None:
         with open(self.results_path, "a", encoding="utf-8") as fh:
             fh.write(json.dumps(record, ensure_ascii=False, default=str) + "\n")

@@ -90,6 +90,10 @@ def config_for(dataset, **over):
 def test_split_claims_strips_prefix_and_markers():
     claims = split_claims("Extractive answer (no language model): First fact here [doc1]. Second one [doc2][doc1]. Ok.")
     assert claims == [{"text": "First fact here.", "docs": [1]}, {"text": "Second one.", "docs": [2, 1]}]
+    # the extractive model puts markers after the full stop: they belong to the sentence before
+    claims = split_claims("Balance billing is covered. [doc1] That is why we partnered. [doc2][doc3] Done here.")
+    assert claims == [{"text": "Balance billing is covered.", "docs": [1]},
+                      {"text": "That is why we partnered.", "docs": [2, 3]}, {"text": "Done here.", "docs": []}]
 
 
 def test_run_scores_and_summary(tmp_path, dataset):

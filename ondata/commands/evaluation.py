@@ -66,13 +66,24 @@ def build_scorer(kind: str, settings: Settings):
     from eval.groundedness import LLMJudgeScorer, LocalGroundednessScorer
 
     if kind == "local":
-        return LocalGroundednessScorer()
+        from ondata.wiring import build_embedder
+
+        # the calibrated MiniLM, through the persistent embedding cache (source windows repeat across questions)
+        return LocalGroundednessScorer(embedder=build_embedder(settings.model_copy(update={"embedder": "local"})))
     if kind == "llm":
         from ondata.wiring import build_chat_model
 
         judge = build_chat_model(settings.model_copy(update={"chat": "azure_openai"}))
         return LLMJudgeScorer(judge)
     raise typer.BadParameter(f"unknown scorer {kind!r}; use local or llm", param_hint="--scorer")
+
+
+def scorer_version(scorer) -> str:
+    """What identifies the scorer's judgements: the calibration's fit time and data hash, or the judge's prompt."""
+    calibration = getattr(scorer, "calibration", None)
+    if calibration:
+        return f"{scorer.name}:{calibration.get('fitted_at')}:{calibration.get('dataset', {}).get('sha256', '')[:12]}"
+    return f"{scorer.name}:{getattr(scorer, 'prompt_version', '')}:{getattr(getattr(scorer, 'judge', None), 'model_id', '')}"
 
 
 def register(app: typer.Typer) -> None:
@@ -113,7 +124,8 @@ def register(app: typer.Typer) -> None:
         config = make_config(dataset=dataset, top=top, strictness=strictness, scorer=scorer,
                              settings=settings_without_secrets(settings),
                              extra={"chat_model": getattr(chat_model, "model_id", type(chat_model).__name__),
-                                    "embedder": retriever.embedder.model_id})
+                                    "embedder": retriever.embedder.model_id,
+                                    "scorer_version": scorer_version(score)})
         progress = Progress(TextColumn("[bold]evaluating"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                             TimeRemainingColumn(), TextColumn("{task.fields[current]}"), console=console)
         task = progress.add_task("eval", total=len(items), current="")
@@ -136,6 +148,24 @@ def register(app: typer.Typer) -> None:
             write_report(out)
             out_console.print(f"report: {out / 'report.html'}")
         _enforce(gates, summary["metrics"], out_console)
+
+    @eval_app.command("rescore")
+    def rescore_cmd(
+        run: Path = typer.Argument(..., help="Run folder written by `ondata eval run`."),
+        scorer: str = typer.Option("local", "--scorer", help="local (offline) | llm (Azure OpenAI judge)."),
+        index: Optional[Path] = typer.Option(None, "--index", help="Index folder (for the embedding cache)."),
+        fail_under: List[str] = typer.Option([], "--fail-under", help="METRIC=VALUE gate (repeatable)."),
+    ) -> None:
+        """Re-judge the stored answers of RUN (claims, citations, groundedness) and rewrite its results and summary."""
+        from eval.runner import rescore
+
+        gates = _gates(fail_under)
+        settings = Settings(**({"index_dir": index} if index else {}))
+        score = build_scorer(scorer, settings)
+        summary = rescore(run, scorer=score, config_updates={"scorer": scorer, "scorer_version": scorer_version(score)})
+        console = Console()
+        print_summary(summary, console)
+        _enforce(gates, summary["metrics"], console)
 
     @eval_app.command("report")
     def report_cmd(
