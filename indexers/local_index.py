@@ -68,7 +68,6 @@ CREATE TABLE IF NOT EXISTS chunks (
     rid INTEGER PRIMARY KEY,
     id TEXT NOT NULL UNIQUE,
     source_id TEXT NOT NULL,
-    content TEXT NOT NULL,
     chunk_index INTEGER NOT NULL,
     title TEXT NOT NULL,
     url TEXT NOT NULL,
@@ -82,9 +81,13 @@ CREATE TABLE IF NOT EXISTS chunks (
     has_groups INTEGER NOT NULL,
     metadata TEXT NOT NULL,
     source_version TEXT NOT NULL,
-    source_chunks INTEGER NOT NULL
+    source_chunks INTEGER NOT NULL,
+    content TEXT NOT NULL
 );
-CREATE INDEX IF NOT EXISTS chunks_source ON chunks(source_id);
+CREATE INDEX IF NOT EXISTS chunks_source ON chunks(source_id, source_version, source_chunks);
+CREATE INDEX IF NOT EXISTS chunks_filter ON chunks(
+    has_groups, source_id, filepath, title, url, section, page_start, page_end, metadata
+);
 CREATE TABLE IF NOT EXISTS chunk_groups (
     grp TEXT NOT NULL,
     rid INTEGER NOT NULL,
@@ -109,9 +112,11 @@ CREATE TRIGGER IF NOT EXISTS chunks_after_delete AFTER DELETE ON chunks BEGIN
 END;
 """
 
+# ``content`` is the last column: rows are read for their small fields (filters, trimming) far
+# more often than for their text, and SQLite reads columns after a large one from overflow pages.
 _CHUNK_COLUMNS = (
-    "rid, id, source_id, content, chunk_index, title, url, filepath, page_start, page_end, "
-    "char_start, char_end, section, groups, has_groups, metadata, source_version, source_chunks"
+    "rid, id, source_id, chunk_index, title, url, filepath, page_start, page_end, "
+    "char_start, char_end, section, groups, has_groups, metadata, source_version, source_chunks, content"
 )
 _BATCH = 500  # max bound parameters per IN (...) list
 
@@ -407,10 +412,13 @@ class LocalIndex:
             n = max(request.candidates, request.top)
             text_ranked: list[tuple[int, float]] = []
             vector_ranked: list[tuple[int, float]] = []
-            if request.mode in ("text", "hybrid"):
-                text_ranked = self._text_arm(con, request.text or "", where, params, n)
             if request.mode in ("vector", "hybrid"):
-                vector_ranked = self._vector_arm(con, request.vector or (), where, params, n)
+                self._fresh_faiss(con)  # before reading the allowed rows: a rebuild reads its own snapshot
+            allowed = self._allowed(con, where, params)
+            if request.mode in ("text", "hybrid"):
+                text_ranked = self._text_arm(con, request.text or "", allowed, n)
+            if request.mode in ("vector", "hybrid"):
+                vector_ranked = self._vector_arm(con, request.vector or (), allowed, n)
 
             text_info = {rid: (rank, score) for rank, (rid, score) in enumerate(text_ranked, start=1)}
             vector_info = {rid: (rank, score) for rank, (rid, score) in enumerate(vector_ranked, start=1)}
@@ -455,40 +463,66 @@ class LocalIndex:
         if request.groups is not None:
             alternatives = []
             groups = list(dict.fromkeys(request.groups))
+            # The unary '+' keeps SQLite from turning the OR into rowid lookups of wide chunk rows:
+            # it scans the narrow covering index chunks_filter and probes the subquery's result,
+            # which SQLite materialises once.
             if groups:
                 alternatives.append(
-                    f"c.rid IN (SELECT g.rid FROM chunk_groups g WHERE g.grp IN ({', '.join('?' * len(groups))}))"
+                    f"+c.rid IN (SELECT g.rid FROM chunk_groups g WHERE g.grp IN ({', '.join('?' * len(groups))}))"
                 )
                 params.extend(groups)
             if request.public_when_no_groups:
-                alternatives.append("c.has_groups = 0")
+                alternatives.append("+c.has_groups = 0")
             if not alternatives:
                 return "(0)", []
             parts.append("(" + " OR ".join(alternatives) + ")")
         return (" AND ".join(parts) if parts else ""), params
 
+    def _allowed(self, con: sqlite3.Connection, where: str, params: list[Any]) -> np.ndarray | None:
+        """Row ids passing the filter and trimming, or None when nothing restricts the search.
+
+        Computed once per search and shared by both arms. The query scans the narrow covering
+        index ``chunks_filter`` rather than the chunk rows.
+        """
+        if not where:
+            return None
+        try:
+            # One comma-separated string instead of one Python tuple per row: ~10x less overhead.
+            (joined,) = con.execute(f"SELECT group_concat(c.rid) FROM chunks c WHERE {where}", params).fetchone()
+        except sqlite3.Error as exc:
+            raise IndexError_(f"filtering the index at {self.directory} failed: {exc}") from exc
+        if not joined:
+            return np.empty(0, dtype=np.int64)
+        return np.array(joined.split(","), dtype=np.int64)
+
     def _text_arm(
-        self, con: sqlite3.Connection, text: str, where: str, params: list[Any], n: int
+        self, con: sqlite3.Connection, text: str, allowed: np.ndarray | None, n: int
     ) -> list[tuple[int, float]]:
+        """BM25 over FTS5; restricted to ``allowed`` before the top-``n`` cut. Score = -bm25."""
         match = fts_query(text)
-        if not match:
+        if not match or (allowed is not None and allowed.size == 0):
             return []
         w = ", ".join(repr(float(x)) for x in self.bm25_weights)
-        sql = (
-            f"SELECT c.rid, bm25(chunks_fts, {w}) AS s FROM chunks_fts "
-            "JOIN chunks c ON c.rid = chunks_fts.rowid WHERE chunks_fts MATCH ?"
-            + (f" AND {where}" if where else "")
-            + " ORDER BY s LIMIT ?"
-        )
+        sql = f"SELECT rowid, bm25(chunks_fts, {w}) AS s FROM chunks_fts WHERE chunks_fts MATCH ? ORDER BY s"
         try:
-            rows = con.execute(sql, [match, *params, n]).fetchall()
+            if allowed is None:
+                rows = con.execute(sql + " LIMIT ?", [match, n]).fetchall()
+                return [(int(rid), -float(s)) for rid, s in rows]
+            keep = set(allowed.tolist())
+            out: list[tuple[int, float]] = []
+            for rid, s in con.execute(sql, [match]):
+                if rid in keep:
+                    out.append((int(rid), -float(s)))
+                    if len(out) >= n:
+                        break
+            return out
         except sqlite3.Error as exc:
             raise IndexError_(f"keyword search on the index at {self.directory} failed: {exc}") from exc
-        return [(int(rid), -float(s)) for rid, s in rows]
 
     def _vector_arm(
-        self, con: sqlite3.Connection, vector: Sequence[float], where: str, params: list[Any], n: int
+        self, con: sqlite3.Connection, vector: Sequence[float], allowed: np.ndarray | None, n: int
     ) -> list[tuple[int, float]]:
+        """Exact inner product via FAISS; restricted to ``allowed`` (an ID selector) before the top-``n`` cut."""
         import faiss
 
         q = np.asarray(vector, dtype=np.float32).reshape(1, -1)
@@ -498,15 +532,9 @@ class LocalIndex:
                 f"{self.dimensions} ({self.model_id})"
             )
         index = self._fresh_faiss(con)
-        if index.ntotal == 0:
+        if index.ntotal == 0 or (allowed is not None and allowed.size == 0):
             return []
-        if where:
-            allowed = np.fromiter(
-                (r for (r,) in con.execute(f"SELECT c.rid FROM chunks c WHERE {where}", params)),
-                dtype=np.int64,
-            )
-            if allowed.size == 0:
-                return []
+        if allowed is not None:
             k = min(n, int(allowed.size))
             sel = faiss.IDSelectorBatch(allowed)
             scores, ids = index.search(q, k, params=faiss.SearchParameters(sel=sel))
@@ -562,6 +590,8 @@ class LocalIndex:
     def _load_faiss(self, gen: int) -> Any:
         import faiss
 
+        _limit_faiss_threads()
+
         path = self.faiss_path
         if not path.exists():
             log.info("no FAISS file at %s; rebuilding it from SQLite", path)
@@ -589,6 +619,8 @@ class LocalIndex:
 
     def _build_faiss(self, con: sqlite3.Connection) -> tuple[Any, int]:
         import faiss
+
+        _limit_faiss_threads()
 
         started = time.perf_counter()
         con.execute("BEGIN")  # one read snapshot for the generation and the vectors
@@ -696,20 +728,38 @@ class LocalIndex:
         return out
 
 
+_faiss_threads_set = False
+
+
+def _limit_faiss_threads() -> None:
+    """Search one query at a time on one OpenMP thread (done once, process-wide).
+
+    An exact search of one query over ~10k vectors takes well under a millisecond on one core;
+    OpenMP workers only add wake-up and contention costs, badly so on a busy machine.
+    """
+    global _faiss_threads_set
+    if not _faiss_threads_set:
+        import faiss
+
+        faiss.omp_set_num_threads(1)
+        _faiss_threads_set = True
+
+
 def _chunk_row(rid: int, c: Chunk) -> tuple:
     return (
-        rid, c.id, c.source_id, c.content, c.chunk_index, c.title, c.url, c.filepath,
+        rid, c.id, c.source_id, c.chunk_index, c.title, c.url, c.filepath,
         c.page_start, c.page_end, c.char_start, c.char_end, c.section,
         json.dumps(list(c.groups), ensure_ascii=False), 1 if c.groups else 0,
         json.dumps(dict(c.metadata), ensure_ascii=False, sort_keys=True, default=str),
-        c.source_version, c.source_chunks,
+        c.source_version, c.source_chunks, c.content,
     )
 
 
 def _row_chunk(row: tuple) -> Chunk:
     (
-        _rid, cid, source_id, content, chunk_index, title, url, filepath, page_start, page_end,
+        _rid, cid, source_id, chunk_index, title, url, filepath, page_start, page_end,
         char_start, char_end, section, groups, _has_groups, metadata, source_version, source_chunks,
+        content,
     ) = row
     return Chunk(
         id=cid, source_id=source_id, content=content, chunk_index=chunk_index, title=title, url=url,
