@@ -561,9 +561,25 @@ class LocalIndex:
             if self._db is None and not self._ensured:
                 return
             con = self._con()
+            gen = self._generation(con)
+            if self._faiss is None and self._disk_gen != gen and self._file_generation() == gen:
+                self._disk_gen = gen  # the file on disk is current: no need to load it
+            if self._disk_gen == gen and (self._faiss is None or self._faiss_gen == gen):
+                return
             self._fresh_faiss(con)
             if self._faiss is not None and self._faiss_gen != self._disk_gen:
                 self._save_faiss(self._faiss, self._faiss_gen)
+
+    def _file_generation(self) -> int | None:
+        """The generation recorded in the FAISS file's header (None if missing or unreadable)."""
+        try:
+            with open(self.faiss_path, "rb") as fh:
+                head = fh.read(len(_FAISS_MAGIC) + 16)
+        except OSError:
+            return None
+        if not head.startswith(_FAISS_MAGIC) or len(head) < len(_FAISS_MAGIC) + 16:
+            return None
+        return int.from_bytes(head[len(_FAISS_MAGIC) : len(_FAISS_MAGIC) + 8], "little")
 
     def rebuild_vectors(self) -> None:
         """Rebuild the FAISS structure from the embeddings in SQLite and save it, unconditionally."""
@@ -693,7 +709,7 @@ class LocalIndex:
             chunks = int(con.execute("SELECT count(*) FROM chunks").fetchone()[0])
             sources = int(con.execute("SELECT count(DISTINCT source_id) FROM chunks").fetchone()[0])
             gen = self._generation(con)
-            fresh = self._disk_gen == gen or self._faiss_gen == gen
+            fresh = self._faiss_gen == gen or self._file_generation() == gen
         size = 0
         for p in self.directory.iterdir():
             if p.name.startswith((SQLITE_NAME, FAISS_NAME)) and p.is_file():

@@ -250,3 +250,18 @@ def test_persistence_and_open_existing(tmp_path, embedder):
     assert (st.chunks, st.sources, st.model_id, st.dimensions) == (7, 6, "hashing-v1", 128)
     assert st.bytes_on_disk > 0
     reopened.close()
+
+
+def test_close_after_ingestion_writes_a_fresh_faiss_file(tmp_path, embedder):
+    directory = tmp_path / "ix"
+    with LocalIndex(directory, dimensions=128, model_id=embedder.model_id) as ix:
+        for chunk in all_chunks():  # many small upserts, no search: FAISS is never loaded
+            put(ix, embedder, [chunk])
+        assert ix._faiss is None  # noqa: SLF001 - no rebuild per upsert
+        assert not ix.stats().vectors_fresh
+    reopened = LocalIndex(directory, dimensions=128, model_id=embedder.model_id)
+    assert reopened.stats().vectors_fresh  # close() saved it
+    mtime = (directory / FAISS_NAME).stat().st_mtime_ns
+    assert reopened.count() == 7
+    reopened.close()  # nothing changed: the file is not rewritten
+    assert (directory / FAISS_NAME).stat().st_mtime_ns == mtime
