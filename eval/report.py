@@ -107,6 +107,21 @@ def _sources_line(record: Mapping[str, Any]) -> str:
     )
 
 
+def notes(records: Sequence[Mapping[str, Any]]) -> list[str]:
+    """Caveats a reader needs to interpret the numbers of this run."""
+    out = []
+    answered = [r for r in records if not r.get("error")]
+    if answered and all(r.get("extractive") for r in answered):
+        out.append("Answers were written by the extractive model, which quotes source sentences: groundedness and "
+                   "citation precision are near 1 by construction and only check the scorer; judge the retrieval "
+                   "metrics and citations matched.")
+    failures = sum((r.get("scores") or {}).get("judge_failures", 0) for r in answered)
+    if failures:
+        out.append(f"{failures} answer sentences could not be judged (judge errors or unparseable replies); "
+                   "they are left out of groundedness, not counted as failures of the system.")
+    return out
+
+
 def render_markdown(summary: Mapping[str, Any], records: Sequence[Mapping[str, Any]], config: Mapping[str, Any]) -> str:
     k = int(summary.get("k", 5))
     metrics = summary["metrics"]
@@ -117,8 +132,9 @@ def render_markdown(summary: Mapping[str, Any], records: Sequence[Mapping[str, A
                  f"profile `{config.get('settings', {}).get('profile', '?')}`, commit `{config.get('meta', {}).get('git_commit')}`.")
     c = summary["counts"]
     lines += ["", f"{c['questions']} questions ({c['answerable']} answerable, {c['unanswerable']} unanswerable), "
-              f"{c['claims']} answer sentences judged, {metrics.get('errors', 0)} errors.", "",
-              "## Headline metrics", "", "| metric | value | what it means |", "| --- | ---: | --- |"]
+              f"{c['claims']} answer sentences judged, {metrics.get('errors', 0)} errors.", ""]
+    lines += [f"> Note: {n}" for n in notes(records)] + ([""] if notes(records) else [])
+    lines += ["## Headline metrics", "", "| metric | value | what it means |", "| --- | ---: | --- |"]
     for key, (label, text, _) in headline_keys(k).items():
         lines.append(f"| {label} | {_fmt(metrics.get(key), key)} | {text} |")
     lines += ["", "## Recall per document", "", f"| document | page recall@{k} (±1) |", "| --- | ---: |"]
@@ -160,6 +176,7 @@ def render_html(summary: Mapping[str, Any], records: Sequence[Mapping[str, Any]]
              f"<p class='muted'>Dataset {e(str(ds.get('path', '?')))} (sha256 {e(str(ds.get('sha256', ''))[:12])}), "
              f"top {e(str(config.get('top')))}, strictness {e(str(config.get('strictness')))}, scorer {e(str(config.get('scorer')))}, "
              f"profile {e(str(config.get('settings', {}).get('profile', '?')))}, commit {e(str(config.get('meta', {}).get('git_commit')))}.</p>",
+             *[f"<p><b>Note:</b> {e(n)}</p>" for n in notes(records)],
              "<h2>Headline metrics</h2><table><tr><th>metric</th><th>value</th><th>what it means</th></tr>"]
     for key, (label, text, _) in headline_keys(k).items():
         parts.append(f"<tr><td>{e(label)}</td><td class='num' data-metric='{e(key)}'>{e(_fmt(metrics.get(key), key))}</td><td>{e(text)}</td></tr>")
