@@ -51,6 +51,12 @@ def register(app: typer.Typer) -> None:
             raise ConfigError(f"--cron {cron!r} is not a valid cron expression: {exc}") from exc
         params = serve_parameters(source, index=index, profile=profile, embedder=embedder,
                                   task_runner=task_runner, max_workers=max_workers)
+        from prefect.settings import PREFECT_API_URL
+
+        if not PREFECT_API_URL.value():
+            typer.secho("note: no PREFECT_API_URL: Prefect's temporary server does not run schedules; start "
+                        "`prefect server start` and set PREFECT_API_URL=http://127.0.0.1:4200/api", err=True,
+                        fg=typer.colors.YELLOW)
         typer.echo(f"serving {name}: ingest {source} on '{cron}' with {task_runner} x{max_workers} (Ctrl+C to stop)")
         # global_limit=1: a run that outlasts the interval delays the next one instead of overlapping it
         ingest_from_settings.serve(name=name, schedules=[schedule_], parameters=params, global_limit=1)
