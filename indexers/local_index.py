@@ -15,8 +15,10 @@ Layout of ``<directory>``:
 
 Writes are single SQLite transactions. FAISS is updated in memory when this process holds a fresh
 copy, otherwise it is marked stale and rebuilt lazily at the next search, ``flush()`` or
-``close()``. Searches apply the filter and security trimming in SQL *before* top-k truncation in
-both arms (the vector arm searches FAISS restricted to the allowed row ids).
+``close()``. A search with a filter or security trimming first computes the allowed row ids in
+SQL (one scan of a narrow covering index), then restricts both arms to them *before* the top-k
+cut: the keyword arm walks the BM25 ranking keeping allowed rows, the vector arm searches FAISS
+with an ID selector. Hybrid search fuses the two arms with reciprocal rank fusion.
 """
 
 from __future__ import annotations

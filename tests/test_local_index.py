@@ -14,12 +14,13 @@ import pytest
 from indexers.embedders.hashing import HashingEmbedder
 from indexers.errors import IndexError_, IndexSchemaError
 from indexers.local_index import FAISS_NAME, LocalIndex, fts_query
+from indexers.ports import SearchIndex
 from indexers.records import Chunk, SearchRequest
 
 try:  # pytest rootdir import mode differs with/without tests/__init__.py
-    from tests.conformance.search_index_suite import SearchIndexConformance, make_chunks
+    from tests.conformance.search_index_suite import CORPUS, SearchIndexConformance, make_chunks
 except ImportError:  # pragma: no cover
-    from conformance.search_index_suite import SearchIndexConformance, make_chunks
+    from conformance.search_index_suite import CORPUS, SearchIndexConformance, make_chunks
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -52,8 +53,6 @@ def vsearch(ix, emb, text, **kw):
 
 
 def all_chunks():
-    from tests.conformance.search_index_suite import CORPUS  # noqa: PLC0415
-
     return [c for key in CORPUS for c in make_chunks(key)]
 
 
@@ -242,6 +241,7 @@ def test_persistence_and_open_existing(tmp_path, embedder):
     with pytest.raises(IndexError_):
         LocalIndex.open_existing(tmp_path / "nothing-here")
     reopened = LocalIndex.open_existing(directory)
+    assert isinstance(reopened, SearchIndex)
     assert (reopened.model_id, reopened.dimensions) == ("hashing-v1", 128)
     assert reopened.count() == 7
     hits = reopened.search(SearchRequest(text="volcano lava", vector=tuple(embedder.embed_query("volcano lava"))))
