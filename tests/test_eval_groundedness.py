@@ -89,3 +89,19 @@ def test_local_scorer_separates_support_from_unrelated_and_contradiction():
     assert "28 days" in supported.evidence
     empty = scorer.score("Anything at all.", [])
     assert empty.supported is False and empty.error is None and 0.0 <= empty.score <= 1.0
+
+
+def test_llm_judge_through_azure_openai_sdk_against_the_test_double():
+    from retrieval.azure_openai_chat import AzureOpenAIChatModel
+    from tests.servers.azure_openai import FakeAzureOpenAI, content_filter_error
+
+    with FakeAzureOpenAI(api_key="k") as server:
+        server.script_chat("Rating: 4", "The claim seems fine.", content_filter_error())
+        judge = AzureOpenAIChatModel(endpoint=server.url, deployment="gpt-4o", api_key="k", max_retries=0)
+        scorer = LLMJudgeScorer(judge)
+        results = [scorer.score("Dental cleanings are covered twice a year.", ["Cleanings: two per year."]) for _ in range(3)]
+        assert results[0].supported and results[0].score == 0.75 and results[0].error is None
+        assert results[1].error.startswith("unparseable") and results[2].error.startswith("judge failed: ContentFilteredError")
+        assert scorer.failures == 2
+        sent = server.chat_calls[0]["messages"]
+        assert "Cleanings: two per year." in sent[1]["content"]
