@@ -238,6 +238,11 @@ class LocalIndex:
             con = self._connect()
             try:
                 con.execute("BEGIN IMMEDIATE")
+                has_meta = con.execute(
+                    "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'index_meta'"
+                ).fetchone()
+                if has_meta:  # check an existing index fits before touching its schema
+                    self._check_meta(dict(con.execute("SELECT key, value FROM index_meta").fetchall()))
                 for statement in _split_sql(_SCHEMA):
                     con.execute(statement)
                 con.executemany(
@@ -257,18 +262,24 @@ class LocalIndex:
             except BaseException:
                 _rollback(con)
                 raise
-            if meta["schema_version"] != SCHEMA_VERSION:
-                raise IndexSchemaError(
-                    f"index at {self.directory} has schema version {meta['schema_version']}; "
-                    f"this version of ondata needs {SCHEMA_VERSION}; rebuild the index"
-                )
-            if meta["model_id"] != self.model_id or int(meta["dimensions"]) != self.dimensions:
-                raise IndexSchemaError(
-                    f"index at {self.directory} was built with model {meta['model_id']} "
-                    f"({meta['dimensions']} dims); this run uses {self.model_id} ({self.dimensions} dims); "
-                    "use another --index or rebuild"
-                )
+            self._check_meta(meta)
             self._ensured = True
+
+    def _check_meta(self, meta: dict[str, str]) -> None:
+        """Raise ``IndexSchemaError`` unless an existing index's metadata fits this instance."""
+        if "model_id" not in meta or "dimensions" not in meta:
+            return  # not written yet: created by this transaction
+        if meta.get("schema_version", SCHEMA_VERSION) != SCHEMA_VERSION:
+            raise IndexSchemaError(
+                f"index at {self.directory} has schema version {meta['schema_version']}; "
+                f"this version of ondata needs {SCHEMA_VERSION}; rebuild the index"
+            )
+        if meta["model_id"] != self.model_id or int(meta["dimensions"]) != self.dimensions:
+            raise IndexSchemaError(
+                f"index at {self.directory} was built with model {meta['model_id']} "
+                f"({meta['dimensions']} dims); this run uses {self.model_id} ({self.dimensions} dims); "
+                "use another --index or rebuild"
+            )
 
     def close(self) -> None:
         """Save a fresh FAISS file if needed and close the database connection."""

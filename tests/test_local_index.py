@@ -265,3 +265,16 @@ def test_close_after_ingestion_writes_a_fresh_faiss_file(tmp_path, embedder):
     assert reopened.count() == 7
     reopened.close()  # nothing changed: the file is not rewritten
     assert (directory / FAISS_NAME).stat().st_mtime_ns == mtime
+
+
+def test_other_schema_version_is_refused_before_touching_it(tmp_path, embedder):
+    import sqlite3
+
+    directory = tmp_path / "ix"
+    LocalIndex(directory, dimensions=128, model_id=embedder.model_id).ensure()
+    con = sqlite3.connect(directory / "index.sqlite")
+    con.execute("UPDATE index_meta SET value = '999' WHERE key = 'schema_version'")
+    con.commit()
+    con.close()
+    with pytest.raises(IndexSchemaError, match="schema version 999"):
+        LocalIndex(directory, dimensions=128, model_id=embedder.model_id).count()
