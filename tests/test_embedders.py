@@ -249,3 +249,26 @@ def test_minilm_long_text_is_not_truncated(minilm):
     assert float(full @ first) < 0.97  # the tail (mostly about sourdough) changed the vector
     tail_topic = minilm.embed_query(sentences[3])
     assert float(full @ tail_topic) > float(first @ tail_topic)
+
+
+@pytest.mark.slow
+def test_minilm_is_safe_to_share_between_threads(minilm):
+    texts = [f"Document {i} talks about topic number {i % 4} in some detail." for i in range(12)]
+    expected = minilm.embed_documents(texts)
+    results: dict[int, np.ndarray] = {}
+    errors: list[BaseException] = []
+
+    def work(k):
+        try:
+            results[k] = minilm.embed_documents(texts[k::4])
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    for k in range(4):
+        np.testing.assert_allclose(results[k], expected[k::4], atol=1e-5)

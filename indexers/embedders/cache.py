@@ -149,6 +149,7 @@ class CachedEmbedder:
         self.inner = inner
         self.cache = cache
         self.stats = EmbedderStats()
+        self._stats_lock = threading.Lock()
 
     @property
     def model_id(self) -> str:
@@ -171,18 +172,21 @@ class CachedEmbedder:
         for i, t in enumerate(texts):
             if i not in found:
                 missing.setdefault(t, []).append(i)
-        self.stats.cache_hits += len(found)
+        with self._stats_lock:
+            self.stats.cache_hits += len(found)
         if missing:
             todo = list(missing)
             started = time.perf_counter()
             computed = np.asarray(self.inner.embed_documents(todo), dtype=np.float32)
-            self.stats.seconds_in_model += time.perf_counter() - started
+            elapsed = time.perf_counter() - started
             if computed.shape != (len(todo), dims):
                 raise EmbeddingError(
                     f"embedder {model_id} returned vectors of shape {computed.shape} for {len(todo)} texts; "
                     f"expected {(len(todo), dims)}"
                 )
-            self.stats.computed += len(todo)
+            with self._stats_lock:
+                self.stats.computed += len(todo)
+                self.stats.seconds_in_model += elapsed
             self.cache.put_many(model_id, dims, todo, computed)
             for row, t in enumerate(todo):
                 for i in missing[t]:
@@ -195,13 +199,16 @@ class CachedEmbedder:
         key_model, dims = self.model_id + "|query", self.dimensions
         found = self.cache.get_many(key_model, dims, [text])
         if 0 in found:
-            self.stats.cache_hits += 1
+            with self._stats_lock:
+                self.stats.cache_hits += 1
             return found[0]
         started = time.perf_counter()
         vec = np.asarray(self.inner.embed_query(text), dtype=np.float32)
-        self.stats.seconds_in_model += time.perf_counter() - started
+        elapsed = time.perf_counter() - started
         if vec.shape != (dims,):
             raise EmbeddingError(f"embedder {self.model_id} returned a query vector of shape {vec.shape}; expected {(dims,)}")
-        self.stats.computed += 1
+        with self._stats_lock:
+            self.stats.computed += 1
+            self.stats.seconds_in_model += elapsed
         self.cache.put_many(key_model, dims, [text], vec.reshape(1, -1))
         return vec

@@ -99,6 +99,7 @@ class SentenceTransformerEmbedder:
         self._model: Any = None
         self._dimensions: int | None = None
         self._lock = threading.Lock()
+        self._encode_lock = threading.Lock()
 
     @property
     def model_id(self) -> str:
@@ -208,18 +209,23 @@ class SentenceTransformerEmbedder:
         if not texts:
             return np.empty((0, self.dimensions), dtype=np.float32)
         model = self._load()
-        windows = self.windows(texts)
-        flat = [w for ws in windows for w, _ in ws]
-        try:
-            vecs = model.encode(
-                flat,
-                batch_size=self._batch_size,
-                show_progress_bar=False,
-                convert_to_numpy=True,
-                normalize_embeddings=True,
-            )
-        except Exception as exc:
-            raise EmbeddingError(f"the embedding model {self._model_id} failed on a batch of {len(texts)} texts: {exc}") from exc
+        # One batch at a time: Hugging Face fast tokenizers raise "Already borrowed" when shared by
+        # threads, and the model already uses every core it is given.
+        with self._encode_lock:
+            windows = self.windows(texts)
+            flat = [w for ws in windows for w, _ in ws]
+            try:
+                vecs = model.encode(
+                    flat,
+                    batch_size=self._batch_size,
+                    show_progress_bar=False,
+                    convert_to_numpy=True,
+                    normalize_embeddings=True,
+                )
+            except Exception as exc:
+                raise EmbeddingError(
+                    f"the embedding model {self._model_id} failed on a batch of {len(texts)} texts: {exc}"
+                ) from exc
         vecs = np.asarray(vecs, dtype=np.float32)
         out = np.empty((len(texts), vecs.shape[1]), dtype=np.float32)
         row = 0
