@@ -226,6 +226,10 @@ class LocalIndex:
             self._db = con
         return self._db
 
+    def _absent(self) -> bool:
+        """True when no index exists on disk yet: reads then answer empty and write nothing."""
+        return self._db is None and not self._ensured and not self.sqlite_path.exists()
+
     def _con(self) -> sqlite3.Connection:
         """The connection of an ensured index (ensures on first use)."""
         if not self._ensured:
@@ -394,6 +398,8 @@ class LocalIndex:
     # ------------------------------------------------------------------ reads
 
     def count(self) -> int:
+        if self._absent():
+            return 0
         with self._lock:
             return int(self._con().execute("SELECT count(*) FROM chunks").fetchone()[0])
 
@@ -404,6 +410,8 @@ class LocalIndex:
         ``source_chunks``, or their number differs from ``source_chunks`` (0 means "unknown" and
         is not checked).
         """
+        if self._absent():
+            return []
         with self._lock:
             rows = self._con().execute(
                 "SELECT source_id, count(*), count(DISTINCT source_version), max(source_version), "
@@ -417,6 +425,8 @@ class LocalIndex:
 
     def search(self, request: SearchRequest) -> list[SearchHit]:
         """Text (FTS5 BM25), vector (FAISS inner product) or hybrid (RRF of both) search."""
+        if self._absent():
+            return []
         with self._lock:
             con = self._con()
             where, params = self._where(request)

@@ -250,7 +250,8 @@ def ingest(
     before = _model_stats(embedder)
 
     with timer("list"):
-        index.ensure()
+        if not options.dry_run:  # a dry run writes nothing, not even an empty index
+            index.ensure()
         plan = list_and_plan(source, index)
     report.listed, report.unchanged = plan.listed, len(plan.unchanged)
     if on_plan:

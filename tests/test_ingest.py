@@ -155,3 +155,11 @@ def test_cli_ingest_summary_dry_run_and_exit_codes(docs, tmp_path):
     assert missing.returncode == 2
     assert missing.stderr.strip().startswith("error:") and "does not exist" in missing.stderr
     assert "Traceback" not in missing.stderr
+
+
+def test_dry_run_writes_nothing(docs, tmp_path):
+    idx = tmp_path / "never"
+    out = _cli("ingest", str(docs), "--index", str(idx), "--embedder", "hashing", "--dry-run")
+    assert out.returncode == 0, out.stderr
+    assert "would be added" in out.stdout
+    assert not idx.exists()

@@ -64,7 +64,7 @@ def register(app: typer.Typer) -> None:
         settings = _settings(index, chunk_size=chunk_size, chunk_overlap=overlap, embedder=embedder)
         console = Console(stderr=as_json)
         source = build_source(settings, path)
-        emb = build_embedder(settings)
+        emb = build_embedder(settings, cached=not dry_run)  # a dry run creates no cache file
         idx = build_index(settings, emb)
         options = IngestOptions(
             chunking=ChunkingConfig(chunk_size=settings.chunk_size, overlap=settings.chunk_overlap),
