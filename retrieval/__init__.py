@@ -1,0 +1,8 @@
+"""Answering questions from the index: retriever (hybrid/vector/text, filters, ACL), strictness, grounded
+request builder, citation parsing, chat models (Azure OpenAI, extractive), ``answer_question``, and an
+Azure OpenAI On-Your-Data compatible facade and HTTP server.
+
+Entry points: ``retrieval.retriever.Retriever``, ``retrieval.answer.answer_question``,
+``retrieval.prompt.build_grounded_request``, ``retrieval.citations.parse_citations``,
+``retrieval.oyd.OnYourDataFacade``, ``retrieval.server.create_app``. Nothing heavy is imported here.
+"""
