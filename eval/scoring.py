@@ -21,8 +21,8 @@ from eval.datasets import QAItem
 from eval.metrics import answers as A
 from eval.metrics import citations as C
 from eval.metrics.retrieval import normalize_file, retrieval_scores
+from retrieval.extractive import PREFIX as EXTRACTIVE_PREFIX
 
-EXTRACTIVE_PREFIX = "Extractive answer (no language model):"
 _MARKER = re.compile(r"\[doc(\d+)\]")
 _MARKERS_AFTER_END = re.compile(r"([.!?])((?:\s*\[doc\d+\])+)")
 
