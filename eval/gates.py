@@ -41,6 +41,21 @@ def parse_gate(text: str) -> Gate:
     return Gate(metric=name[len("delta:"):] if delta else name, threshold=threshold, delta=delta)
 
 
+def validate_gates(gates: Sequence[Gate], *, k: int, allow_delta: bool = False) -> None:
+    """Raise ``GateError`` before a run when a gate names a metric the summary will not have."""
+    from eval.compare import PER_QUESTION
+    from eval.scoring import summarize
+
+    known = set(summarize([], k=k)["metrics"])
+    deltas = {t.format(k=k) for t in PER_QUESTION}
+    for gate in gates:
+        if gate.delta and not allow_delta:
+            raise GateError(f"gate delta:{gate.metric} only applies to `ondata eval compare`")
+        pool = deltas if gate.delta else known
+        if gate.metric not in pool:
+            raise GateError(f"unknown metric {gate.metric!r} in --fail-under; known metrics: {', '.join(sorted(pool))}")
+
+
 def check_gates(gates: Sequence[Gate], metrics: Mapping[str, Any], *, deltas: Mapping[str, Any] | None = None) -> list[str]:
     """One reason sentence per failed gate (empty when all pass); ``GateError`` for an unknown metric."""
     failures = []

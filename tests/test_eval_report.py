@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from eval.compare import compare_runs, paired_bootstrap
 from eval.errors import GateError
-from eval.gates import check_gates, parse_gate
+from eval.gates import check_gates, parse_gate, validate_gates
 from eval.report import write_report
 from eval.store import RunStore
 from ondata.cli import app
@@ -85,6 +85,12 @@ def test_gates_parse_and_check():
     assert "undefined" in check_gates([parse_gate("abstention_rate=0.5")], metrics)[0]
     with pytest.raises(GateError, match="unknown metric 'nope'"):
         check_gates([parse_gate("nope=1")], metrics)
+    validate_gates([parse_gate("page1_recall@3=0.5"), parse_gate("groundedness=0.9")], k=3)
+    with pytest.raises(GateError, match="unknown metric 'page1_recall@5'"):
+        validate_gates([parse_gate("page1_recall@5=0.5")], k=3)
+    with pytest.raises(GateError, match="only applies to `ondata eval compare`"):
+        validate_gates([parse_gate("delta:groundedness=0")], k=5)
+    validate_gates([parse_gate("delta:groundedness=0")], k=5, allow_delta=True)
 
 
 def test_cli_report_and_compare_exit_codes(runs):

@@ -112,6 +112,9 @@ def register(app: typer.Typer) -> None:
         from ondata.wiring import build_chat_model
 
         gates = _gates(fail_under)
+        from eval.gates import validate_gates
+
+        validate_gates(gates, k=top)
         console = Console(stderr=True)
         values: dict[str, Any] = {k: v for k, v in {"profile": profile, "index_dir": index, "embedder": embedder}.items() if v}
         settings = Settings(**values)
