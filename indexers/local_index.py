@@ -190,9 +190,9 @@ class LocalIndex:
     def faiss_path(self) -> Path:
         return self.directory / FAISS_NAME
 
-    @classmethod
-    def open_existing(cls, directory: str | Path) -> "LocalIndex":
-        """Open an index that already exists, reading its model id and dimensions from its metadata."""
+    @staticmethod
+    def read_model(directory: str | Path) -> tuple[str, int]:
+        """(model_id, dimensions) an existing index was built with, read without opening it for writing."""
         path = Path(directory) / SQLITE_NAME
         if not path.is_file():
             raise IndexError_(f"there is no local index at {directory} (no {SQLITE_NAME} file)")
@@ -206,7 +206,13 @@ class LocalIndex:
             raise IndexError_(f"the local index at {directory} could not be read: {exc}") from exc
         if "model_id" not in meta or "dimensions" not in meta:
             raise IndexError_(f"the local index at {directory} has no model metadata; rebuild it")
-        index = cls(directory, dimensions=int(meta["dimensions"]), model_id=meta["model_id"])
+        return str(meta["model_id"]), int(meta["dimensions"])
+
+    @classmethod
+    def open_existing(cls, directory: str | Path) -> "LocalIndex":
+        """Open an index that already exists, reading its model id and dimensions from its metadata."""
+        model_id, dimensions = cls.read_model(directory)
+        index = cls(directory, dimensions=dimensions, model_id=model_id)
         index.ensure()
         return index
 

@@ -142,17 +142,10 @@ def build_chat_model(settings: Settings, *, embedder: "Embedder | None" = None):
 
 def _local_index_model(settings: Settings) -> tuple[str, int] | None:
     """(model_id, dimensions) of the local index at ``settings.index_dir``, or None when there is none."""
-    import sqlite3
+    from indexers.errors import IndexError_
+    from indexers.local_index import LocalIndex
 
-    path = Path(settings.index_dir) / "index.sqlite"
-    if not path.is_file():
-        return None
     try:
-        con = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-        try:
-            meta = dict(con.execute("SELECT key, value FROM index_meta").fetchall())
-        finally:
-            con.close()
-        return str(meta["model_id"]), int(meta["dimensions"])
-    except (sqlite3.Error, KeyError, ValueError):
+        return LocalIndex.read_model(settings.index_dir)
+    except IndexError_:
         return None
