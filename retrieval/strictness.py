@@ -46,10 +46,10 @@ and 388 other hits in the top 10):
 
     strictness  gold hits kept  other hits kept
     1           100%            100%
-    2           100%            ~87%
-    3           95.8%           ~76%
-    4           87.5%           ~40%
-    5           79.2%           ~16%
+    2           100%            90.2%
+    3           95.8%           76.0%
+    4           87.5%           40.2%
+    5           79.2%           15.7%
 
 MiniLM cosines of gold and non-gold chunks overlap a lot on a small single-company corpus (gold
 median 0.42, others 0.26), so at strictness 3 the threshold keeps recall and leaves most of the
