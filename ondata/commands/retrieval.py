@@ -105,7 +105,7 @@ def register(app: typer.Typer) -> None:
             for col in ("n", "title", "page", "chunk", "snippet"):
                 table.add_column(col, overflow="fold")
             for i, c in enumerate(answer.citations, 1):
-                table.add_row(f"[doc{i}]", c.title or c.source_id, "" if c.page is None else str(c.page), c.chunk_id[:8], _snippet(c.content))
+                table.add_row(str(i), c.title or c.source_id, "" if c.page is None else str(c.page), c.chunk_id[:8], _snippet(c.content))
             console.print(table)
 
     @app.command()
