@@ -1,0 +1,63 @@
+"""`ondata search` and `ondata ask` as a user runs them, on a hashing-embedder index of data/samples."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _cli(*args):
+    return subprocess.run([sys.executable, "-m", "ondata.cli", *args], capture_output=True, text=True, cwd=ROOT,
+                          env={**os.environ, "COLUMNS": "200"})
+
+
+@pytest.fixture(scope="module")
+def index_dir(tmp_path_factory):
+    idx = tmp_path_factory.mktemp("cli") / "idx"
+    out = _cli("ingest", str(ROOT / "data" / "samples" / "docs"), "--index", str(idx), "--embedder", "hashing")
+    assert out.returncode == 0, out.stderr
+    return idx
+
+
+def test_search_json_finds_the_price_list(index_dir):
+    # no --embedder: the CLI uses the model the index was built with
+    out = _cli("search", "--index", str(index_dir), "--json", "--mode", "text", "battery pack 48V Cargo K2 price")
+    assert out.returncode == 0, out.stderr
+    hits = json.loads(out.stdout)
+    assert hits and hits[0]["source_id"] == "fleet_parts_price_list_2024.pdf"
+    assert [h["rank"] for h in hits] == list(range(1, len(hits) + 1))
+
+
+def test_search_table_and_group_trimming(index_dir):
+    out = _cli("search", "--index", str(index_dir), "capital expenditure budget FY2025")
+    assert out.returncode == 0 and "hits (hybrid)" in out.stdout
+    trimmed = _cli("search", "--index", str(index_dir), "--json", "--group", "nobody", "--top", "50",
+                   "capital expenditure budget FY2025")
+    assert all(h["source_id"] != "fy2025_budget_summary.pdf" for h in json.loads(trimmed.stdout))
+
+
+def test_ask_cites_and_abstains(index_dir):
+    out = _cli("ask", "--index", str(index_dir), "--json", "Is delivery free for parts orders?")
+    assert out.returncode == 0, out.stderr
+    answer = json.loads(out.stdout)
+    assert answer["extractive"] and "[doc1]" in answer["answer"]
+    assert answer["citations"][0]["filepath"] == "fleet_parts_price_list_2024.pdf"
+    table = _cli("ask", "--index", str(index_dir), "Is delivery free for parts orders?")
+    assert "Citations" in table.stdout and "£500" in table.stdout
+    none = _cli("ask", "--index", str(index_dir), "--json", "What was Larkspur's net profit in 2023?")
+    assert json.loads(none.stdout)["citations"] == []
+    assert "not available" in json.loads(none.stdout)["answer"]
+
+
+def test_errors_are_one_line(index_dir, tmp_path):
+    bad_mode = _cli("search", "--index", str(index_dir), "--mode", "fuzzy", "x")
+    assert bad_mode.returncode != 0 and "unknown search mode" in bad_mode.stderr and "Traceback" not in bad_mode.stderr
+    missing = _cli("ask", "--index", str(tmp_path / "none"), "x")
+    assert missing.returncode == 2 and "run `ondata ingest PATH` first" in missing.stderr
