@@ -50,13 +50,7 @@ def _main(
 
 
 for _name in COMMAND_MODULES:
-    try:
-        _module = importlib.import_module(f"ondata.commands.{_name}")
-    except ModuleNotFoundError as exc:  # a command group not written yet
-        if exc.name != f"ondata.commands.{_name}":
-            raise
-        continue
-    _module.register(app)
+    importlib.import_module(f"ondata.commands.{_name}").register(app)
 
 
 def main() -> None:
