@@ -29,6 +29,11 @@ def chunk_id_for(source_id: str, chunk_index: int, content: str) -> str:
     return h.hexdigest()[:32]
 
 
+#: Reserved ``Chunk.metadata`` key: ``[[offset_in_content, page], ...]`` where a chunk spans several
+#: pages (each entry is where a page starts in ``content``). Stored with the metadata by every backend.
+PAGE_OFFSETS_KEY = "_page_offsets"
+
+
 def source_key(source_id: str) -> str:
     """A key-safe, deterministic rendering of a source id (for backends with restricted key alphabets)."""
     return hashlib.sha256(source_id.encode("utf-8")).hexdigest()[:32]
@@ -69,6 +74,15 @@ class Chunk:
             raise ValueError("Chunk.page_end must be >= page_start")
         if not isinstance(self.groups, tuple):
             object.__setattr__(self, "groups", tuple(self.groups))
+
+    def page_at(self, offset: int) -> int | None:
+        """The page holding character ``offset`` of ``content`` (``page_start`` when the chunk has one page)."""
+        page = self.page_start
+        for start, p in self.metadata.get(PAGE_OFFSETS_KEY, ()) or ():
+            if start > offset:
+                break
+            page = int(p)
+        return page
 
 
 @dataclass(frozen=True)

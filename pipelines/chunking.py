@@ -34,7 +34,7 @@ import regex
 import tiktoken
 
 from indexers.errors import ConfigError
-from indexers.records import Chunk, chunk_id_for
+from indexers.records import PAGE_OFFSETS_KEY, Chunk, chunk_id_for
 from indexers.tokens import DEFAULT_ENCODING, get_encoding
 from pipelines.records import ParsedDocument, SourceItem
 
@@ -490,6 +490,8 @@ def chunk_document(doc: ParsedDocument, item: SourceItem, *, config: ChunkingCon
     for index, sp in enumerate(spans):
         pages = [units[k].page for k in range(sp.first, sp.last + 1) if units[k].page is not None]
         metadata: dict[str, Any] = dict(item.metadata)
+        if pages and min(pages) != max(pages):
+            metadata[PAGE_OFFSETS_KEY] = _page_offsets(units, sp, text_len=len(sp.content))
         chunks.append(
             Chunk(
                 id=chunk_id_for(item.id, index, sp.content),
@@ -512,3 +514,18 @@ def chunk_document(doc: ParsedDocument, item: SourceItem, *, config: ChunkingCon
         )
     logger.debug("chunked %s into %d chunks (%d units)", item.id, total, len(units))
     return chunks
+
+
+def _page_offsets(units: list["_Unit"], sp: "_Span", *, text_len: int) -> list[list[int]]:
+    """``[[offset_in_content, page], ...]`` at every page change inside the span (see ``Chunk.page_at``).
+
+    A continued table's content starts with its repeated header, so offsets shift by that prefix.
+    """
+    start = units[sp.first].start
+    shift = text_len - (units[sp.last].end - start)
+    out: list[list[int]] = []
+    for k in range(sp.first, sp.last + 1):
+        page = units[k].page
+        if page is not None and (not out or out[-1][1] != page):
+            out.append([max(0, shift + units[k].start - start) if out else 0, page])
+    return out

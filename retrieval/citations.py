@@ -8,6 +8,7 @@ markers is left exactly as it was. Pure and deterministic.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import dataclass
 from typing import Sequence
@@ -40,10 +41,14 @@ def parse_citations(answer: str, sources: Sequence[Citation]) -> ParsedAnswer:
     """Parse ``answer`` against the ``sources`` given to the model (``[docN]`` is ``sources[N-1]``)."""
     renumber: dict[int, int] = {}
     order: list[int] = []
+    claims: dict[int, str] = {}  # the text a source was first cited for
     removed = 0
+    last_end = 0
 
     def replace(m: re.Match[str]) -> str:
-        nonlocal removed
+        nonlocal removed, last_end
+        claim = answer[last_end:m.start()]
+        last_end = m.end()
         out = []
         for n in (int(x) for x in _NUM.findall(m.group(1))):
             if not 1 <= n <= len(sources):
@@ -52,16 +57,23 @@ def parse_citations(answer: str, sources: Sequence[Citation]) -> ParsedAnswer:
             if n not in renumber:
                 renumber[n] = len(order) + 1
                 order.append(n)
+                claims[n] = claim
             out.append(f"[doc{renumber[n]}]")
         return "".join(out)
 
     text = MARKER.sub(replace, answer)
     return ParsedAnswer(
         text=text,
-        citations=tuple(sources[n - 1] for n in order),
+        citations=tuple(replace_page(sources[n - 1], claims[n]) for n in order),
         source_numbers=tuple(order),
         unknown_markers_removed=removed,
     )
+
+
+def replace_page(citation: Citation, claim: str) -> Citation:
+    """The citation with its page set to where the claim's supporting sentence stands."""
+    page = citation.page_for(claim)
+    return citation if page == citation.page else dataclasses.replace(citation, page=page)
 
 
 class StreamingMarkerFilter:

@@ -9,7 +9,23 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal, Mapping
 
-from indexers.records import SearchHit
+import re
+
+from indexers.records import PAGE_OFFSETS_KEY, SearchHit
+
+_WORD = re.compile(r"\w{3,}")
+_SENTENCE = re.compile(r"[^.!?\n]+")
+
+
+def best_matching_offset(claim: str, content: str) -> int | None:
+    """Start offset of the sentence (or line) of ``content`` sharing the most words with ``claim``."""
+    words = {w.lower() for w in _WORD.findall(claim)}
+    best, where = 0, None
+    for m in _SENTENCE.finditer(content):
+        score = len(words & {w.lower() for w in _WORD.findall(m.group())})
+        if score > best:
+            best, where = score, m.start()
+    return where
 
 FilterReason = Literal["score", "top_n"]
 """Why a retrieved hit was not given to the model.
@@ -32,6 +48,8 @@ class Citation:
     chunk_id: str = ""
     page: int | None = None
     source_id: str = ""
+    #: Where each page starts in ``content`` when the chunk spans pages (see ``Chunk.page_at``).
+    page_offsets: tuple[tuple[int, int], ...] = field(default=(), compare=False, repr=False)
 
     @classmethod
     def from_hit(cls, hit: SearchHit, *, content: str | None = None) -> "Citation":
@@ -44,7 +62,26 @@ class Citation:
             chunk_id=c.id,
             page=c.page_start,
             source_id=c.source_id,
+            page_offsets=tuple((int(o), int(p)) for o, p in c.metadata.get(PAGE_OFFSETS_KEY, ()) or ()),
         )
+
+    def page_for(self, claim: str) -> int | None:
+        """The page of the sentence of ``content`` that best matches ``claim`` (``page`` if unknown).
+
+        A chunk can span pages; citing the page where the supporting sentence stands is what a
+        reader (and a page-level citation metric) needs.
+        """
+        if not self.page_offsets:
+            return self.page
+        offset = best_matching_offset(claim, self.content)
+        if offset is None:
+            return self.page
+        page = self.page
+        for start, p in self.page_offsets:
+            if start > offset:
+                break
+            page = p
+        return page
 
     @property
     def ref(self) -> str:

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from indexers.records import PAGE_OFFSETS_KEY
 from indexers.tokens import count_tokens
 from pipelines.chunking import ChunkingConfig, chunk_document
 from pipelines.records import Element, ParsedDocument, SourceItem
@@ -102,7 +103,11 @@ def check_structure(doc: ParsedDocument, chunks, cfg: ChunkingConfig) -> None:
     assert len({c.id for c in chunks}) == n
     for k, c in enumerate(chunks):
         assert c.chunk_index == k and c.source_chunks == n
-        assert c.source_id == ITEM.id and c.groups == ("g",) and c.metadata == {"k": 1}
+        user_meta = {k: v for k, v in c.metadata.items() if k != PAGE_OFFSETS_KEY}
+        assert c.source_id == ITEM.id and c.groups == ("g",) and user_meta == {"k": 1}
+        for offset, page in c.metadata.get(PAGE_OFFSETS_KEY, ()):
+            assert 0 <= offset <= len(c.content) and c.page_at(offset) == page
+            assert c.page_start <= page <= c.page_end
         assert count_tokens(c.content, encoding=cfg.encoding) <= cfg.chunk_size
         span = text[c.char_start:c.char_end]
         assert span and span == span.strip()

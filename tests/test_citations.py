@@ -90,3 +90,18 @@ def test_streaming_filter_matches_batch_removal(pieces, n_sources, cuts):
         lambda m: "".join(f"[doc{n}]" for n in map(int, re.findall(r"\d+", m.group(1))) if 1 <= n <= n_sources), text
     )
     assert streamed == expected
+
+
+def test_citation_page_is_where_the_cited_sentence_stands():
+    """A chunk spanning pages 9-10: a claim about page 10's sentence cites page 10, not page_start."""
+    from indexers.records import PAGE_OFFSETS_KEY, Chunk, SearchHit
+
+    content = "Sick pay lasts ten weeks at full pay.\n\nPartner leave is six weeks at full pay."
+    chunk = Chunk(id="c1", source_id="h.pdf", content=content, chunk_index=0, filepath="h.pdf",
+                  page_start=9, page_end=10, metadata={PAGE_OFFSETS_KEY: [[0, 9], [content.index("Partner"), 10]]})
+    source = Citation.from_hit(SearchHit(chunk=chunk, score=1.0))
+    parsed = parse_citations("Partners get six weeks of leave at full pay [doc1].", [source])
+    assert parsed.citations[0].page == 10 and parsed.citations[0].ref == "h.pdf#page=10"
+    parsed = parse_citations("Sick pay lasts ten weeks [doc1]. Partner leave is six weeks [doc1].", [source])
+    assert parsed.citations[0].page == 9  # the page of the claim it was first cited for
+    assert chunk.page_at(0) == 9 and chunk.page_at(len(content) - 1) == 10
