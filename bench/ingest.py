@@ -22,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import ROOT, SeekableBeirCorpusSource, datasets_dir, peak_rss_mb, require  # noqa: E402
 
 
-def run_case(name: str, index_dir: str) -> dict:
+def run_case(name: str, index_dir: str, embedder_kind: str = "local") -> dict:
     from indexers.embedders.cache import CachedEmbedder, EmbeddingCache
     from indexers.embedders.local import SentenceTransformerEmbedder
     from indexers.local_index import LocalIndex
@@ -37,7 +37,12 @@ def run_case(name: str, index_dir: str) -> dict:
         source = SeekableBeirCorpusSource(require(ds / "scifact" / "corpus.jsonl.gz"), limit=limit)
     else:
         raise SystemExit(f"unknown case {name}")
-    inner = SentenceTransformerEmbedder()
+    if embedder_kind == "hashing":  # isolates the pipeline's own memory and time from the model's
+        from indexers.embedders.hashing import HashingEmbedder
+
+        inner = HashingEmbedder(dimensions=384)
+    else:
+        inner = SentenceTransformerEmbedder()
     inner.embed_documents(["warm-up"])  # model load is a one-time cost, reported separately
     rss_model = peak_rss_mb()
     embedder = CachedEmbedder(inner, EmbeddingCache(Path(index_dir) / "embeddings.sqlite"))
@@ -64,17 +69,19 @@ def run_case(name: str, index_dir: str) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--cases", default="contoso,scifact-1000,scifact-all")
+    ap.add_argument("--embedder", default="local", choices=("local", "hashing"),
+                    help="local = all-MiniLM-L6-v2 (default); hashing = no model, to measure the pipeline alone")
     ap.add_argument("--case", help=argparse.SUPPRESS)
     ap.add_argument("--index", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.case:
-        print(json.dumps(run_case(args.case, args.index)))
+        print(json.dumps(run_case(args.case, args.index, args.embedder)))
         return
     rows = []
     for case in args.cases.split(","):
         with tempfile.TemporaryDirectory() as tmp:
             out = subprocess.run(
-                [sys.executable, __file__, "--case", case, "--index", tmp],
+                [sys.executable, __file__, "--case", case, "--index", tmp, "--embedder", args.embedder],
                 capture_output=True, text=True, cwd=ROOT,
             )
         if out.returncode != 0 or not out.stdout.strip():
@@ -98,7 +105,7 @@ def main() -> None:
         st = ", ".join(f"{k} {v:.1f}s" for k, v in r["stages"].items())
         print(f"{r['case']}: stages: {st}; RSS after model load {r['rss_after_model_mb']:.0f} MB, "
               f"failed {r['failed']}")
-    print("\n'model %' = time inside the embedding model; 'other %' = everything else "
+    print(f"\nembedder: {args.embedder}. 'model %' = time inside the embedding model; 'other %' = everything else "
           "(listing, parsing, chunking, SQLite/FAISS writes). Target: other <= 10%.")
 
 
