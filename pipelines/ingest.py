@@ -1,6 +1,7 @@
 """Ingestion as plain functions: list -> diff -> (fetch + parse -> chunk) -> embed in batches -> upsert; delete.
 
-This module holds the logic; the CLI (`ondata ingest`) and the Prefect flows (pipelines/flows.py)
+Fetching, parsing and chunking run a couple of documents ahead in one background thread, so they
+overlap with the embedding model. This module holds the logic; the CLI (`ondata ingest`) and the Prefect flows (pipelines/flows.py)
 are thin wrappers over it. Documents are streamed: at most ``batch_chunks`` chunks (plus one
 document) are held in memory at a time. A bad document is recorded as failed with its reason and
 never stops the run; a document that fails keeps whatever version the index already had.
@@ -14,11 +15,14 @@ from __future__ import annotations
 
 import logging
 import time
-from contextlib import contextmanager
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager, nullcontext
+from itertools import islice
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from functools import partial
-from typing import Callable, Iterable, Iterator, Sequence
+from typing import Callable, ContextManager, Iterable, Iterator, Sequence, TypeVar
 
 import numpy as np
 
@@ -35,22 +39,31 @@ from pipelines.sync import SyncPlan, plan_sync
 log = logging.getLogger(__name__)
 
 DEFAULT_MAX_BYTES = 50 * 1024 * 1024
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
 class IngestOptions:
-    """How to ingest. ``batch_chunks``: chunks embedded and upserted together (bounded memory)."""
+    """How to ingest.
+
+    ``batch_chunks``: chunks embedded and upserted together (bounded memory); ``prefetch``: documents
+    fetched, parsed and chunked ahead in a background thread while the current batch is embedded
+    (0 = one after the other).
+    """
 
     chunking: ChunkingConfig = field(default_factory=ChunkingConfig)
     max_bytes: int = DEFAULT_MAX_BYTES
     batch_chunks: int = 256
     dry_run: bool = False
+    prefetch: int = 2
 
     def __post_init__(self) -> None:
         if self.batch_chunks < 1:
             raise ValueError("batch_chunks must be >= 1")
         if self.max_bytes < 1:
             raise ValueError("max_bytes must be >= 1")
+        if self.prefetch < 0:
+            raise ValueError("prefetch must be >= 0")
 
 
 @dataclass
@@ -163,14 +176,53 @@ def load_document(source: DocumentSource, item: SourceItem, *, max_bytes: int = 
 
 
 def prepare_document(
-    source: DocumentSource, item: SourceItem, *, chunking: ChunkingConfig, max_bytes: int = DEFAULT_MAX_BYTES
+    source: DocumentSource,
+    item: SourceItem,
+    *,
+    chunking: ChunkingConfig,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    timer: Callable[[str], ContextManager[None]] | None = None,
 ) -> tuple[ParsedDocument, list[Chunk]]:
-    """Fetch, parse and chunk one document; raises a typed OndataError naming it."""
-    doc = load_document(source, item, max_bytes=max_bytes)
-    chunks = chunk_document(doc, item, config=chunking)
+    """Fetch, parse and chunk one document; raises a typed OndataError naming it.
+
+    ``timer(stage)`` (optional) times the ``fetch_parse`` and ``chunk`` stages.
+    """
+    timed = timer or (lambda _stage: nullcontext())
+    with timed("fetch_parse"):
+        doc = load_document(source, item, max_bytes=max_bytes)
+    with timed("chunk"):
+        chunks = chunk_document(doc, item, config=chunking)
     if not chunks:
         raise EmptyDocumentError(f"{item.name} holds no text to index", doc_id=item.id)
     return doc, chunks
+
+
+def prefetched(items: Iterable[SourceItem], prepare: Callable[[SourceItem], T], *, ahead: int) -> Iterator[tuple[SourceItem, "Future[T]"]]:
+    """Yield ``(item, future of prepare(item))`` in order, preparing up to ``ahead`` items in a background thread.
+
+    Parsing then overlaps with embedding (the model releases the GIL). ``ahead=0`` prepares each
+    item in the calling thread, when it is reached. Memory stays bounded by ``ahead`` documents.
+    """
+    if ahead <= 0:
+        for item in items:
+            future: Future[T] = Future()
+            try:
+                future.set_result(prepare(item))
+            except BaseException as exc:  # handed to the caller through the future, as with the pool
+                future.set_exception(exc)
+            yield item, future
+        return
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="ondata-prepare") as pool:
+        queue: deque[tuple[SourceItem, Future[T]]] = deque()
+        it = iter(items)
+        for item in islice(it, ahead):
+            queue.append((item, pool.submit(prepare, item)))
+        while queue:
+            item, future = queue.popleft()
+            nxt = next(it, None)
+            if nxt is not None:
+                queue.append((nxt, pool.submit(prepare, nxt)))
+            yield item, future
 
 
 def embed_chunks(chunks: Sequence[Chunk], *, embedder: Embedder) -> np.ndarray:
@@ -316,15 +368,13 @@ def ingest(
         log.warning("%s failed: %s", item.id, message)
         emit(DocumentResult(item.id, "failed", error=message, error_type=type(exc).__name__))
 
-    for item in plan.to_process:
+    def prepare(item: SourceItem) -> tuple[ParsedDocument, list[Chunk]]:
+        return prepare_document(source, item, chunking=options.chunking, max_bytes=options.max_bytes, timer=timer)
+
+    for item, future in prefetched(plan.to_process, prepare, ahead=options.prefetch):
         status = "updated" if item.id in changed_ids else "added"
         try:
-            with timer("fetch_parse"):
-                doc = load_document(source, item, max_bytes=options.max_bytes)
-            with timer("chunk"):
-                chunks = chunk_document(doc, item, config=options.chunking)
-            if not chunks:
-                raise EmptyDocumentError(f"{item.name} holds no text to index", doc_id=item.id)
+            doc, chunks = future.result()
         except (OndataError, SourceError) as exc:
             _fail(item, exc)
             continue

@@ -163,3 +163,32 @@ def test_dry_run_writes_nothing(docs, tmp_path):
     assert out.returncode == 0, out.stderr
     assert "would be added" in out.stdout
     assert not idx.exists()
+
+
+@pytest.mark.parametrize("ahead", [0, 1, 3])
+def test_prefetched_keeps_order_bounds_lookahead_and_delivers_errors(ahead):
+    import threading
+
+    from pipelines.ingest import prefetched
+    from pipelines.records import SourceItem
+
+    started: list[str] = []
+    gate = threading.Lock()
+
+    def prepare(item):
+        with gate:
+            started.append(item.id)
+        if item.id == "bad":
+            raise ValueError("broken")
+        return item.id.upper()
+
+    items = [SourceItem(id=i, version="1", name=i) for i in ("a", "bad", "c", "d", "e")]
+    seen = []
+    for n, (item, future) in enumerate(prefetched(items, prepare, ahead=ahead)):
+        # never more than `ahead` items prepared beyond the one being consumed
+        assert len(started) <= n + 1 + ahead
+        try:
+            seen.append((item.id, future.result()))
+        except ValueError as exc:
+            seen.append((item.id, str(exc)))
+    assert seen == [("a", "A"), ("bad", "broken"), ("c", "C"), ("d", "D"), ("e", "E")]
