@@ -1,7 +1,8 @@
 """An offline chat model that writes no text of its own: it quotes the best-supported source sentences.
 
 ``ExtractiveChatModel`` reads the question and the numbered ``[docN]`` sources back from a grounded
-request (``retrieval.prompt.parse_grounded_messages``), scores every sentence of the sources
+request (``retrieval.prompt.parse_grounded_messages``), scores every sentence (and table row, see
+``answer_units``) of the sources
 against the question with a BM25-like lexical score (idf over the sentences of the sources plus a
 background idf from a small English stop list; optionally blended with the embedder's cosine),
 and answers with the best few sentences, each followed by its ``[docN]`` marker. The answer starts
@@ -46,6 +47,34 @@ def terms(text: str) -> list[str]:
     return [stem(w) for w in _WORD.findall(text.lower()) if w not in _STOP and len(w) > 1]
 
 
+def _cells(line: str) -> list[str]:
+    return [c.strip() for c in line.strip().strip("|").split("|")]
+
+
+def answer_units(content: str) -> list[str]:
+    """The quotable pieces of a source: sentences within each line or paragraph, and each row of a
+    Markdown table rendered with its header (``Part: Battery pack; Price (£): 529.00``), so an answer
+    quotes one row rather than a whole table or a run of unpunctuated lines."""
+    units: list[str] = []
+    header: list[str] | None = None
+    for line in content.split("\n"):
+        stripped = line.strip()
+        if stripped.startswith("|") and stripped.count("|") >= 2:
+            cells = _cells(stripped)
+            if all(re.fullmatch(r":?-{2,}:?", c) for c in cells if c):
+                continue  # the separator row
+            if header is None:
+                header = cells
+                continue
+            pairs = [f"{h}: {v}" for h, v in zip(header, cells) if v]
+            units.append("; ".join(pairs) + ".")
+            continue
+        header = None
+        if stripped:
+            units.extend(s for s in split_sentences(stripped) if s.strip())
+    return units
+
+
 @dataclass(frozen=True)
 class ScoredSentence:
     source: int
@@ -81,7 +110,7 @@ class ExtractiveChatModel:
         sentences: list[tuple[int, str, list[str], set[str], int]] = []
         for n, header, content in sources:
             title_terms = set(terms(header))
-            for i, s in enumerate(split_sentences(content)):
+            for i, s in enumerate(answer_units(content)):
                 s = " ".join(s.split())
                 if len(s) < 3:
                     continue

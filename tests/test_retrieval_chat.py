@@ -107,6 +107,21 @@ def test_extractive_answers_with_citations_from_the_best_sentences():
     assert "office closes" not in text and "[doc1]" not in text
 
 
+def test_extractive_quotes_one_table_row_with_its_header():
+    table = ("Price list\n\n| SKU | Part | Price (£) |\n|---|---|---|\n| K2-101 | Battery pack 36V | 389.00 |\n"
+             "| K2-102 | Battery pack 48V high capacity | 529.00 |\n| K2-103 | Charger 4A | 79.00 |")
+    req = build_grounded_request("What does the 48V battery pack cost?", hits=[hit(table, n=1)], strictness=1)
+    text = ExtractiveChatModel(max_sentences=1).complete(req.messages).content
+    assert text == f"{PREFIX} SKU: K2-102; Part: Battery pack 48V high capacity; Price (£): 529.00. [doc1]"
+
+
+def test_answer_units_split_lines_sentences_and_rows():
+    from retrieval.extractive import answer_units
+
+    units = answer_units("One. Two!\nUnpunctuated line\n\n| a | b |\n|:--|--:|\n| 1 | |\nAfter.")
+    assert [u.strip() for u in units] == ["One.", "Two!", "Unpunctuated line", "a: 1.", "After."]
+
+
 def test_extractive_abstains_when_unsupported_and_in_scope():
     hits = [hit("Employees get 25 days of paid vacation per year.", n=1)]
     req = build_grounded_request("What is the parking policy for electric bicycles?", hits=hits, strictness=1)
