@@ -33,7 +33,7 @@ azurite: node_modules/.bin/azurite-blob
 demo: install
 	$(BIN)/ondata ingest data/samples/docs --index $(DEMO_INDEX)
 	$(BIN)/ondata index stats --index $(DEMO_INDEX)
-	$(BIN)/ondata ask --index $(DEMO_INDEX) "How much paternity leave do partners get at full pay?"
+	$(BIN)/ondata ask --index $(DEMO_INDEX) "How many days a year can I work from another country?"
 	$(BIN)/ondata ask --index $(DEMO_INDEX) "What does a replacement 48V battery pack for the Cargo K2 cost?"
 	$(BIN)/ondata ask --index $(DEMO_INDEX) "What was Larkspur's net profit in 2023?"
 
