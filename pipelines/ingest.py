@@ -373,6 +373,8 @@ def ingest(
 
     for item, future in prefetched(plan.to_process, prepare, ahead=options.prefetch):
         status = "updated" if item.id in changed_ids else "added"
+        if pending and not future.done():
+            flush()  # keep the model busy while the next document is still being parsed
         try:
             doc, chunks = future.result()
         except (OndataError, SourceError) as exc:
