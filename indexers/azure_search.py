@@ -817,7 +817,7 @@ class AzureSearchIndex:
         """Text arm and vector arm as two concurrent requests, fused with RRF (k=60) like the service."""
         from concurrent.futures import ThreadPoolExecutor
 
-        from indexers.fusion import reciprocal_rank_fusion
+        from indexers.fusion import hits_with_arms, reciprocal_rank_fusion
 
         top = min(n, _PAGE)
         with ThreadPoolExecutor(max_workers=2) as pool:
@@ -828,23 +828,11 @@ class AzureSearchIndex:
             text_docs = text_future.result() if text_future is not None else []
             vector_docs = vector_future.result()
         docs = {str(d["id"]): d for d in [*vector_docs, *text_docs]}
-        t_info = {str(d["id"]): (r, float(d.get("@search.score") or 0.0)) for r, d in enumerate(text_docs, start=1)}
-        v_info = {str(d["id"]): (r, float(d.get("@search.score") or 0.0)) for r, d in enumerate(vector_docs, start=1)}
-        fused = reciprocal_rank_fusion([[str(d["id"]) for d in text_docs], [str(d["id"]) for d in vector_docs]], k=60)
-        hits = []
-        for key, score in fused[: request.top]:
-            t, v = t_info.get(key), v_info.get(key)
-            hits.append(
-                SearchHit(
-                    chunk=_chunk_from(docs[key]),
-                    score=float(score),
-                    text_score=t[1] if t else None,
-                    vector_score=v[1] if v else None,
-                    text_rank=t[0] if t else None,
-                    vector_rank=v[0] if v else None,
-                )
-            )
-        return hits
+        text_ranked = [(str(d["id"]), float(d.get("@search.score") or 0.0)) for d in text_docs]
+        vector_ranked = [(str(d["id"]), float(d.get("@search.score") or 0.0)) for d in vector_docs]
+        fused = reciprocal_rank_fusion([[k for k, _ in text_ranked], [k for k, _ in vector_ranked]], k=60)[: request.top]
+        chunks = {key: _chunk_from(docs[key]) for key, _ in fused}
+        return hits_with_arms(fused, chunks=chunks, text_ranked=text_ranked, vector_ranked=vector_ranked)
 
 
 # ---------------------------------------------------------------------- helpers

@@ -6,7 +6,11 @@ ranking contributes nothing for it. Pure and deterministic.
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Hashable, Mapping, Sequence, TypeVar
+
+from indexers.records import Chunk, SearchHit
+
+K = TypeVar("K", bound=Hashable)
 
 
 def reciprocal_rank_fusion(
@@ -39,3 +43,34 @@ def reciprocal_rank_fusion(
             if rank < best_rank.get(doc_id, rank + 1):
                 best_rank[doc_id] = rank
     return sorted(scores.items(), key=lambda kv: (-kv[1], best_rank[kv[0]], kv[0]))
+
+
+def hits_with_arms(
+    scored: Sequence[tuple[K, float]],
+    *,
+    chunks: Mapping[K, Chunk],
+    text_ranked: Sequence[tuple[K, float]] = (),
+    vector_ranked: Sequence[tuple[K, float]] = (),
+) -> list[SearchHit]:
+    """``SearchHit``s for the ``(key, score)`` pairs in order, each carrying the rank and score it had
+    in the text and vector arms (1-based ranks, None where it was absent). Keys without a chunk
+    (deleted meanwhile) are skipped."""
+    text_info = {key: (rank, score) for rank, (key, score) in enumerate(text_ranked, start=1)}
+    vector_info = {key: (rank, score) for rank, (key, score) in enumerate(vector_ranked, start=1)}
+    hits = []
+    for key, score in scored:
+        chunk = chunks.get(key)
+        if chunk is None:
+            continue
+        t, v = text_info.get(key), vector_info.get(key)
+        hits.append(
+            SearchHit(
+                chunk=chunk,
+                score=float(score),
+                text_score=t[1] if t else None,
+                vector_score=v[1] if v else None,
+                text_rank=t[0] if t else None,
+                vector_rank=v[0] if v else None,
+            )
+        )
+    return hits

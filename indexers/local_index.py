@@ -38,7 +38,7 @@ import numpy as np
 
 from indexers.errors import IndexError_, IndexSchemaError
 from indexers.filters import to_sql
-from indexers.fusion import reciprocal_rank_fusion
+from indexers.fusion import hits_with_arms, reciprocal_rank_fusion
 from indexers.records import Chunk, SearchHit, SearchRequest, SourceRecord
 
 log = logging.getLogger(__name__)
@@ -449,8 +449,6 @@ class LocalIndex:
             if request.mode in ("vector", "hybrid"):
                 vector_ranked = self._vector_arm(con, request.vector or (), allowed, n)
 
-            text_info = {rid: (rank, score) for rank, (rid, score) in enumerate(text_ranked, start=1)}
-            vector_info = {rid: (rank, score) for rank, (rid, score) in enumerate(vector_ranked, start=1)}
             if request.mode == "text":
                 scored = [(rid, s) for rid, s in text_ranked[: request.top]]
             elif request.mode == "vector":
@@ -463,24 +461,8 @@ class LocalIndex:
             if not scored:
                 return []
             chunks = self._fetch_chunks(con, [rid for rid, _ in scored])
-        hits = []
-        for rid, score in scored:
-            chunk = chunks.get(rid)
-            if chunk is None:  # deleted by another process between the arms and the fetch
-                continue
-            t = text_info.get(rid)
-            v = vector_info.get(rid)
-            hits.append(
-                SearchHit(
-                    chunk=chunk,
-                    score=float(score),
-                    text_score=t[1] if t else None,
-                    vector_score=v[1] if v else None,
-                    text_rank=t[0] if t else None,
-                    vector_rank=v[0] if v else None,
-                )
-            )
-        return hits
+        # a chunk deleted by another process between the arms and the fetch is skipped
+        return hits_with_arms(scored, chunks=chunks, text_ranked=text_ranked, vector_ranked=vector_ranked)
 
     def _where(self, request: SearchRequest) -> tuple[str, list[Any]]:
         parts: list[str] = []

@@ -34,6 +34,7 @@ from typing import Any, Callable
 from pipelines.errors import CorruptDocumentError, EmptyDocumentError, ParseError
 from pipelines.parsing.cleaning import collapse_whitespace, normalize_unicode
 from pipelines.parsing.tables import html_table_to_markdown
+from pipelines.parsing.text import decode_text
 from pipelines.records import Element, ParsedDocument
 
 logger = logging.getLogger(__name__)
@@ -110,11 +111,11 @@ def _partitioner(fmt: str) -> Callable[..., list[Any]]:
     if fmt == "html":
         from unstructured.partition.html import partition_html
 
-        return lambda data: partition_html(text=_decode(data), languages=[""])
+        return lambda data: partition_html(text=decode_text(data), languages=[""])
     if fmt == "md":
         from unstructured.partition.md import partition_md
 
-        return lambda data: partition_md(text=_decode(data), languages=[""])
+        return lambda data: partition_md(text=decode_text(data), languages=[""])
     if fmt == "docx":
         from unstructured.partition.docx import partition_docx
 
@@ -130,13 +131,6 @@ def _partitioner(fmt: str) -> Callable[..., list[Any]]:
     raise ValueError(f"unknown unstructured format {fmt!r}")
 
 
-def _decode(data: bytes) -> str:
-    for encoding in ("utf-8-sig", "cp1252"):
-        try:
-            return data.decode(encoding)
-        except UnicodeDecodeError:
-            continue
-    return data.decode("latin-1")
 
 
 class UnstructuredParser:
