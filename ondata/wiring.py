@@ -10,11 +10,18 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from indexers.errors import ConfigError
+from pydantic import SecretStr
+
 from ondata.settings import Settings
 
 if TYPE_CHECKING:  # pragma: no cover
     from indexers.ports import Embedder, SearchIndex
     from pipelines.ports import DocumentSource
+
+
+def secret(value: "SecretStr | None") -> str | None:
+    """The plain value of an optional secret setting (only ever passed to a client, never logged)."""
+    return value.get_secret_value() if value is not None else None
 
 
 def build_embedder(settings: Settings, *, cached: bool = True) -> "Embedder":
@@ -45,7 +52,7 @@ def build_embedder(settings: Settings, *, cached: bool = True) -> "Embedder":
         inner = AzureOpenAIEmbedder(
             endpoint=settings.azure_openai_endpoint,
             deployment=settings.azure_openai_embedding_deployment,
-            api_key=settings.azure_openai_api_key.get_secret_value() if settings.azure_openai_api_key else None,
+            api_key=secret(settings.azure_openai_api_key),
             api_version=settings.azure_openai_api_version,
             dimensions=settings.azure_openai_embedding_dimensions,
         )
@@ -70,7 +77,7 @@ def build_index(settings: Settings, embedder: "Embedder") -> "SearchIndex":
         return AzureSearchIndex(
             endpoint=settings.azure_search_endpoint,
             index_name=settings.azure_search_index,
-            api_key=settings.azure_search_key.get_secret_value() if settings.azure_search_key else None,
+            api_key=secret(settings.azure_search_key),
             dimensions=embedder.dimensions,
             model_id=embedder.model_id,
             filterable_metadata=[k.strip() for k in settings.azure_search_filterable_metadata.split(",") if k.strip()],
@@ -97,11 +104,9 @@ def build_source(settings: Settings, path: str | Path | None = None) -> "Documen
         return BlobDocumentSource(
             container=container,
             prefix=prefix,
-            connection_string=settings.azure_storage_connection_string.get_secret_value()
-            if settings.azure_storage_connection_string
-            else None,
+            connection_string=secret(settings.azure_storage_connection_string),
             account_url=settings.azure_storage_account_url,
-            sas_token=settings.azure_storage_sas_token.get_secret_value() if settings.azure_storage_sas_token else None,
+            sas_token=secret(settings.azure_storage_sas_token),
             groups_metadata_key=settings.groups_metadata_key,
             max_bytes=settings.max_document_bytes,
         )
@@ -134,7 +139,7 @@ def build_chat_model(settings: Settings, *, embedder: "Embedder | None" = None):
         return AzureOpenAIChatModel(
             endpoint=settings.azure_openai_endpoint,
             deployment=settings.azure_openai_chat_deployment,
-            api_key=settings.azure_openai_api_key.get_secret_value() if settings.azure_openai_api_key else None,
+            api_key=secret(settings.azure_openai_api_key),
             api_version=settings.azure_openai_api_version,
         )
     raise ConfigError(f"unknown chat model {kind!r}")  # pragma: no cover - guarded by the settings Literal

@@ -199,7 +199,7 @@ def check_local_index(index_dir: Path, *, embedder: Any | None) -> Check:
 
 # ---------------------------------------------------------------------- orchestration
 def run_checks(settings: Settings, *, blob_client_factory: Optional[Callable[[], Any]] = None) -> list[Check]:
-    from ondata.wiring import build_embedder
+    from ondata.wiring import build_embedder, secret
 
     checks: list[Check] = []
 
@@ -242,7 +242,7 @@ def run_checks(settings: Settings, *, blob_client_factory: Optional[Callable[[],
             index = AzureSearchIndex(
                 endpoint=settings.azure_search_endpoint,
                 index_name=settings.azure_search_index,
-                api_key=settings.azure_search_key.get_secret_value() if settings.azure_search_key else None,
+                api_key=secret(settings.azure_search_key),
                 dimensions=dims or 1,
                 model_id=getattr(embedder, "model_id", "unknown") if dims else "unknown",
                 max_retries=1,
