@@ -12,6 +12,7 @@ import os
 import sys
 
 import typer
+from pydantic import ValidationError
 
 from indexers.errors import OndataError
 
@@ -53,6 +54,16 @@ for _name in COMMAND_MODULES:
     importlib.import_module(f"ondata.commands.{_name}").register(app)
 
 
+def settings_problems(exc: ValidationError) -> str:
+    """One line naming each invalid setting and what is wrong with it."""
+    parts = []
+    for err in exc.errors():
+        field = ".".join(str(p) for p in err.get("loc", ()))
+        msg = str(err.get("msg", "invalid")).removeprefix("Value error, ")
+        parts.append(f"{field}: {msg}" if field else msg)
+    return "; ".join(parts)
+
+
 def main() -> None:
     _quiet_environment()
     try:
@@ -61,6 +72,11 @@ def main() -> None:
         if os.environ.get("ONDATA_DEBUG") == "1":
             raise
         typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
+        sys.exit(2)
+    except ValidationError as exc:  # a setting from a flag, the environment or .env is invalid
+        if os.environ.get("ONDATA_DEBUG") == "1":
+            raise
+        typer.secho(f"error: invalid settings: {settings_problems(exc)}", fg=typer.colors.RED, err=True)
         sys.exit(2)
     except KeyboardInterrupt:
         typer.secho("interrupted", err=True)

@@ -192,3 +192,13 @@ def test_prefetched_keeps_order_bounds_lookahead_and_delivers_errors(ahead):
         except ValueError as exc:
             seen.append((item.id, str(exc)))
     assert seen == [("a", "A"), ("bad", "broken"), ("c", "C"), ("d", "D"), ("e", "E")]
+
+
+def test_cli_invalid_settings_are_one_line(docs, tmp_path):
+    out = _cli("ingest", str(docs), "--index", str(tmp_path / "i"), "--chunk-size", "100", "--overlap", "80")
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    assert out.stderr.strip() == ("error: invalid settings: chunk_overlap must be >= 0 and smaller than half of "
+                                  "chunk_size (100), got 80")
+    bad = _cli("ingest", str(docs), "--index", str(tmp_path / "i"), "--embedder", "foo")
+    assert bad.returncode == 2 and bad.stderr.startswith("error: invalid settings: embedder:")
+    assert not (tmp_path / "i").exists()
