@@ -30,9 +30,10 @@ import re
 import sqlite3
 import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, Iterator, Sequence
 
 import numpy as np
 
@@ -246,8 +247,7 @@ class LocalIndex:
         """Create the index if missing; raise ``IndexSchemaError`` if it was built for another model."""
         with self._lock:
             con = self._connect()
-            try:
-                con.execute("BEGIN IMMEDIATE")
+            with _write_transaction(con, failed=f"the local index at {self.directory} could not be created"):
                 has_meta = con.execute(
                     "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'index_meta'"
                 ).fetchone()
@@ -265,13 +265,6 @@ class LocalIndex:
                     ],
                 )
                 meta = dict(con.execute("SELECT key, value FROM index_meta").fetchall())
-                con.execute("COMMIT")
-            except sqlite3.Error as exc:
-                _rollback(con)
-                raise IndexError_(f"the local index at {self.directory} could not be created: {exc}") from exc
-            except BaseException:
-                _rollback(con)
-                raise
             self._check_meta(meta)
             self._ensured = True
 
@@ -343,8 +336,7 @@ class LocalIndex:
 
         with self._lock:
             con = self._con()
-            try:
-                con.execute("BEGIN IMMEDIATE")
+            with _write_transaction(con, failed=f"writing {len(chunks)} chunks to the index at {self.directory} failed"):
                 gen_before = self._generation(con)
                 ids = [c.id for c in chunks]
                 old_rids = self._select_ints(con, "SELECT rid FROM chunks WHERE id IN ({})", ids)
@@ -361,13 +353,6 @@ class LocalIndex:
                 )
                 self._write_vectors(con, rids, vecs)
                 gen_after = self._bump_generation(con)
-                con.execute("COMMIT")
-            except sqlite3.Error as exc:
-                _rollback(con)
-                raise IndexError_(f"writing {len(chunks)} chunks to the index at {self.directory} failed: {exc}") from exc
-            except BaseException:
-                _rollback(con)
-                raise
             self._apply_to_faiss(gen_before, gen_after, remove=old_rids, add_ids=rids, add_vectors=vecs)
 
     def _write_vectors(self, con: sqlite3.Connection, rids: list[int], vecs: np.ndarray) -> None:
@@ -383,22 +368,13 @@ class LocalIndex:
             return
         with self._lock:
             con = self._con()
-            try:
-                con.execute("BEGIN IMMEDIATE")
+            with _write_transaction(con, failed=f"deleting {len(ids)} sources from the index at {self.directory} failed"):
                 gen_before = self._generation(con)
                 old_rids = self._select_ints(con, "SELECT rid FROM chunks WHERE source_id IN ({})", ids)
                 if not old_rids:
-                    con.execute("COMMIT")
-                    return
+                    return  # commits the (empty) transaction
                 con.executemany("DELETE FROM chunks WHERE source_id = ?", [(s,) for s in ids])
                 gen_after = self._bump_generation(con)
-                con.execute("COMMIT")
-            except sqlite3.Error as exc:
-                _rollback(con)
-                raise IndexError_(f"deleting {len(ids)} sources from the index at {self.directory} failed: {exc}") from exc
-            except BaseException:
-                _rollback(con)
-                raise
             self._apply_to_faiss(gen_before, gen_after, remove=old_rids, add_ids=[], add_vectors=None)
 
     # ------------------------------------------------------------------ reads
@@ -806,6 +782,22 @@ def _split_sql(script: str) -> list[str]:
             statements.append(joined)
             current = []
     return statements
+
+
+@contextmanager
+def _write_transaction(con: sqlite3.Connection, *, failed: str) -> Iterator[None]:
+    """``BEGIN IMMEDIATE`` .. ``COMMIT``. Any exception rolls back; SQLite errors become
+    ``IndexError_("<failed>: <reason>")``, others (e.g. IndexSchemaError) propagate unchanged."""
+    try:
+        con.execute("BEGIN IMMEDIATE")
+        yield
+        con.execute("COMMIT")
+    except sqlite3.Error as exc:
+        _rollback(con)
+        raise IndexError_(f"{failed}: {exc}") from exc
+    except BaseException:
+        _rollback(con)
+        raise
 
 
 def _rollback(con: sqlite3.Connection) -> None:
