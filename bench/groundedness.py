@@ -56,6 +56,9 @@ def main() -> int:
     print(f"dataset: {path.name} ({len(rows)} pairs, {calibration['dataset']['positives']} SUPPORT), embedder {calibration['embedder']}")
     print(f"{args.folds}-fold grouped CV balanced accuracy: {cv['balanced_accuracy']:.3f} ± {cv['std']:.3f} "
           f"(folds: {', '.join(f'{x:.3f}' for x in cv['folds'])}; pooled {cv['pooled']:.3f})")
+    print("held-out recall by expert label: " + ", ".join(f"{k} {v:.3f}" for k, v in cv["recall_by_label"].items()))
+    if calibration.get("pair_model"):
+        print(f"pair model: {calibration['pair_model']['name']} (sha256 {calibration['pair_model']['sha256'][:12]}...)")
     print("coefficients (standardised): " + ", ".join(f"{n}={c:+.2f}" for n, c in zip(calibration["features"], calibration["coef"])))
     print(f"took {time.perf_counter() - t0:.0f}s")
     if args.write:

@@ -24,6 +24,7 @@ import numpy as np
 from eval.datasets import file_sha256
 from eval.errors import DatasetError
 from eval.groundedness import FEATURES, features_for
+from eval.pair_model import PairModel
 
 log = logging.getLogger(__name__)
 
@@ -113,22 +114,32 @@ def cross_validate(X: np.ndarray, y: np.ndarray, groups: np.ndarray, *, folds: i
         pooled[test] = pred
         per_fold.append(balanced_accuracy(y[test], pred))
     return {"balanced_accuracy": float(np.mean(per_fold)), "std": float(np.std(per_fold)), "folds": per_fold,
-            "pooled": balanced_accuracy(y, pooled)}
+            "pooled": balanced_accuracy(y, pooled), "predictions": pooled.tolist()}
 
 
 def fit_calibration(rows: Sequence[dict[str, Any]], *, embedder: Any, dataset_path: str | Path,
-                    folds: int = 5, seed: int = 0) -> dict[str, Any]:
-    """Cross-validate, then fit on every row: the calibration dict written to ``local_scorer.json``."""
+                    folds: int = 5, seed: int = 0, pair_model: Any = None) -> dict[str, Any]:
+    """Cross-validate, then fit on every row: the calibration dict written to ``local_scorer.json``.
+
+    The pair model never saw these rows (it is trained on synthetic pairs from other abstracts),
+    so its probabilities are features like the others and the grouped CV stays leak-free."""
     pairs, y = pair_inputs(rows)
-    X = features_for(pairs, embedder=embedder)
+    pair_model = pair_model or PairModel()
+    X = features_for(pairs, embedder=embedder, pair_model=pair_model)
     cv = cross_validate(X, y, leak_free_groups(rows), folds=folds, seed=seed)
+    predictions = np.asarray(cv.pop("predictions"))
+    labels = np.asarray([r["label"] for r in rows])
+    # share of each expert label the held-out predictions got right (SUPPORT -> grounded, others -> not)
+    cv["recall_by_label"] = {label: float(np.mean(predictions[labels == label] == (1 if label == "SUPPORT" else 0)))
+                             for label in LABELS if np.any(labels == label)}
     params = _fit(X, y)
     return {
-        "version": 1,
+        "version": 2,
         "features": list(FEATURES),
         **params,
         "threshold": 0.5,
         "embedder": getattr(embedder, "model_id", ""),
+        "pair_model": {k: pair_model.manifest.get(k) for k in ("name", "sha256")} if hasattr(pair_model, "manifest") else None,
         "dataset": {"name": Path(dataset_path).name, "sha256": file_sha256(dataset_path), "rows": len(rows),
                     "positives": int(y.sum())},
         "cv": {"folds": folds, "seed": seed, "grouped_by": "connected claim_id/doc_id", **cv},

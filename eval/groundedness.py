@@ -7,7 +7,10 @@ One interface, ``GroundednessScorer.score(claim, sources) -> ScoreResult``, two 
   (MiniLM cosine between the claim and the best windows), lexical alignment (content-token and
   bigram recall of the claim in the best window and in all sources), and mismatch cues (numbers
   of the claim missing from the sources, negation parity and increase/decrease direction
-  differing between claim and best window). A logistic regression combines them; its
+  differing between claim and best window), plus the three probabilities of the pair model
+  (``eval.pair_model``: a MiniLM cross-encoder that reads the claim with its best evidence
+  sentences and tells support / contradiction / not enough info, trained on synthetic pairs
+  only). A logistic regression combines them; its
   coefficients are fitted by ``bench/groundedness.py --write`` and read from
   ``eval/calibration/local_scorer.json`` (which records the training data's sha256).
 - ``LLMJudgeScorer(judge)``: asks a chat model for a 1-5 rating with the versioned prompt
@@ -15,7 +18,7 @@ One interface, ``GroundednessScorer.score(claim, sources) -> ScoreResult``, two 
   judge failure (an exception or an unparseable reply) is returned as ``ScoreResult(error=...)``
   with score 0, never as NaN, so reports can count failures.
 
-The embedding model loads lazily on the first score.
+The embedding model and the pair model load lazily on the first score.
 """
 
 from __future__ import annotations
@@ -32,13 +35,14 @@ import numpy as np
 
 from eval import text as T
 from eval.errors import EvalError
+from eval.pair_model import PairModel, select_evidence
 
 log = logging.getLogger(__name__)
 
 CALIBRATION_PATH = Path(__file__).resolve().parent / "calibration" / "local_scorer.json"
 PROMPTS_DIR = Path(__file__).resolve().parent / "prompts"
 
-FEATURES: tuple[str, ...] = (
+ALIGNMENT_FEATURES: tuple[str, ...] = (
     "cos_max",
     "cos_top2",
     "lex_best",
@@ -50,6 +54,9 @@ FEATURES: tuple[str, ...] = (
     "dir_mismatch",
     "log_claim_len",
 )
+#: Probabilities of the pair model (``eval.pair_model``): support, contradict, not enough info.
+PAIR_FEATURES: tuple[str, ...] = ("pair_support", "pair_contradict", "pair_nei")
+FEATURES: tuple[str, ...] = ALIGNMENT_FEATURES + PAIR_FEATURES
 
 
 @dataclass(frozen=True)
@@ -133,9 +140,13 @@ def compute_features(claim: str, windows: Sequence[str], claim_vec: np.ndarray, 
     ]
 
 
-def features_for(pairs: Sequence[tuple[str, Sequence[str]]], *, embedder: Any) -> np.ndarray:
-    """Feature matrix (len(pairs), len(FEATURES)); embeds every distinct text once, in one batch."""
+def features_for(pairs: Sequence[tuple[str, Sequence[str]]], *, embedder: Any, pair_model: Any) -> np.ndarray:
+    """Feature matrix (len(pairs), len(FEATURES)); embeds every distinct text once, in one batch, and
+    runs ``pair_model`` (``eval.pair_model.PairModel``) on each claim and its selected evidence."""
     windows = [_windows(sources) for _, sources in pairs]
+    evidence = [select_evidence(claim, [s for source in sources for s in T.split_sentences(source)])
+                for claim, sources in pairs]
+    pair_probs = pair_model.probabilities([(claim, ev) for (claim, _), ev in zip(pairs, evidence)])
     texts = list(dict.fromkeys([c for c, _ in pairs] + [w for ws in windows for w in ws]))
     vectors = np.asarray(embedder.embed_documents(texts), dtype=np.float32)
     index = {t: i for i, t in enumerate(texts)}
@@ -143,7 +154,7 @@ def features_for(pairs: Sequence[tuple[str, Sequence[str]]], *, embedder: Any) -
     for (claim, _), ws in zip(pairs, windows):
         wv = vectors[[index[w] for w in ws]] if ws else np.zeros((0, vectors.shape[1]), dtype=np.float32)
         rows.append(compute_features(claim, ws, vectors[index[claim]], wv))
-    return np.asarray(rows, dtype=np.float64)
+    return np.hstack([np.asarray(rows, dtype=np.float64).reshape(len(pairs), len(ALIGNMENT_FEATURES)), pair_probs])
 
 
 class _PackagedMiniLM:
@@ -191,8 +202,9 @@ class LocalGroundednessScorer:
     name = "local"
 
     def __init__(self, *, embedder: Any = None, calibration: str | Path | Mapping[str, Any] | None = None,
-                 threshold: float | None = None) -> None:
+                 threshold: float | None = None, pair_model: Any = None) -> None:
         self._embedder = embedder
+        self._pair_model = pair_model
         if calibration is None or isinstance(calibration, (str, Path)):
             calibration = load_calibration(calibration or CALIBRATION_PATH)
         self.calibration = dict(calibration)
@@ -219,7 +231,17 @@ class LocalGroundednessScorer:
 
     def features_many(self, pairs: Sequence[tuple[str, Sequence[str]]]) -> np.ndarray:
         """Feature matrix (len(pairs), len(FEATURES)) of claim/sources pairs."""
-        return features_for(pairs, embedder=self.embedder)
+        return features_for(pairs, embedder=self.embedder, pair_model=self.pair_model)
+
+    @property
+    def pair_model(self) -> Any:
+        if self._pair_model is None:
+            self._pair_model = PairModel()
+            expected = (self.calibration.get("pair_model") or {}).get("sha256")
+            if expected and self._pair_model.manifest.get("sha256") != expected:
+                log.warning("groundedness calibration was fitted with another pair model (sha256 %s...); refit it with "
+                            "bench/groundedness.py --write", expected[:12])
+        return self._pair_model
 
     def probabilities(self, features: np.ndarray) -> np.ndarray:
         z = ((features - self._mean) / self._scale) @ self._coef + self._intercept

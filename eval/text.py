@@ -41,7 +41,7 @@ def split_sentences(text: str) -> list[str]:
     return [p for p in parts if p and any(ch.isalnum() for ch in p)]
 
 
-def _stem(word: str) -> str:
+def stem(word: str) -> str:
     for suffix in ("ational", "ations", "ation", "ments", "ment", "ness", "ings", "ing", "ies", "ed", "es", "ly", "s"):
         if word.endswith(suffix) and len(word) - len(suffix) >= 3:
             return word[: -len(suffix)] + ("y" if suffix == "ies" else "")
@@ -54,7 +54,7 @@ def words(text: str) -> list[str]:
 
 def content_tokens(text: str) -> list[str]:
     """Lowercased, lightly stemmed words of ``text`` without stopwords."""
-    return [_stem(w) for w in words(text) if w not in STOPWORDS and w not in NEGATIONS]
+    return [stem(w) for w in words(text) if w not in STOPWORDS and w not in NEGATIONS]
 
 
 def numbers(text: str) -> set[str]:

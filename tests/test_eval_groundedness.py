@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from eval.groundedness import (
+    ALIGNMENT_FEATURES,
     CALIBRATION_PATH,
     FEATURES,
     LLMJudgeScorer,
@@ -60,11 +61,11 @@ def test_features_catch_number_negation_and_direction_mismatch():
     emb = HashingEmbedder(dimensions=256)
     claim = "Aspirin does not increase bleeding in 40% of patients."
     windows = ["Aspirin increases bleeding in 30% of patients."]
-    f = dict(zip(FEATURES, compute_features(claim, windows, emb.embed_query(claim), emb.embed_documents(windows))))
+    f = dict(zip(ALIGNMENT_FEATURES, compute_features(claim, windows, emb.embed_query(claim), emb.embed_documents(windows))))
     assert f["num_missing"] == 1.0 and f["neg_mismatch"] == 1.0
     assert f["dir_mismatch"] == 1.0  # "does not increase" points down, "increases" up
     same = "Aspirin increases bleeding in 30% of patients."
-    g = dict(zip(FEATURES, compute_features(same, windows, emb.embed_query(same), emb.embed_documents(windows))))
+    g = dict(zip(ALIGNMENT_FEATURES, compute_features(same, windows, emb.embed_query(same), emb.embed_documents(windows))))
     assert g["num_missing"] == 0.0 and g["neg_mismatch"] == 0.0 and g["dir_mismatch"] == 0.0
     assert g["lex_max"] == 1.0 and g["cos_max"] == pytest.approx(1.0, abs=1e-5)
 
@@ -105,3 +106,24 @@ def test_llm_judge_through_azure_openai_sdk_against_the_test_double():
         assert scorer.failures == 2
         sent = server.chat_calls[0]["messages"]
         assert "Cleanings: two per year." in sent[1]["content"]
+
+
+def test_cross_validation_keeps_linked_claims_and_abstracts_in_one_fold():
+    from sklearn.model_selection import StratifiedGroupKFold
+
+    from eval.calibrate import cross_validate, leak_free_groups
+
+    rows = [{"claim_id": "c1", "doc_id": "d1"}, {"claim_id": "c1", "doc_id": "d2"}, {"claim_id": "c2", "doc_id": "d2"},
+            {"claim_id": "c3", "doc_id": "d3"}, {"claim_id": "c4", "doc_id": "d3"}, {"claim_id": "c5", "doc_id": "d5"}]
+    groups = leak_free_groups(rows)
+    assert groups[0] == groups[1] == groups[2] and groups[3] == groups[4] and len(set(groups)) == 3
+    rng = np.random.default_rng(0)
+    y = np.array([1, 0] * 50)
+    X = np.column_stack([y + rng.normal(0, 0.3, 100), rng.normal(size=100)])
+    g = np.repeat(np.arange(25), 4)
+    for train, test in StratifiedGroupKFold(n_splits=5, shuffle=True, random_state=0).split(X, y, g):
+        assert not set(g[train]) & set(g[test])
+    cv = cross_validate(X, y, g, folds=5)
+    assert cv["balanced_accuracy"] > 0.9 and len(cv["folds"]) == 5 and len(cv["predictions"]) == 100
+    shuffled = cross_validate(X[:, [1]], y, g, folds=5)  # a feature unrelated to the label: chance level
+    assert shuffled["balanced_accuracy"] < 0.7
