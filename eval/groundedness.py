@@ -157,6 +157,26 @@ def features_for(pairs: Sequence[tuple[str, Sequence[str]]], *, embedder: Any, p
     return np.hstack([np.asarray(rows, dtype=np.float64).reshape(len(pairs), len(ALIGNMENT_FEATURES)), pair_probs])
 
 
+def _normalised_words(text: str) -> str:
+    return " " + " ".join(T.words(text)) + " "
+
+
+def quoted_verbatim(claim: str, sources: Sequence[str], *, min_words: int = 4) -> str:
+    """The sentence of ``sources`` that contains ``claim`` word for word (case and punctuation aside), or "".
+
+    Only claims of at least ``min_words`` words count: a two-word fragment proves nothing."""
+    words = _normalised_words(claim)
+    if len(words.split()) < min_words:
+        return ""
+    for source in sources:
+        if words in _normalised_words(source):
+            for sentence in T.split_sentences(source):
+                if words in _normalised_words(sentence):
+                    return sentence
+            return source
+    return ""
+
+
 class _PackagedMiniLM:
     """Fallback embedder over the packaged all-MiniLM-L6-v2 (used only when ``indexers.embedders.local`` is absent)."""
 
@@ -255,7 +275,12 @@ class LocalGroundednessScorer:
         probs = self.probabilities(feats)
         out = []
         for (claim, sources), p in zip(pairs, probs):
-            out.append(ScoreResult(score=float(p), supported=bool(p >= self.threshold), evidence=self._evidence(claim, sources)))
+            quoted = quoted_verbatim(claim, sources)
+            if quoted:  # a claim a source states word for word is supported by it, whatever the features say
+                out.append(ScoreResult(score=1.0, supported=True, evidence=quoted))
+            else:
+                out.append(ScoreResult(score=float(p), supported=bool(p >= self.threshold),
+                                       evidence=self._evidence(claim, sources)))
         return out
 
     def _evidence(self, claim: str, sources: Sequence[str]) -> str:

@@ -16,6 +16,7 @@ from eval.groundedness import (
     LocalGroundednessScorer,
     compute_features,
     parse_rating,
+    quoted_verbatim,
 )
 from indexers.embedders.hashing import HashingEmbedder
 from retrieval.chat import ChatResult
@@ -127,3 +128,14 @@ def test_cross_validation_keeps_linked_claims_and_abstracts_in_one_fold():
     assert cv["balanced_accuracy"] > 0.9 and len(cv["folds"]) == 5 and len(cv["predictions"]) == 100
     shuffled = cross_validate(X[:, [1]], y, g, folds=5)  # a feature unrelated to the label: chance level
     assert shuffled["balanced_accuracy"] < 0.7
+
+
+def test_a_claim_quoted_word_for_word_is_supported_even_with_a_negation():
+    scorer = LocalGroundednessScorer(embedder=HashingEmbedder(dimensions=512))
+    source = "Coverage. This plan does not cover fertility services, such as egg and sperm banking. Call us."
+    quoted = scorer.score("This plan does NOT cover fertility services, such as egg and sperm banking!", [source])
+    assert quoted.supported and quoted.score == 1.0
+    assert quoted.evidence == "This plan does not cover fertility services, such as egg and sperm banking."
+    flipped = scorer.score("This plan does cover fertility services, such as egg and sperm banking.", [source])
+    assert flipped.score < 1.0  # one word removed: no longer a quote, the model decides
+    assert quoted_verbatim("does not cover", [source]) == ""  # too short to prove anything
