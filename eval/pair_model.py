@@ -54,7 +54,7 @@ def word_weight(word: str) -> float:
 
 
 def _weighted_tokens(text: str) -> list[tuple[str, str]]:
-    return [(T.stem(w), w) for w in T.words(text) if w not in T.STOPWORDS and w not in T.NEGATIONS]
+    return [(T.stem(w), w) for w in T.content_words(text)]
 
 
 def _recall(claim_tokens: Sequence[tuple[str, str]], text: str) -> float:

@@ -52,9 +52,14 @@ def words(text: str) -> list[str]:
     return [w.lower() for w in _WORD.findall(text or "")]
 
 
+def content_words(text: str) -> list[str]:
+    """Lowercased words of ``text`` without stopwords and negations, unstemmed."""
+    return [w for w in words(text) if w not in STOPWORDS and w not in NEGATIONS]
+
+
 def content_tokens(text: str) -> list[str]:
     """Lowercased, lightly stemmed words of ``text`` without stopwords."""
-    return [stem(w) for w in words(text) if w not in STOPWORDS and w not in NEGATIONS]
+    return [stem(w) for w in content_words(text)]
 
 
 def numbers(text: str) -> set[str]:
