@@ -4,14 +4,18 @@ from __future__ import annotations
 
 from typing import BinaryIO, Iterable, Protocol, runtime_checkable
 
-from pipelines.records import ParsedDocument, SourceItem
+from pipelines.records import ItemProblem, ParsedDocument, SourceItem
 
 
 @runtime_checkable
 class DocumentSource(Protocol):
-    """Lists documents (``list_items``, lazily, an empty iterable when there are none) and opens them."""
+    """Lists documents (``list_items``, lazily, an empty iterable when there are none) and opens them.
 
-    def list_items(self) -> Iterable[SourceItem]: ...
+    ``list_items`` raises (``SourceError``) only when the source as a whole cannot be listed; a
+    problem with one entry is yielded as an ``ItemProblem`` for that entry and the listing goes on.
+    """
+
+    def list_items(self) -> Iterable[SourceItem | ItemProblem]: ...
 
     def open(self, item: SourceItem) -> BinaryIO:
         """A readable binary stream of the item's content; raises ``SourceError`` naming the item."""

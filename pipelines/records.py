@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal, Mapping
+from typing import TYPE_CHECKING, Any, Literal, Mapping
+
+if TYPE_CHECKING:  # pragma: no cover
+    from indexers.errors import OndataError
 
 ElementKind = Literal["title", "text", "list", "table"]
 
@@ -32,6 +35,35 @@ class SourceItem:
             raise ValueError("SourceItem.id must not be empty")
         if not isinstance(self.groups, tuple):
             object.__setattr__(self, "groups", tuple(self.groups))
+
+
+ProblemStatus = Literal["failed", "skipped"]
+
+
+@dataclass(frozen=True)
+class ItemProblem:
+    """A listing entry that could not become a ``SourceItem``; it concerns that one document only.
+
+    A ``DocumentSource.list_items()`` yields these beside ``SourceItem``s instead of raising, so one
+    bad entry (invalid sidecar, unreadable or vanished file, a link out of the root, a special file,
+    an unsupported type...) never stops a run. ``id`` is the source id the entry would have had
+    (the same id a ``SourceItem`` for it would carry, so the engine can tell which stored document it
+    concerns); ``error`` is a typed ``OndataError`` naming the document and the problem.
+    ``status``: ``failed`` (a problem the user must fix; reported as failed) or ``skipped``
+    (deliberately not ingested: unsupported type, symlink not followed, special file; reported as
+    skipped, never as failed).
+    """
+
+    id: str
+    name: str
+    error: "OndataError"
+    status: ProblemStatus = "failed"
+
+    def __post_init__(self) -> None:
+        if not self.id:
+            raise ValueError("ItemProblem.id must not be empty")
+        if self.status not in ("failed", "skipped"):
+            raise ValueError(f"ItemProblem.status must be 'failed' or 'skipped', not {self.status!r}")
 
 
 @dataclass(frozen=True)
