@@ -10,18 +10,18 @@ Schema (created or extended by ``ensure()``): key ``id`` (sortable, for paging);
 quantization); a semantic configuration ``ondata-semantic`` (title + content). The embedder's
 ``model_id`` and the dimensions are stored in the index description and checked by ``ensure()``.
 
-Retries: the SDK's own retry policy is DISABLED (``retry_total=0``); this module retries once per
-I/O call site, for 429/5xx and connection errors, honouring ``Retry-After`` / ``retry-after-ms``
-(exponential backoff otherwise), and retries the documents of a 207 answer whose status is
-retryable (409, 422, 503 per the REST reference; 429 too). Nothing stacks on top of it.
+Retries: the SDK's own retry policy is DISABLED (``retry_total=0``); this backend is the one layer
+that retries (``indexers.retry``): every service call gets ``retry.attempts`` attempts in all, for
+429/408/5xx and connection errors, waiting the ``Retry-After`` / ``retry-after-ms`` the service asks
+for (exponential backoff otherwise). The documents of a 207 answer whose status is retryable (409,
+422, 503 per the REST reference; 429 too) are sent again within the same budget. What is left is a
+``TransientError`` carrying ``attempts``, which no layer above retries again.
 """
 
 from __future__ import annotations
 
-import email.utils
 import json
 import logging
-import random
 import re
 import threading
 import time
@@ -29,9 +29,10 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Literal, Ma
 
 import numpy as np
 
-from indexers.errors import IndexError_, IndexSchemaError, TransientError
+from indexers.errors import IndexError_, IndexSchemaError, OndataError, TransientError
 from indexers.filters import CORE_FIELDS, FilterError, check_field, odata_quote, odata_search_in, to_odata
 from indexers.records import Chunk, SearchHit, SearchRequest, SourceRecord
+from indexers.retry import RetryPolicy, is_transient, retry_after_of
 
 if TYPE_CHECKING:  # pragma: no cover
     from azure.search.documents import SearchClient
@@ -53,7 +54,6 @@ COMPRESSION_NAME = "ondata-compression"
 _DESCRIPTION_PREFIX = "ondata "
 MAX_BATCH_DOCUMENTS = 1000  # service limit per docs/index request
 MAX_BATCH_BYTES = 16_000_000  # service limit is 16 MB per request (kept just under 16 MiB)
-RETRYABLE_STATUS = frozenset({429, 500, 502, 503, 504})
 RETRYABLE_DOCUMENT_STATUS = frozenset({409, 422, 503, 429})
 _KEY_OK = re.compile(r"^[A-Za-z0-9_\-=]{1,1024}$")
 _META_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
@@ -80,30 +80,12 @@ class IndexWriteError(IndexError_):
         self.failures = dict(failures)
 
 
-def parse_retry_after(headers: Mapping[str, str] | None, *, now: float | None = None) -> float | None:
-    """Seconds to wait from ``retry-after-ms`` / ``x-ms-retry-after-ms`` / ``Retry-After`` (seconds or HTTP date)."""
-    if not headers:
-        return None
-    lower = {str(k).lower(): v for k, v in headers.items()}
-    for name in ("retry-after-ms", "x-ms-retry-after-ms"):
-        value = lower.get(name)
-        if value:
-            try:
-                return max(0.0, float(value) / 1000.0)
-            except ValueError:
-                pass
-    value = lower.get("retry-after")
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - (now if now is not None else time.time()))
+class _RetryableDocuments(TransientError):
+    """A 207 answer whose failed documents may succeed when sent again (409/422/429/503)."""
+
+    def __init__(self, failures: Mapping[str, tuple[int, str]]) -> None:
+        super().__init__(f"{len(failures)} document(s) were not written (retryable per-document status)")
+        self.failures = dict(failures)
 
 
 class AzureSearchIndex:
@@ -122,7 +104,7 @@ class AzureSearchIndex:
     service because the semantic ranker reranks the fused set), ``filterable_metadata``
     (metadata keys that get a filterable ``meta_<key>`` field: a list of keys (strings) or a mapping
     key -> ``"string" | "int" | "float" | "bool"``), ``batch_size`` / ``max_batch_bytes`` (upload
-    batch limits), ``max_retries`` / ``retry_backoff`` / ``max_retry_after`` (retry policy),
+    batch limits), ``retry`` (the ``indexers.retry.RetryPolicy``),
     ``api_version``, ``transport`` and ``client_kwargs`` (passed to the SDK clients, for tests).
     """
 
@@ -142,9 +124,7 @@ class AzureSearchIndex:
         filterable_metadata: Sequence[str] | Mapping[str, str] = (),
         batch_size: int = MAX_BATCH_DOCUMENTS,
         max_batch_bytes: int = MAX_BATCH_BYTES,
-        max_retries: int = 4,
-        retry_backoff: float = 0.5,
-        max_retry_after: float = 60.0,
+        retry: RetryPolicy = RetryPolicy(),
         api_version: str | None = None,
         transport: Any = None,
         client_kwargs: Mapping[str, Any] | None = None,
@@ -170,8 +150,6 @@ class AzureSearchIndex:
             raise ValueError(f"batch_size must be between 1 and {MAX_BATCH_DOCUMENTS}")
         if max_batch_bytes < 1024:
             raise ValueError("max_batch_bytes must be at least 1024")
-        if max_retries < 0:
-            raise ValueError("max_retries must be >= 0")
         self.endpoint = endpoint.rstrip("/")
         self.index_name = index_name
         self._dimensions = int(dimensions)
@@ -192,9 +170,7 @@ class AzureSearchIndex:
         self.filterable_metadata: dict[str, str] = meta
         self.batch_size = batch_size
         self.max_batch_bytes = max_batch_bytes
-        self.max_retries = max_retries
-        self.retry_backoff = retry_backoff
-        self.max_retry_after = max_retry_after
+        self.retry = retry
         self._api_key = api_key
         self._credential = credential
         self._api_version = api_version
@@ -257,64 +233,40 @@ class AzureSearchIndex:
             self._search_client = self._index_client = None
 
     # ------------------------------------------------------------------ retries and error mapping
-    def _backoff(self, attempt: int) -> float:
-        base = self.retry_backoff * (2 ** attempt)
-        return min(base * (0.8 + 0.4 * random.random()), self.max_retry_after)
-
     def _call(self, what: str, fn: Callable[[], T]) -> T:
-        """Run one service call, retrying 429/5xx/connection errors; map SDK errors to typed errors."""
-        from azure.core.exceptions import (
-            ClientAuthenticationError,
-            HttpResponseError,
-            ResourceNotFoundError,
-            ServiceRequestError,
-            ServiceResponseError,
-        )
+        """Run one service call with the retry policy (429/408/5xx, connection errors); map SDK errors."""
+        return self.retry.call(fn, what=what, give_up=lambda exc, attempts: self._map_error(what, exc, attempts),
+                               sleep=self._sleep)
 
-        attempt = 0
-        while True:
-            try:
-                return fn()
-            except ClientAuthenticationError as exc:
-                raise self._auth_error(what, exc) from exc
-            except ResourceNotFoundError as exc:
-                raise IndexError_(
-                    f"{what} failed: index {self.index_name!r} does not exist at {self.endpoint} "
-                    "(create it with ensure(), e.g. by running `ondata ingest`)"
-                ) from exc
-            except HttpResponseError as exc:
-                status = exc.status_code or 0
-                if status in (401, 403):
-                    raise self._auth_error(what, exc) from exc
-                if status in RETRYABLE_STATUS:
-                    headers = dict(exc.response.headers) if exc.response is not None else {}
-                    retry_after = parse_retry_after(headers)
-                    if attempt < self.max_retries:
-                        delay = min(retry_after, self.max_retry_after) if retry_after is not None else self._backoff(attempt)
-                        log.warning(
-                            "Azure AI Search answered %s to %s; retrying in %.2fs (attempt %d of %d)",
-                            status, what, delay, attempt + 1, self.max_retries,
-                        )
-                        self._sleep(delay)
-                        attempt += 1
-                        continue
-                    raise TransientError(
-                        f"{what} failed: Azure AI Search answered {status} {'(throttled)' if status == 429 else ''}"
-                        f" after {self.max_retries} retries".replace("  ", " "),
-                        retry_after=retry_after,
-                    ) from exc
-                raise IndexError_(f"{what} failed: Azure AI Search answered {status}: {_service_message(exc)}") from exc
-            except (ServiceRequestError, ServiceResponseError) as exc:
-                if attempt < self.max_retries:
-                    delay = self._backoff(attempt)
-                    log.warning("%s could not reach Azure AI Search at %s (%s); retrying in %.2fs",
-                                what, self.endpoint, type(exc).__name__, delay)
-                    self._sleep(delay)
-                    attempt += 1
-                    continue
-                raise TransientError(
-                    f"{what} failed: Azure AI Search at {self.endpoint} is unreachable ({type(exc).__name__})"
-                ) from exc
+    def _map_error(self, what: str, exc: BaseException, attempts: int) -> BaseException:
+        """The typed error for what the SDK raised, once the retries are over."""
+        from azure.core.exceptions import ClientAuthenticationError, HttpResponseError, ResourceNotFoundError
+
+        if isinstance(exc, OndataError):  # already typed (e.g. the documents of a 207 still failing)
+            return exc
+        after = f" after {attempts} attempts" if attempts > 1 else ""
+        if isinstance(exc, ClientAuthenticationError):
+            return self._auth_error(what, exc)
+        if isinstance(exc, ResourceNotFoundError):
+            return IndexError_(
+                f"{what} failed: index {self.index_name!r} does not exist at {self.endpoint} "
+                "(create it with ensure(), e.g. by running `ondata ingest`)"
+            )
+        if isinstance(exc, HttpResponseError):
+            status = exc.status_code or 0
+            if status in (401, 403):
+                return self._auth_error(what, exc)
+            if is_transient(exc):
+                throttled = " (throttled)" if status == 429 else ""
+                return TransientError(f"{what} failed: Azure AI Search answered {status}{throttled}{after}",
+                                      retry_after=retry_after_of(exc), attempts=attempts)
+            return IndexError_(f"{what} failed: Azure AI Search answered {status}: {_service_message(exc)}")
+        if is_transient(exc):  # connection errors, timeouts
+            return TransientError(
+                f"{what} failed: Azure AI Search at {self.endpoint} is unreachable ({type(exc).__name__}){after}",
+                attempts=attempts,
+            )
+        return exc
 
     def _auth_error(self, what: str, exc: Exception) -> AzureSearchAuthError:
         status = getattr(exc, "status_code", None) or 401
@@ -567,32 +519,36 @@ class AzureSearchIndex:
             yield batch
 
     def _send_actions(self, actions: list[dict[str, Any]], what: str) -> None:
-        """Send actions in batches; retry the retryable documents of 207 answers; raise for the rest."""
+        """Send actions in batches; retry the retryable documents of 207 answers; raise for the rest.
+
+        One retry budget per batch: an HTTP-level failure (429/5xx) and a 207 whose failed documents
+        are retryable each use one of ``retry.attempts`` attempts, so retries never multiply.
+        """
         client = self._docs()
         failures: dict[str, tuple[int, str]] = {}
         for batch in self._batches(actions):
-            pending = batch
-            attempt = 0
-            while pending:
-                results = self._call(what, lambda p=pending: client.index_documents(_sdk_batch(p)))
-                by_key = {a["id"]: a for a in pending}
-                retry: list[dict[str, Any]] = []
+            pending = {a["id"]: a for a in batch}
+
+            def send() -> None:
+                results = client.index_documents(_sdk_batch(list(pending.values())))
+                retryable: dict[str, tuple[int, str]] = {}
                 for r in results:
                     if r.succeeded:
+                        pending.pop(r.key, None)
                         continue
                     code = int(r.status_code or 0)
-                    action = by_key.get(r.key)
-                    if code in RETRYABLE_DOCUMENT_STATUS and action is not None and attempt < self.max_retries:
-                        retry.append(action)
+                    if code in RETRYABLE_DOCUMENT_STATUS and r.key in pending:
+                        retryable[r.key] = (code, r.error_message or "")
                     else:
                         failures[r.key] = (code, r.error_message or "")
-                if retry:
-                    delay = self._backoff(attempt)
-                    log.warning("%d document(s) were not written (retryable per-document status); retrying in %.2fs",
-                                len(retry), delay)
-                    self._sleep(delay)
-                    attempt += 1
-                pending = retry
+                        pending.pop(r.key, None)
+                if retryable:
+                    raise _RetryableDocuments(retryable)
+
+            try:
+                self._call(what, send)
+            except _RetryableDocuments as exc:  # the attempts are used up: these documents failed too
+                failures.update(exc.failures)
         if failures:
             ids = sorted(failures)
             shown = ", ".join(f"{k} ({failures[k][0]}: {failures[k][1]})" for k in ids[:10])

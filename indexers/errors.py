@@ -38,8 +38,14 @@ class EmbeddingError(OndataError):
 
 
 class TransientError(OndataError):
-    """A retryable failure of a remote service (5xx, timeout, 429)."""
+    """A retryable failure of a remote service (5xx, timeout, 429).
 
-    def __init__(self, message: str, *, doc_id: str | None = None, retry_after: float | None = None) -> None:
+    ``retry_after``: seconds the service asked to wait, when it said; ``attempts``: how many attempts
+    the layer that raised it already made (1 = none retried yet; see ``indexers.retry``).
+    """
+
+    def __init__(self, message: str, *, doc_id: str | None = None, retry_after: float | None = None,
+                 attempts: int = 1) -> None:
         super().__init__(message, doc_id=doc_id)
         self.retry_after = retry_after
+        self.attempts = attempts

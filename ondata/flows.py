@@ -35,6 +35,9 @@ class SettingsComponents:
 
     source: str
     overrides: tuple[tuple[str, Any], ...] = ()
+    include: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ()
+    follow_symlinks: bool = False
 
     def settings(self) -> Settings:
         return Settings(**dict(self.overrides))
@@ -44,8 +47,9 @@ class SettingsComponents:
 
         settings = self.settings()
         embedder = build_embedder(settings)
-        return Components(source=build_source(settings, self.source), index=build_index(settings, embedder),
-                          embedder=embedder)
+        source = build_source(settings, self.source, include=self.include, exclude=self.exclude,
+                              follow_symlinks=self.follow_symlinks)
+        return Components(source=source, index=build_index(settings, embedder), embedder=embedder)
 
     def __call__(self) -> Components:
         with _BUILT_LOCK:
@@ -80,17 +84,25 @@ def ingest_from_settings(
     max_workers: int = 4,
     batch_chunks: int = 256,
     dry_run: bool = False,
+    include: list[str] | None = None,
+    exclude: list[str] | None = None,
+    follow_symlinks: bool = False,
 ) -> dict:
     """Ingest ``source`` (a folder, or ``az://container/prefix``) into the configured index.
 
     Every parameter is plain JSON, so Prefect deployments can schedule it. ``None`` keeps the
     setting from the environment (``ONDATA_INDEX_DIR``, ``ONDATA_PROFILE``, ``ONDATA_EMBEDDER``).
-    Returns the run report as a dict; the Markdown summary is the artifact ``ingestion-summary``.
+    ``include`` / ``exclude`` / ``follow_symlinks`` as for `ondata ingest`. Retries: the backends
+    built by the wiring retry their own requests, so the Prefect tasks run without retries
+    (``ondata.wiring.task_retry_policy``). Returns the run report as a dict; the Markdown summary is
+    the artifact ``ingestion-summary``.
     """
+    from ondata.wiring import task_retry_policy
     from pipelines.chunking import ChunkingConfig
     from pipelines.ingest import IngestOptions
 
-    factory = SettingsComponents(source, _overrides(index_dir, profile, embedder))
+    factory = SettingsComponents(source, _overrides(index_dir, profile, embedder), include=tuple(include or ()),
+                                 exclude=tuple(exclude or ()), follow_symlinks=follow_symlinks)
     settings = factory.settings()
     options = IngestOptions(
         chunking=ChunkingConfig(chunk_size=settings.chunk_size, overlap=settings.chunk_overlap),
@@ -104,6 +116,7 @@ def ingest_from_settings(
         # threads share this process's objects; Dask workers get the factory and build their own
         components = factory() if task_runner == "threads" else factory
         return run_ingest_flow(components, options=options, task_runner=task_runner, max_workers=max_workers,
-                               source_label=source, index_label=index_label, artifact_key=ARTIFACT_KEY)
+                               retry=task_retry_policy(settings), source_label=source, index_label=index_label,
+                               artifact_key=ARTIFACT_KEY)
     finally:
         factory.release()

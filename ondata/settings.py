@@ -44,6 +44,11 @@ class Settings(BaseSettings):
     max_document_bytes: int = 50 * 1024 * 1024
     groups_metadata_key: str = "groups"
 
+    # --- retries of every remote backend (indexers.retry; the backend is the one layer that retries)
+    retry_attempts: int = Field(5, ge=1, description="HTTP attempts per request or batch, the first included")
+    retry_backoff_seconds: float = Field(0.5, ge=0, description="First backoff when the service gives no Retry-After")
+    retry_max_wait_seconds: float = Field(60.0, ge=0, description="Longest Retry-After wait honoured (longer is capped)")
+
     # --- retrieval
     public_when_no_groups: bool = Field(True, description="Chunks without ACL groups are visible to every caller")
     chat: Literal["extractive", "azure_openai"] | None = Field(

@@ -16,12 +16,34 @@ from ondata.settings import Settings
 
 if TYPE_CHECKING:  # pragma: no cover
     from indexers.ports import Embedder, SearchIndex
+    from indexers.retry import RetryPolicy
     from pipelines.ports import DocumentSource
 
 
 def secret(value: "SecretStr | None") -> str | None:
     """The plain value of an optional secret setting (only ever passed to a client, never logged)."""
     return value.get_secret_value() if value is not None else None
+
+
+def retry_policy(settings: Settings) -> "RetryPolicy":
+    """The one retry policy every remote backend built here uses (``ONDATA_RETRY_*``).
+
+    One layer owns the retries of each backend: the backend. The Azure OpenAI embedder and chat
+    model, Azure AI Search and Blob Storage each retry their own requests with this policy (their
+    SDKs' retries switched off), so ``task_retry_policy`` keeps the Prefect tasks from retrying again.
+    """
+    from indexers.retry import RetryPolicy
+
+    return RetryPolicy(attempts=settings.retry_attempts, backoff_seconds=settings.retry_backoff_seconds,
+                       max_backoff_seconds=max(30.0, settings.retry_backoff_seconds),
+                       max_retry_after_seconds=settings.retry_max_wait_seconds)
+
+
+def task_retry_policy(settings: Settings) -> "RetryPolicy":
+    """Retries of the Prefect I/O tasks over backends built here: none (the backends retry; see ``retry_policy``)."""
+    from indexers.retry import RetryPolicy
+
+    return RetryPolicy.off()
 
 
 def build_embedder(settings: Settings, *, cached: bool = True) -> "Embedder":
@@ -55,6 +77,7 @@ def build_embedder(settings: Settings, *, cached: bool = True) -> "Embedder":
             api_key=secret(settings.azure_openai_api_key),
             api_version=settings.azure_openai_api_version,
             dimensions=settings.azure_openai_embedding_dimensions,
+            retry=retry_policy(settings),
         )
     else:  # pragma: no cover - guarded by the settings Literal
         raise ConfigError(f"unknown embedder {kind!r}")
@@ -83,14 +106,27 @@ def build_index(settings: Settings, embedder: "Embedder") -> "SearchIndex":
             filterable_metadata=[k.strip() for k in settings.azure_search_filterable_metadata.split(",") if k.strip()],
             quantization=settings.azure_search_quantization,
             hybrid_fusion=settings.azure_search_hybrid_fusion,
+            retry=retry_policy(settings),
         )
     from indexers.local_index import LocalIndex
 
     return LocalIndex(settings.index_dir, dimensions=embedder.dimensions, model_id=embedder.model_id)
 
 
-def build_source(settings: Settings, path: str | Path | None = None) -> "DocumentSource":
-    """A local folder source for ``path``, or the configured Blob Storage container (``az://container/prefix``)."""
+def build_source(
+    settings: Settings,
+    path: str | Path | None = None,
+    *,
+    include: tuple[str, ...] = (),
+    exclude: tuple[str, ...] = (),
+    follow_symlinks: bool = False,
+) -> "DocumentSource":
+    """A local folder source for ``path``, or the configured Blob Storage container (``az://container/prefix``).
+
+    ``include`` / ``exclude``: glob patterns (empty ``include`` = everything); ``follow_symlinks``
+    (folders only) follows links that stay inside the folder.
+    """
+    globs = {"include": tuple(include) or ("*",), "exclude": tuple(exclude)}
     target = str(path) if path is not None else None
     if target is None or target.startswith("az://"):
         from pipelines.sources.blob import BlobDocumentSource
@@ -109,10 +145,13 @@ def build_source(settings: Settings, path: str | Path | None = None) -> "Documen
             sas_token=secret(settings.azure_storage_sas_token),
             groups_metadata_key=settings.groups_metadata_key,
             max_bytes=settings.max_document_bytes,
+            retry=retry_policy(settings),
+            **globs,
         )
     from pipelines.sources.local import LocalFolderSource
 
-    return LocalFolderSource(Path(target), max_bytes=settings.max_document_bytes)
+    return LocalFolderSource(Path(target), max_bytes=settings.max_document_bytes, follow_symlinks=follow_symlinks,
+                             **globs)
 
 
 def open_local_index(settings: Settings):
@@ -141,6 +180,7 @@ def build_chat_model(settings: Settings, *, embedder: "Embedder | None" = None):
             deployment=settings.azure_openai_chat_deployment,
             api_key=secret(settings.azure_openai_api_key),
             api_version=settings.azure_openai_api_version,
+            retry=retry_policy(settings),
         )
     raise ConfigError(f"unknown chat model {kind!r}")  # pragma: no cover - guarded by the settings Literal
 

@@ -31,3 +31,15 @@ class EmptyDocumentError(ParseError):
 
 class DocumentTooLargeError(ParseError):
     """The document exceeds the configured size limit."""
+
+
+class InvalidMetadataError(SourceError):
+    """A document's metadata (its sidecar, or its blob metadata) is invalid, e.g. ``groups`` is not a list."""
+
+
+class SymlinkError(SourceError):
+    """A symbolic link that is not followed: links are off, or it points outside the root, or it loops."""
+
+
+class SpecialFileError(SourceError):
+    """A device, FIFO, socket or virtual-filesystem file (/proc, /sys, /dev): never opened for reading."""

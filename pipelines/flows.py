@@ -15,11 +15,14 @@ delete            ``delete_documents``                   yes (idempotent)
 finalize          ``index.flush()``                      yes
 ================  =====================================  ===================================
 
-Retries: ``RetryPolicy`` gives exponential backoff (``retry_delay_seconds``) and a
-``retry_condition_fn`` that accepts only transient failures (``TransientError``, HTTP 408/429/5xx,
-timeouts and connection errors); when the failure carries a ``Retry-After`` longer than the backoff,
-the condition waits the difference, so the effective wait is max(backoff, Retry-After). Clients
-below (Blob SDK) run with their own retries off, so layers never stack.
+Retries: the policy is ``indexers.retry.RetryPolicy`` (re-exported here with ``is_transient`` and
+``retry_after_of``). The I/O tasks get its backoff as ``retry_delay_seconds`` and
+``retry_condition(retry)`` as ``retry_condition_fn``, which accepts only transient failures
+(``TransientError``, HTTP 408/429/5xx, timeouts and connection errors) that no backend retried yet
+(``attempts_of(exc) == 1``); when the failure carries a ``Retry-After`` longer than the backoff, it
+waits the difference. One layer owns the retries of each backend: every remote backend retries
+itself (``indexers.retry``), and ``ondata.wiring.task_retry_policy`` runs these tasks with
+``RetryPolicy.off()``; a task retry only ever helps a component that does not retry itself.
 
 Objects: the flow takes ``Components`` (already-built source, index and embedder: fine with the
 default thread-pool task runner, where tasks share the process) or a picklable zero-argument
@@ -47,7 +50,8 @@ from prefect.futures import wait
 from prefect.task_runners import ThreadPoolTaskRunner
 from prefect.utilities.annotations import unmapped
 
-from indexers.errors import ConfigError, OndataError, TransientError
+from indexers.errors import ConfigError, OndataError
+from indexers.retry import RetryPolicy, attempts_of, is_transient, retry_after_of  # re-exported (see __all__)
 from indexers.ports import Embedder, SearchIndex
 from indexers.records import Chunk
 from pipelines.chunking import ChunkingConfig, chunk_document
@@ -60,6 +64,7 @@ from pipelines.ingest import (
     embed_chunks,
     list_and_plan,
     load_document,
+    problem_results,
     write_documents,
 )
 from pipelines.ports import DocumentSource
@@ -94,52 +99,6 @@ def resolve(components: ComponentsLike) -> Components:
 
 # ---------------------------------------------------------------- retries
 
-
-_TRANSIENT_STATUS = frozenset({408, 429, 500, 502, 503, 504})
-
-
-def is_transient(exc: BaseException | None) -> bool:
-    """True for failures worth retrying: TransientError, HTTP 408/429/5xx, timeouts, connection errors.
-
-    Never for a ParseError or any other non-transient OndataError (a bad document stays bad).
-    """
-    if exc is None:
-        return False
-    if isinstance(exc, TransientError):
-        return True
-    if isinstance(exc, OndataError):
-        return False
-    if isinstance(exc, (TimeoutError, ConnectionError)):
-        return True
-    status = getattr(exc, "status_code", None)
-    if status is None:
-        response = getattr(exc, "response", None)
-        status = getattr(response, "status_code", None)
-    if isinstance(status, int):
-        return status in _TRANSIENT_STATUS
-    name = type(exc).__name__
-    # azure-core / httpx / openai connection and timeout errors, matched by name to avoid importing them
-    return name in {"ServiceRequestError", "ServiceResponseError", "ServiceRequestTimeoutError",
-                    "ServiceResponseTimeoutError", "APITimeoutError", "APIConnectionError",
-                    "TimeoutException", "ConnectError", "ReadTimeout", "ConnectTimeout", "RemoteProtocolError"}
-
-
-def retry_after_of(exc: BaseException | None) -> float | None:
-    """Seconds the service asked to wait (``exc.retry_after`` or a Retry-After header), if any."""
-    if exc is None:
-        return None
-    value = getattr(exc, "retry_after", None)
-    if value is None:
-        response = getattr(exc, "response", None)
-        headers = getattr(response, "headers", None) or {}
-        try:
-            raw = headers.get("retry-after") or headers.get("Retry-After")
-            value = float(raw) if raw is not None else None
-        except (TypeError, ValueError, AttributeError):
-            value = None
-    return float(value) if value is not None else None
-
-
 def _exception_of(state: Any) -> BaseException | None:
     data = getattr(state, "data", None)
     if isinstance(data, BaseException):
@@ -151,51 +110,38 @@ def _exception_of(state: Any) -> BaseException | None:
     return None
 
 
-@dataclass(frozen=True)
-class RetryPolicy:
-    """Retries of the I/O tasks: ``retries`` attempts after the first, exponential backoff with jitter."""
+def retry_condition(retry: RetryPolicy) -> Callable[[Any, Any, Any], bool]:
+    """A Prefect ``retry_condition_fn``: retry transient failures only, honouring Retry-After.
 
-    retries: int = 3
-    backoff_seconds: float = 2.0
-    max_backoff_seconds: float = 60.0
-    jitter_factor: float = 0.2
-    max_retry_after_seconds: float = 120.0
+    Never retries an error a backend already retried (``attempts_of(exc) > 1``): one layer owns
+    the retries of each backend, so attempts never multiply.
+    """
+    delays = retry.delays()
+    cap = retry.max_retry_after_seconds
 
-    def __post_init__(self) -> None:
-        if self.retries < 0 or self.backoff_seconds < 0:
-            raise ValueError("retries and backoff_seconds must be >= 0")
+    def retry_on_transient(task_: Any, task_run: Any, state: Any) -> bool:
+        exc = _exception_of(state)
+        if not is_transient(exc) or attempts_of(exc) > 1:
+            return False
+        wanted = retry_after_of(exc)
+        if wanted:
+            attempt = max(0, int(getattr(task_run, "run_count", 1) or 1) - 1)
+            scheduled = delays[min(attempt, len(delays) - 1)]
+            extra = min(wanted, cap) - scheduled
+            if extra > 0:  # the service asked for longer than our backoff: wait the difference
+                log.info("%s: waiting %.1f s more (Retry-After %.1f s)", task_.name, extra, wanted)
+                time.sleep(extra)
+        return True
 
-    def delays(self) -> list[float]:
-        return [min(self.max_backoff_seconds, self.backoff_seconds * 2**i) for i in range(max(self.retries, 1))]
-
-    def condition(self) -> Callable[[Any, Any, Any], bool]:
-        """A Prefect ``retry_condition_fn``: retry transient failures only, honouring Retry-After."""
-        delays = self.delays()
-        cap = self.max_retry_after_seconds
-
-        def retry_on_transient(task_: Any, task_run: Any, state: Any) -> bool:
-            exc = _exception_of(state)
-            if not is_transient(exc):
-                return False
-            wanted = retry_after_of(exc)
-            if wanted:
-                attempt = max(0, int(getattr(task_run, "run_count", 1) or 1) - 1)
-                scheduled = delays[min(attempt, len(delays) - 1)]
-                extra = min(wanted, cap) - scheduled
-                if extra > 0:  # the service asked for longer than our backoff: wait the difference
-                    log.info("%s: waiting %.1f s more (Retry-After %.1f s)", task_.name, extra, wanted)
-                    time.sleep(extra)
-            return True
-
-        return retry_on_transient
+    return retry_on_transient
 
 
 def _io(task_obj: Any, retry: RetryPolicy) -> Any:
     return task_obj.with_options(
         retries=retry.retries,
         retry_delay_seconds=retry.delays(),
-        retry_jitter_factor=retry.jitter_factor or None,
-        retry_condition_fn=retry.condition(),
+        retry_jitter_factor=retry.jitter or None,
+        retry_condition_fn=retry_condition(retry),
     )
 
 
@@ -365,6 +311,7 @@ def ingest_flow_body(
 
     plan: SyncPlan = plan_t(components)
     report.listed, report.unchanged = plan.listed, len(plan.unchanged)
+    report.results += problem_results(plan)
     log.info("plan: %s", plan.summary())
 
     def fail(item_id: str, exc: BaseException) -> None:
@@ -426,11 +373,12 @@ def ingest_flow_body(
                                                          pages=d.doc.page_count))
                 continue
             exc = _exception_of(ef.state) if not ef.state.is_completed() else _exception_of(wf.state)
-            if len(batch) > 1:  # isolate the bad document: one by one
+            if len(batch) > 1 and not is_transient(exc):  # isolate the bad document: one by one
                 log.warning("a batch of %d documents failed (%s); retrying one by one", len(batch), exc)
                 pending.extend(submit([d]) for d in batch)
-            else:
-                fail(batch[0].item.id, exc or OndataError("writing failed", doc_id=batch[0].item.id))
+            else:  # one document, or the service is down or throttling (splitting cannot help)
+                for d in batch:
+                    fail(d.item.id, exc or OndataError("writing failed", doc_id=d.item.id))
 
     finalize_t(components)
     if local is not None and before is not None:
@@ -477,6 +425,6 @@ __all__ = [
     "ARTIFACT_KEY", "Components", "ComponentsFactory", "EmbedResult", "RetryPolicy", "TASK_RUNNERS",
     "chunk_task", "delete_task", "embed_task", "fetch_parse_task", "finalize_task", "ingest_flow",
     "ingest_flow_body", "is_transient", "make_task_runner", "plan_task", "resolve", "retry_after_of",
-    "run_ingest_flow", "write_task",
+    "retry_condition", "run_ingest_flow", "write_task",
 ]
 

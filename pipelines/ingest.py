@@ -29,6 +29,7 @@ import numpy as np
 from indexers.errors import OndataError
 from indexers.ports import Embedder, SearchIndex
 from indexers.records import Chunk
+from indexers.retry import is_transient
 from pipelines.chunking import ChunkingConfig, chunk_document
 from pipelines.errors import DocumentTooLargeError, EmptyDocumentError, SourceError
 from pipelines.parsing import parse_document
@@ -68,7 +69,7 @@ class IngestOptions:
 
 @dataclass
 class DocumentResult:
-    """What happened to one document: added, updated, deleted or failed (with the reason)."""
+    """What happened to one document: added, updated, deleted, failed or skipped (with the reason)."""
 
     source_id: str
     status: str
@@ -117,6 +118,10 @@ class IngestReport:
         return [r for r in self.results if r.status == "failed"]
 
     @property
+    def skipped(self) -> list[DocumentResult]:
+        return [r for r in self.results if r.status == "skipped"]
+
+    @property
     def nothing_done(self) -> bool:
         """True when documents needed work and none of it succeeded (the CLI exits non-zero)."""
         return bool(self.failed) and not (self.added or self.updated or self.deleted or self.unchanged)
@@ -128,6 +133,7 @@ class IngestReport:
             "deleted": self.deleted,
             "unchanged": self.unchanged,
             "failed": len(self.failed),
+            "skipped": len(self.skipped),
         }
 
     def to_dict(self) -> dict:
@@ -142,14 +148,16 @@ class IngestReport:
             "",
             f"Index: `{self.index}` - started {self.started_at} - {self.seconds:.1f} s",
             "",
-            "| added | updated | deleted | unchanged | failed | chunks written | embeddings computed | cache hits |",
-            "|---:|---:|---:|---:|---:|---:|---:|---:|",
-            f"| {c['added']} | {c['updated']} | {c['deleted']} | {c['unchanged']} | {c['failed']} | "
+            "| added | updated | deleted | unchanged | failed | skipped | chunks written | embeddings computed "
+            "| cache hits |",
+            "|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+            f"| {c['added']} | {c['updated']} | {c['deleted']} | {c['unchanged']} | {c['failed']} | {c['skipped']} | "
             f"{self.chunks_written} | {self.embeddings_computed} | {self.embedding_cache_hits} |",
         ]
-        if self.failed:
-            lines += ["", "## Failed documents", "", "| document | problem |", "|---|---|"]
-            lines += [f"| `{r.source_id}` | {(r.error or '').replace('|', '/')} |" for r in self.failed]
+        for title, rows in (("Failed documents", self.failed), ("Skipped", self.skipped)):
+            if rows:
+                lines += ["", f"## {title}", "", "| document | problem |", "|---|---|"]
+                lines += [f"| `{r.source_id}` | {(r.error or '').replace('|', '/')} |" for r in rows]
         return "\n".join(lines) + "\n"
 
 
@@ -160,6 +168,12 @@ def list_and_plan(source: DocumentSource, index: SearchIndex) -> SyncPlan:
     """List the source and diff it against the index (I/O on both)."""
     items = list(source.list_items())
     return plan_sync(items, index.list_sources())
+
+
+def problem_results(plan: SyncPlan) -> list[DocumentResult]:
+    """The listing problems of a plan as ``failed`` / ``skipped`` results naming the document and the reason."""
+    return [DocumentResult(p.id, p.status, error=p.error.message, error_type=type(p.error).__name__)
+            for p in plan.problems]
 
 
 def load_document(source: DocumentSource, item: SourceItem, *, max_bytes: int = DEFAULT_MAX_BYTES) -> ParsedDocument:
@@ -306,13 +320,16 @@ def ingest(
             index.ensure()
         plan = list_and_plan(source, index)
     report.listed, report.unchanged = plan.listed, len(plan.unchanged)
-    if on_plan:
-        on_plan(plan)
 
     def emit(result: DocumentResult) -> None:
         report.results.append(result)
         if on_result:
             on_result(result)
+
+    for result in problem_results(plan):
+        emit(result)
+    if on_plan:
+        on_plan(plan)
 
     if options.dry_run:
         for item in plan.added:
@@ -342,8 +359,9 @@ def ingest(
         try:
             _write_batch(batch)
         except OndataError as exc:
-            if len(batch) == 1:
-                _fail(batch[0].item, exc)
+            if len(batch) == 1 or is_transient(exc):  # the service is down or throttling: splitting cannot help
+                for p in batch:
+                    _fail(p.item, exc)
                 return
             log.warning("batch of %d documents failed (%s); retrying one by one", len(batch), exc)
             for p in batch:

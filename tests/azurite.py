@@ -153,19 +153,29 @@ def azurite_server(location: Path) -> Iterator[Azurite]:
 class FaultyTransport(RequestsTransport):
     """A real HTTP transport that records requests and can turn chosen responses into 503s."""
 
-    def __init__(self, *, fail: int = 0, match: str = "", status: int = 503, retry_after: str | None = None, **kw):
+    def __init__(self, *, fail: int = 0, match: str = "", status: int = 503, retry_after: str | None = None,
+                 skip: int = 0, connection_error: bool = False, **kw):
         super().__init__(**kw)
+        self.connection_error = connection_error  # fail by dropping the connection instead of a status
         self.requests: list[tuple[str, str]] = []
         self.fail, self.match, self.status, self.retry_after = fail, match, status, retry_after
+        self.skip = skip  # matching requests answered normally before the failures start
         self._lock = threading.Lock()
 
     def send(self, request, **kwargs):
-        response = super().send(request, **kwargs)
         with self._lock:
             self.requests.append((request.method, request.url))
             inject = self.fail > 0 and self.match in request.url
-            if inject:
+            if inject and self.skip > 0:
+                self.skip -= 1
+                inject = False
+            elif inject:
                 self.fail -= 1
+        if inject and self.connection_error:
+            from azure.core.exceptions import ServiceResponseError
+
+            raise ServiceResponseError("the test transport dropped the connection")
+        response = super().send(request, **kwargs)
         if inject:
             response.status_code = self.status
             response.reason = "Service Unavailable"

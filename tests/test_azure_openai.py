@@ -15,6 +15,7 @@ import pytest
 
 from indexers.embedders.azure_openai import AzureOpenAIEmbedder
 from indexers.errors import EmbeddingError, TransientError
+from indexers.retry import RetryPolicy
 from indexers.tokens import count_tokens
 from tests.servers.azure_openai import (
     ChatReply,
@@ -35,7 +36,9 @@ def server():
 
 
 def make(server, **kw) -> AzureOpenAIEmbedder:
-    options = dict(endpoint=server.url, deployment="emb", api_key=KEY, dimensions=32, retry_backoff=0.01)
+    attempts = kw.pop("attempts", 5)
+    options = dict(endpoint=server.url, deployment="emb", api_key=KEY, dimensions=32,
+                   retry=RetryPolicy(attempts=attempts, backoff_seconds=0.01, max_backoff_seconds=0.05))
     options.update(kw)
     return AzureOpenAIEmbedder(**options)
 
@@ -205,12 +208,14 @@ def test_slows_down_when_ratelimit_headers_near_zero(server):
     server.remaining_tokens = 1_000_000
 
 
-def test_throttling_beyond_max_retries_is_transient(server):
-    emb = make(server, max_retries=1)
+def test_throttling_beyond_the_attempts_is_transient(server):
+    emb = make(server, attempts=2)
     server.fail_next(2, retry_after=0.05, kind="embeddings")
+    before = len(server.requests)
     with pytest.raises(TransientError) as info:
         emb.embed_query("x")
-    assert info.value.retry_after == pytest.approx(0.05)
+    assert info.value.retry_after == pytest.approx(0.05) and info.value.attempts == 2
+    assert len(server.requests) - before == 2  # the SDK's own retries are off
 
 
 def test_5xx_is_retried(server):

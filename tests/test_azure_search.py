@@ -25,12 +25,12 @@ from indexers.azure_search import (
     AzureSearchAuthError,
     AzureSearchIndex,
     IndexWriteError,
-    parse_retry_after,
 )
 from indexers.embedders.hashing import HashingEmbedder
 from indexers.errors import IndexError_, IndexSchemaError, TransientError
 from indexers.filters import FilterError, eq
 from indexers.records import Chunk, SearchRequest, chunk_id_for
+from indexers.retry import RetryPolicy
 from tests.servers.azure_search import FakeAzureSearch
 
 try:
@@ -67,7 +67,7 @@ def make_index(server: FakeAzureSearch, embedder=None, **kw) -> AzureSearchIndex
         dimensions=dims,
         model_id=kw.pop("model_id", embedder.model_id if embedder else f"hashing-v1:{dims}"),
         filterable_metadata=kw.pop("filterable_metadata", META),
-        retry_backoff=kw.pop("retry_backoff", 0.01),
+        retry=RetryPolicy(attempts=kw.pop("attempts", 5), backoff_seconds=0.01, max_backoff_seconds=0.05),
     )
     options.update(kw)
     return AzureSearchIndex(**options)
@@ -249,13 +249,28 @@ def test_partial_failure_207_retries_retryable_and_names_the_permanent_ones(serv
     assert index.count() == 5
 
 
-def test_retryable_document_failures_give_up_after_max_retries(server, embedder):
-    ix = make_index(server, embedder, max_retries=2)
+def test_retryable_document_failures_give_up_after_the_attempts(server, embedder):
+    ix = make_index(server, embedder, attempts=3)
     ix.ensure()
     chunks = chunks_for("give-up", 2)
     server.fail_documents({chunks[0].id: [503] * 5})
+    batches = len(server.index_batches)
     with pytest.raises(IndexWriteError, match=chunks[0].id):
         ix.upsert(chunks, vectors=vectors_for(embedder, chunks))
+    assert len(server.index_batches) - batches == 3  # the configured attempts, no more
+    server.clear_failures()
+
+
+def test_throttling_and_207_retries_share_one_budget_per_batch(server, embedder):
+    ix = make_index(server, embedder, attempts=4)
+    ix.ensure()
+    chunks = chunks_for("budget", 2)
+    server.fail_documents({chunks[0].id: [503] * 10})
+    before = len(server.requests)
+    server.fail_next(2, status=429, retry_after=0.01)  # two throttled requests, then 207s
+    with pytest.raises(IndexWriteError, match=chunks[0].id):
+        ix.upsert(chunks, vectors=vectors_for(embedder, chunks))
+    assert len(server.requests) - before == 4  # 429, 429, 207, 207: not 4 x 4
     server.clear_failures()
 
 
@@ -280,19 +295,19 @@ def test_503_with_retry_after_on_search_is_retried(server, index, embedder):
     assert len(hits) == 2
 
 
-def test_throttling_beyond_max_retries_is_a_transient_error(server, embedder):
-    ix = make_index(server, embedder, max_retries=1)
+def test_throttling_beyond_the_attempts_is_a_transient_error(server, embedder):
+    ix = make_index(server, embedder, attempts=2)
     ix.ensure()
     before = len(server.requests)
     server.fail_next(2, status=429, retry_after=0.05)
     with pytest.raises(TransientError) as info:
         ix.count()
-    assert info.value.retry_after == pytest.approx(0.05)
+    assert info.value.retry_after == pytest.approx(0.05) and info.value.attempts == 2
     assert len(server.requests) - before == 2  # one try + one retry: the SDK's own retry is off
 
 
 def test_sdk_retry_policy_is_disabled(server, embedder):
-    ix = make_index(server, embedder, max_retries=0)
+    ix = make_index(server, embedder, attempts=1)
     ix.ensure()
     before = len(server.requests)
     server.fail_next(1, status=503, retry_after=0.01)
@@ -470,15 +485,6 @@ def test_unreachable_endpoint_is_a_transient_error():
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     ix = AzureSearchIndex(endpoint=f"http://127.0.0.1:{port}", index_name="x", api_key="k", dimensions=4,
-                          model_id="m", max_retries=1, retry_backoff=0.01)
+                          model_id="m", retry=RetryPolicy(attempts=2, backoff_seconds=0.01))
     with pytest.raises(TransientError, match="unreachable"):
         ix.count()
-
-
-def test_parse_retry_after_variants():
-    assert parse_retry_after({"Retry-After": "2"}) == 2.0
-    assert parse_retry_after({"retry-after-ms": "250", "Retry-After": "9"}) == 0.25
-    assert parse_retry_after({"x-ms-retry-after-ms": "100"}) == 0.1
-    assert parse_retry_after({"Retry-After": "Wed, 21 Oct 2015 07:28:00 GMT"}, now=1445412470.0) == 10.0
-    assert parse_retry_after({"Retry-After": "soon"}) is None
-    assert parse_retry_after({}) is None

@@ -7,7 +7,9 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 from indexers.errors import ConfigError, TransientError
-from pipelines.errors import DocumentTooLargeError, SourceError
+from indexers.retry import RetryPolicy
+from pipelines.errors import DocumentTooLargeError, InvalidMetadataError, SourceError, UnsupportedFormatError
+from pipelines.records import ItemProblem, SourceItem
 from pipelines.sources.blob import BlobDocumentSource
 from tests.azurite import FaultyTransport
 
@@ -160,23 +162,74 @@ def test_sas_token_auth_and_url_without_sas(azurite, blob_container):
 def test_503_is_transient_with_retry_after_and_the_sdk_does_not_retry(azurite, blob_container):
     blob_container.upload_blob("busy.txt", b"x")
     transport = FaultyTransport(fail=1, match="busy.txt", retry_after="7")
-    src = source_for(azurite, blob_container, client_options={"transport": transport})
+    src = source_for(azurite, blob_container, retry=RetryPolicy.off(), client_options={"transport": transport})
     item = next(iter(src.list_items()))
     with pytest.raises(TransientError) as info:
         src.open(item)
     assert info.value.doc_id == "busy.txt" and info.value.retry_after == 7.0 and "503" in str(info.value)
-    assert sum(1 for _, url in transport.requests if "busy.txt" in url) == 1  # retry_total=0: one attempt
-    assert src.open(item).read() == b"x"  # the next attempt (the caller's retry) succeeds
+    assert info.value.attempts == 1
+    assert sum(1 for _, url in transport.requests if "busy.txt" in url) == 1  # the SDK's retry_total=0: one attempt
+    assert src.open(item).read() == b"x"
 
 
-def test_sdk_retries_can_be_enabled_by_the_composition_root(azurite, blob_container):
+FAST = RetryPolicy(attempts=3, backoff_seconds=0.01, max_backoff_seconds=0.02, max_retry_after_seconds=0.05)
+
+
+def test_the_backend_retries_and_a_503_storm_costs_the_configured_attempts(azurite, blob_container):
     blob_container.upload_blob("busy.txt", b"x")
-    transport = FaultyTransport(fail=1, match="busy.txt")
-    src = source_for(azurite, blob_container, retry_total=2,
-                     client_options={"transport": transport, "initial_backoff": 0, "increment_base": 0,
-                                     "random_jitter_range": 0})
-    assert src.open(next(iter(src.list_items()))).read() == b"x"
+    transport = FaultyTransport(fail=1, match="busy.txt", retry_after="7")  # capped at 0.05 s by the policy
+    src = source_for(azurite, blob_container, retry=FAST, client_options={"transport": transport})
+    item = next(iter(src.list_items()))
+    assert src.open(item).read() == b"x"
     assert sum(1 for _, url in transport.requests if "busy.txt" in url) == 2
+    transport.requests.clear()
+    transport.fail = 100
+    with pytest.raises(TransientError) as info:
+        src.open(item)
+    assert info.value.attempts == 3 and "after 3 attempts" in str(info.value)
+    assert sum(1 for _, url in transport.requests if "busy.txt" in url) == 3  # not 3 x anything
+
+
+def test_a_listing_page_is_retried(azurite, blob_container):
+    for n in range(3):
+        blob_container.upload_blob(f"p{n}.txt", b"x")
+    transport = FaultyTransport(fail=1, match="comp=list", skip=1, connection_error=True)  # the 2nd page, once
+    src = source_for(azurite, blob_container, retry=FAST, page_size=2, client_options={"transport": transport})
+    assert [i.id for i in src.list_items()] == ["p0.txt", "p1.txt", "p2.txt"]
+    assert sum(1 for _, url in transport.requests if "comp=list" in url) == 3
+
+
+def test_a_download_cut_short_resumes_at_its_offset(azurite, blob_container):
+    body = bytes(range(256)) * 12  # 3 KiB, read in 1 KiB ranges
+    blob_container.upload_blob("big.bin.txt", body)
+    transport = FaultyTransport(fail=1, match="big.bin.txt", skip=1)  # the second range request fails
+    src = source_for(azurite, blob_container, retry=FAST,
+                     client_options={"transport": transport, "max_single_get_size": 1024, "max_chunk_get_size": 1024})
+    item = next(iter(src.list_items()))
+    assert src.open(item).read() == body
+    ranges = [u for _, u in transport.requests if "big.bin.txt" in u]
+    assert len(ranges) == 4  # 1st range, the failed 2nd, the resumed 2nd, the 3rd
+
+
+def test_bad_groups_metadata_fails_that_blob_and_unsupported_types_are_skipped(azurite, blob_container):
+    blob_container.upload_blob("ok.txt", b"fine", metadata={"groups": "hr"})
+    blob_container.upload_blob("empty-groups.txt", b"x", metadata={"groups": " "})
+    blob_container.upload_blob("hole.txt", b"x", metadata={"groups": "hr,,finance"})
+    blob_container.upload_blob("tool.exe", b"MZ")
+    entries = {e.id: e for e in source_for(azurite, blob_container).list_items()}
+    assert isinstance(entries["ok.txt"], SourceItem) and entries["ok.txt"].groups == ("hr",)
+    for bad in ("empty-groups.txt", "hole.txt"):
+        problem = entries[bad]
+        assert isinstance(problem, ItemProblem) and problem.status == "failed"
+        assert isinstance(problem.error, InvalidMetadataError) and bad in str(problem.error)
+    assert entries["tool.exe"].status == "skipped" and isinstance(entries["tool.exe"].error, UnsupportedFormatError)
+
+
+def test_include_and_exclude_globs(azurite, blob_container):
+    for name in ("kb/a.pdf", "kb/b.txt", "kb/drafts/c.pdf", "kb/d.md"):
+        blob_container.upload_blob(name, b"%PDF" if name.endswith(".pdf") else b"x")
+    src = source_for(azurite, blob_container, prefix="kb/", include=("*.pdf", "*.md"), exclude=("drafts/*",))
+    assert [e.id for e in src.list_items()] == ["kb/a.pdf", "kb/d.md"]
 
 
 def test_unreachable_service_is_transient():

@@ -19,6 +19,7 @@ from eval.groundedness import (
     quoted_verbatim,
 )
 from indexers.embedders.hashing import HashingEmbedder
+from indexers.retry import RetryPolicy
 from retrieval.chat import ChatResult
 from retrieval.errors import ChatModelError
 
@@ -99,7 +100,7 @@ def test_llm_judge_through_azure_openai_sdk_against_the_test_double():
 
     with FakeAzureOpenAI(api_key="k") as server:
         server.script_chat("Rating: 4", "The claim seems fine.", content_filter_error())
-        judge = AzureOpenAIChatModel(endpoint=server.url, deployment="gpt-4o", api_key="k", max_retries=0)
+        judge = AzureOpenAIChatModel(endpoint=server.url, deployment="gpt-4o", api_key="k", retry=RetryPolicy.off())
         scorer = LLMJudgeScorer(judge)
         results = [scorer.score("Dental cleanings are covered twice a year.", ["Cleanings: two per year."]) for _ in range(3)]
         assert results[0].supported and results[0].score == 0.75 and results[0].error is None

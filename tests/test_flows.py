@@ -20,7 +20,7 @@ from indexers.errors import IndexError_, OndataError, TransientError
 from indexers.local_index import LocalIndex
 from pipelines.chunking import ChunkingConfig
 from pipelines.errors import CorruptDocumentError, SourceError
-from pipelines.flows import Components, RetryPolicy, is_transient, retry_after_of, run_ingest_flow
+from pipelines.flows import Components, RetryPolicy, is_transient, retry_after_of, retry_condition, run_ingest_flow
 from pipelines.ingest import IngestOptions
 from pipelines.sources.blob import BlobDocumentSource
 from pipelines.sources.local import LocalFolderSource
@@ -29,7 +29,7 @@ from tests.test_sync_blob import doc_text
 
 REPO = Path(__file__).resolve().parents[1]
 OPTIONS = IngestOptions(chunking=ChunkingConfig(chunk_size=40, overlap=0), batch_chunks=16)
-FAST = RetryPolicy(retries=2, backoff_seconds=0.05, jitter_factor=0.0, max_retry_after_seconds=1.0)
+FAST = RetryPolicy(attempts=3, backoff_seconds=0.05, jitter=0.0, max_retry_after_seconds=1.0)
 
 
 @pytest.fixture(scope="session")
@@ -81,16 +81,18 @@ def test_only_transient_failures_are_retried():
     assert not is_transient(_Http(404)) and not is_transient(_Http(400))
     assert not is_transient(CorruptDocumentError("bad", doc_id="x"))
     assert not is_transient(SourceError("denied", doc_id="x")) and not is_transient(ValueError("bug"))
-    cond = FAST.condition()
+    cond = retry_condition(FAST)
     assert cond(_Task(), _Run(), _State(TransientError("busy"))) is True
     assert cond(_Task(), _Run(), _State(CorruptDocumentError("bad", doc_id="x"))) is False
+    # a backend that already retried (attempts > 1) owns its retries: the task never retries it again
+    assert cond(_Task(), _Run(), _State(TransientError("still throttled", attempts=5))) is False
 
 
 def test_retry_after_longer_than_the_backoff_is_honoured(monkeypatch):
     slept: list[float] = []
     monkeypatch.setattr("pipelines.flows.time.sleep", slept.append)
-    policy = RetryPolicy(retries=3, backoff_seconds=2.0, jitter_factor=0.0, max_retry_after_seconds=30)
-    cond = policy.condition()
+    policy = RetryPolicy(attempts=4, backoff_seconds=2.0, jitter=0.0, max_retry_after_seconds=30)
+    cond = retry_condition(policy)
     assert retry_after_of(_Http(429, {"Retry-After": "12"})) == 12.0
     assert cond(_Task(), _Run(), _State(TransientError("throttled", retry_after=10.0))) is True
     assert slept == [8.0]  # backoff 2 s scheduled by Prefect + 8 s = the 10 s asked for
@@ -157,7 +159,7 @@ def test_flow_retries_transient_io_and_keeps_going_past_bad_documents(
     summary = run_ingest_flow(components, options=OPTIONS, retry=FAST, max_workers=2, source_label="az://test/kb/")
 
     assert isinstance(summary, dict)
-    assert summary["counts"] == {"added": 5, "updated": 0, "deleted": 0, "unchanged": 0, "failed": 2}
+    assert summary["counts"] == {"added": 5, "updated": 0, "deleted": 0, "unchanged": 0, "failed": 2, "skipped": 0}
     failed = {r["source_id"]: r["error_type"] for r in summary["results"] if r["status"] == "failed"}
     assert failed == {"kb/broken.pdf": "CorruptDocumentError", "kb/report-4.txt": "IndexError_"}
     # the 503 download was retried once; the corrupt PDF was fetched once (never retried)
@@ -195,9 +197,9 @@ def test_deployable_flow_builds_from_settings_and_syncs(prefect_harness, tmp_pat
     (docs / "doc-0.txt").unlink()
     _write_docs(docs, [1], edition=2)
     plan = ingest_from_settings(**params, dry_run=True)
-    assert plan["dry_run"] and plan["counts"] == {"added": 0, "updated": 1, "deleted": 1, "unchanged": 3, "failed": 0}
+    assert plan["dry_run"] and plan["counts"] == {"added": 0, "updated": 1, "deleted": 1, "unchanged": 3, "failed": 0, "skipped": 0}
     second = ingest_from_settings(**params)
-    assert second["counts"] == {"added": 0, "updated": 1, "deleted": 1, "unchanged": 3, "failed": 0}
+    assert second["counts"] == {"added": 0, "updated": 1, "deleted": 1, "unchanged": 3, "failed": 0, "skipped": 0}
     assert second["embeddings_computed"] == second["chunks_written"] > 0
 
     fresh = tmp_path / "fresh"

@@ -52,7 +52,7 @@ def test_samples_ingest_twice_second_run_does_nothing(docs, tmp_path):
     embedder, index = _setup(tmp_path)
     first = ingest(LocalFolderSource(docs), index=index, embedder=embedder)
     files = sorted(p.name for p in docs.iterdir() if not p.name.endswith(".meta.json"))
-    assert first.counts() == {"added": len(files), "updated": 0, "deleted": 0, "unchanged": 0, "failed": 0}
+    assert first.counts() == {"added": len(files), "updated": 0, "deleted": 0, "unchanged": 0, "failed": 0, "skipped": 0}
     assert first.embeddings_computed == first.chunks_written == index.count() > len(files)
     assert first.pages_parsed >= 27  # the handbook alone has 27 pages
     assert {s.source_id for s in index.list_sources()} == set(files)
@@ -72,7 +72,7 @@ def test_change_delete_add_converge_to_the_folder(docs, tmp_path):
     (docs / "incident_report_INC-2024-0712.txt").unlink()
     (docs / "new_note.txt").write_text("The Westgate depot opens on 3 March at 06:00.\n")
     report = ingest(LocalFolderSource(docs), index=index, embedder=embedder)
-    assert report.counts() == {"added": 1, "updated": 1, "deleted": 1, "unchanged": len(before) - 2, "failed": 0}
+    assert report.counts() == {"added": 1, "updated": 1, "deleted": 1, "unchanged": len(before) - 2, "failed": 0, "skipped": 0}
     after = _contents(index)
     assert "incident_report_INC-2024-0712.txt" not in after
     (changed,) = after["it_security_guidelines.md"]
@@ -96,11 +96,13 @@ def test_bad_documents_are_reported_and_the_rest_lands(docs, tmp_path):
     embedder, index = _setup(tmp_path)
     report = ingest(LocalFolderSource(docs), index=index, embedder=embedder, options=IngestOptions(batch_chunks=8))
     failed = {r.source_id: r for r in report.failed}
-    assert set(failed) == {"broken.pdf", "empty.txt", "tool.exe"}
+    assert set(failed) == {"broken.pdf", "empty.txt"}
     assert failed["broken.pdf"].error_type == "CorruptDocumentError"
     assert failed["empty.txt"].error_type == "EmptyDocumentError"
-    assert failed["tool.exe"].error_type == "UnsupportedFormatError"
-    for r in failed.values():
+    (skipped,) = report.skipped  # an unsupported type is listed as skipped, never read, not a failure
+    assert (skipped.source_id, skipped.error_type) == ("tool.exe", "UnsupportedFormatError")
+    assert report.counts()["skipped"] == 1 and report.counts()["failed"] == 2
+    for r in (*failed.values(), skipped):
         assert r.source_id in r.error  # the message names the document
     assert report.added == len(list(SAMPLES.glob("*"))) - len(list(SAMPLES.glob("*.meta.json")))
     assert not report.nothing_done

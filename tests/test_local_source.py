@@ -6,7 +6,8 @@ import json
 
 import pytest
 
-from pipelines.errors import SourceError
+from pipelines.errors import InvalidMetadataError, SourceError
+from pipelines.records import ItemProblem, SourceItem
 from pipelines.sources.local import LocalFolderSource
 
 
@@ -51,12 +52,15 @@ def test_sidecar_fills_title_url_groups_and_metadata(tmp_path):
     assert item.content_type == "application/pdf"
 
 
-def test_bad_sidecar_names_the_document(tmp_path):
+def test_bad_sidecar_fails_that_document_only(tmp_path):
     _write(tmp_path / "a.txt", "x")
     _write(tmp_path / "a.txt.meta.json", "{not json")
-    with pytest.raises(SourceError) as err:
-        list(LocalFolderSource(tmp_path).list_items())
-    assert "a.txt" in str(err.value)
+    _write(tmp_path / "b.txt", "fine")
+    problem, ok = LocalFolderSource(tmp_path).list_items()
+    assert isinstance(problem, ItemProblem) and problem.status == "failed" and problem.id == "a.txt"
+    assert isinstance(problem.error, InvalidMetadataError) and "a.txt" in str(problem.error)
+    assert "not valid JSON" in problem.error.message
+    assert isinstance(ok, SourceItem) and ok.id == "b.txt"
 
 
 def test_missing_folder_is_a_source_error(tmp_path):

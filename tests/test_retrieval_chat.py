@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from test_retrieval_corpus import build_index, hit
 
+from indexers.retry import RetryPolicy
 from retrieval.answer import answer_question
 from retrieval.azure_openai_chat import AzureOpenAIChatModel
 from retrieval.errors import ChatModelError, ContentFilteredError, RateLimitedError
@@ -48,19 +51,32 @@ def test_openai_compatible_base_url(aoai):
     assert aoai.chat_calls[-1]["model"] == "local-model"
 
 
-def test_sdk_retries_429_with_retry_after_once(aoai):
+def _chat_requests(server) -> int:
+    return len([r for r in server.requests if r.path.endswith("/chat/completions")])
+
+
+def test_429_is_retried_honouring_retry_after(aoai):
     aoai.fail_next(2, status=429, retry_after=0.05, kind="chat")
     aoai.script_chat("after throttling")
-    assert model(aoai, max_retries=3).complete(MESSAGES).content == "after throttling"
-    assert len([r for r in aoai.requests if r.path.endswith("/chat/completions")]) == 3
+    t0 = time.monotonic()
+    assert model(aoai, retry=RetryPolicy(attempts=4)).complete(MESSAGES).content == "after throttling"
+    assert time.monotonic() - t0 >= 0.1  # waited the Retry-After twice (the backoff would be 0.5 s + 1 s)
+    assert _chat_requests(aoai) == 3
 
 
-def test_rate_limited_after_retries(aoai):
+def test_rate_limited_after_the_attempts(aoai):
     aoai.fail_next(5, status=429, retry_after=0.01, kind="chat")
     with pytest.raises(RateLimitedError) as info:
-        model(aoai, max_retries=1).complete(MESSAGES)
-    assert info.value.status == 429 and info.value.retry_after is not None
-    assert len([r for r in aoai.requests if r.path.endswith("/chat/completions")]) == 2  # one try + one SDK retry
+        model(aoai, retry=RetryPolicy(attempts=2)).complete(MESSAGES)
+    assert info.value.status == 429 and info.value.retry_after == pytest.approx(0.01)
+    assert _chat_requests(aoai) == 2  # one try + one retry; the SDK's own retries are off
+
+
+def test_a_stream_is_retried_before_its_first_chunk(aoai):
+    aoai.fail_next(1, status=503, retry_after=0.01, kind="chat")
+    aoai.script_chat("streamed after a 503")
+    assert "".join(model(aoai, retry=RetryPolicy(attempts=2)).stream(MESSAGES)) == "streamed after a 503"
+    assert _chat_requests(aoai) == 2
 
 
 def test_content_filter_400_and_finish_reason(aoai):
@@ -75,7 +91,7 @@ def test_content_filter_400_and_finish_reason(aoai):
 
 
 def test_auth_and_server_errors_are_typed(aoai):
-    bad = AzureOpenAIChatModel(endpoint=aoai.url, deployment="d", api_key="sk-not-the-key-42", max_retries=0)
+    bad = AzureOpenAIChatModel(endpoint=aoai.url, deployment="d", api_key="sk-not-the-key-42", retry=RetryPolicy.off())
     with pytest.raises(ChatModelError) as info:
         bad.complete(MESSAGES)
     assert info.value.status == 401 and "sk-not-the-key-42" not in str(info.value)
@@ -84,7 +100,7 @@ def test_auth_and_server_errors_are_typed(aoai):
         model(aoai).complete(MESSAGES)
     assert not isinstance(info.value, ContentFilteredError)
     with pytest.raises(ChatModelError, match="connect"):
-        AzureOpenAIChatModel(endpoint="http://127.0.0.1:9", deployment="d", api_key="k", max_retries=0).complete(MESSAGES)
+        AzureOpenAIChatModel(endpoint="http://127.0.0.1:9", deployment="d", api_key="k", retry=RetryPolicy.off()).complete(MESSAGES)
 
 
 def test_needs_an_endpoint():

@@ -11,6 +11,7 @@ from indexers.embedders.cache import CachedEmbedder, EmbeddingCache
 from indexers.embedders.hashing import HashingEmbedder
 from indexers.local_index import LocalIndex
 from indexers.records import SearchRequest
+from indexers.retry import RetryPolicy
 from pipelines.chunking import ChunkingConfig
 from pipelines.ingest import IngestOptions, ingest
 from pipelines.sources.blob import BlobDocumentSource
@@ -62,7 +63,7 @@ def test_incremental_sync_matches_the_container_exactly(tmp_path, blob_container
     stack = Stack(tmp_path)
 
     r1 = stack.run(src)
-    assert r1.counts() == {"added": 8, "updated": 0, "deleted": 0, "unchanged": 0, "failed": 0}
+    assert r1.counts() == {"added": 8, "updated": 0, "deleted": 0, "unchanged": 0, "failed": 0, "skipped": 0}
     assert r1.embeddings_computed == r1.chunks_written > 8  # several chunks per blob
     listed = {i.id: i.version for i in src.list_items()}
     assert stack.versions() == {k: (v, True) for k, v in listed.items()}
@@ -75,13 +76,13 @@ def test_incremental_sync_matches_the_container_exactly(tmp_path, blob_container
     count_before = stack.index.count()
 
     plan = stack.run(src, options=IngestOptions(chunking=OPTIONS.chunking, dry_run=True))
-    assert plan.counts() == {"added": 1, "updated": 1, "deleted": 1, "unchanged": 6, "failed": 0}
+    assert plan.counts() == {"added": 1, "updated": 1, "deleted": 1, "unchanged": 6, "failed": 0, "skipped": 0}
     assert {(r.source_id, r.status) for r in plan.results} == {
         ("kb/report-08.txt", "added"), ("kb/report-02.txt", "updated"), ("kb/report-03.txt", "deleted")}
     assert stack.index.count() == count_before and stack.embedder.stats.computed == r1.embeddings_computed
 
     r2 = stack.run(src)
-    assert r2.counts() == {"added": 1, "updated": 1, "deleted": 1, "unchanged": 6, "failed": 0}
+    assert r2.counts() == {"added": 1, "updated": 1, "deleted": 1, "unchanged": 6, "failed": 0, "skipped": 0}
     # only the changed and the added blob were embedded, and all their text was new
     assert r2.embeddings_computed == r2.chunks_written == sum(r.chunks for r in r2.results if r.status != "deleted")
     listed = {i.id: i.version for i in src.list_items()}
@@ -120,9 +121,10 @@ def test_bad_blobs_are_reported_and_the_rest_lands(tmp_path, azurite, blob_conta
         upload(blob_container, n)
     blob_container.upload_blob("kb/broken.pdf", b"%PDF-1.7\n this is not really a pdf")
     blob_container.upload_blob("kb/huge.txt", b"big " * 3000)
-    transport = FaultyTransport(fail=1, match="report-01.txt", retry_after="1")
+    transport = FaultyTransport(fail=100, match="report-01.txt", retry_after="1")  # still busy after the retries
     src = BlobDocumentSource(container=blob_container.container_name, connection_string=azurite.connection_string,
-                             prefix="kb/", client_options={"transport": transport})
+                             prefix="kb/", client_options={"transport": transport},
+                             retry=RetryPolicy(attempts=2, backoff_seconds=0.01, max_retry_after_seconds=0.01))
     stack = Stack(tmp_path)
 
     report = stack.run(src, options=IngestOptions(chunking=OPTIONS.chunking, max_bytes=10_000))
@@ -135,7 +137,9 @@ def test_bad_blobs_are_reported_and_the_rest_lands(tmp_path, azurite, blob_conta
     assert report.added == 2 and not report.nothing_done
     assert {sid for sid, _ in index_contents(stack.dir)} == {"kb/report-00.txt", "kb/report-02.txt"}
     assert "## Failed documents" in report.to_markdown() and "kb/broken.pdf" in report.to_markdown()
+    assert sum(1 for _, u in transport.requests if "report-01.txt" in u) == 2  # the source's 2 attempts, no more
 
+    transport.fail = 0  # the service recovered
     again = stack.run(src, options=IngestOptions(chunking=OPTIONS.chunking, max_bytes=10_000))
     assert [r.source_id for r in again.results if r.status == "added"] == ["kb/report-01.txt"]  # the transient one
 

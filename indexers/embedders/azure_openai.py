@@ -9,17 +9,19 @@
   ``max_input_tokens`` (8191) are truncated, with one warning saying how many.
 - Output: float32, rows L2-normalised; ``model_id`` is ``azure-openai:<deployment>:<dimensions>``
   (``openai:<model>:<dimensions>`` with ``base_url``).
-- Throttling: the SDK's own retries are DISABLED (``max_retries=0``); this module retries each batch
-  (429, 5xx, connection errors) honouring ``retry-after-ms`` / ``Retry-After``, and adapts its
-  concurrency: it starts at ``max_concurrency``, halves on every 429 (pausing every worker for the
-  Retry-After), grows back by one slot per window of successful calls, and drops to one request at a
-  time while ``x-ratelimit-remaining-requests`` / ``-tokens`` say the quota is nearly used up.
+- Throttling: the SDK's own retries are DISABLED (``max_retries=0``); this backend is the one layer
+  that retries (``indexers.retry``): each batch gets ``retry.attempts`` HTTP attempts in all (429,
+  408/5xx, connection errors), waiting the ``retry-after-ms`` / ``Retry-After`` the service asks
+  for, else exponential backoff; then a ``TransientError`` carrying ``attempts`` (so no layer above
+  retries it again). It also adapts its concurrency: it starts at ``max_concurrency``, halves on
+  every 429 (pausing every worker for the Retry-After), grows back by one slot per window of
+  successful calls, and drops to one request at a time while ``x-ratelimit-remaining-requests`` /
+  ``-tokens`` say the quota is nearly used up.
 """
 
 from __future__ import annotations
 
 import logging
-import random
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -28,6 +30,7 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 import numpy as np
 
 from indexers.errors import ConfigError, EmbeddingError, TransientError
+from indexers.retry import RetryPolicy, is_transient, retry_after_of, status_of
 
 if TYPE_CHECKING:  # pragma: no cover
     import openai
@@ -37,19 +40,6 @@ log = logging.getLogger(__name__)
 COGNITIVE_SERVICES_SCOPE = "https://cognitiveservices.azure.com/.default"
 DEFAULT_API_VERSION = "2024-10-21"
 KNOWN_DIMENSIONS = {"text-embedding-3-small": 1536, "text-embedding-3-large": 3072, "text-embedding-ada-002": 1536}
-
-
-def _retry_after(headers: Mapping[str, str] | None) -> float | None:
-    if not headers:
-        return None
-    for name, divisor in (("retry-after-ms", 1000.0), ("x-ms-retry-after-ms", 1000.0), ("retry-after", 1.0)):
-        value = headers.get(name)
-        if value:
-            try:
-                return max(0.0, float(value) / divisor)
-            except ValueError:
-                continue
-    return None
 
 
 class AdaptiveLimiter:
@@ -123,9 +113,7 @@ class AzureOpenAIEmbedder:
         max_batch_tokens: int = 300_000,
         max_input_tokens: int = 8191,
         max_concurrency: int = 4,
-        max_retries: int = 6,
-        retry_backoff: float = 1.0,
-        max_retry_after: float = 60.0,
+        retry: RetryPolicy = RetryPolicy(),
         timeout: float = 60.0,
         low_remaining_requests: int = 2,
         low_remaining_tokens: int = 20_000,
@@ -143,8 +131,8 @@ class AzureOpenAIEmbedder:
             raise ValueError("max_batch_inputs must be between 1 and 2048")
         if max_input_tokens < 1 or max_batch_tokens < max_input_tokens:
             raise ValueError("max_batch_tokens must be >= max_input_tokens >= 1")
-        if max_concurrency < 1 or max_retries < 0:
-            raise ValueError("max_concurrency must be >= 1 and max_retries >= 0")
+        if max_concurrency < 1:
+            raise ValueError("max_concurrency must be >= 1")
         self.deployment = deployment
         self.endpoint = endpoint.rstrip("/") if endpoint else None
         self.base_url = base_url
@@ -157,9 +145,7 @@ class AzureOpenAIEmbedder:
         self.max_batch_tokens = max_batch_tokens
         self.max_input_tokens = max_input_tokens
         self.max_concurrency = max_concurrency
-        self.max_retries = max_retries
-        self.retry_backoff = retry_backoff
-        self.max_retry_after = max_retry_after
+        self.retry = retry
         self.timeout = timeout
         self.low_remaining_requests = low_remaining_requests
         self.low_remaining_tokens = low_remaining_tokens
@@ -281,77 +267,27 @@ class AzureOpenAIEmbedder:
         return batches
 
     # ------------------------------------------------------------------ I/O with retries
-    def _backoff(self, attempt: int) -> float:
-        return min(self.retry_backoff * (2 ** attempt) * (0.8 + 0.4 * random.random()), self.max_retry_after)
-
     def _embed_batch(self, batch: list[str], *, probe: bool = False) -> np.ndarray:
-        import openai
-
         client = self._get_client()
         kwargs: dict[str, Any] = {"input": batch, "model": self.deployment}
         if self._requested_dimensions is not None:
             kwargs["dimensions"] = self._requested_dimensions
-        where = self.base_url or self.endpoint
-        attempt = 0
-        while True:
+
+        def attempt() -> Any:
             self.limiter.acquire()
             try:
-                raw = client.embeddings.with_raw_response.create(**kwargs)
-            except openai.RateLimitError as exc:
+                return client.embeddings.with_raw_response.create(**kwargs)
+            finally:
                 self.limiter.release()
-                delay = _retry_after(exc.response.headers if exc.response is not None else None)
-                if attempt >= self.max_retries:
-                    raise TransientError(
-                        f"embedding deployment {self.deployment!r} at {where} is still throttling (429) after "
-                        f"{self.max_retries} retries",
-                        retry_after=delay,
-                    ) from exc
-                pause = min(delay, self.max_retry_after) if delay is not None else self._backoff(attempt)
-                self.limiter.throttled(pause)
-                log.warning(
-                    "embedding deployment %r throttled (429); concurrency now %d, waiting %.2fs",
-                    self.deployment, self.limiter.current, pause,
-                )
-                attempt += 1
-                continue
-            except (openai.InternalServerError, openai.APIConnectionError) as exc:
-                self.limiter.release()
-                if attempt >= self.max_retries:
-                    raise TransientError(
-                        f"embedding deployment {self.deployment!r} at {where} failed after {self.max_retries} "
-                        f"retries: {_describe(exc)}"
-                    ) from exc
-                delay = self._backoff(attempt)
-                if isinstance(exc, openai.APIStatusError):
-                    delay = _retry_after(exc.response.headers) or delay
-                log.warning("embedding request failed (%s); retrying in %.2fs", _describe(exc), delay)
-                self._sleep(min(delay, self.max_retry_after))
-                attempt += 1
-                continue
-            except openai.AuthenticationError as exc:
-                self.limiter.release()
-                how = "the api key" if self._api_key else "the Entra ID role assignment (Cognitive Services OpenAI User)"
-                raise EmbeddingError(
-                    f"Azure OpenAI at {where} rejected the credentials (HTTP {exc.status_code}); check {how}"
-                ) from exc
-            except openai.PermissionDeniedError as exc:
-                self.limiter.release()
-                raise EmbeddingError(f"Azure OpenAI at {where} denied access (HTTP 403): {_describe(exc)}") from exc
-            except openai.NotFoundError as exc:
-                self.limiter.release()
-                raise EmbeddingError(
-                    f"embedding deployment {self.deployment!r} was not found at {where} (HTTP 404): {_describe(exc)}"
-                ) from exc
-            except openai.APIStatusError as exc:
-                self.limiter.release()
-                raise EmbeddingError(
-                    f"embedding deployment {self.deployment!r} refused the request (HTTP {exc.status_code}): {_describe(exc)}"
-                ) from exc
-            except openai.OpenAIError as exc:  # anything else from the SDK
-                self.limiter.release()
-                raise EmbeddingError(f"embedding request to {where} failed: {_describe(exc)}") from exc
-            self.limiter.release()
-            break
+
+        def throttled(exc: BaseException, delay: float, _attempt: int) -> None:
+            if status_of(exc) == 429:  # slow every worker down, not just this one
+                self.limiter.throttled(delay)
+                log.warning("embedding deployment %r throttled (429); concurrency now %d",
+                            self.deployment, self.limiter.current)
+
+        raw = self.retry.call(attempt, what=f"embedding request to deployment {self.deployment!r}",
+                              give_up=self._map_error, before_sleep=throttled, sleep=self._sleep)
         self.limiter.succeeded()
         self._watch_quota(raw.headers)
         response = raw.parse()
@@ -367,6 +303,39 @@ class AzureOpenAIEmbedder:
         norms = np.linalg.norm(vecs, axis=1, keepdims=True)
         norms[norms == 0] = 1.0
         return (vecs / norms).astype(np.float32)
+
+    def _map_error(self, exc: BaseException, attempts: int) -> BaseException:
+        """The typed error for what the openai SDK raised, once the retries are over."""
+        import openai
+
+        where = self.base_url or self.endpoint
+        after = f" after {attempts} attempts" if attempts > 1 else ""
+        if isinstance(exc, openai.RateLimitError):
+            return TransientError(
+                f"embedding deployment {self.deployment!r} at {where} is still throttling (429){after}",
+                retry_after=retry_after_of(exc), attempts=attempts,
+            )
+        if is_transient(exc):  # 408/5xx, timeouts, connection errors
+            return TransientError(
+                f"embedding deployment {self.deployment!r} at {where} failed{after}: {_describe(exc)}",
+                retry_after=retry_after_of(exc), attempts=attempts,
+            )
+        if isinstance(exc, openai.AuthenticationError):
+            how = "the api key" if self._api_key else "the Entra ID role assignment (Cognitive Services OpenAI User)"
+            return EmbeddingError(f"Azure OpenAI at {where} rejected the credentials (HTTP {exc.status_code}); check {how}")
+        if isinstance(exc, openai.PermissionDeniedError):
+            return EmbeddingError(f"Azure OpenAI at {where} denied access (HTTP 403): {_describe(exc)}")
+        if isinstance(exc, openai.NotFoundError):
+            return EmbeddingError(
+                f"embedding deployment {self.deployment!r} was not found at {where} (HTTP 404): {_describe(exc)}"
+            )
+        if isinstance(exc, openai.APIStatusError):
+            return EmbeddingError(
+                f"embedding deployment {self.deployment!r} refused the request (HTTP {exc.status_code}): {_describe(exc)}"
+            )
+        if isinstance(exc, openai.OpenAIError):  # anything else from the SDK
+            return EmbeddingError(f"embedding request to {where} failed: {_describe(exc)}")
+        return exc
 
     def _watch_quota(self, headers: Mapping[str, str]) -> None:
         def num(name: str) -> int | None:

@@ -238,6 +238,7 @@ def run_checks(settings: Settings, *, blob_client_factory: Optional[Callable[[],
             checks.append(_fail("azure ai search", "AZURE_SEARCH_ENDPOINT is not set"))
         else:
             from indexers.azure_search import AzureSearchIndex
+            from indexers.retry import RetryPolicy
 
             index = AzureSearchIndex(
                 endpoint=settings.azure_search_endpoint,
@@ -245,7 +246,7 @@ def run_checks(settings: Settings, *, blob_client_factory: Optional[Callable[[],
                 api_key=secret(settings.azure_search_key),
                 dimensions=dims or 1,
                 model_id=getattr(embedder, "model_id", "unknown") if dims else "unknown",
-                max_retries=1,
+                retry=RetryPolicy(attempts=2, backoff_seconds=0.5, max_retry_after_seconds=5.0),  # a probe: fail fast
             )
             try:
                 checks.append(check_search(index, embedder_dimensions=dims))

@@ -25,9 +25,10 @@ def _settings(index: Optional[Path], **overrides) -> Settings:
 def print_report(report, console: Console) -> None:
     c = report.counts()
     table = Table(title="Ingestion dry run: nothing written" if report.dry_run else "Ingestion summary", show_edge=False)
-    for col in ("added", "updated", "deleted", "unchanged", "failed"):
+    columns = ("added", "updated", "deleted", "unchanged", "failed", "skipped")
+    for col in columns:
         table.add_column(col, justify="right")
-    table.add_row(*(str(c[k]) for k in ("added", "updated", "deleted", "unchanged", "failed")))
+    table.add_row(*(str(c[k]) for k in columns))
     console.print(table)
     if not report.dry_run:
         st = report.stage_seconds
@@ -40,7 +41,10 @@ def print_report(report, console: Console) -> None:
         )
     else:
         for r in report.results:
-            console.print(f"  would be {r.status}: {r.source_id}")
+            if r.status not in ("failed", "skipped"):
+                console.print(f"  would be {r.status}: {r.source_id}")
+    for r in report.skipped:
+        console.print(f"[yellow]skipped[/yellow] {r.source_id}: {r.error} [dim]({r.error_type})[/dim]")
     for r in report.failed:
         console.print(f"[red]failed[/red] {r.source_id}: {r.error} [dim]({r.error_type})[/dim]")
 
@@ -53,6 +57,10 @@ def register(app: typer.Typer) -> None:
         chunk_size: Optional[int] = typer.Option(None, "--chunk-size", help="Chunk size in tokens (default 512)."),
         overlap: Optional[int] = typer.Option(None, "--overlap", help="Overlap between chunks in tokens (default 51)."),
         embedder: Optional[str] = typer.Option(None, "--embedder", help="local | hashing | azure_openai"),
+        include: list[str] = typer.Option([], "--include", help="Only files matching this glob (path or name); repeatable."),
+        exclude: list[str] = typer.Option([], "--exclude", help="Leave out files matching this glob; repeatable."),
+        follow_symlinks: bool = typer.Option(
+            False, "--follow-symlinks", help="Follow symbolic links that stay inside the folder (never out of it)."),
         dry_run: bool = typer.Option(False, "--dry-run", help="Only show what would be added, updated and deleted."),
         as_json: bool = typer.Option(False, "--json", help="Print the run report as JSON."),
     ) -> None:
@@ -63,7 +71,8 @@ def register(app: typer.Typer) -> None:
 
         settings = _settings(index, chunk_size=chunk_size, chunk_overlap=overlap, embedder=embedder)
         console = Console(stderr=as_json)
-        source = build_source(settings, path)
+        source = build_source(settings, path, include=tuple(include), exclude=tuple(exclude),
+                              follow_symlinks=follow_symlinks)
         emb = build_embedder(settings, cached=not dry_run)  # a dry run creates no cache file
         idx = build_index(settings, emb)
         options = IngestOptions(
@@ -80,9 +89,10 @@ def register(app: typer.Typer) -> None:
         def on_plan(plan) -> None:
             nonlocal task
             s = plan.summary()
+            problems = f", {len(plan.problems)} skipped or failed" if plan.problems else ""
             console.print(
                 f"{plan.listed} documents listed: {s['added']} new, {s['changed']} changed, "
-                f"{s['deleted']} deleted, {s['unchanged']} unchanged"
+                f"{s['deleted']} deleted, {s['unchanged']} unchanged{problems}"
             )
             if not dry_run:
                 task = progress.add_task("ingesting", total=len(plan.to_process), current="")

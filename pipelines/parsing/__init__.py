@@ -61,6 +61,7 @@ __all__ = [
     "get_parser",
     "is_supported",
     "parse_document",
+    "unsupported_format",
 ]
 
 
@@ -91,12 +92,17 @@ def get_parser(name: str, content_type: str | None = None) -> Parser:
         from pipelines.parsing.unstructured_parser import UnstructuredParser
 
         return UnstructuredParser(fmt)
+    raise unsupported_format(name, content_type)
+
+
+def unsupported_format(name: str, content_type: str | None = None, *, doc_id: str | None = None) -> UnsupportedFormatError:
+    """The error for a file no parser handles (sources list such files as ``skipped`` with it)."""
     suffix = PurePath(name).suffix or "(no extension)"
-    raise UnsupportedFormatError(
+    return UnsupportedFormatError(
         f"The file '{name}' has an unsupported type {suffix}"
         + (f" ({content_type})" if content_type else "")
         + f"; supported are {', '.join(sorted(SUPPORTED_EXTENSIONS))}.",
-        doc_id=name,
+        doc_id=doc_id or name,
     )
 
 

@@ -6,14 +6,19 @@
   appended (``+meta:<hash>``): editing the title or the ACL groups re-indexes the blob even though
   its bytes did not change.
 - Blob metadata becomes document metadata: ``title`` -> title, ``url`` -> url (default: the blob
-  URL, never with a SAS token), the ``groups_metadata_key`` (default ``groups``, comma-separated)
-  -> ACL groups; every other key -> ``metadata``.
+  URL, never with a SAS token), the ``groups_metadata_key`` (default ``groups``, comma-separated,
+  validated by ``pipelines.sources.acl``) -> ACL groups; every other key -> ``metadata``.
+- Listing yields an ``ItemProblem`` for one bad blob instead of raising: invalid groups metadata
+  (``failed``), a type no parser handles (``skipped``). ``include`` / ``exclude`` are glob
+  patterns matched against the name below the prefix and against the last segment.
 - Auth, in order: a connection string; an account URL with a SAS token; an account URL (possibly
   carrying a SAS in its query) with ``credential`` or ``DefaultAzureCredential`` (azure-identity).
-- Retries: the SDK's own retry policy is OFF by default (``retry_total=0``). The one retry layer is
-  the caller's (the Prefect I/O tasks in ``pipelines.flows``): transient failures surface at once as
-  ``TransientError`` carrying ``retry_after``, so retry layers never stack. A composition root that
-  runs without Prefect may pass ``retry_total=N`` to let the SDK retry instead.
+- Retries: this backend is the one layer that retries (``indexers.retry``, policy ``retry``): each
+  listing page and each download request gets ``retry.attempts`` attempts for 408/429/5xx and
+  connection errors, waiting the ``Retry-After`` the service asks for; a download cut short is
+  resumed at its offset (``If-Match`` the first response's ETag, so a blob replaced meanwhile
+  fails instead of mixing versions). The SDK's own retry policy is OFF (``retry_total=0``). What
+  is left is a ``TransientError`` carrying ``attempts``, which no layer above retries again.
 
 The client is created lazily on first use and is shared by threads (the SDK clients are thread-safe).
 """
@@ -27,13 +32,15 @@ import json
 import logging
 import mimetypes
 import threading
-from contextlib import contextmanager
-from typing import Any, BinaryIO, Iterator, Mapping, Sequence
+import time
+from typing import Any, BinaryIO, Callable, Iterator, Mapping, Sequence, TypeVar
 from urllib.parse import quote
 
-from indexers.errors import ConfigError, TransientError
-from pipelines.errors import DocumentTooLargeError, SourceError
-from pipelines.records import SourceItem
+from indexers.errors import ConfigError, OndataError, TransientError
+from indexers.retry import RetryPolicy, is_transient, retry_after_of
+from pipelines.errors import DocumentTooLargeError, InvalidMetadataError, SourceError, UnsupportedFormatError
+from pipelines.records import ItemProblem, SourceItem
+from pipelines.sources.acl import groups_from_text
 
 log = logging.getLogger(__name__)
 
@@ -42,51 +49,31 @@ TITLE_KEY = "title"
 URL_KEY = "url"
 #: Blobs Data Lake Gen2 / Storage Explorer create to stand for folders; never documents.
 _FOLDER_MARKER = "hdi_isfolder"
-_TRANSIENT_STATUS = frozenset({408, 429, 500, 502, 503, 504})
 _STREAM_CHUNK = 4 * 1024 * 1024
+T = TypeVar("T")
 
 
-def _retry_after(headers: Mapping[str, str] | None) -> float | None:
-    """Seconds to wait from ``Retry-After`` / ``x-ms-retry-after-ms`` headers (None when absent)."""
-    if not headers:
-        return None
-    lower = {str(k).lower(): v for k, v in headers.items()}
-    ms = lower.get("retry-after-ms") or lower.get("x-ms-retry-after-ms")
-    try:
-        if ms is not None:
-            return max(0.0, float(ms) / 1000.0)
-        value = lower.get("retry-after")
-        if value is None:
-            return None
-        return max(0.0, float(value))
-    except (TypeError, ValueError):
-        from email.utils import parsedate_to_datetime
-        from datetime import datetime, timezone
-
-        try:
-            when = parsedate_to_datetime(str(lower.get("retry-after")))
-            return max(0.0, (when - datetime.now(timezone.utc)).total_seconds())
-        except (TypeError, ValueError):
-            return None
-
-
-def map_azure_error(exc: BaseException, *, what: str, doc_id: str | None = None) -> Exception:
+def map_azure_error(exc: BaseException, *, what: str, doc_id: str | None = None, attempts: int = 1) -> BaseException:
     """Turn an azure-core exception into ``TransientError`` (retryable) or ``SourceError`` naming ``what``."""
     from azure.core import exceptions as az
 
+    if isinstance(exc, OndataError):  # already typed (DocumentTooLargeError...)
+        return exc
+    after = f" after {attempts} attempts" if attempts > 1 else ""
     if isinstance(exc, (az.ServiceRequestError, az.ServiceResponseError)):  # connection failed, timeout, cut short
-        return TransientError(f"{what}: the storage service did not answer ({type(exc).__name__}: {exc})",
-                              doc_id=doc_id)
+        return TransientError(f"{what}: the storage service did not answer{after} ({type(exc).__name__}: {exc})",
+                              doc_id=doc_id, attempts=attempts)
     if isinstance(exc, az.HttpResponseError):
         status = exc.status_code
-        response = getattr(exc, "response", None)
-        headers = getattr(response, "headers", None)
         code = getattr(exc, "error_code", None) or ""
         code = str(getattr(code, "value", code))
         detail = f"HTTP {status}" + (f" {code}" if code else "")
-        if status in _TRANSIENT_STATUS:
-            return TransientError(f"{what} failed with {detail}; the storage service is busy or unavailable",
-                                  doc_id=doc_id, retry_after=_retry_after(headers))
+        if is_transient(exc):
+            return TransientError(f"{what} failed with {detail}{after}; the storage service is busy or unavailable",
+                                  doc_id=doc_id, retry_after=retry_after_of(exc), attempts=attempts)
+        if status == 412:
+            return SourceError(f"{what}: the blob changed while it was being read ({detail}); run again",
+                               doc_id=doc_id)
         if isinstance(exc, az.ResourceNotFoundError):
             return SourceError(f"{what}: not found ({detail})", doc_id=doc_id)
         if isinstance(exc, az.ClientAuthenticationError) or status in (401, 403):
@@ -114,7 +101,8 @@ class BlobDocumentSource:
         groups_metadata_key: str = "groups",
         max_bytes: int | None = None,
         page_size: int = 1000,
-        retry_total: int = 0,
+        retry: RetryPolicy = RetryPolicy(),
+        sleep: Callable[[float], None] = time.sleep,
         connection_timeout: float = 20.0,
         read_timeout: float = 60.0,
         client_options: Mapping[str, Any] | None = None,
@@ -128,8 +116,6 @@ class BlobDocumentSource:
             )
         if max_bytes is not None and max_bytes < 1:
             raise ValueError("max_bytes must be >= 1")
-        if retry_total < 0:
-            raise ValueError("retry_total must be >= 0")
         self.container = container
         self.prefix = prefix or ""
         self.include = tuple(include)
@@ -137,18 +123,19 @@ class BlobDocumentSource:
         self.groups_metadata_key = (groups_metadata_key or "groups").lower()
         self.max_bytes = max_bytes
         self.page_size = page_size
-        self.retry_total = retry_total
+        self.retry = retry
+        self._sleep = sleep
         self._connection_string = connection_string
         self._account_url = account_url
         self._sas_token = sas_token.lstrip("?") if sas_token else None
         self._credential = credential
         self._client_kwargs = {
-            "retry_total": retry_total,
             "connection_timeout": connection_timeout,
             "read_timeout": read_timeout,
             "max_single_get_size": _STREAM_CHUNK,
             "max_chunk_get_size": _STREAM_CHUNK,
             **dict(client_options or {}),
+            "retry_total": 0,  # the SDK's own retries stay off: ours are the one layer (see the module docstring)
         }
         self._lock = threading.Lock()
         self._client: Any = None  # azure.storage.blob.ContainerClient, created on first use
@@ -208,24 +195,47 @@ class BlobDocumentSource:
             return False
         return not any(fnmatch.fnmatch(rel, p) or fnmatch.fnmatch(base, p) for p in self.exclude)
 
-    def list_items(self) -> Iterator[SourceItem]:
-        """The container's blobs under the prefix, page by page (lazily), in the service's (name) order."""
+    def _retrying(self, fn: Callable[[], T], what: str, *, doc_id: str | None = None) -> T:
+        """``fn()`` under the retry policy; azure-core errors mapped to TransientError / SourceError."""
+        return self.retry.call(fn, what=what, sleep=self._sleep,
+                               give_up=lambda exc, n: map_azure_error(exc, what=what, doc_id=doc_id, attempts=n))
+
+    def list_items(self) -> Iterator[SourceItem | ItemProblem]:
+        """The container's blobs under the prefix, page by page (lazily), in the service's (name) order.
+
+        Raises (``SourceError`` / ``TransientError``) only when the container cannot be listed; a
+        bad blob is yielded as an ``ItemProblem``.
+        """
         where = f"container {self.container!r}" + (f" under {self.prefix!r}" if self.prefix else "")
-        with _mapped(f"listing the blobs of {where}"):
-            pages = self.container_client.list_blobs(
-                name_starts_with=self.prefix or None, include=["metadata"], results_per_page=self.page_size
-            ).by_page()
+        what = f"listing the blobs of {where}"
+        pages = self._retrying(lambda: self.container_client.list_blobs(
+            name_starts_with=self.prefix or None, include=["metadata"], results_per_page=self.page_size
+        ).by_page(), what)
         while True:
-            with _mapped(f"listing the blobs of {where}"):
-                page = next(pages, None)
-                if page is None:
-                    return
-                blobs = list(page)
+            # a failed page request leaves the pager at the same continuation token: retrying asks again
+            blobs = self._retrying(lambda: _next_page(pages), what)
+            if blobs is None:
+                return
             for blob in blobs:
-                metadata = {str(k): str(v) for k, v in (blob.metadata or {}).items()}
+                # a value the service returns empty can come back as None: never the string "None"
+                metadata = {str(k): "" if v is None else str(v) for k, v in (blob.metadata or {}).items()}
                 if _pop_key(dict(metadata), _FOLDER_MARKER).lower() == "true" or not self._wanted(blob.name):
                     continue
-                yield self._item(blob, metadata)
+                yield self._entry(blob, metadata)
+
+    def _entry(self, blob: Any, metadata: dict[str, str]) -> SourceItem | ItemProblem:
+        name: str = blob.name
+        base = name.rsplit("/", 1)[-1]
+        try:
+            item = self._item(blob, metadata)
+        except InvalidMetadataError as exc:
+            log.warning("%s", exc)
+            return ItemProblem(name, base, exc, "failed")
+        from pipelines.parsing import is_supported, unsupported_format
+
+        if not is_supported(item.name, item.content_type):
+            return ItemProblem(name, base, unsupported_format(item.name, item.content_type, doc_id=name), "skipped")
+        return item
 
     def _item(self, blob: Any, metadata: dict[str, str]) -> SourceItem:
         name: str = blob.name
@@ -237,8 +247,9 @@ class BlobDocumentSource:
             version += "+meta:" + hashlib.sha256(canon.encode("utf-8")).hexdigest()[:16]
         title = _pop_key(metadata, TITLE_KEY)
         url = _pop_key(metadata, URL_KEY)
-        raw_groups = _pop_key(metadata, self.groups_metadata_key)
-        groups = tuple(dict.fromkeys(g.strip() for g in raw_groups.split(",") if g.strip()))
+        raw_groups = _pop_key(metadata, self.groups_metadata_key, missing=None)
+        groups = () if raw_groups is None else groups_from_text(
+            raw_groups, doc_id=name, where=f"blob metadata {self.groups_metadata_key!r}")
         base = name.rsplit("/", 1)[-1]
         content_type = getattr(settings, "content_type", None) if settings is not None else None
         if not content_type or content_type == "application/octet-stream":
@@ -262,45 +273,78 @@ class BlobDocumentSource:
         """A buffered stream over the blob's content, downloaded in chunks as it is read.
 
         Raises ``DocumentTooLargeError`` before downloading when the listed size exceeds ``max_bytes``
-        (and while reading, should the blob have grown since it was listed).
+        (and while reading, should the blob have grown since it was listed). The first request is
+        made here, so a missing blob or a denied access raises from ``open``.
         """
         limit = self.max_bytes
         if limit is not None and item.size is not None and item.size > limit:
             raise DocumentTooLargeError(
                 f"blob {item.id} is {item.size:,} bytes, over the limit of {limit:,} bytes", doc_id=item.id
             )
-        what = f"downloading blob {item.id} from container {self.container!r}"
-        with _mapped(what, doc_id=item.id):
-            downloader = self.container_client.download_blob(item.id, max_concurrency=1)
-        return io.BufferedReader(_BlobStream(downloader.chunks(), what=what, doc_id=item.id, limit=limit),
-                                 buffer_size=1 << 20)
+        raw = _BlobStream(self, item.id, limit=limit)
+        raw.peek_first()
+        return io.BufferedReader(raw, buffer_size=1 << 20)
 
 
 class _BlobStream(io.RawIOBase):
-    """A raw, read-only stream over ``StorageStreamDownloader.chunks()`` with a byte limit."""
+    """A raw, read-only stream over a blob's content, chunk by chunk, with a byte limit.
 
-    def __init__(self, chunks: Iterator[bytes], *, what: str, doc_id: str, limit: int | None) -> None:
-        self._chunks = chunks
-        self._what = what
-        self._doc_id = doc_id
+    Every chunk request runs under the source's retry policy; after a failure the next attempt
+    downloads again from the current offset, conditioned on the first response's ETag.
+    """
+
+    def __init__(self, source: BlobDocumentSource, name: str, *, limit: int | None) -> None:
+        self._source = source
+        self._name = name
+        self._what = f"downloading blob {name} from container {source.container!r}"
         self._limit = limit
+        self._chunks: Iterator[bytes] | None = None
+        self._etag: str | None = None
         self._buffer = memoryview(b"")
         self._read = 0
 
     def readable(self) -> bool:
         return True
 
-    def readinto(self, b: Any) -> int:
-        while not self._buffer:
-            with _mapped(self._what, doc_id=self._doc_id):
-                chunk = next(self._chunks, None)
-            if chunk is None:
-                return 0
+    def _download(self) -> Iterator[bytes]:
+        kwargs: dict[str, Any] = {"max_concurrency": 1}
+        if self._etag is not None:  # a resumed download: the same version, from where we are
+            from azure.core import MatchConditions
+
+            kwargs.update(offset=self._read, etag=self._etag, match_condition=MatchConditions.IfNotModified)
+        downloader = self._source.container_client.download_blob(self._name, **kwargs)
+        if self._etag is None:
+            self._etag = getattr(downloader.properties, "etag", None)
+        return downloader.chunks()
+
+    def _next_chunk(self) -> bytes | None:
+        def attempt() -> bytes | None:
+            if self._chunks is None:
+                self._chunks = self._download()
+            try:
+                return next(self._chunks, None)
+            except BaseException:
+                self._chunks = None  # the next attempt reconnects at the current offset
+                raise
+
+        chunk = self._source._retrying(attempt, self._what, doc_id=self._name)
+        if chunk is not None:
             self._read += len(chunk)
             if self._limit is not None and self._read > self._limit:
                 raise DocumentTooLargeError(
-                    f"blob {self._doc_id} is over the limit of {self._limit:,} bytes", doc_id=self._doc_id
+                    f"blob {self._name} is over the limit of {self._limit:,} bytes", doc_id=self._name
                 )
+        return chunk
+
+    def peek_first(self) -> None:
+        """Make the first request now (so ``open`` raises for a missing or denied blob)."""
+        self._buffer = memoryview(self._next_chunk() or b"")
+
+    def readinto(self, b: Any) -> int:
+        while not self._buffer:
+            chunk = self._next_chunk()
+            if chunk is None:
+                return 0
             self._buffer = memoryview(chunk)
         n = min(len(b), len(self._buffer))
         b[:n] = self._buffer[:n]
@@ -308,20 +352,14 @@ class _BlobStream(io.RawIOBase):
         return n
 
 
-def _pop_key(metadata: dict[str, str], key: str) -> str:
-    """Remove and return the value of ``key`` matched case-insensitively (metadata names are), or ""."""
+def _next_page(pages: Iterator[Any]) -> list[Any] | None:
+    page = next(pages, None)
+    return None if page is None else list(page)
+
+
+def _pop_key(metadata: dict[str, str], key: str, *, missing: str | None = "") -> str | None:
+    """Remove and return the value of ``key`` matched case-insensitively (metadata names are), or ``missing``."""
     for k in list(metadata):
         if k.lower() == key:
-            return metadata.pop(k) or ""
-    return ""
-
-
-@contextmanager
-def _mapped(what: str, *, doc_id: str | None = None) -> Iterator[None]:
-    """Re-raise azure-core errors as TransientError / SourceError naming ``what``."""
-    from azure.core.exceptions import AzureError
-
-    try:
-        yield
-    except AzureError as exc:
-        raise map_azure_error(exc, what=what, doc_id=doc_id) from exc
+            return metadata.pop(k)
+    return missing

@@ -1,28 +1,114 @@
-"""Local folder source: every non-hidden file under a root folder, with optional JSON sidecars.
+"""Local folder source: every non-hidden file under a root folder, with optional JSON sidecars, read safely.
 
-- ``id``: the file's path relative to the root, with ``/`` separators (stable across runs and machines).
+- ``id``: the file's path relative to the root, with ``/`` separators (stable across runs and
+  machines); a file reached through a followed link keeps the link's path.
 - ``version``: sha256 of the file's bytes and of its sidecar, so editing either re-ingests the file.
-- Sidecar ``<file>.meta.json`` (optional): ``{"title": ..., "url": ..., "groups": [...], <any other key>: ...}``;
-  ``title``/``url``/``groups`` fill the item, other keys become metadata. Sidecars are not documents.
+- Sidecar ``<file>.meta.json`` (optional): a JSON object ``{"title": "...", "url": "...",
+  "groups": ["..."], <any other key>: ...}``; ``title``/``url`` (strings) and ``groups`` (a list of
+  non-empty strings, ``pipelines.sources.acl``) fill the item, other keys become metadata.
+  Sidecars are not documents. A sidecar that is invalid, unreadable, a folder or a link not
+  followed fails its document: it is never ingested without its ACL.
+- ``include`` / ``exclude``: glob patterns matched against the relative path and the file name.
+
+Per-item isolation: ``list_items`` raises only when the root cannot be listed at all (missing,
+unreadable, on a virtual filesystem); every problem with one entry is yielded as an
+``ItemProblem`` for that entry and the listing goes on:
+
+=========================================================  ========  ===================
+entry                                                      status    error
+=========================================================  ========  ===================
+invalid sidecar (JSON, types, ``groups``), sidecar folder  failed    InvalidMetadataError
+unreadable, permission denied, vanished while listing      failed    SourceError
+name that is not valid UTF-8                               failed    SourceError
+a folder that cannot be opened (id ``folder/``)            failed    SourceError
+over ``max_bytes``                                         failed    DocumentTooLargeError
+a type no parser handles                                   skipped   UnsupportedFormatError
+a symbolic link not followed (or out of the root, a loop)  skipped   SymlinkError
+FIFO, socket, device, anything on /proc, /sys, /dev        skipped   SpecialFileError
+=========================================================  ========  ===================
+
+A problem whose id ends with ``/`` stands for a folder: every stored document under it counts as
+listed, so a folder that cannot be read never has its documents deleted as gone.
+
+Safe reading (DESIGN.md 10): the root is what the user named and may itself be a link (it is
+resolved once). Inside it, symbolic links are not followed unless ``follow_symlinks=True``, and
+then only when they resolve inside the root (never out of it, never round a loop). Only regular
+files are opened: the type is checked with ``lstat`` before, and with ``fstat`` on the opened
+descriptor after. Every open walks the path from a descriptor of the root one component at a
+time with ``O_NOFOLLOW | O_NONBLOCK`` (``..`` refused), so a file or folder swapped for a link or a
+FIFO between listing and ``open()`` is refused, never followed, and never blocks. POSIX only.
 """
 
 from __future__ import annotations
 
+import errno
 import fnmatch
 import hashlib
 import json
+import logging
 import mimetypes
+import os
+import stat
+from functools import lru_cache
 from pathlib import Path
-from typing import BinaryIO, Iterator, Sequence
+from typing import Any, BinaryIO, Iterator, Sequence
 
-from pipelines.errors import SourceError
-from pipelines.records import SourceItem
+from indexers.errors import OndataError
+from pipelines.errors import (
+    DocumentTooLargeError,
+    InvalidMetadataError,
+    SourceError,
+    SpecialFileError,
+    SymlinkError,
+)
+from pipelines.records import ItemProblem, SourceItem
+from pipelines.sources.acl import groups_from_list
+
+log = logging.getLogger(__name__)
 
 SIDECAR_SUFFIX = ".meta.json"
+MAX_SIDECAR_BYTES = 1024 * 1024
+_VIRTUAL_ROOTS = ("/proc", "/sys", "/dev")
+_READ = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NOCTTY", 0)
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+_NONBLOCK = getattr(os, "O_NONBLOCK", 0)
+_DIRECTORY = getattr(os, "O_DIRECTORY", 0)
+
+
+@lru_cache(maxsize=1)
+def _virtual_devices() -> frozenset[int]:
+    """Device ids of the virtual filesystems whose files are never read (/proc, /sys, /dev when mounted)."""
+    devices = set()
+    for path in _VIRTUAL_ROOTS:
+        try:
+            devices.add(os.stat(path).st_dev)
+        except OSError:
+            pass
+    try:
+        devices.discard(os.stat("/").st_dev)  # /dev as a plain folder of the root filesystem: not a mount
+    except OSError:
+        pass
+    return frozenset(devices)
+
+
+def _on_virtual_fs(real: str) -> bool:
+    return any(real == root or real.startswith(root + "/") for root in _VIRTUAL_ROOTS)
+
+
+def _kind(mode: int) -> str:
+    if stat.S_ISFIFO(mode):
+        return "a FIFO (named pipe)"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    if stat.S_ISDIR(mode):
+        return "a folder"
+    return "not a regular file"
 
 
 class LocalFolderSource:
-    """DocumentSource over a folder (recursively, files in sorted order)."""
+    """DocumentSource over a folder (recursively, files in sorted order) or a single file. See the module docstring."""
 
     def __init__(
         self,
@@ -31,14 +117,35 @@ class LocalFolderSource:
         include: Sequence[str] = ("*",),
         exclude: Sequence[str] = (),
         max_bytes: int | None = None,
+        follow_symlinks: bool = False,
     ) -> None:
+        if max_bytes is not None and max_bytes < 1:
+            raise ValueError("max_bytes must be >= 1")
         self.root = Path(root)
-        self.include = tuple(include)
+        self.include = tuple(include) or ("*",)
         self.exclude = tuple(exclude)
         self.max_bytes = max_bytes
+        self.follow_symlinks = follow_symlinks
 
     def __repr__(self) -> str:
         return f"LocalFolderSource({str(self.root)!r})"
+
+    # ------------------------------------------------------------------ the root
+
+    def _base(self) -> tuple[str, str | None]:
+        """(the resolved folder every path is relative to, the single file's real name or None)."""
+        if os.open not in os.supports_dir_fd or not _NOFOLLOW:
+            raise SourceError("reading a folder safely needs a POSIX system (openat with O_NOFOLLOW)")
+        if not os.path.lexists(self.root):
+            raise SourceError(f"folder {self.root} does not exist")
+        real = os.path.realpath(self.root)
+        if not os.path.exists(real):
+            raise SourceError(f"{self.root} is a link to {real}, which does not exist")
+        if _on_virtual_fs(real):
+            raise SourceError(f"{self.root} is on a virtual filesystem ({real}); its files are never read")
+        if os.path.isdir(real):
+            return real, None
+        return os.path.dirname(real), os.path.basename(real)
 
     def _wanted(self, rel: str) -> bool:
         parts = rel.split("/")
@@ -49,59 +156,319 @@ class LocalFolderSource:
             return False
         return not any(fnmatch.fnmatch(rel, pat) or fnmatch.fnmatch(name, pat) for pat in self.exclude)
 
-    def list_items(self) -> Iterator[SourceItem]:
-        if not self.root.exists():
-            raise SourceError(f"folder {self.root} does not exist")
-        if self.root.is_file():
-            paths = [self.root]
-            base = self.root.parent
-        else:
-            paths = sorted(p for p in self.root.rglob("*") if p.is_file())
-            base = self.root
-        for path in paths:
-            rel = path.relative_to(base).as_posix()
-            if self._wanted(rel):
-                yield self._item(path, rel)
+    # ------------------------------------------------------------------ listing
 
-    def _item(self, path: Path, rel: str) -> SourceItem:
-        h = hashlib.sha256()
+    def list_items(self) -> Iterator[SourceItem | ItemProblem]:
+        base, single = self._base()
         try:
-            with path.open("rb") as fh:
+            base_fd = os.open(base, _READ | _DIRECTORY)
+        except OSError as exc:
+            raise SourceError(f"cannot open folder {self.root}: {exc.strerror or exc}") from exc
+        try:
+            if single is not None:
+                with os.scandir(base_fd) as it:
+                    sidecar = next((e for e in it if e.name == single + SIDECAR_SUFFIX), None)
+                yield self._file_entry(base, base_fd, [single], [], self.root.name, sidecar)
+                return
+            ancestors = frozenset({_identity(os.fstat(base_fd))})
+            yield from self._walk(base, base_fd, base_fd, [], "", ancestors)
+        finally:
+            os.close(base_fd)
+
+    def _walk(self, base: str, base_fd: int, dir_fd: int, dir_parts: list[str], prefix: str,
+              ancestors: frozenset[tuple[int, int]]) -> Iterator[SourceItem | ItemProblem]:
+        """The entries of the folder open as ``dir_fd`` (``dir_parts`` below ``base``, listed as ``prefix``)."""
+        try:
+            with os.scandir(dir_fd) as it:
+                entries = sorted(it, key=lambda e: e.name)
+        except OSError as exc:
+            if not prefix:
+                raise SourceError(f"cannot list folder {self.root}: {exc.strerror or exc}") from exc
+            yield self._problem(prefix, _os_error(exc, prefix, "list"), "failed")
+            return
+        sidecars = {e.name: e for e in entries if e.name.endswith(SIDECAR_SUFFIX)}
+        for entry in entries:
+            if entry.name.startswith(".") or entry.name.endswith(SIDECAR_SUFFIX):
+                continue
+            rel = prefix + entry.name
+            if not _utf8(rel):
+                shown = os.fsencode(rel).decode("utf-8", "backslashreplace")
+                err = SourceError(f"the name {shown!r} is not valid UTF-8; rename it", doc_id=shown)
+                yield self._problem(shown, err, "failed")
+                continue
+            try:
+                st = entry.stat(follow_symlinks=False)
+            except OSError as exc:
+                yield self._problem(rel, _os_error(exc, rel, "read"), "failed")
+                continue
+            parts = dir_parts + [entry.name]
+            sidecar = sidecars.get(entry.name + SIDECAR_SUFFIX)
+            if stat.S_ISLNK(st.st_mode):
+                if not self.follow_symlinks:
+                    if self._wanted(rel):
+                        yield self._problem(rel, SymlinkError(
+                            f"{rel} is a symbolic link; links are not followed (--follow-symlinks follows links "
+                            "that stay inside the folder)", doc_id=rel), "skipped")
+                    continue
+                try:
+                    parts = self._inside(base, parts, rel)
+                    st = os.lstat(os.path.join(base, *parts))  # the resolved path holds no link
+                except SymlinkError as exc:
+                    if self._wanted(rel):
+                        yield self._problem(rel, exc, "skipped")
+                    continue
+                except OSError as exc:
+                    if self._wanted(rel):
+                        yield self._problem(rel, _os_error(exc, rel, "read"), "failed")
+                    continue
+            if stat.S_ISDIR(st.st_mode):
+                if _identity(st) in ancestors:
+                    yield self._problem(rel + "/", SymlinkError(
+                        f"{rel} is a link back to a folder it is in (a loop); not followed", doc_id=rel + "/"),
+                        "skipped")
+                    continue
+                yield from self._folder(base, base_fd, parts, rel + "/", st, ancestors)
+            elif self._wanted(rel):
+                special = None if stat.S_ISREG(st.st_mode) else _kind(st.st_mode)
+                if special is None and st.st_dev in _virtual_devices():
+                    special = "on a virtual filesystem"
+                if special is not None:
+                    yield self._problem(rel, SpecialFileError(f"{rel} is {special}, not a regular file; it is never read",
+                                                              doc_id=rel), "skipped")
+                    continue
+                yield self._file_entry(base, base_fd, parts, dir_parts, rel, sidecar)
+
+    def _folder(self, base: str, base_fd: int, parts: list[str], prefix: str, listed: os.stat_result,
+                ancestors: frozenset[tuple[int, int]]) -> Iterator[SourceItem | ItemProblem]:
+        if listed.st_dev in _virtual_devices():
+            yield self._problem(prefix, SpecialFileError(
+                f"{prefix} is on a virtual filesystem; its files are never read", doc_id=prefix), "skipped")
+            return
+        try:
+            fd = _open_under(base_fd, parts, directory=True)
+        except OSError as exc:
+            yield self._problem(prefix, _os_error(exc, prefix, "open the folder"), "failed")
+            return
+        try:
+            st = os.fstat(fd)
+            if _identity(st) != _identity(listed):  # swapped since it was listed
+                yield self._problem(prefix, SourceError(f"{prefix} changed while the folder was read",
+                                                        doc_id=prefix), "failed")
+                return
+            yield from self._walk(base, base_fd, fd, parts, prefix, ancestors | {_identity(st)})
+        finally:
+            os.close(fd)
+
+    def _inside(self, base: str, parts: list[str], rel: str) -> list[str]:
+        """The components, below ``base``, of where ``parts`` (listed as ``rel``) lead; SymlinkError when
+        that is out of ``base``, a loop or nowhere."""
+        try:
+            real = os.path.realpath(os.path.join(base, *parts), strict=True)
+        except OSError as exc:
+            why = "loops" if exc.errno == errno.ELOOP else "leads nowhere (a broken link)"
+            raise SymlinkError(f"{rel} is a symbolic link that {why}; not followed", doc_id=rel) from exc
+        if real == base or os.path.commonpath([real, base]) != base:
+            raise SymlinkError(f"{rel} is a symbolic link to {real}, outside the folder; never followed out of it",
+                               doc_id=rel)
+        return os.path.relpath(real, base).split(os.sep)
+
+    def _problem(self, rel: str, error: OndataError, status: str) -> ItemProblem:
+        log.warning("%s %s: %s", "skipped" if status == "skipped" else "cannot ingest", rel, error.message)
+        return ItemProblem(rel, rel.rstrip("/").rsplit("/", 1)[-1] or rel, error, status)  # type: ignore[arg-type]
+
+    def _file_entry(self, base: str, base_fd: int, parts: list[str], dir_parts: list[str], rel: str,
+                    sidecar: Any) -> SourceItem | ItemProblem:
+        from pipelines.parsing import is_supported, unsupported_format
+
+        name = rel.rsplit("/", 1)[-1]
+        content_type = mimetypes.guess_type(name)[0]
+        if not is_supported(name, content_type):
+            return self._problem(rel, unsupported_format(name, content_type, doc_id=rel), "skipped")
+        try:
+            return self._item(base, base_fd, parts, dir_parts, rel, sidecar)
+        except (SymlinkError, SpecialFileError) as exc:
+            return self._problem(rel, exc, "skipped")
+        except OndataError as exc:
+            return self._problem(rel, exc, "failed")
+
+    def _item(self, base: str, base_fd: int, parts: list[str], dir_parts: list[str], rel: str,
+              sidecar: Any) -> SourceItem:
+        name = rel.rsplit("/", 1)[-1]
+        h = hashlib.sha256()
+        fd = _open_file(base_fd, parts, rel)
+        with os.fdopen(fd, "rb") as fh:
+            size = os.fstat(fh.fileno()).st_size
+            if self.max_bytes is not None and size > self.max_bytes:
+                raise DocumentTooLargeError(f"{rel} is {size:,} bytes, over the limit of {self.max_bytes:,} bytes",
+                                            doc_id=rel)
+            try:
                 for block in iter(lambda: fh.read(1 << 20), b""):
                     h.update(block)
-            size = path.stat().st_size
-        except OSError as exc:
-            raise SourceError(f"cannot read {rel}: {exc.strerror or exc}", doc_id=rel) from exc
-        meta: dict = {}
-        sidecar = path.with_name(path.name + SIDECAR_SUFFIX)
-        if sidecar.exists():
-            raw = sidecar.read_bytes()
+            except OSError as exc:
+                raise _os_error(exc, rel, "read") from exc
+        meta: dict = {"title": "", "url": "", "groups": (), "metadata": {}}
+        if sidecar is not None:
+            raw = self._sidecar_bytes(base, base_fd, dir_parts, rel, sidecar)
             h.update(b"\x00sidecar\x00" + raw)
-            try:
-                meta = json.loads(raw)
-                if not isinstance(meta, dict):
-                    raise ValueError("the sidecar must hold a JSON object")
-            except ValueError as exc:
-                raise SourceError(f"sidecar {sidecar.name} is not valid JSON: {exc}", doc_id=rel) from exc
-        groups = meta.pop("groups", ()) or ()
-        if isinstance(groups, str):
-            groups = [g.strip() for g in groups.split(",") if g.strip()]
+            meta = _sidecar_meta(raw, rel=rel, sidecar=sidecar.name)
         return SourceItem(
             id=rel,
             version=h.hexdigest(),
-            name=path.name,
+            name=name,
             size=size,
-            content_type=mimetypes.guess_type(path.name)[0],
-            title=str(meta.pop("title", "") or ""),
-            url=str(meta.pop("url", "") or ""),
+            content_type=mimetypes.guess_type(name)[0],
+            title=meta["title"],
+            url=meta["url"],
             filepath=rel,
-            groups=tuple(str(g) for g in groups),
-            metadata=meta,
+            groups=meta["groups"],
+            metadata=meta["metadata"],
         )
 
-    def open(self, item: SourceItem) -> BinaryIO:
-        path = (self.root if self.root.is_dir() else self.root.parent) / item.id
+    def _sidecar_bytes(self, base: str, base_fd: int, dir_parts: list[str], rel: str, entry: Any) -> bytes:
+        """The sidecar's bytes, read as safely as a document; every problem fails the document."""
+        side_rel = rel + SIDECAR_SUFFIX
+        side_parts = dir_parts + [entry.name]
         try:
-            return path.open("rb")
+            mode = entry.stat(follow_symlinks=False).st_mode
         except OSError as exc:
-            raise SourceError(f"cannot open {item.id}: {exc.strerror or exc}", doc_id=item.id) from exc
+            raise _os_error(exc, side_rel, "read", doc_id=rel) from exc
+        if stat.S_ISLNK(mode):
+            if not self.follow_symlinks:
+                raise InvalidMetadataError(f"sidecar {entry.name} is a symbolic link; links are not followed, "
+                                           "so the document is not ingested without its metadata", doc_id=rel)
+            try:
+                side_parts = self._inside(base, side_parts, side_rel)
+            except SymlinkError as exc:
+                raise InvalidMetadataError(f"sidecar {exc.message}", doc_id=rel) from exc
+        elif stat.S_ISDIR(mode):
+            raise InvalidMetadataError(f"sidecar {entry.name} is a folder, not a JSON file", doc_id=rel)
+        elif not stat.S_ISREG(mode):
+            raise InvalidMetadataError(f"sidecar {entry.name} is {_kind(mode)}, not a JSON file", doc_id=rel)
+        try:
+            fd = _open_file(base_fd, side_parts, side_rel)
+        except (SymlinkError, SpecialFileError) as exc:
+            raise InvalidMetadataError(f"sidecar: {exc.message}", doc_id=rel) from exc
+        except SourceError as exc:
+            raise SourceError(f"sidecar: {exc.message}", doc_id=rel) from exc
+        with os.fdopen(fd, "rb") as fh:
+            try:
+                raw = fh.read(MAX_SIDECAR_BYTES + 1)
+            except OSError as exc:
+                raise _os_error(exc, side_rel, "read", doc_id=rel) from exc
+        if len(raw) > MAX_SIDECAR_BYTES:
+            raise InvalidMetadataError(f"sidecar {entry.name} is over {MAX_SIDECAR_BYTES:,} bytes", doc_id=rel)
+        return raw
+
+    # ------------------------------------------------------------------ reading
+
+    def open(self, item: SourceItem) -> BinaryIO:
+        """The item's bytes, re-checked now: a link, a special file or a path out of the root is refused."""
+        base, single = self._base()
+        if single is not None:
+            if item.id != self.root.name:
+                raise SourceError(f"{item.id} is not the file {self.root}", doc_id=item.id)
+            parts = [single]
+        elif self.follow_symlinks:
+            parts = self._inside(base, _checked(item.id).split("/"), item.id)
+        else:
+            parts = _checked(item.id).split("/")
+        base_fd = os.open(base, _READ | _DIRECTORY)
+        try:
+            fd = _open_file(base_fd, parts, item.id)
+        finally:
+            os.close(base_fd)
+        return os.fdopen(fd, "rb")
+
+
+# ---------------------------------------------------------------------- descriptors
+
+
+def _identity(st: os.stat_result) -> tuple[int, int]:
+    return st.st_dev, st.st_ino
+
+
+def _utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _checked(rel: str) -> str:
+    parts = rel.split("/")
+    if not rel or any(p in ("", ".", "..") for p in parts) or "\x00" in rel:
+        raise SourceError(f"{rel!r} is not a path inside the folder", doc_id=rel or "?")
+    return rel
+
+
+def _open_under(base_fd: int, parts: list[str], *, directory: bool | None) -> int:
+    """Open ``parts`` below ``base_fd`` one component at a time, never following a link (raises OSError)."""
+    if not parts or any(p in ("", ".", "..") for p in parts):
+        raise OSError(errno.EINVAL, "not a path inside the folder")
+    fd = base_fd
+    try:
+        for part in parts[:-1]:
+            nxt = os.open(part, _READ | _DIRECTORY | _NOFOLLOW, dir_fd=fd)
+            if fd != base_fd:
+                os.close(fd)
+            fd = nxt
+        flags = _READ | _NOFOLLOW | _NONBLOCK | (_DIRECTORY if directory else 0)
+        last = os.open(parts[-1], flags, dir_fd=fd)
+    finally:
+        if fd != base_fd:
+            os.close(fd)
+    return last
+
+
+def _open_file(base_fd: int, parts: list[str], rel: str) -> int:
+    """A blocking descriptor of the regular file at ``parts``; typed errors naming ``rel`` otherwise."""
+    try:
+        fd = _open_under(base_fd, parts, directory=False)
+    except OSError as exc:
+        raise _os_error(exc, rel, "open") from exc
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise SpecialFileError(f"{rel} is {_kind(st.st_mode)}, not a regular file; it is never read", doc_id=rel)
+        if st.st_dev in _virtual_devices():
+            raise SpecialFileError(f"{rel} is on a virtual filesystem; it is never read", doc_id=rel)
+        os.set_blocking(fd, True)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def _os_error(exc: OSError, rel: str, verb: str, *, doc_id: str | None = None) -> SourceError:
+    """The typed error of an OSError on ``rel``."""
+    doc = doc_id or rel
+    if exc.errno == errno.ELOOP:
+        return SymlinkError(f"{rel} is (or became) a symbolic link; not followed", doc_id=doc)
+    if exc.errno == errno.ENOENT:
+        return SourceError(f"{rel} vanished while the folder was read", doc_id=doc)
+    if exc.errno in (errno.EACCES, errno.EPERM):
+        return SourceError(f"cannot {verb} {rel}: permission denied", doc_id=doc)
+    if exc.errno == errno.ENOTDIR:
+        return SourceError(f"cannot {verb} {rel}: a folder on its path is no longer a folder", doc_id=doc)
+    return SourceError(f"cannot {verb} {rel}: {exc.strerror or exc}", doc_id=doc)
+
+
+def _sidecar_meta(raw: bytes, *, rel: str, sidecar: str) -> dict[str, Any]:
+    """title, url, groups and metadata of a sidecar's bytes; InvalidMetadataError naming the document."""
+    try:
+        meta = json.loads(raw)
+    except ValueError as exc:
+        raise InvalidMetadataError(f"sidecar {sidecar} is not valid JSON: {exc}", doc_id=rel) from exc
+    if not isinstance(meta, dict):
+        raise InvalidMetadataError(f"sidecar {sidecar} must hold a JSON object, not {type(meta).__name__}",
+                                   doc_id=rel)
+    out: dict[str, Any] = {}
+    for key in ("title", "url"):
+        value = meta.pop(key, None)
+        if value is not None and not isinstance(value, str):
+            raise InvalidMetadataError(f"sidecar {sidecar}: {key} must be a string", doc_id=rel)
+        out[key] = value or ""
+    out["groups"] = groups_from_list(meta.pop("groups"), doc_id=rel, where=f"sidecar {sidecar}") if "groups" in meta else ()
+    out["metadata"] = meta
+    return out
