@@ -27,8 +27,10 @@ a symbolic link not followed (or out of the root, a loop)  skipped   SymlinkErro
 FIFO, socket, device, anything on /proc, /sys, /dev        skipped   SpecialFileError
 =========================================================  ========  ===================
 
-A problem whose id ends with ``/`` stands for a folder: every stored document under it counts as
-listed, so a folder that cannot be read never has its documents deleted as gone.
+A ``failed`` problem whose id ends with ``/`` stands for a folder: every stored document under it
+counts as listed (``pipelines.sync``), so a folder that cannot be read never has its documents
+deleted as gone. A ``skipped`` entry is not part of the source: a stored document with its id is
+deleted (e.g. a link that an older version followed).
 
 Safe reading (DESIGN.md 10): the root is what the user named and may itself be a link (it is
 resolved once). Inside it, symbolic links are not followed unless ``follow_symlinks=True``, and
@@ -73,6 +75,7 @@ _READ = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NOCTTY", 0)
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 _NONBLOCK = getattr(os, "O_NONBLOCK", 0)
 _DIRECTORY = getattr(os, "O_DIRECTORY", 0)
+_SAFE_OPEN = os.open in os.supports_dir_fd and os.scandir in os.supports_fd and bool(_NOFOLLOW)
 
 
 @lru_cache(maxsize=1)
@@ -134,7 +137,7 @@ class LocalFolderSource:
 
     def _base(self) -> tuple[str, str | None]:
         """(the resolved folder every path is relative to, the single file's real name or None)."""
-        if os.open not in os.supports_dir_fd or not _NOFOLLOW:
+        if not _SAFE_OPEN:
             raise SourceError("reading a folder safely needs a POSIX system (openat with O_NOFOLLOW)")
         if not os.path.lexists(self.root):
             raise SourceError(f"folder {self.root} does not exist")
@@ -223,9 +226,8 @@ class LocalFolderSource:
                     continue
             if stat.S_ISDIR(st.st_mode):
                 if _identity(st) in ancestors:
-                    yield self._problem(rel + "/", SymlinkError(
-                        f"{rel} is a link back to a folder it is in (a loop); not followed", doc_id=rel + "/"),
-                        "skipped")
+                    yield self._problem(rel, SymlinkError(
+                        f"{rel} is a link back to a folder it is in (a loop); not followed", doc_id=rel), "skipped")
                     continue
                 yield from self._folder(base, base_fd, parts, rel + "/", st, ancestors)
             elif self._wanted(rel):
@@ -241,8 +243,9 @@ class LocalFolderSource:
     def _folder(self, base: str, base_fd: int, parts: list[str], prefix: str, listed: os.stat_result,
                 ancestors: frozenset[tuple[int, int]]) -> Iterator[SourceItem | ItemProblem]:
         if listed.st_dev in _virtual_devices():
-            yield self._problem(prefix, SpecialFileError(
-                f"{prefix} is on a virtual filesystem; its files are never read", doc_id=prefix), "skipped")
+            rel = prefix.rstrip("/")
+            yield self._problem(rel, SpecialFileError(
+                f"{rel} is on a virtual filesystem; its files are never read", doc_id=rel), "skipped")
             return
         try:
             fd = _open_under(base_fd, parts, directory=True)
@@ -267,7 +270,9 @@ class LocalFolderSource:
         except OSError as exc:
             why = "loops" if exc.errno == errno.ELOOP else "leads nowhere (a broken link)"
             raise SymlinkError(f"{rel} is a symbolic link that {why}; not followed", doc_id=rel) from exc
-        if real == base or os.path.commonpath([real, base]) != base:
+        if real == base:
+            raise SymlinkError(f"{rel} is a link back to the folder itself (a loop); not followed", doc_id=rel)
+        if os.path.commonpath([real, base]) != base:
             raise SymlinkError(f"{rel} is a symbolic link to {real}, outside the folder; never followed out of it",
                                doc_id=rel)
         return os.path.relpath(real, base).split(os.sep)
@@ -409,16 +414,30 @@ def _open_under(base_fd: int, parts: list[str], *, directory: bool | None) -> in
     fd = base_fd
     try:
         for part in parts[:-1]:
-            nxt = os.open(part, _READ | _DIRECTORY | _NOFOLLOW, dir_fd=fd)
+            nxt = _open_at(part, _READ | _DIRECTORY | _NOFOLLOW, fd)
             if fd != base_fd:
                 os.close(fd)
             fd = nxt
-        flags = _READ | _NOFOLLOW | _NONBLOCK | (_DIRECTORY if directory else 0)
-        last = os.open(parts[-1], flags, dir_fd=fd)
+        last = _open_at(parts[-1], _READ | _NOFOLLOW | _NONBLOCK | (_DIRECTORY if directory else 0), fd)
     finally:
         if fd != base_fd:
             os.close(fd)
     return last
+
+
+def _open_at(name: str, flags: int, dir_fd: int) -> int:
+    """``os.open(name, flags, dir_fd=dir_fd)``; a link met under O_NOFOLLOW is always ELOOP (Linux may say ENOTDIR)."""
+    try:
+        return os.open(name, flags, dir_fd=dir_fd)
+    except OSError as exc:
+        if exc.errno in (errno.ENOTDIR, errno.EMLINK):
+            try:
+                is_link = stat.S_ISLNK(os.stat(name, dir_fd=dir_fd, follow_symlinks=False).st_mode)
+            except OSError:
+                is_link = False
+            if is_link:
+                raise OSError(errno.ELOOP, "a symbolic link, not followed", name) from exc
+        raise
 
 
 def _open_file(base_fd: int, parts: list[str], rel: str) -> int:
