@@ -4,7 +4,11 @@ Fetching, parsing and chunking run a couple of documents ahead in one background
 overlap with the embedding model. This module holds the logic; the CLI (`ondata ingest`) and the Prefect flows (pipelines/flows.py)
 are thin wrappers over it. Documents are streamed: at most ``batch_chunks`` chunks (plus one
 document) are held in memory at a time. A bad document is recorded as failed with its reason and
-never stops the run; a document that fails keeps whatever version the index already had.
+never stops the run; a document that fails keeps whatever version the index already had. Listing
+problems (``ItemProblem``: a bad sidecar, an unreadable file, a link not followed, an unsupported
+type...) are reported as ``failed`` / ``skipped`` results (``problem_results``). A batch that fails
+with a transient error (the service still throttling after the backend's retries) fails its
+documents together: splitting it one by one would only multiply the attempts.
 
 Crash safety: a changed source is deleted and re-written in the same batch; the index's
 ``list_sources()`` reports a source with missing chunks as incomplete, and the next run re-ingests

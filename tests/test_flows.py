@@ -211,6 +211,68 @@ def test_deployable_flow_builds_from_settings_and_syncs(prefect_harness, tmp_pat
     assert index_contents(tmp_path / "idx") == index_contents(fresh)
 
 
+def test_a_429_storm_costs_the_backends_attempts_not_their_product_through_the_flow(prefect_harness, tmp_path):
+    """Backends retry (3 attempts); the tasks are configured to retry too (3), yet a storm costs 3, not 9."""
+    from indexers.azure_search import AzureSearchIndex
+    from indexers.embedders.azure_openai import AzureOpenAIEmbedder
+    from tests.servers.azure_openai import FakeAzureOpenAI
+    from tests.servers.azure_search import FakeAzureSearch
+
+    docs = tmp_path / "docs"
+    _write_docs(docs, range(3))
+    (docs / "bad.txt").write_text("groups below are a string")
+    (docs / "bad.txt.meta.json").write_text('{"groups": "finance"}')
+    (docs / "passwd.txt").symlink_to("/etc/passwd")
+    backend = RetryPolicy(attempts=3, backoff_seconds=0.01, max_backoff_seconds=0.02, max_retry_after_seconds=0.02)
+    one_batch = IngestOptions(chunking=OPTIONS.chunking, batch_chunks=10_000)
+
+    with FakeAzureOpenAI(api_key="k", embedding_deployments={"emb": 16}) as aoai:
+        embedder = AzureOpenAIEmbedder(endpoint=aoai.url, deployment="emb", api_key="k", dimensions=16, retry=backend)
+        index = LocalIndex(tmp_path / "idx", dimensions=16, model_id=embedder.model_id)
+        aoai.fail_next(100, retry_after=0.01, kind="embeddings")
+        summary = run_ingest_flow(Components(LocalFolderSource(docs), index, embedder), options=one_batch,
+                                  retry=FAST, max_workers=2)
+        index.close()
+        assert sum(1 for r in aoai.requests if r.path.endswith("/embeddings")) == 3
+    assert summary["counts"] == {"added": 0, "updated": 0, "deleted": 0, "unchanged": 0, "failed": 4, "skipped": 1}
+    by_id = {r["source_id"]: r for r in summary["results"]}
+    assert {by_id[f"doc-{n}.txt"]["error_type"] for n in range(3)} == {"TransientError"}
+    assert by_id["bad.txt"]["error_type"] == "InvalidMetadataError"
+    assert by_id["passwd.txt"]["status"] == "skipped" and by_id["passwd.txt"]["error_type"] == "SymlinkError"
+
+    with FakeAzureSearch(api_key="k") as search:
+        embedder = HashingEmbedder(dimensions=16)
+        index = AzureSearchIndex(endpoint=search.url, index_name="storm", api_key="k", dimensions=16,
+                                 model_id=embedder.model_id, retry=backend)
+        search.fail_next(100, status=429, retry_after=0.01, path="/docs/search.index")
+        summary = run_ingest_flow(Components(LocalFolderSource(docs), index, embedder), options=one_batch,
+                                  retry=FAST, max_workers=2)
+        index.close()
+        assert sum(1 for r in search.requests if r.path.endswith("/docs/search.index")) == 3
+    assert summary["counts"]["failed"] == 4 and summary["counts"]["added"] == 0
+
+
+def test_the_settings_flow_runs_tasks_without_retries_over_retrying_backends(prefect_harness, tmp_path, monkeypatch):
+    from ondata.flows import ingest_from_settings
+    from tests.servers.azure_openai import FakeAzureOpenAI
+
+    docs = tmp_path / "docs"
+    _write_docs(docs, range(3))
+    with FakeAzureOpenAI(api_key="k", embedding_deployments={"emb": 16}) as aoai:
+        for name, value in {"AZURE_OPENAI_ENDPOINT": aoai.url, "AZURE_OPENAI_API_KEY": "k",
+                            "AZURE_OPENAI_EMBEDDING_DEPLOYMENT": "emb", "AZURE_OPENAI_EMBEDDING_DIMENSIONS": "16",
+                            "ONDATA_RETRY_ATTEMPTS": "2", "ONDATA_RETRY_BACKOFF_SECONDS": "0.01",
+                            "ONDATA_RETRY_MAX_WAIT_SECONDS": "0.01", "ONDATA_CHUNK_SIZE": "40",
+                            "ONDATA_CHUNK_OVERLAP": "0"}.items():
+            monkeypatch.setenv(name, value)
+        aoai.fail_next(2, retry_after=0.01, kind="embeddings")  # exactly the backend's attempts
+        summary = ingest_from_settings(source=str(docs), index_dir=str(tmp_path / "idx"), embedder="azure_openai",
+                                       max_workers=2, include=["doc-*.txt"])
+        # the tasks run without retries (wiring) and never retry what a backend retried: a 3rd request would land them
+        assert sum(1 for r in aoai.requests if r.path.endswith("/embeddings")) == 2
+    assert summary["counts"]["failed"] == 3 and summary["counts"]["added"] == 0
+
+
 @pytest.mark.slow
 def test_dask_task_runner_needs_a_factory_and_runs_with_one(prefect_harness, tmp_path, index_contents):
     pytest.importorskip("prefect_dask")

@@ -159,6 +159,22 @@ def test_cli_ingest_summary_dry_run_and_exit_codes(docs, tmp_path):
     assert "Traceback" not in missing.stderr
 
 
+def test_cli_include_exclude_and_links_skipped_with_a_warning(docs, tmp_path):
+    (docs / "env.txt").symlink_to("/proc/self/environ")
+    (docs / "notes.md").symlink_to(docs / "it_security_guidelines.md")
+    idx = tmp_path / "glob-idx"
+    out = _cli("ingest", str(docs), "--index", str(idx), "--embedder", "hashing", "--json", "--follow-symlinks",
+               "--include", "*.md", "--include", "*.txt", "--exclude", "incident_*")
+    assert out.returncode == 0, out.stderr
+    data = json.loads(out.stdout)
+    added = {r["source_id"] for r in data["results"] if r["status"] == "added"}
+    skipped = {r["source_id"]: r["error_type"] for r in data["results"] if r["status"] == "skipped"}
+    assert "notes.md" in added  # a link that stays inside the folder, followed on request
+    assert all(s.endswith((".md", ".txt")) and not s.startswith("incident_") for s in added)
+    assert skipped == {"env.txt": "SymlinkError"} and data["counts"]["skipped"] == 1
+    assert "outside the folder" in out.stderr  # the warning
+
+
 def test_dry_run_writes_nothing(docs, tmp_path):
     idx = tmp_path / "never"
     out = _cli("ingest", str(docs), "--index", str(idx), "--embedder", "hashing", "--dry-run")

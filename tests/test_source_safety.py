@@ -180,6 +180,8 @@ def test_fifo_socket_and_device_are_skipped_without_blocking(root):
         p = problem(found, name)
         assert p.status == "skipped" and isinstance(p.error, SpecialFileError) and kind in p.error.message
     assert isinstance(found["ok.txt"], SourceItem)
+    (p,) = _listing_in_a_thread(LocalFolderSource(root / "pipe.txt")).values()  # named as the source itself
+    assert p.status == "skipped" and "FIFO" in p.error.message
 
 
 # ---------------------------------------------------------------- races: listing -> open
@@ -214,11 +216,11 @@ def test_a_file_swapped_for_a_link_while_listing_is_not_read(root, monkeypatch):
     _write(root / "swap.txt", "harmless")
     original = LocalFolderSource._item
 
-    def swap_then_read(self, base, base_fd, parts, dir_parts, rel, sidecar):
+    def swap_then_read(self, base, base_fd, target, here, rel, sidecar):
         if rel == "swap.txt":  # lstat saw a regular file; now it becomes a link before the open
             (root / "swap.txt").unlink()
             (root / "swap.txt").symlink_to("/etc/passwd")
-        return original(self, base, base_fd, parts, dir_parts, rel, sidecar)
+        return original(self, base, base_fd, target, here, rel, sidecar)
 
     monkeypatch.setattr(LocalFolderSource, "_item", swap_then_read)
     p = problem(LocalFolderSource(root), "swap.txt")

@@ -38,7 +38,7 @@ from urllib.parse import quote
 
 from indexers.errors import ConfigError, OndataError, TransientError
 from indexers.retry import RetryPolicy, is_transient, retry_after_of
-from pipelines.errors import DocumentTooLargeError, InvalidMetadataError, SourceError, UnsupportedFormatError
+from pipelines.errors import DocumentTooLargeError, InvalidMetadataError, SourceError
 from pipelines.records import ItemProblem, SourceItem
 from pipelines.sources.acl import groups_from_text
 

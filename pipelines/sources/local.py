@@ -169,9 +169,15 @@ class LocalFolderSource:
             raise SourceError(f"cannot open folder {self.root}: {exc.strerror or exc}") from exc
         try:
             if single is not None:
+                mode = os.stat(os.path.join(base, single)).st_mode  # resolved: the file the user named
+                if not stat.S_ISREG(mode):
+                    yield self._problem(self.root.name, SpecialFileError(
+                        f"{self.root} is {_kind(mode)}, not a regular file; it is never read",
+                        doc_id=self.root.name), "skipped")
+                    return
                 with os.scandir(base_fd) as it:
                     sidecar = next((e for e in it if e.name == single + SIDECAR_SUFFIX), None)
-                yield self._file_entry(base, base_fd, [single], [], self.root.name, sidecar)
+                yield self._file_entry(base, base_fd, (base_fd, [single]), (base_fd, []), self.root.name, sidecar)
                 return
             ancestors = frozenset({_identity(os.fstat(base_fd))})
             yield from self._walk(base, base_fd, base_fd, [], "", ancestors)
@@ -204,7 +210,8 @@ class LocalFolderSource:
             except OSError as exc:
                 yield self._problem(rel, _os_error(exc, rel, "read"), "failed")
                 continue
-            parts = dir_parts + [entry.name]
+            parts = dir_parts + [entry.name]  # below base
+            target = (dir_fd, [entry.name])  # what to open: below an open folder (one openat, no re-walk)
             sidecar = sidecars.get(entry.name + SIDECAR_SUFFIX)
             if stat.S_ISLNK(st.st_mode):
                 if not self.follow_symlinks:
@@ -215,6 +222,7 @@ class LocalFolderSource:
                     continue
                 try:
                     parts = self._inside(base, parts, rel)
+                    target = (base_fd, parts)
                     st = os.lstat(os.path.join(base, *parts))  # the resolved path holds no link
                 except SymlinkError as exc:
                     if self._wanted(rel):
@@ -229,7 +237,7 @@ class LocalFolderSource:
                     yield self._problem(rel, SymlinkError(
                         f"{rel} is a link back to a folder it is in (a loop); not followed", doc_id=rel), "skipped")
                     continue
-                yield from self._folder(base, base_fd, parts, rel + "/", st, ancestors)
+                yield from self._folder(base, base_fd, target, parts, rel + "/", st, ancestors)
             elif self._wanted(rel):
                 special = None if stat.S_ISREG(st.st_mode) else _kind(st.st_mode)
                 if special is None and st.st_dev in _virtual_devices():
@@ -238,17 +246,17 @@ class LocalFolderSource:
                     yield self._problem(rel, SpecialFileError(f"{rel} is {special}, not a regular file; it is never read",
                                                               doc_id=rel), "skipped")
                     continue
-                yield self._file_entry(base, base_fd, parts, dir_parts, rel, sidecar)
+                yield self._file_entry(base, base_fd, target, (dir_fd, dir_parts), rel, sidecar)
 
-    def _folder(self, base: str, base_fd: int, parts: list[str], prefix: str, listed: os.stat_result,
-                ancestors: frozenset[tuple[int, int]]) -> Iterator[SourceItem | ItemProblem]:
+    def _folder(self, base: str, base_fd: int, target: tuple[int, list[str]], parts: list[str], prefix: str,
+                listed: os.stat_result, ancestors: frozenset[tuple[int, int]]) -> Iterator[SourceItem | ItemProblem]:
         if listed.st_dev in _virtual_devices():
             rel = prefix.rstrip("/")
             yield self._problem(rel, SpecialFileError(
                 f"{rel} is on a virtual filesystem; its files are never read", doc_id=rel), "skipped")
             return
         try:
-            fd = _open_under(base_fd, parts, directory=True)
+            fd = _open_under(*target, directory=True)
         except OSError as exc:
             yield self._problem(prefix, _os_error(exc, prefix, "open the folder"), "failed")
             return
@@ -281,8 +289,10 @@ class LocalFolderSource:
         log.warning("%s %s: %s", "skipped" if status == "skipped" else "cannot ingest", rel, error.message)
         return ItemProblem(rel, rel.rstrip("/").rsplit("/", 1)[-1] or rel, error, status)  # type: ignore[arg-type]
 
-    def _file_entry(self, base: str, base_fd: int, parts: list[str], dir_parts: list[str], rel: str,
-                    sidecar: Any) -> SourceItem | ItemProblem:
+    def _file_entry(self, base: str, base_fd: int, target: tuple[int, list[str]], here: tuple[int, list[str]],
+                    rel: str, sidecar: Any) -> SourceItem | ItemProblem:
+        """The item of the regular file at ``target`` (an open folder, the parts below it), listed as ``rel``
+        in the folder ``here`` (its descriptor, its parts below ``base``), where its sidecar is."""
         from pipelines.parsing import is_supported, unsupported_format
 
         name = rel.rsplit("/", 1)[-1]
@@ -290,17 +300,17 @@ class LocalFolderSource:
         if not is_supported(name, content_type):
             return self._problem(rel, unsupported_format(name, content_type, doc_id=rel), "skipped")
         try:
-            return self._item(base, base_fd, parts, dir_parts, rel, sidecar)
+            return self._item(base, base_fd, target, here, rel, sidecar)
         except (SymlinkError, SpecialFileError) as exc:
             return self._problem(rel, exc, "skipped")
         except OndataError as exc:
             return self._problem(rel, exc, "failed")
 
-    def _item(self, base: str, base_fd: int, parts: list[str], dir_parts: list[str], rel: str,
+    def _item(self, base: str, base_fd: int, target: tuple[int, list[str]], here: tuple[int, list[str]], rel: str,
               sidecar: Any) -> SourceItem:
         name = rel.rsplit("/", 1)[-1]
         h = hashlib.sha256()
-        fd = _open_file(base_fd, parts, rel)
+        fd = _open_file(*target, rel)
         with os.fdopen(fd, "rb") as fh:
             size = os.fstat(fh.fileno()).st_size
             if self.max_bytes is not None and size > self.max_bytes:
@@ -313,7 +323,7 @@ class LocalFolderSource:
                 raise _os_error(exc, rel, "read") from exc
         meta: dict = {"title": "", "url": "", "groups": (), "metadata": {}}
         if sidecar is not None:
-            raw = self._sidecar_bytes(base, base_fd, dir_parts, rel, sidecar)
+            raw = self._sidecar_bytes(base, base_fd, here, rel, sidecar)
             h.update(b"\x00sidecar\x00" + raw)
             meta = _sidecar_meta(raw, rel=rel, sidecar=sidecar.name)
         return SourceItem(
@@ -329,10 +339,10 @@ class LocalFolderSource:
             metadata=meta["metadata"],
         )
 
-    def _sidecar_bytes(self, base: str, base_fd: int, dir_parts: list[str], rel: str, entry: Any) -> bytes:
+    def _sidecar_bytes(self, base: str, base_fd: int, here: tuple[int, list[str]], rel: str, entry: Any) -> bytes:
         """The sidecar's bytes, read as safely as a document; every problem fails the document."""
         side_rel = rel + SIDECAR_SUFFIX
-        side_parts = dir_parts + [entry.name]
+        target = (here[0], [entry.name])
         try:
             mode = entry.stat(follow_symlinks=False).st_mode
         except OSError as exc:
@@ -342,7 +352,7 @@ class LocalFolderSource:
                 raise InvalidMetadataError(f"sidecar {entry.name} is a symbolic link; links are not followed, "
                                            "so the document is not ingested without its metadata", doc_id=rel)
             try:
-                side_parts = self._inside(base, side_parts, side_rel)
+                target = (base_fd, self._inside(base, here[1] + [entry.name], side_rel))
             except SymlinkError as exc:
                 raise InvalidMetadataError(f"sidecar {exc.message}", doc_id=rel) from exc
         elif stat.S_ISDIR(mode):
@@ -350,7 +360,7 @@ class LocalFolderSource:
         elif not stat.S_ISREG(mode):
             raise InvalidMetadataError(f"sidecar {entry.name} is {_kind(mode)}, not a JSON file", doc_id=rel)
         try:
-            fd = _open_file(base_fd, side_parts, side_rel)
+            fd = _open_file(*target, side_rel)
         except (SymlinkError, SpecialFileError) as exc:
             raise InvalidMetadataError(f"sidecar: {exc.message}", doc_id=rel) from exc
         except SourceError as exc:

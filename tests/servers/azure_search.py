@@ -19,8 +19,8 @@ Implements the documented REST shapes the SDK (12.x) sends, small and honest:
 
 Failure injection controlled by the test:
 
-- ``fail_next(n, status=429, retry_after=0.2)``: the next ``n`` requests answer ``status`` with
-  ``Retry-After`` (and ``retry-after-ms``).
+- ``fail_next(n, status=429, retry_after=0.2, path=None)``: the next ``n`` requests (whose path
+  contains ``path``, when given) answer ``status`` with ``Retry-After`` (and ``retry-after-ms``).
 - ``fail_documents({key: [503, 422]})``: each time ``key`` is indexed, the next status of its list
   fails that document inside an otherwise successful batch (HTTP 207).
 
@@ -264,6 +264,7 @@ def compile_filter(text: str | None, fields: dict[str, dict]) -> Pred:
 class _Failure:
     status: int
     retry_after: float | None
+    path: str | None = None
 
 
 class _Index:
@@ -302,10 +303,12 @@ class FakeAzureSearch(TestServer):
         self.index_batches: list[dict] = []  # summary of each docs/search.index request: actions, bytes, status
 
     # ------------------------------------------------------------------ test controls
-    def fail_next(self, n: int = 1, *, status: int = 429, retry_after: float | None = 0.2) -> None:
+    def fail_next(self, n: int = 1, *, status: int = 429, retry_after: float | None = 0.2,
+                  path: str | None = None) -> None:
+        """The next ``n`` requests (whose path contains ``path``, when given) answer ``status``."""
         with self.lock:
             for _ in range(n):
-                self._failures.append(_Failure(status, retry_after))
+                self._failures.append(_Failure(status, retry_after, path))
 
     def fail_documents(self, failures: dict[str, Iterable[int]]) -> None:
         """Per-document failures: ``{key: [503, 422]}`` fails ``key`` with 503, then 422, then succeeds."""
@@ -335,8 +338,9 @@ class FakeAzureSearch(TestServer):
         if "api-version" not in request.query:
             return _err(400, "MissingApiVersionParameter", "The api-version query parameter (?api-version=) is required.")
         with self.lock:
-            if self._failures:
-                f = self._failures.popleft()
+            f = next((f for f in self._failures if f.path is None or f.path in request.path), None)
+            if f is not None:
+                self._failures.remove(f)
                 headers = {}
                 if f.retry_after is not None:
                     headers["Retry-After"] = _fmt(f.retry_after)
