@@ -2,6 +2,11 @@
 
 Backends never read ``os.environ``; everything they need is passed here. Imports are lazy so that
 ``ondata --help`` stays fast and a local user never imports Azure SDKs.
+
+Retries (DESIGN.md 4, 11): one layer owns the retries of each backend, decided here. Every remote
+backend built here (Azure OpenAI embeddings and chat, Azure AI Search, Blob Storage) gets
+``retry_policy(settings)`` and retries its own requests with the SDK's retries off; the Prefect
+I/O tasks over them get ``task_retry_policy(settings)``, which is ``RetryPolicy.off()``.
 """
 
 from __future__ import annotations

@@ -81,3 +81,6 @@ def test_single_file_path(tmp_path):
     assert item.id == "one.txt"
     with LocalFolderSource(tmp_path / "one.txt").open(item) as fh:
         assert fh.read() == b"hello"
+    _write(tmp_path / "one.txt.meta.json", json.dumps({"groups": ["hr"], "title": "One"}))
+    (item,) = LocalFolderSource(tmp_path / "one.txt").list_items()
+    assert (item.groups, item.title) == (("hr",), "One")
