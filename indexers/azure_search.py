@@ -650,6 +650,35 @@ class AzureSearchIndex:
             out.append(SourceRecord(source_id=source_id, version=max(st["versions"]), chunk_count=st["n"], complete=complete))
         return out
 
+    def get_chunks(self, ids: Iterable[str], *, groups: Iterable[str] | None = None,
+                   public_when_no_groups: bool = True) -> list[Chunk]:
+        """The chunks with these ids that a caller with ``groups`` may see (the security filter of ``search``).
+
+        In the order asked; an unknown id and a chunk the caller may not see are both left out.
+        """
+        wanted = list(dict.fromkeys(str(i) for i in ids))
+        trimming = self.odata_filter(SearchRequest(
+            text="*", mode="text", groups=None if groups is None else tuple(groups),
+            public_when_no_groups=public_when_no_groups,
+        ))
+        if not wanted or trimming == "false":
+            return []
+        client = self._docs()
+        found: dict[str, Chunk] = {}
+        for start in range(0, len(wanted), _SOURCES_PER_QUERY):
+            part = wanted[start: start + _SOURCES_PER_QUERY]
+            flt = " or ".join(f"id eq {odata_quote(i)}" for i in part)
+            if trimming:
+                flt = f"({flt}) and ({trimming})"
+            docs = self._call(
+                f"reading chunks of index {self.index_name!r}",
+                lambda f=flt, n=len(part): list(client.search(search_text="*", filter=f, select=list(_RESULT_FIELDS), top=n)),
+            )
+            for doc in docs:
+                chunk = _chunk_from(doc)
+                found[chunk.id] = chunk
+        return [found[i] for i in wanted if i in found]
+
     def _field_name(self, name: str) -> str:
         check_field(name)
         if name.startswith("metadata."):

@@ -440,6 +440,32 @@ class LocalIndex:
         # a chunk deleted by another process between the arms and the fetch is skipped
         return hits_with_arms(scored, chunks=chunks, text_ranked=text_ranked, vector_ranked=vector_ranked)
 
+    def get_chunks(self, ids: Iterable[str], *, groups: Iterable[str] | None = None,
+                   public_when_no_groups: bool = True) -> list[Chunk]:
+        """The chunks with these ids that a caller with ``groups`` may see (the trimming of ``search``).
+
+        In the order asked; an unknown id and a chunk the caller may not see are both left out.
+        """
+        wanted = list(dict.fromkeys(str(i) for i in ids))
+        if not wanted or self._absent():
+            return []
+        trimming = SearchRequest(text="*", mode="text", groups=None if groups is None else tuple(groups),
+                                 public_when_no_groups=public_when_no_groups)
+        where, params = self._where(trimming)
+        if where == "(0)":
+            return []
+        found: dict[str, Chunk] = {}
+        with self._lock:
+            con = self._con()
+            for start in range(0, len(wanted), _BATCH):
+                part = wanted[start: start + _BATCH]
+                sql = f"SELECT {_CHUNK_COLUMNS} FROM chunks c WHERE c.id IN ({', '.join('?' * len(part))})"
+                rows = con.execute(sql + (f" AND {where}" if where else ""), [*part, *params]).fetchall()
+                for row in rows:
+                    chunk = _row_chunk(row)
+                    found[chunk.id] = chunk
+        return [found[i] for i in wanted if i in found]
+
     def _where(self, request: SearchRequest) -> tuple[str, list[Any]]:
         parts: list[str] = []
         params: list[Any] = []

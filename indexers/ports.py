@@ -40,6 +40,9 @@ class SearchIndex(Protocol):
     - ``upsert(chunks, vectors=...)`` adds or replaces chunks by id; ``vectors[i]`` belongs to ``chunks[i]``.
     - ``delete_sources(ids)`` removes every chunk of those sources; deleting a missing source succeeds.
     - ``search(request)`` returns at most ``request.top`` hits, best first, honouring filter and groups.
+    - ``get_chunks(ids, groups=..., public_when_no_groups=...)`` returns the chunks with those ids
+      that the caller may see, under the same security trimming as ``search`` (an id the caller may
+      not see is left out exactly like a missing one), in the order asked.
     - ``count()`` is the number of chunks; ``list_sources()`` what the index holds per source
       (empty iterable when empty).
     """
@@ -51,6 +54,9 @@ class SearchIndex(Protocol):
     def delete_sources(self, source_ids: Iterable[str]) -> None: ...
 
     def search(self, request: SearchRequest) -> list[SearchHit]: ...
+
+    def get_chunks(self, ids: Iterable[str], *, groups: Iterable[str] | None = None,
+                   public_when_no_groups: bool = True) -> list[Chunk]: ...
 
     def count(self) -> int: ...
 

@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass
 from typing import Sequence
 
-from retrieval.records import Citation
+from retrieval.records import Citation, best_matching_span
 
 MARKER = re.compile(r"\[\s*(doc\s*\d+(?:\s*,\s*doc\s*\d+)*)\s*\]", re.IGNORECASE)
 _NUM = re.compile(r"\d+")
@@ -68,6 +68,29 @@ def parse_citations(answer: str, sources: Sequence[Citation]) -> ParsedAnswer:
         source_numbers=tuple(order),
         unknown_markers_removed=removed,
     )
+
+
+def locate_claim(claim: str, content: str) -> tuple[int, int] | None:
+    """Where the sentence a claim cites stands in a source's ``content``: ``(start, end)`` or None.
+
+    A claim that quotes the source (extractive answers do, with whitespace collapsed) is found word
+    for word, ignoring case, spacing and the claim's final punctuation; otherwise the sentence or
+    line sharing the most words with the claim is taken (``best_matching_span``).
+    """
+    words = re.findall(r"\S+", MARKER.sub(" ", claim))
+    if words:
+        words[-1] = words[-1].rstrip(".!?;:,") or words[-1]
+        exact = re.search(r"\s+".join(re.escape(w) for w in words), content, re.IGNORECASE)
+        if exact and len(exact.group()) >= 12:
+            start, end = exact.span()
+            return (start, end + 1) if end < len(content) and content[end] in ".!?" else (start, end)
+    span = best_matching_span(claim, content)
+    if span is None:
+        return None
+    start, end = span
+    while start < end and content[start].isspace():
+        start += 1
+    return (start, end + 1) if end < len(content) and content[end] in ".!?" else (start, end)
 
 
 def replace_page(citation: Citation, claim: str) -> Citation:

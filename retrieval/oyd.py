@@ -235,14 +235,15 @@ class OnYourDataFacade:
         self.chat_model = chat_model
         self.max_context_tokens = max_context_tokens
 
-    def _retriever(self, name: str) -> Retriever:
+    def retriever(self, name: str) -> Retriever:
+        """The retriever serving index ``name``; a 400 ``OYDRequestError`` when no such index is served."""
         try:
             return self._resolve(name)
         except KeyError:
             raise _bad("data_sources/0/parameters/index_name", f"index {name!r} is not served here") from None
 
     def _grounded(self, req: OYDRequest, groups: Sequence[str] | None):
-        retriever = self._retriever(req.index_name)
+        retriever = self.retriever(req.index_name)
         timings: dict[str, float] = {}
         grounded = prepare_grounded_request(
             req.question, retriever=retriever, chat_model=self.chat_model, history=req.history, mode=req.mode,
@@ -265,7 +266,7 @@ class OnYourDataFacade:
     def chat_completions(self, body: Mapping[str, Any], *, deployment: str, groups: Sequence[str] | None = None) -> dict[str, Any]:
         """The On-Your-Data response for a non-streaming ``body``."""
         req = parse_request(body)
-        retriever = self._retriever(req.index_name)
+        retriever = self.retriever(req.index_name)
         answer = answer_question(
             req.question, retriever=retriever, chat_model=self.chat_model, history=req.history, mode=req.mode,  # type: ignore[arg-type]
             top=max(req.top_n_documents * 2, 10), filter=req.filter, groups=groups, strictness=req.strictness,

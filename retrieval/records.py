@@ -17,15 +17,21 @@ _WORD = re.compile(r"\w{3,}")
 _SENTENCE = re.compile(r"[^.!?\n]+")
 
 
-def best_matching_offset(claim: str, content: str) -> int | None:
-    """Start offset of the sentence (or line) of ``content`` sharing the most words with ``claim``."""
+def best_matching_span(claim: str, content: str) -> tuple[int, int] | None:
+    """``(start, end)`` of the sentence (or line) of ``content`` sharing the most words with ``claim``."""
     words = {w.lower() for w in _WORD.findall(claim)}
     best, where = 0, None
     for m in _SENTENCE.finditer(content):
         score = len(words & {w.lower() for w in _WORD.findall(m.group())})
         if score > best:
-            best, where = score, m.start()
+            best, where = score, m.span()
     return where
+
+
+def best_matching_offset(claim: str, content: str) -> int | None:
+    """Start offset of the sentence (or line) of ``content`` sharing the most words with ``claim``."""
+    span = best_matching_span(claim, content)
+    return None if span is None else span[0]
 
 FilterReason = Literal["score", "top_n"]
 """Why a retrieved hit was not given to the model.

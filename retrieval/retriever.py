@@ -16,7 +16,7 @@ from typing import Iterable
 
 from indexers.filters import Filter
 from indexers.ports import Embedder, SearchIndex
-from indexers.records import SearchHit, SearchMode, SearchRequest
+from indexers.records import Chunk, SearchHit, SearchMode, SearchRequest
 from retrieval.errors import RetrievalError
 
 log = logging.getLogger(__name__)
@@ -57,6 +57,12 @@ class Retriever:
             public_when_no_groups=self.public_when_no_groups,
             k_candidates=self.k_candidates,
         )
+
+    def get_chunk(self, chunk_id: str, *, groups: Iterable[str] | None = None) -> Chunk | None:
+        """The chunk ``chunk_id`` if the caller with ``groups`` may see it (the trimming of ``search``), else None."""
+        found = self.index.get_chunks([chunk_id], groups=None if groups is None else tuple(groups),
+                                      public_when_no_groups=self.public_when_no_groups)
+        return found[0] if found else None
 
     def search(self, query: str, *, top: int = 5, mode: SearchMode = "hybrid", filter: Filter | None = None,
                groups: Iterable[str] | None = None) -> list[SearchHit]:

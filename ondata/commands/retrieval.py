@@ -114,13 +114,20 @@ def register(app: typer.Typer) -> None:
         host: str = typer.Option("127.0.0.1", "--host"),
         port: int = typer.Option(8765, "--port"),
         api_key_env: str = typer.Option("ONDATA_SERVE_API_KEY", "--api-key-env", help="Environment variable holding the API key clients must send (unset: no key check)."),
+        documents: Optional[Path] = typer.Option(
+            None, "--documents", file_okay=False, exists=True,
+            help="Folder the index's local documents were ingested from: the chat page opens cited documents from it "
+                 "(never a file outside it). Default: only documents with a URL get a link."),
+        page: bool = typer.Option(True, "--page/--no-page", help="Serve the chat web page at / next to the API."),
     ) -> None:
-        """Serve the On-Your-Data compatible chat-completions API (POST /openai/deployments/{d}/chat/completions)."""
+        """Serve the On-Your-Data compatible chat-completions API (POST /openai/deployments/{d}/chat/completions)
+        and the chat web page at /."""
         import os
 
         import uvicorn
 
         from ondata.wiring import build_chat_model
+        from retrieval.documents import DocumentFiles
         from retrieval.oyd import OnYourDataFacade
         from retrieval.server import create_app
 
@@ -130,4 +137,9 @@ def register(app: typer.Typer) -> None:
         key = os.environ.get(api_key_env) or None
         if key is None and host not in ("127.0.0.1", "localhost", "::1"):
             typer.secho(f"warning: serving on {host} without an API key (set {api_key_env})", fg=typer.colors.YELLOW, err=True)
-        uvicorn.run(create_app(facade, api_key=key), host=host, port=port, log_level="warning")
+        name = settings.azure_search_index if settings.profile == "azure" else (Path(settings.index_dir).resolve().name or "ondata")
+        app_ = create_app(facade, api_key=key, page=page, index_names=[name], documents=DocumentFiles.under(documents))
+        if page:
+            shown = f"[{host}]" if ":" in host else host
+            typer.echo(f"chat page: http://{shown}:{port}/  (index {name!r}; API: POST /openai/deployments/{{d}}/chat/completions)", err=True)
+        uvicorn.run(app_, host=host, port=port, log_level="warning")

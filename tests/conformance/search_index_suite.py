@@ -345,6 +345,27 @@ class SearchIndexConformance:
         hits = self.search(index, embedder, query, mode=mode, top=20, groups=groups, public_when_no_groups=public)
         assert {h.chunk.source_id for h in hits} == expected
 
+    @pytest.mark.parametrize(
+        "groups,public,expected",
+        [
+            (None, True, set(CORPUS)),
+            (("staff",), True, {"bread", "rocket", "cats", "chess"}),
+            (("staff",), False, {"bread", "rocket"}),
+            ((), True, {"cats", "chess"}),
+            ((), False, set()),
+            (("' or 1=1 --",), False, set()),
+        ],
+    )
+    def test_get_chunks_by_id_applies_the_same_trimming(self, index, embedder, groups, public, expected):
+        chunks = self.load_corpus(index, embedder)
+        asked = [c.id for c in reversed(chunks)] + ["no-such-id", "' or 1=1 --"]
+        got = index.get_chunks(asked, groups=groups, public_when_no_groups=public)
+        assert {c.source_id for c in got} == expected
+        assert [c.id for c in got] == [i for i in asked if i in {c.id for c in got}]  # the order asked
+        by_id = {c.id: c for c in chunks}
+        assert all(c == by_id[c.id] for c in got)  # every field round-trips
+        assert index.get_chunks([], groups=groups) == []
+
     def test_trimming_applies_before_top_truncation(self, index, embedder):
         near = [
             Chunk(id=f"near{i}", source_id=f"near{i}", content=f"alpha beta gamma delta {i}",
