@@ -13,7 +13,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install demo test bench clean azurite
+.PHONY: install demo test bench clean azurite chromium
 
 $(BIN)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -30,14 +30,29 @@ node_modules/.bin/azurite-blob: package.json
 
 azurite: node_modules/.bin/azurite-blob
 
+# Debian's Chromium for the chat page's browser test (Playwright drives it through executable_path).
+# Installed when missing and run as root; otherwise that one test skips and says why.
+chromium:
+	@if ! [ -x /usr/bin/chromium ] && ! command -v chromium >/dev/null 2>&1; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing Debian's chromium for the browser test"; \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+	      || echo "could not install chromium: the browser test will skip"; \
+	  else echo "chromium is missing (apt-get install chromium as root): the browser test will skip"; fi; \
+	fi
+
 demo: install
 	$(BIN)/ondata ingest data/samples/docs --index $(DEMO_INDEX)
 	$(BIN)/ondata index stats --index $(DEMO_INDEX)
 	$(BIN)/ondata ask --index $(DEMO_INDEX) "How many days a year can I work from another country?"
 	$(BIN)/ondata ask --index $(DEMO_INDEX) "What does a replacement 48V battery pack for the Cargo K2 cost?"
 	$(BIN)/ondata ask --index $(DEMO_INDEX) "What was Larkspur's net profit in 2023?"
+	@echo
+	@echo "Chat page over this index (Ctrl-C stops it):"
+	@echo "  $(BIN)/ondata serve --index $(DEMO_INDEX) --documents data/samples/docs"
+	@echo "  then open http://127.0.0.1:8765/"
 
-test: install azurite
+test: install azurite chromium
 	$(BIN)/python -m pytest -q -n 2 --dist loadfile
 
 bench: install

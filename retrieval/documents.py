@@ -119,7 +119,7 @@ class DocumentFiles:
             real = (real_root / rel).resolve(strict=True)
         except (OSError, RuntimeError):
             return None
-        if not real.is_relative_to(real_root) or real == real_root:
+        if not real.is_relative_to(real_root) or not real.is_file():
             return None
         return real
 

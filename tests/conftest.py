@@ -25,6 +25,23 @@ for _key, _value in {
     os.environ.setdefault(_key, _value)
 
 
+from tests.browser import REPORT_FILE, artifacts_dir, browser  # noqa: E402,F401  (the one browser fixture)
+
+
+def pytest_sessionstart(session):
+    if not hasattr(session.config, "workerinput"):  # the controller, not an xdist worker
+        (artifacts_dir() / REPORT_FILE).unlink(missing_ok=True)
+
+
+def pytest_terminal_summary(terminalreporter):
+    """Print what tests queued with ``tests.browser.report_line`` (measurements, artifact paths)."""
+    path = artifacts_dir() / REPORT_FILE
+    if path.exists():
+        terminalreporter.section("measured")
+        for line in path.read_text(encoding="utf-8").splitlines():
+            terminalreporter.write_line(line)
+
+
 @pytest.fixture(scope="session")
 def azurite(tmp_path_factory):
     """A real Azurite blob emulator on a free port for the whole session (see tests/azurite.py)."""

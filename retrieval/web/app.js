@@ -226,6 +226,11 @@ function parseAnswer(raw, citations, streaming) {
   return { parts, order };
 }
 
+function snippet(text, n = 140) {
+  const flat = (text || "").split(/\s+/).join(" ").trim();
+  return flat.length <= n ? flat : `${flat.slice(0, n - 1)}…`;
+}
+
 function citationLabel(citation) {
   return citation.title || citation.filepath || "Untitled document";
 }
@@ -293,7 +298,7 @@ function renderParts(container, parts, onCite) {
 // ---------------------------------------------------------------- one question and its streamed answer
 
 function addUserTurn(question) {
-  $("messages").append(el("article", { class: "turn turn-user", "aria-label": "Your question" }, el("p", { text: question })));
+  $("messages").append(el("article", { class: "turn turn-user", "aria-label": "You asked" }, el("p", { text: question })));
 }
 
 function answerView() {
@@ -329,9 +334,10 @@ function renderRetrieved(view, context, indexName) {
         class: "linklike",
         onclick: (event) => openCitation(event.currentTarget, { citation: doc, claim: "", shown: i + 1, indexName, retrieved: true }),
       }, citationLabel(doc)),
-      el("span", { class: "doc-file", text: doc.filepath && doc.filepath !== doc.title ? ` ${doc.filepath}` : "" }),
+      el("span", { class: "doc-file", text: doc.page ? ` · page ${doc.page}` : "" }),
       el("span", { class: "doc-score", text: ` · score ${score}` }),
       el("span", { class: "doc-reason", text: ` · ${REASONS[reason] || reason}` }),
+      el("span", { class: "doc-snippet", text: snippet(doc.content) }),
     ));
   });
   view.details.replaceChildren(
