@@ -355,3 +355,58 @@ def test_the_wheel_ships_the_page(tmp_path):
     (wheel,) = tmp_path.glob("ondata-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
     assert {"retrieval/web/index.html", "retrieval/web/app.js", "retrieval/web/app.css"} <= names
+
+
+def test_ondata_serve_prints_the_page_url_and_serves_it(tmp_path):
+    """`ondata serve --index ... --documents ...` as a user runs it (a subprocess on a free port)."""
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    import httpx
+
+    from indexers.embedders.hashing import HashingEmbedder
+    from indexers.local_index import LocalIndex
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "handbook.pdf").write_bytes(PDF)
+    embedder = HashingEmbedder(dimensions=256)
+    with LocalIndex(tmp_path / "idx", dimensions=256, model_id=embedder.model_id) as index:
+        index.ensure()
+        chunks = make_chunks()
+        index.upsert(chunks, vectors=embedder.embed_documents([c.content for c in chunks]))
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    sock.close()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ONDATA_")}
+    env["ONDATA_SERVE_API_KEY"] = KEY
+    cmd = [sys.executable, "-m", "ondata.cli", "serve", "--index", str(tmp_path / "idx"), "--documents", str(docs),
+           "--port", str(port)]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert proc.poll() is None, proc.communicate()[1]
+            assert time.monotonic() < deadline, "ondata serve did not start"
+            time.sleep(0.2)
+        page = httpx.get(url + "/")
+        assert page.status_code == 200 and 'src="/static/app.js"' in page.text
+        cfg = httpx.get(url + "/api/config", headers={"api-key": KEY}).json()
+        assert cfg["indexes"] == ["idx"] and cfg["documents"] is True
+        handbook = next(c for c in chunks if c.source_id == "handbook.pdf")
+        r = httpx.get(f"{url}/documents/{handbook.id}?index=idx", headers={"api-key": KEY})
+        assert r.status_code == 200 and r.content == PDF
+    finally:
+        proc.terminate()
+        _, err = proc.communicate(timeout=20)
+    assert f"chat page: http://127.0.0.1:{port}/" in err
+    assert KEY not in err

@@ -33,6 +33,21 @@ def build_retriever(settings: Settings):
     return Retriever(index, embedder, public_when_no_groups=settings.public_when_no_groups)
 
 
+def warm_up(retriever) -> None:
+    """Load what the first question would otherwise wait for: the embedding model, the index, the tokenizer.
+
+    A failure is only a warning here; the same failure then answers the first request.
+    """
+    from indexers.errors import OndataError
+    from indexers.tokens import count_tokens
+
+    try:
+        retriever.search("warm up", top=1, mode="hybrid", groups=())
+        count_tokens("warm up")
+    except OndataError as exc:
+        typer.secho(f"warning: warming up failed: {exc}", fg=typer.colors.YELLOW, err=True)
+
+
 def _snippet(text: str, n: int = 90) -> str:
     text = " ".join(text.split())
     return text if len(text) <= n else text[: n - 1] + "…"
@@ -139,6 +154,7 @@ def register(app: typer.Typer) -> None:
             typer.secho(f"warning: serving on {host} without an API key (set {api_key_env})", fg=typer.colors.YELLOW, err=True)
         name = settings.azure_search_index if settings.profile == "azure" else (Path(settings.index_dir).resolve().name or "ondata")
         app_ = create_app(facade, api_key=key, page=page, index_names=[name], documents=DocumentFiles.under(documents))
+        warm_up(retriever)
         if page:
             shown = f"[{host}]" if ":" in host else host
             typer.echo(f"chat page: http://{shown}:{port}/  (index {name!r}; API: POST /openai/deployments/{{d}}/chat/completions)", err=True)
