@@ -69,7 +69,7 @@ async function request(path, { method = "GET", body, signal } = {}) {
   const response = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body), signal });
   if (!response.ok) {
     const error = await errorOf(response);
-    if (response.status === 401) showSignIn("Your key or token was not accepted. Sign in again.");
+    if (response.status === 401) showSignIn(state.auth ? "Your key or token was not accepted. Sign in again." : "");
     throw error;
   }
   return response;
