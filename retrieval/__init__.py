@@ -1,6 +1,7 @@
 """Answering questions from the index: retriever (hybrid/vector/text, filters, ACL), strictness, grounded
-request builder, citation parsing, chat models (Azure OpenAI, extractive), ``answer_question``, and an
-Azure OpenAI On-Your-Data compatible facade and HTTP server.
+request builder, citation parsing, chat models (Azure OpenAI, extractive), ``answer_question``, an
+Azure OpenAI On-Your-Data compatible facade and HTTP server, and the chat web page it serves
+(``retrieval.webapp``, static files in ``retrieval/web/``; original documents via ``retrieval.documents``).
 
 Entry points: ``retrieval.retriever.Retriever``, ``retrieval.answer.answer_question``,
 ``retrieval.prompt.build_grounded_request``, ``retrieval.citations.parse_citations``,

@@ -616,7 +616,7 @@ function init() {
   $("question").addEventListener("keydown", (event) => {
     if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
       event.preventDefault();
-      $("ask-form").requestSubmit();
+      if (!state.controller) $("ask-form").requestSubmit(); // while an answer streams, only "Stop" stops it
     }
   });
   $("new-chat").addEventListener("click", newChat);
