@@ -117,6 +117,7 @@ async function loadConfig() {
   select.replaceChildren(...names.map((name) => el("option", { value: name, text: name })));
   select.disabled = names.length < 2;
   $("sign-out").hidden = !state.auth;
+  $("sign-out").title = `Signed in as ${state.config.principal}`;
   renderSettings();
 }
 
@@ -433,12 +434,11 @@ async function ask(question) {
         if (delta.content) {
           text += delta.content;
           view.waiting.hidden = true;
-          const parsed = render(true);
+          render(true);
           if (firstToken === null && view.body.textContent.trim()) {
-            firstToken = performance.now() - started;
+            firstToken = performance.now() - started; // the first answer text a reader can see
             view.article.dataset.firstTokenMs = firstToken.toFixed(1);
           }
-          void parsed;
         }
       }
     }
