@@ -335,8 +335,9 @@ function renderRetrieved(view, context, indexName) {
         class: "linklike",
         onclick: (event) => openCitation(event.currentTarget, { citation: doc, claim: "", shown: i + 1, indexName, retrieved: true }),
       }, citationLabel(doc)),
-      el("span", { class: "doc-file", text: doc.page ? ` · page ${doc.page}` : "" }),
+      el("span", { class: "doc-file", text: [doc.filepath, doc.page ? `page ${doc.page}` : ""].filter(Boolean).map((t) => ` · ${t}`).join("") }),
       el("span", { class: "doc-score", text: ` · score ${score}` }),
+      el("span", { class: "doc-score", text: typeof doc.rerank_score === "number" ? ` · rerank ${doc.rerank_score.toFixed(2)}` : "" }),
       el("span", { class: "doc-reason", text: ` · ${REASONS[reason] || reason}` }),
       el("span", { class: "doc-snippet", text: snippet(doc.content) }),
     ));
