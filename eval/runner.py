@@ -55,12 +55,12 @@ def make_config(*, dataset: str | Path, top: int, strictness: int, scorer: str, 
     }
 
 
-def make_answer_fn(*, retriever: Any, chat_model: Any, top: int, strictness: int, in_scope: bool = True) -> AnswerFn:
+def make_answer_fn(*, retriever: Any, answerer: Any, top: int, strictness: int, in_scope: bool = True) -> AnswerFn:
     """``answer_fn`` over ``retrieval.answer.answer_question`` (the caller's groups come from the QA row)."""
     from retrieval.answer import answer_question
 
     def answer_fn(item: QAItem) -> Any:
-        return answer_question(item.question, retriever=retriever, chat_model=chat_model, top=top,
+        return answer_question(item.question, retriever=retriever, answerer=answerer, top=top,
                                top_n_documents=top, strictness=strictness, in_scope=in_scope, groups=item.groups)
 
     return answer_fn

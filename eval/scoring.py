@@ -5,15 +5,16 @@ A record is a plain dict (what ``results.jsonl`` stores). ``answer_record`` turn
 ``scores``; ``summarize`` aggregates records into the headline metrics. Only ``score_record`` calls a
 groundedness scorer; everything else is a pure function.
 
-Claims are the answer's sentences (without the extractive prefix and the ``[docN]`` markers). A
-claim's own sources are the citations its markers point at. ``groundedness`` judges each claim
+Claims are the answer's ``Answer.claims`` (sentence text, the citations it carries, the page of
+each), stored in the record as ``claims``: ``{"text", "docs", "pages"}``. A claim's own sources are
+the citations it carries; ``citations_matched`` (and its ±1-page twin) read the cited pages from
+the claims. ``groundedness`` judges each claim
 against all the sources the answer cites; ``citation_recall`` against its own sources only (an
 uncited claim is unsupported); ``citation_precision`` judges each (claim, cited source) pair alone.
 """
 
 from __future__ import annotations
 
-import re
 from typing import Any, Mapping, Sequence
 
 from eval import text as T
@@ -21,10 +22,6 @@ from eval.datasets import QAItem
 from eval.metrics import answers as A
 from eval.metrics import citations as C
 from eval.metrics.retrieval import normalize_file, retrieval_scores
-from retrieval.extractive import PREFIX as EXTRACTIVE_PREFIX
-
-_MARKER = re.compile(r"\[doc(\d+)\]")
-_MARKERS_AFTER_END = re.compile(r"([.!?])((?:\s*\[doc\d+\])+)")
 
 
 def _file_of(obj: Any) -> str:
@@ -43,9 +40,10 @@ def answer_record(item: QAItem, answer: Any, *, k: int) -> dict[str, Any]:
         })
     citations = [{
         "ref": C.render_citation({"filepath": c.filepath or c.source_id, "title": c.title, "page": c.page}),
-        "filepath": c.filepath, "title": c.title, "page": c.page, "chunk_id": c.chunk_id,
+        "filepath": c.filepath, "title": c.title, "page": c.page, "pages": c.pages, "chunk_id": c.chunk_id,
         "source_id": c.source_id, "content": c.content,
     } for c in answer.citations]
+    claims = [{"text": c.text, "docs": list(c.sources), "pages": list(c.pages)} for c in answer.claims]
     return {
         "qid": item.qid,
         "line": item.line,
@@ -57,6 +55,7 @@ def answer_record(item: QAItem, answer: Any, *, k: int) -> dict[str, Any]:
         "abstained": bool(answer.abstained),
         "extractive": bool(answer.extractive),
         "citations": citations,
+        "claims": claims,
         "hits": hits,
         "latency_ms": dict(answer.latency_ms),
         "error": None,
@@ -69,20 +68,19 @@ def error_record(item: QAItem, exc: BaseException) -> dict[str, Any]:
             "error": f"{type(exc).__name__}: {exc}"}
 
 
-def split_claims(content: str) -> list[dict[str, Any]]:
-    """The answer's claims: ``{"text", "docs"}`` per sentence, ``docs`` the 1-based ``[docN]`` numbers it cites."""
-    body = content.strip()
-    if body.startswith(EXTRACTIVE_PREFIX):
-        body = body[len(EXTRACTIVE_PREFIX):]
-    # "Fact one. [doc1] Fact two [doc2]." -> markers placed after a sentence's end belong to that sentence
-    body = _MARKERS_AFTER_END.sub(lambda m: m.group(2) + m.group(1), body)
-    claims = []
-    for sentence in T.split_sentences(body):
-        docs = list(dict.fromkeys(int(n) for n in _MARKER.findall(sentence)))
-        text = T.strip_markers(sentence)
-        if len(T.words(text)) >= 2:
-            claims.append({"text": text, "docs": docs})
-    return claims
+def stored_claims(record: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The record's claims (``{"text", "docs", "pages"}``); a record stored before claims were kept is
+    read with the language-model answer parser (``retrieval.citations.parse_citations``)."""
+    if "claims" in record:
+        return [{"text": c["text"], "docs": list(c.get("docs") or []), "pages": list(c.get("pages") or [])}
+                for c in record["claims"]]
+    from retrieval.citations import parse_citations
+    from retrieval.records import Citation
+
+    sources = [Citation(content=c.get("content", ""), page=c.get("page")) for c in record.get("citations", [])]
+    parsed = parse_citations(record.get("answer", ""), sources)
+    return [{"text": c.text, "docs": list(c.sources), "pages": [sources[n - 1].page for n in c.sources]}
+            for c in parsed.claims]
 
 
 def score_record(record: Mapping[str, Any], *, scorer: Any, k: int) -> dict[str, Any]:
@@ -92,7 +90,8 @@ def score_record(record: Mapping[str, Any], *, scorer: Any, k: int) -> dict[str,
         return out
     citations = record.get("citations", [])
     sources_all = [c["content"] for c in citations]
-    claims = [] if record.get("abstained") else split_claims(record.get("answer", ""))
+    answer_claims = [] if record.get("abstained") else stored_claims(record)
+    claims = [c for c in answer_claims if len(T.words(c["text"])) >= 2]  # a one-word fragment is not judged
 
     requests: dict[tuple[str, tuple[str, ...]], None] = {}
 
@@ -113,7 +112,7 @@ def score_record(record: Mapping[str, Any], *, scorer: Any, k: int) -> dict[str,
     judged_claims, sentence_judgements = [], []
     for claim in claims:
         res = results.get((claim["text"], tuple(sources_all)))
-        entry = {"text": claim["text"], "docs": claim["docs"],
+        entry = {"text": claim["text"], "docs": claim["docs"], "pages": claim["pages"],
                  "supported": bool(res.supported) if res else False,
                  "score": float(res.score) if res else 0.0,
                  "evidence": res.evidence if res else "",
@@ -135,13 +134,14 @@ def score_record(record: Mapping[str, Any], *, scorer: Any, k: int) -> dict[str,
                 sentence_judgements.append({"cited": [], "supported_by_all": False})
         judged_claims.append(entry)
 
-    response = C.resolve_doc_markers(record.get("answer", ""), citations)
+    response = C.render_claims(answer_claims, citations)
     scores: dict[str, Any] = {}
     retrieval = retrieval_scores(record.get("gold", []), record.get("hits", []), k=k)
     if retrieval is not None:
         scores.update(retrieval)
     scores["any_citation"] = C.any_citation(response)
     scores["citations_matched"] = C.citations_matched(record.get("truth", ""), response)
+    scores["citations_matched_pm1"] = C.citations_matched_near(record.get("truth", ""), response, tolerance=1)
     scores["groundedness"] = A.groundedness(judged_claims)
     scores.update(C.citation_precision_recall(sentence_judgements))
     scores["claims"] = len(judged_claims)
@@ -161,6 +161,7 @@ HEADLINES: dict[str, tuple[str, str, bool]] = {
     "page1_mrr": ("Page MRR (±1)", "How high the first correct page ranks on average (1 = always first).", True),
     "page1_ndcg@{k}": ("Page nDCG@{k} (±1)", "Ranking quality of the top {k} against the gold pages (1 = perfect order).", True),
     "citations_matched": ("Citations matched", "Share of the gold citations that the answer also cites (Azure reference-app definition).", True),
+    "citations_matched_pm1": ("Citations matched (±1 page)", "The same, accepting a cited page one before or after the gold page.", True),
     "any_citation": ("Any citation", "Share of answers that cite at least one source.", True),
     "groundedness": ("Groundedness", "Share of answer sentences supported by the sources the answer cites.", True),
     "groundedness_pass_rate": ("Fully grounded answers", "Share of answers whose every sentence is supported.", True),
@@ -191,6 +192,7 @@ def summarize(records: Sequence[Mapping[str, Any]], *, k: int) -> dict[str, Any]
             key = f"{level}_{name}"
             metrics[key] = A.mean([r["scores"].get(key) for r in with_gold])
     metrics["citations_matched"] = A.mean([r["scores"].get("citations_matched") for r in answerable])
+    metrics["citations_matched_pm1"] = A.mean([r["scores"].get("citations_matched_pm1") for r in answerable])
     metrics["any_citation"] = A.mean([float(r["scores"]["any_citation"]) for r in answerable])
     g = [r["scores"].get("groundedness") for r in ok]
     metrics["groundedness"] = A.mean(g)

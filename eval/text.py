@@ -1,23 +1,17 @@
-"""Text helpers shared by the scorers and the runner: sentence splitting, content tokens, numbers, cues."""
+"""The scorers' text cues over ``indexers.text`` (sentences, words, stopwords, stems, markers): content
+tokens, numbers, negations and direction words."""
 
 from __future__ import annotations
 
 import re
 
-_SENT_SPLIT = re.compile(r"(?<=[.!?])\s+(?=[\"'(\[]?[A-Z0-9])|\n{2,}|\n(?=\s*[-*•]\s)")
-_WORD = re.compile(r"[a-z0-9]+(?:[.,][0-9]+)*", re.IGNORECASE)
+from indexers import text as _text
+from indexers.text import NEGATIONS, STOPWORDS, split_sentences, stem, strip_markers, words
+
+__all__ = ["NEGATIONS", "STOPWORDS", "content_tokens", "content_words", "direction", "negation_count", "numbers",
+           "split_sentences", "stem", "strip_markers", "words"]
+
 _NUMBER = re.compile(r"(?<![\w.])[-+]?\d+(?:[.,]\d+)*%?")
-_DOC_MARKER = re.compile(r"\s*\[doc\d+\]")
-
-STOPWORDS = frozenset(
-    """a an the and or but if of to in on at by for with from as is are was were be been being it its this that
-    these those which who whom what when where why how than then there their they them he she his her we our you
-    your i me my do does did done has have had having can could would should may might will shall must also such
-    into over under about after before between during through per via both each other any all some most more less
-    so not no nor only own same very just too s t""".split()
-)
-
-NEGATIONS = frozenset("not no never none nor without cannot neither lack lacks lacking absent absence fail fails failed".split())
 
 # Direction words: +1 (up) / -1 (down). A claim and its evidence pointing opposite ways is a contradiction cue.
 DIRECTION = {
@@ -30,35 +24,13 @@ DIRECTION = {
 }
 
 
-def strip_markers(text: str) -> str:
-    """``text`` without ``[docN]`` citation markers."""
-    return _DOC_MARKER.sub("", text).strip()
-
-
-def split_sentences(text: str) -> list[str]:
-    """Sentences of ``text`` (a light rule-based splitter: ., !, ? followed by a capital or digit; blank lines; bullets)."""
-    parts = [p.strip() for p in _SENT_SPLIT.split(text or "")]
-    return [p for p in parts if p and any(ch.isalnum() for ch in p)]
-
-
-def stem(word: str) -> str:
-    for suffix in ("ational", "ations", "ation", "ments", "ment", "ness", "ings", "ing", "ies", "ed", "es", "ly", "s"):
-        if word.endswith(suffix) and len(word) - len(suffix) >= 3:
-            return word[: -len(suffix)] + ("y" if suffix == "ies" else "")
-    return word
-
-
-def words(text: str) -> list[str]:
-    return [w.lower() for w in _WORD.findall(text or "")]
-
-
 def content_words(text: str) -> list[str]:
     """Lowercased words of ``text`` without stopwords and negations, unstemmed."""
-    return [w for w in words(text) if w not in STOPWORDS and w not in NEGATIONS]
+    return _text.content_words(text, drop=NEGATIONS)
 
 
 def content_tokens(text: str) -> list[str]:
-    """Lowercased, lightly stemmed words of ``text`` without stopwords."""
+    """Lowercased, stemmed (Snowball) words of ``text`` without stopwords and negations."""
     return [stem(w) for w in content_words(text)]
 
 

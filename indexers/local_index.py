@@ -26,7 +26,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import re
 import sqlite3
 import threading
 import time
@@ -41,6 +40,7 @@ from indexers.errors import IndexError_, IndexSchemaError
 from indexers.filters import to_sql
 from indexers.fusion import hits_with_arms, reciprocal_rank_fusion
 from indexers.records import Chunk, SearchHit, SearchRequest, SourceRecord
+from indexers.text import STOPWORDS, words
 
 log = logging.getLogger(__name__)
 
@@ -49,20 +49,6 @@ SQLITE_NAME = "index.sqlite"
 FAISS_NAME = "vectors.faiss"
 _FAISS_MAGIC = b"ONDATA-FAISS-1\n"
 
-# English stopwords dropped from keyword queries (they only add noise to BM25 ranking).
-# The list is NLTK's English stopword list without the contraction fragments.
-STOPWORDS = frozenset(
-    """
-    a about above after again against all am an and any are as at be because been before being
-    below between both but by can could did do does doing down during each few for from further
-    had has have having he her here hers herself him himself his how i if in into is it its
-    itself just me more most my myself no nor not now of off on once only or other our ours
-    ourselves out over own same she should so some such than that the their theirs them
-    themselves then there these they this those through to too under until up very was we were
-    what when where which while who whom why will with would you your yours yourself yourselves
-    """.split()
-)
-_WORD = re.compile(r"\w+", re.UNICODE)
 MAX_QUERY_TERMS = 64
 
 _SCHEMA = """
@@ -128,12 +114,13 @@ def fts_query(text: str) -> str:
     """Turn free user text into a safe FTS5 MATCH expression: quoted words joined with OR.
 
     Every word is a double-quoted FTS5 string (embedded quotes doubled), so no FTS5 syntax in the
-    input (``NEAR(``, ``*``, ``-``, ``OR``, column filters...) can change the query. English
-    stopwords are dropped unless the query consists only of stopwords. Returns ``""`` when the
+    input (``NEAR(``, ``*``, ``-``, ``OR``, column filters...) can change the query. Words and
+    English stopwords are those of ``indexers.text``; stopwords are dropped unless the query consists
+    only of stopwords. Returns ``""`` when the
     text has no words.
     """
-    words = [w for w in _WORD.findall(text.lower()) if w.strip("_")]
-    kept = [w for w in words if w not in STOPWORDS] or words
+    all_words = words(text)
+    kept = [w for w in all_words if w not in STOPWORDS] or all_words
     unique = list(dict.fromkeys(kept))[:MAX_QUERY_TERMS]
     return " OR ".join('"' + w.replace('"', '""') + '"' for w in unique)
 

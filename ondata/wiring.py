@@ -168,25 +168,33 @@ def open_local_index(settings: Settings):
     return LocalIndex.open_existing(settings.index_dir)
 
 
-def build_chat_model(settings: Settings, *, embedder: "Embedder | None" = None):
-    """The configured chat model: the offline extractive model, or an Azure OpenAI chat deployment."""
+def build_chat_model(settings: Settings):
+    """The configured Azure OpenAI (or OpenAI-compatible) chat deployment."""
+    from retrieval.azure_openai_chat import AzureOpenAIChatModel
+
+    if not settings.azure_openai_endpoint:
+        raise ConfigError("the azure_openai chat model needs AZURE_OPENAI_ENDPOINT")
+    return AzureOpenAIChatModel(
+        endpoint=settings.azure_openai_endpoint,
+        deployment=settings.azure_openai_chat_deployment,
+        api_key=secret(settings.azure_openai_api_key),
+        api_version=settings.azure_openai_api_version,
+        retry=retry_policy(settings),
+    )
+
+
+def build_answerer(settings: Settings, *, embedder: "Embedder | None" = None):
+    """The configured ``Answerer``: the offline extractive one (scoring sentences with ``embedder``, the
+    index's own embedding model, when given), or a chat model answering the grounded messages."""
     kind = settings.chat_kind
     if kind == "extractive":
-        from retrieval.extractive import ExtractiveChatModel
+        from retrieval.extractive import ExtractiveAnswerer
 
-        return ExtractiveChatModel()
+        return ExtractiveAnswerer(embedder=embedder)
     if kind == "azure_openai":
-        from retrieval.azure_openai_chat import AzureOpenAIChatModel
+        from retrieval.chat_answerer import ChatAnswerer
 
-        if not settings.azure_openai_endpoint:
-            raise ConfigError("the azure_openai chat model needs AZURE_OPENAI_ENDPOINT")
-        return AzureOpenAIChatModel(
-            endpoint=settings.azure_openai_endpoint,
-            deployment=settings.azure_openai_chat_deployment,
-            api_key=secret(settings.azure_openai_api_key),
-            api_version=settings.azure_openai_api_version,
-            retry=retry_policy(settings),
-        )
+        return ChatAnswerer(build_chat_model(settings))
     raise ConfigError(f"unknown chat model {kind!r}")  # pragma: no cover - guarded by the settings Literal
 
 

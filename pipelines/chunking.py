@@ -4,9 +4,9 @@
 packs whole units greedily into chunks of at most ``ChunkingConfig.chunk_size`` tokens
 (counted with tiktoken through ``indexers.tokens.get_encoding``):
 
-- text and list elements are cut into lines (a newline is always a boundary) and each line
-  into sentences by a rule-based splitter (``split_sentences``) that knows common
-  abbreviations ("e.g.", "Dr.", "No. 5", "et al."), initials, decimals and list enumerators;
+- text and list elements are cut into sentences by ``indexers.text.sentence_spans`` (a newline
+  is always a boundary; it knows common abbreviations ("e.g.", "Dr.", "No. 5", "et al."),
+  initials, decimals, list enumerators, inline bullets and upper-case labels);
 - a title element is one unit; it updates the heading path ("H1 > H2") that becomes the
   ``section`` of the chunks, and a new chunk starts at a heading once the current one is
   filled past ``heading_break_fill``; a heading is never left dangling at the end of a chunk;
@@ -35,10 +35,11 @@ import tiktoken
 
 from indexers.errors import ConfigError
 from indexers.records import PAGE_OFFSETS_KEY, Chunk, chunk_id_for
+from indexers.text import line_spans, sentence_spans
 from indexers.tokens import DEFAULT_ENCODING, get_encoding
 from pipelines.records import ParsedDocument, SourceItem
 
-__all__ = ["ChunkingConfig", "chunk_document", "split_sentences"]
+__all__ = ["ChunkingConfig", "chunk_document"]
 
 logger = logging.getLogger(__name__)
 
@@ -83,93 +84,6 @@ class ChunkingConfig:
         fill = self.heading_break_fill
         if isinstance(fill, bool) or not isinstance(fill, (int, float)) or not 0 < fill <= 1:
             raise ConfigError(f"heading_break_fill ({fill!r}) must be a number in (0, 1]")
-
-
-# ---------------------------------------------------------------------------------------------
-# Sentence splitting
-
-# A sentence ends at . ! ? or an ellipsis (plus closing quotes/brackets) followed by whitespace
-# and something that can start a sentence (an upper-case letter, a digit, an opening quote or
-# bracket); CJK full stops end a sentence without whitespace.
-_SENTENCE_END = regex.compile(
-    r"""(?:[.!?\u2026]+["'\u201d\u2019)\]]*(?=\s+["'\u201c\u2018(\[]*[\p{Lu}\p{Lt}\p{N}]))"""
-    r"""|(?:[\u3002\uff01\uff1f]+["'\u201d\u2019\u300d\u300f)\uff09]*)"""
-)
-_LINE = regex.compile(r"[^\r\n]+")
-_INITIALISM = regex.compile(r"^(?:\p{L}\.)+\p{L}$")  # e.g, i.e, U.S, a.m (the final "." is the match)
-_ENUMERATOR = regex.compile(r"^(?:\d{1,3}|[ivxlcdm]{1,6}|\p{L})$", regex.IGNORECASE)
-_BULLET_PREFIX = regex.compile(r"^[\s\-*+\u2022\u00b7\u25aa\u25cf\u2013\u2014]*$")
-_WORD_LEADING_PUNCT = "([{\"'\u201c\u2018"
-
-# Lower-cased words (without their final period) after which a period does not end a sentence.
-_ABBREVIATIONS = frozenset(
-    """
-    mr mrs ms mx dr prof sr jr st mt messrs mme mlle rev hon gov sen rep gen col lt sgt capt cmdr adm
-    e.g i.e cf vs viz al approx ca est resp incl excl
-    fig figs eq eqs ref refs no nos nr vol vols pp p ch chap sec sect art para app tab
-    dept univ inst assoc inc ltd co corp bros
-    jan feb mar apr jun jul aug sep sept oct nov dec mon tue tues wed thu thur thurs fri sat sun
-    """.split()
-)
-
-
-def _no_split_before(line: str, term_start: int, line_start: int) -> bool:
-    """Whether the "." at ``term_start`` belongs to an abbreviation, an initial or an enumerator."""
-    word_start = max(line.rfind(" ", line_start, term_start), line.rfind("\t", line_start, term_start)) + 1
-    if word_start < line_start:
-        word_start = line_start
-    word = line[word_start:term_start].lstrip(_WORD_LEADING_PUNCT)
-    if not word:
-        return False
-    lower = word.lower()
-    if lower in _ABBREVIATIONS or _INITIALISM.match(word):
-        return True
-    if len(word) == 1 and word.isalpha():  # an initial: "J. Smith"
-        return True
-    # "1. First step", "a) ...", "iv. Fourth" at the start of a line: a list enumerator.
-    return bool(_ENUMERATOR.match(word)) and bool(_BULLET_PREFIX.match(line[line_start:word_start]))
-
-
-def _sentence_spans(text: str, start: int, end: int) -> list[tuple[int, int]]:
-    """Sentence spans of ``text[start:end]`` (one line, no newlines), without outer whitespace."""
-    spans: list[tuple[int, int]] = []
-    s = start
-    for m in _SENTENCE_END.finditer(text, start, end):
-        e = m.end()
-        if text[m.start()] == "." and _no_split_before(text, m.start(), start):
-            continue
-        if e > s:
-            spans.append((s, e))
-        s = e
-        while s < end and text[s].isspace():
-            s += 1
-    if s < end:
-        spans.append((s, end))
-    return spans
-
-
-def _line_spans(text: str, start: int, end: int) -> list[tuple[int, int]]:
-    """Non-blank line spans of ``text[start:end]``, stripped of surrounding whitespace."""
-    out: list[tuple[int, int]] = []
-    for m in _LINE.finditer(text, start, end):
-        a, b = m.span()
-        while a < b and text[a].isspace():
-            a += 1
-        while b > a and text[b - 1].isspace():
-            b -= 1
-        if b > a:
-            out.append((a, b))
-    return out
-
-
-def split_sentences(text: str) -> list[str]:
-    """Cut ``text`` into sentences; every line break is a boundary too. Blank lines are dropped.
-
-    Rule based: a sentence ends at ``.``, ``!``, ``?`` or an ellipsis followed by whitespace and an
-    upper-case letter, a digit or an opening quote/bracket, except after a known abbreviation
-    ("e.g.", "Dr.", "No."), an initial ("J.") or a list enumerator at the start of a line ("1.").
-    """
-    return [text[a:b] for la, lb in _line_spans(text, 0, len(text)) for a, b in _sentence_spans(text, la, lb)]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -246,16 +160,15 @@ class _Cutter:
             i = j
 
     def prose(self, a: int, b: int, page: int | None, section: str) -> None:
-        for la, lb in _line_spans(self.text, a, b):
-            for sa, sb in _sentence_spans(self.text, la, lb):
-                self.add(sa, sb, _SENT, page, section)
+        for sa, sb in sentence_spans(self.text, a, b):
+            self.add(sa, sb, _SENT, page, section)
 
     def table(self, a: int, b: int, page: int | None, section: str) -> None:
         n = self.count(a, b)
         if n <= self.size:
             self.units.append(_Unit(a, b, n, _TABLE, page, section))
             return
-        lines = _line_spans(self.text, a, b)
+        lines = line_spans(self.text, a, b)
         header = -1
         rows = lines
         if (

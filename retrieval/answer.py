@@ -1,16 +1,17 @@
-"""``answer_question``: rewrite a follow-up, search, apply strictness, build the grounded request, call the
-chat model, parse its citations — timing each stage."""
+"""``answer_question``: rewrite a follow-up, search, apply strictness, build the grounded request, answer it
+with an ``Answerer`` — timing each stage."""
 
 from __future__ import annotations
 
 import logging
 import time
+from dataclasses import replace
 from typing import Mapping, Sequence
 
 from indexers.filters import Filter
 from indexers.records import SearchMode
+from retrieval.answerer import Answerer
 from retrieval.chat import ChatModel
-from retrieval.citations import parse_citations
 from retrieval.prompt import build_grounded_request, rewrite_query
 from retrieval.records import Answer, GroundedRequest
 from retrieval.retriever import Retriever
@@ -22,7 +23,7 @@ def prepare_grounded_request(
     question: str,
     *,
     retriever: Retriever,
-    chat_model: ChatModel | None = None,
+    rewriter: ChatModel | None = None,
     history: Sequence[Mapping[str, str]] | None = None,
     mode: SearchMode = "hybrid",
     top: int = 5,
@@ -35,7 +36,10 @@ def prepare_grounded_request(
     max_context_tokens: int = 3000,
     timings: dict[str, float] | None = None,
 ) -> GroundedRequest:
-    """The first half of ``answer_question``: rewrite, search, strictness, prompt. Stage times go into ``timings``."""
+    """The first half of ``answer_question``: rewrite, search, strictness, prompt. Stage times go into ``timings``.
+
+    ``rewriter``: the chat model that rewrites a follow-up question into a search query (None: the
+    heuristic rewrite)."""
     timings = timings if timings is not None else {}
     t = time.perf_counter()
 
@@ -45,7 +49,7 @@ def prepare_grounded_request(
         timings[name] = round((now - t) * 1000, 3)
         t = now
 
-    search_query = rewrite_query(question, history, chat_model=chat_model)
+    search_query = rewrite_query(question, history, chat_model=rewriter)
     lap("rewrite")
     hits = retriever.search(search_query, top=max(top, top_n_documents), mode=mode, filter=filter, groups=groups)
     lap("search")
@@ -69,7 +73,7 @@ def answer_question(
     question: str,
     *,
     retriever: Retriever,
-    chat_model: ChatModel,
+    answerer: Answerer,
     history: Sequence[Mapping[str, str]] | None = None,
     mode: SearchMode = "hybrid",
     top: int = 5,
@@ -80,45 +84,26 @@ def answer_question(
     role_information: str | None = None,
     top_n_documents: int = 5,
     max_context_tokens: int = 3000,
-    **chat_options: object,
+    **options: object,
 ) -> Answer:
     """A grounded, cited answer to ``question``.
 
     The search fetches ``max(top, top_n_documents)`` hits; those below the ``strictness`` threshold
     and those beyond ``top_n_documents`` / ``max_context_tokens`` are reported in
     ``Answer.retrieved`` with their ``filter_reason``. ``groups=None`` turns security trimming off
-    (trusted caller); pass the user's groups when answering for a user.
+    (trusted caller); pass the user's groups when answering for a user. ``options`` go to the
+    answerer (sampling options of a chat model).
     """
     timings: dict[str, float] = {}
     t_start = time.perf_counter()
     request = prepare_grounded_request(
-        question, retriever=retriever, chat_model=chat_model, history=history, mode=mode, top=top, filter=filter,
-        groups=groups, strictness=strictness, in_scope=in_scope, role_information=role_information,
+        question, retriever=retriever, rewriter=answerer.chat_model, history=history, mode=mode, top=top,
+        filter=filter, groups=groups, strictness=strictness, in_scope=in_scope, role_information=role_information,
         top_n_documents=top_n_documents, max_context_tokens=max_context_tokens, timings=timings,
     )
     t = time.perf_counter()
-
-    def lap(name: str) -> None:
-        nonlocal t
-        now = time.perf_counter()
-        timings[name] = round((now - t) * 1000, 3)
-        t = now
-
-    result = chat_model.complete(request.messages, **chat_options)
-    lap("generate")
-    parsed = parse_citations(result.content, request.citations())
-    lap("citations")
+    answer = answerer.answer(request, **options)
+    timings["generate"] = round((time.perf_counter() - t) * 1000, 3)
     timings["total"] = round((time.perf_counter() - t_start) * 1000, 3)
-    log.debug("answered with %d sources, %d citations", len(request.sources), len(parsed.citations))
-    return Answer(
-        content=parsed.text,
-        citations=parsed.citations,
-        search_query=request.search_query,
-        retrieved=tuple(request.retrieved()),
-        unknown_markers_removed=parsed.unknown_markers_removed,
-        extractive=bool(getattr(chat_model, "extractive", False)),
-        finish_reason=result.finish_reason,
-        usage=dict(result.usage),
-        latency_ms=timings,
-        request=request,
-    )
+    log.debug("answered with %d sources, %d citations", len(request.sources), len(answer.citations))
+    return replace(answer, latency_ms=timings, request=request)

@@ -71,7 +71,6 @@ class AzureOpenAIChatModel:
     Authentication: ``api_key`` when given, else Entra ID via ``DefaultAzureCredential`` (Azure only).
     """
 
-    extractive = False
 
     def __init__(
         self,

@@ -1,8 +1,9 @@
 """The ChatModel port: chat messages -> a completion (``complete``) or a stream of text deltas (``stream``).
 
-Backends: ``retrieval.azure_openai_chat.AzureOpenAIChatModel`` (Azure OpenAI or any
-OpenAI-compatible endpoint) and ``retrieval.extractive.ExtractiveChatModel`` (offline, no LLM).
-A backend whose answers are not written by a language model sets ``extractive = True``.
+Backend: ``retrieval.azure_openai_chat.AzureOpenAIChatModel`` (Azure OpenAI or any
+OpenAI-compatible endpoint). Answering a grounded request is the ``Answerer`` port's job
+(``retrieval.answerer``): ``ChatAnswerer`` sends the messages through a chat model; the offline
+extractive answerer needs none.
 """
 
 from __future__ import annotations
@@ -25,8 +26,6 @@ class ChatResult:
 @runtime_checkable
 class ChatModel(Protocol):
     """Completes chat messages (``[{"role": ..., "content": ...}, ...]``)."""
-
-    extractive: bool
 
     def complete(self, messages: Sequence[Message], **opts: Any) -> ChatResult: ...
 

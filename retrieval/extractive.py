@@ -1,14 +1,25 @@
-"""An offline chat model that writes no text of its own: it quotes the best-supported source sentences.
+"""The extractive answerer: offline, no language model; it quotes the best-supported sentences of the sources.
 
-``ExtractiveChatModel`` reads the question and the numbered ``[docN]`` sources back from a grounded
-request (``retrieval.prompt.parse_grounded_messages``), scores every sentence (and table row, see
-``answer_units``) of the sources
-against the question with a BM25-like lexical score (idf over the sentences of the sources plus a
-background idf from a small English stop list; optionally blended with the embedder's cosine),
-and answers with the best few sentences, each followed by its ``[docN]`` marker. The answer starts
-with ``Extractive answer (no language model):``. When the best sentence covers less than
-``min_support`` of the question's weighted terms and the request is in scope, it abstains with On
-Your Data's standard sentence.
+``ExtractiveAnswerer.answer(request)`` reads ``request.sources`` (the numbered hits of the grounded
+request; it never parses the rendered prompt) and
+
+1. cuts every source into quotable *units* (``answer_units``): its sentences
+   (``indexers.text.sentence_spans``: lines, sentence ends, inline bullets, upper-case labels) and
+   each row of a Markdown table rendered with its header (``Part: Battery pack; Price (£): 529.00``);
+2. scores each unit against the question (``score``): lexical evidence (the idf-weighted share of
+   the question's terms the unit covers, its source's title and section counting half, and a
+   BM25 term) plus, with an embedder, the question-unit cosine of the loaded embedding model, plus
+   a small prior for the source's search rank; boilerplate (lead-ins ending in ":", questions,
+   "please contact ...", "here are a few tips") is penalised;
+3. abstains with On Your Data's sentence (``retrieval.prompt.NOT_AVAILABLE``) when the request is
+   in scope and the best unit's *support* is below ``min_support`` (``CALIBRATION`` says how the
+   threshold was chosen);
+4. otherwise quotes the best unit, then at most ``max_sentences - 1`` more: the next sentence of
+   the same source when it scores close to the best, or a unit of another source that covers
+   question terms the picked ones do not (a question that asks two things), each followed by its
+   ``[docN]`` marker and cited at the page where that unit stands.
+
+Its ``Answer.claims`` are the quoted units, with their sources and pages; nothing is re-parsed.
 """
 
 from __future__ import annotations
@@ -20,152 +31,219 @@ from typing import Any, Iterator, Sequence
 
 import numpy as np
 
-from retrieval.chat import ChatResult, Message
-from retrieval.prompt import NOT_AVAILABLE, parse_grounded_messages, split_sentences
+from indexers.text import REQUEST_WORDS, sentence_spans, terms
+from retrieval.prompt import NOT_AVAILABLE
+from retrieval.records import Answer, Citation, Claim, GroundedRequest
 
 PREFIX = "Extractive answer (no language model):"
 
-_WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
-_STOP = frozenset(
-    """a an the and or but if then else of to in on at by for with about from into over under as is are was were be been
-    being do does did have has had can could should would will shall may might must i me my we our you your he him his she
-    her it its they them their this that these those what which who whom whose when where why how there here not no yes
-    so than too very just also any all some more most other such only own same few many much each both either neither
-    please tell explain describe give show know want need get find say said again s t""".split()
-)
+CALIBRATION = """(filled in by bench/answers.py calibrate; see below)"""
 
 
-def stem(word: str) -> str:
-    """A light English suffix stripper (plural, -ing, -ed, -ly) so 'policies' matches 'policy'."""
-    for suffix, repl in (("ies", "y"), ("sses", "ss"), ("ing", ""), ("edly", ""), ("ed", ""), ("ly", ""), ("es", ""), ("s", "")):
-        if word.endswith(suffix) and len(word) - len(suffix) >= 3:
-            return word[: len(word) - len(suffix)] + repl
-    return word
+@dataclass(frozen=True)
+class Unit:
+    """A quotable piece of a source: its text, where it starts in the source content, its rank in the source."""
 
-
-def terms(text: str) -> list[str]:
-    return [stem(w) for w in _WORD.findall(text.lower()) if w not in _STOP and len(w) > 1]
+    text: str
+    start: int
+    position: int
+    row: bool = False
 
 
 def _cells(line: str) -> list[str]:
     return [c.strip() for c in line.strip().strip("|").split("|")]
 
 
-def answer_units(content: str) -> list[str]:
-    """The quotable pieces of a source: sentences within each line or paragraph, and each row of a
-    Markdown table rendered with its header (``Part: Battery pack; Price (£): 529.00``), so an answer
-    quotes one row rather than a whole table or a run of unpunctuated lines."""
-    units: list[str] = []
+_SEPARATOR_CELL = re.compile(r":?-{2,}:?")
+
+
+def answer_units(content: str) -> list[Unit]:
+    """The quotable units of a source: sentences of each line, and each table row with its header cells."""
+    units: list[Unit] = []
     header: list[str] | None = None
+    pos = 0
     for line in content.split("\n"):
+        start, pos = pos, pos + len(line) + 1
         stripped = line.strip()
         if stripped.startswith("|") and stripped.count("|") >= 2:
             cells = _cells(stripped)
-            if all(re.fullmatch(r":?-{2,}:?", c) for c in cells if c):
+            if all(_SEPARATOR_CELL.fullmatch(c) for c in cells if c):
                 continue  # the separator row
             if header is None:
                 header = cells
                 continue
             pairs = [f"{h}: {v}" for h, v in zip(header, cells) if v]
-            units.append("; ".join(pairs) + ".")
+            units.append(Unit("; ".join(pairs) + ".", start + line.index("|"), len(units), row=True))
             continue
         header = None
-        if stripped:
-            units.extend(s for s in split_sentences(stripped) if s.strip())
+        for a, b in sentence_spans(line):
+            text = " ".join(line[a:b].split())
+            if len(text) >= 3:
+                units.append(Unit(text, start + a, len(units)))
     return units
 
 
+# Sentences that state nothing about the question: lead-ins to a list, questions, calls to contact
+# someone, generic advice openers. English boilerplate, not tied to one corpus.
+_BOILERPLATE = re.compile(
+    r"^(?:[-*\u2022]\s*)?(?:please\b|contact\b|call\b|for (?:more|further) (?:information|details)\b|if you have (?:any )?questions\b"
+    r"|here (?:are|is)\b|(?:the )?following\b|by following\b|it is (?:always )?(?:important|a good idea|recommended) to\b"
+    r"|be sure to\b|make sure\b|remember\b|we (?:hope|encourage|recommend)\b|thank you\b|welcome\b)",
+    re.IGNORECASE,
+)
+
+
+def is_boilerplate(text: str) -> bool:
+    """True for a unit that introduces, asks or advises rather than states (see ``_BOILERPLATE``)."""
+    t = text.strip()
+    return t.endswith(":") or t.endswith("?") or bool(_BOILERPLATE.match(t))
+
+
 @dataclass(frozen=True)
-class ScoredSentence:
-    source: int
-    text: str
+class ScoredUnit:
+    source: int  # the prompt number n of [docN]
+    unit: Unit
     score: float
     support: float
-    position: int
+    coverage: float
+    cosine: float | None
+    covered: frozenset[str]
+
+    @property
+    def text(self) -> str:
+        return self.unit.text
 
 
-class ExtractiveChatModel:
+class ExtractiveAnswerer:
     """Answers from the sources' own sentences, citing them; works offline with no language model.
 
-    - ``max_sentences``: at most this many sentences in the answer.
-    - ``min_support``: the idf-weighted fraction of the question's terms the best sentence (with its
-      source's title) must contain, else the model abstains (when the request is in scope).
-    - ``embedder``: optional; when given, the sentence score blends in the question-sentence cosine.
+    - ``max_sentences``: at most this many units in the answer;
+    - ``min_support``: abstain (in scope) when the best unit's support is below it;
+    - ``embedder``: optional; when given, question-unit cosines join the score and the support;
+    - ``k1``, ``b``: the BM25 parameters of the lexical term;
+    - ``weights``: ``(lexical, coverage, cosine, rank prior)`` of the unit score;
+    - ``support_weights``: ``(coverage, cosine)`` of the support;
+    - ``boilerplate_penalty``: subtracted from the score (and support) of a boilerplate unit;
+    - ``follow_ratio``: a further unit must score at least this fraction of the best.
     """
 
     extractive = True
     model_id = "extractive"
+    chat_model = None
 
     def __init__(self, *, max_sentences: int = 3, min_support: float = 0.45, embedder: Any = None,
-                 k1: float = 1.2, b: float = 0.5) -> None:
+                 k1: float = 1.2, b: float = 0.5, weights: tuple[float, float, float, float] = (0.5, 0.25, 1.0, 0.1),
+                 support_weights: tuple[float, float] = (1.0, 0.0), boilerplate_penalty: float = 0.15,
+                 follow_ratio: float = 0.8) -> None:
+        if max_sentences < 1:
+            raise ValueError("max_sentences must be >= 1")
         self.max_sentences = max_sentences
         self.min_support = min_support
         self.embedder = embedder
         self.k1 = k1
         self.b = b
+        self.weights = weights
+        self.support_weights = support_weights
+        self.boilerplate_penalty = boilerplate_penalty
+        self.follow_ratio = follow_ratio
 
-    def score(self, question: str, sources: Sequence[tuple[int, str, str]]) -> list[ScoredSentence]:
-        """Every sentence of ``sources`` (``(n, header, content)``) scored against ``question``, best first."""
-        q = list(dict.fromkeys(terms(question)))
-        sentences: list[tuple[int, str, list[str], set[str], int]] = []
-        for n, header, content in sources:
-            title_terms = set(terms(header))
-            for i, s in enumerate(answer_units(content)):
-                s = " ".join(s.split())
-                if len(s) < 3:
-                    continue
-                sentences.append((n, s, terms(s), title_terms, i))
-        if not sentences or not q:
+    # ------------------------------------------------------------------ scoring
+
+    def score(self, question: str, sources: Sequence[tuple[int, str, str]]) -> list[ScoredUnit]:
+        """Every unit of ``sources`` (``(n, context, content)``; context = title and section) scored, best first."""
+        q = list(dict.fromkeys(terms(question, drop=REQUEST_WORDS)))
+        rows: list[tuple[int, Unit, list[str], set[str]]] = []
+        for n, context, content in sources:
+            ctx = set(terms(context))
+            for u in answer_units(content):
+                rows.append((n, u, terms(u.text), ctx))
+        if not rows or not q:
             return []
-        N = len(sentences)
-        df = {t: sum(1 for _, _, ts, _, _ in sentences if t in ts) for t in q}
+        N = len(rows)
+        df = {t: sum(1 for _, _, ts, _ in rows if t in ts) for t in q}
         idf = {t: math.log(1 + (N - df[t] + 0.5) / (df[t] + 0.5)) + 0.1 for t in q}
         total = sum(idf.values())
-        avgdl = sum(len(ts) for _, _, ts, _, _ in sentences) / N or 1.0
+        avgdl = sum(len(ts) for _, _, ts, _ in rows) / N or 1.0
+        w_lex, w_cov, w_cos, w_prior = self.weights
+        s_cov, s_cos = self.support_weights
         cos = None
-        if self.embedder is not None:
-            vecs = self.embedder.embed_documents([s for _, s, _, _, _ in sentences])
-            cos = np.asarray(vecs) @ np.asarray(self.embedder.embed_query(question))
+        if self.embedder is not None and (w_cos or s_cos):
+            vecs = np.asarray(self.embedder.embed_documents([u.text for _, u, _, _ in rows]))
+            cos = vecs @ np.asarray(self.embedder.embed_query(question))
+        ranks = sorted({n for n, *_ in rows})
         out = []
-        for j, (n, s, ts, title_terms, pos) in enumerate(sentences):
+        for j, (n, u, ts, ctx) in enumerate(rows):
             tf = {t: ts.count(t) for t in q}
             bm25 = sum(
                 idf[t] * tf[t] * (self.k1 + 1) / (tf[t] + self.k1 * (1 - self.b + self.b * len(ts) / avgdl))
                 for t in q if tf[t]
-            )
-            covered = {t for t in q if tf[t] or t in title_terms}
-            support = sum(idf[t] for t in covered) / total
-            score = bm25 / total + 0.5 * support
-            if cos is not None:
-                score = 0.5 * score + float(cos[j])
-            out.append(ScoredSentence(source=n, text=s, score=score, support=support, position=pos))
-        out.sort(key=lambda x: (-x.score, x.source, x.position))
+            ) / total
+            own = {t for t in q if tf[t]}
+            coverage = (sum(idf[t] for t in own) + 0.5 * sum(idf[t] for t in q if t in ctx and t not in own)) / total
+            c = None if cos is None else float(cos[j])
+            prior = 1.0 / (1 + ranks.index(n))
+            score = w_lex * bm25 + w_cov * coverage + w_prior * prior + (w_cos * c if c is not None else 0.0)
+            support = s_cov * coverage + (s_cos * c if c is not None else 0.0)
+            if is_boilerplate(u.text):
+                score -= self.boilerplate_penalty
+                support -= self.boilerplate_penalty
+            out.append(ScoredUnit(n, u, score, support, coverage, c, frozenset(own)))
+        out.sort(key=lambda x: (-x.score, x.source, x.unit.position))
         return out
 
-    def answer(self, messages: Sequence[Message]) -> str:
-        prompt = parse_grounded_messages(messages)
-        scored = self.score(prompt.question, [(s.n, s.header, s.content) for s in prompt.sources])
-        if not scored or scored[0].support < self.min_support:
-            if prompt.in_scope or not scored:
-                return NOT_AVAILABLE
-        best = scored[0].score
-        picked: list[ScoredSentence] = []
-        for s in scored:
-            if len(picked) >= self.max_sentences or s.score < 0.6 * best:
+    # ------------------------------------------------------------------ composing
+
+    def pick(self, request: GroundedRequest) -> list[ScoredUnit]:
+        """The units the answer quotes, in answer order; empty when it abstains."""
+        sources = [(s.n, " ".join(p for p in (s.hit.chunk.title, s.hit.chunk.section) if p), s.content)
+                   for s in request.sources]
+        scored = self.score(request.question, sources)
+        if not scored:
+            return []
+        best = scored[0]
+        if best.support < self.min_support and request.in_scope:
+            return []
+        picked = [best]
+        covered = set(best.covered)
+        for s in scored[1:]:
+            if len(picked) >= self.max_sentences:
                 break
-            if s.support <= 0 or any(s.text == p.text for p in picked):
+            if s.score < self.follow_ratio * best.score:
+                break
+            if is_boilerplate(s.text) or any(s.text == p.text for p in picked):
                 continue
-            picked.append(s)
+            follows = any(s.source == p.source and s.unit.position == p.unit.position + 1 for p in picked)
+            adds = bool(s.covered - covered)
+            if follows or adds:
+                picked.append(s)
+                covered |= s.covered
+        return picked
+
+    def answer(self, request: GroundedRequest, **options: Any) -> Answer:
+        picked = self.pick(request)
+        base = dict(search_query=request.search_query, retrieved=tuple(request.retrieved()), extractive=True,
+                    usage={"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}, request=request)
         if not picked:
-            return NOT_AVAILABLE
-        body = " ".join(f"{s.text.rstrip()} [doc{s.source}]" for s in picked)
-        return f"{PREFIX} {body}"
+            return Answer(content=NOT_AVAILABLE, citations=(), abstained=True, **base)
+        by_n = {s.n: s.citation() for s in request.sources}
+        number: dict[tuple[int, int | None], int] = {}
+        citations: list[Citation] = []
+        claims: list[Claim] = []
+        parts: list[str] = []
+        for s in picked:
+            cited = by_n[s.source]
+            page = cited.page_at(s.unit.start)
+            key = (s.source, page)
+            if key not in number:
+                number[key] = len(citations) + 1
+                citations.append(cited.at_page(page))
+            claims.append(Claim(text=s.text, sources=(number[key],), pages=(page,)))
+            parts.append(f"{s.text} [doc{number[key]}]")
+        return Answer(content=f"{PREFIX} " + " ".join(parts), citations=tuple(citations), claims=tuple(claims),
+                      abstained=False, **base)
 
-    def complete(self, messages: Sequence[Message], **opts: Any) -> ChatResult:
-        text = self.answer(messages)
-        return ChatResult(content=text, finish_reason="stop", usage={"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0})
-
-    def stream(self, messages: Sequence[Message], **opts: Any) -> Iterator[str]:
-        text = self.answer(messages)
-        for piece in re.findall(r"\S+\s*", text):
-            yield piece
+    def stream(self, request: GroundedRequest, **options: Any) -> Iterator[str]:
+        """The answer's text in pieces, its markers numbered as the prompt's sources (``[docN]`` = ``sources[N-1]``)."""
+        picked = self.pick(request)
+        text = NOT_AVAILABLE if not picked else f"{PREFIX} " + " ".join(f"{s.text} [doc{s.source}]" for s in picked)
+        yield from re.findall(r"\S+\s*", text)

@@ -18,7 +18,9 @@ embeds with that index's embedder; credentials in them are never logged.
 Non-streaming answers are renumbered (``citations[N-1]`` is ``[docN]``, cited sources only);
 streamed answers (``stream_chat_completions``) send every source given to the model as
 ``citations`` in the first delta, as the service does, and the markers as the model wrote them
-(minus those pointing at no source). Invalid requests raise ``OYDRequestError`` (status 400, body
+(minus those pointing at no source). Every citation and retrieved document keeps On Your Data's
+keys and adds ``page`` (the cited sentence's page; the chunk's first page in a stream and in
+``all_retrieved_documents``); ``url`` ends in ``#page=N`` for a paged document that has a url. Invalid requests raise ``OYDRequestError`` (status 400, body
 ``{"error": {"code": "400", "message": "Validation error at #/...: ..."}}``).
 """
 
@@ -34,7 +36,7 @@ from typing import Any, Callable, Iterator, Mapping, Sequence
 from indexers.errors import OndataError
 from indexers.filters import Filter
 from retrieval.answer import answer_question, prepare_grounded_request
-from retrieval.chat import ChatModel
+from retrieval.answerer import Answerer
 from retrieval.citations import StreamingMarkerFilter
 from retrieval.errors import ODataFilterError, OYDRequestError
 from retrieval.odata import fields_from_mapping, parse_odata
@@ -222,17 +224,17 @@ def parse_request(body: Any) -> OYDRequest:
 
 
 class OnYourDataFacade:
-    """Answers On-Your-Data chat-completions bodies with a retriever per ``index_name`` and a chat model.
+    """Answers On-Your-Data chat-completions bodies with a retriever per ``index_name`` and an ``Answerer``.
 
     ``retrievers`` is a mapping of index names or a callable ``index_name -> Retriever`` (raising
     ``KeyError`` for an unknown name). ``groups`` passed to ``chat_completions`` are the caller's ACL
     groups (None: trusted caller, no trimming).
     """
 
-    def __init__(self, retrievers: Mapping[str, Retriever] | RetrieverResolver, chat_model: ChatModel, *,
+    def __init__(self, retrievers: Mapping[str, Retriever] | RetrieverResolver, answerer: Answerer, *,
                  max_context_tokens: int = 3000) -> None:
         self._resolve = retrievers if callable(retrievers) else (lambda name, _m=dict(retrievers): _m[name])
-        self.chat_model = chat_model
+        self.answerer = answerer
         self.max_context_tokens = max_context_tokens
 
     def retriever(self, name: str) -> Retriever:
@@ -246,7 +248,7 @@ class OnYourDataFacade:
         retriever = self.retriever(req.index_name)
         timings: dict[str, float] = {}
         grounded = prepare_grounded_request(
-            req.question, retriever=retriever, chat_model=self.chat_model, history=req.history, mode=req.mode,
+            req.question, retriever=retriever, rewriter=self.answerer.chat_model, history=req.history, mode=req.mode,
             top=max(req.top_n_documents * 2, 10), filter=req.filter, groups=groups, strictness=req.strictness,
             in_scope=req.in_scope, role_information=req.role_information, top_n_documents=req.top_n_documents,
             max_context_tokens=self.max_context_tokens, timings=timings,
@@ -268,7 +270,7 @@ class OnYourDataFacade:
         req = parse_request(body)
         retriever = self.retriever(req.index_name)
         answer = answer_question(
-            req.question, retriever=retriever, chat_model=self.chat_model, history=req.history, mode=req.mode,  # type: ignore[arg-type]
+            req.question, retriever=retriever, answerer=self.answerer, history=req.history, mode=req.mode,  # type: ignore[arg-type]
             top=max(req.top_n_documents * 2, 10), filter=req.filter, groups=groups, strictness=req.strictness,
             in_scope=req.in_scope, role_information=req.role_information, top_n_documents=req.top_n_documents,
             max_context_tokens=self.max_context_tokens, **req.options,
@@ -310,14 +312,14 @@ class OnYourDataFacade:
             req, citations=[c.to_oyd() for c in grounded.citations()], search_query=grounded.search_query,
             retrieved=grounded.retrieved(),
         )
-        chat_model = self.chat_model
+        answerer = self.answerer
         options = req.options
 
         def chunks() -> Iterator[dict[str, Any]]:
             yield {**base, "choices": [{"index": 0, "delta": {"role": "assistant", "context": context}, "finish_reason": None}]}
             markers = StreamingMarkerFilter(len(grounded.sources))
             try:
-                for delta in chat_model.stream(grounded.messages, **options):
+                for delta in answerer.stream(grounded, **options):
                     text = markers.feed(delta)
                     if text:
                         yield {**base, "choices": [{"index": 0, "delta": {"content": text}, "finish_reason": None}]}

@@ -4,18 +4,18 @@ Everything here is pure and deterministic: ``build_grounded_request`` applies th
 threshold (``retrieval.strictness``), keeps ``top_n_documents`` hits, fits them in a tiktoken
 budget (dropping the lowest-ranked sources that do not fit; only the single best source, when it
 alone is too long, is cut — at a sentence boundary), and renders messages that go straight into
-``client.chat.completions.create(messages=...)``. ``parse_grounded_messages`` reads them back
-(the extractive model uses it). ``rewrite_query`` turns a follow-up question into a standalone
-search query.
+``client.chat.completions.create(messages=...)``; the ``GroundedRequest`` also carries the numbered
+sources themselves, so an answerer that needs no language model reads them there, not from the
+rendered text. ``rewrite_query`` turns a follow-up question into a standalone search query.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Mapping, Sequence
 
 from indexers.records import SearchHit
+from indexers.text import MARKER, REQUEST_WORDS, content_words, sentence_spans, words
 from indexers.tokens import count_tokens, get_encoding
 from retrieval.records import GroundedRequest, RetrievedDocument, Source
 from retrieval.strictness import apply_strictness
@@ -46,13 +46,7 @@ QUESTION_PREFIX = "Question: "
 SOURCES_HEADER = "Sources:"
 NO_SOURCES = "(no sources were found)"
 
-_HEADER = re.compile(r"^\[doc(\d+)\]( .*)?$", re.MULTILINE)
-_SENTENCE_END = re.compile(r"(?<=[.!?])[\"')\]]*\s+")
-
-
-def is_abstention(text: str) -> bool:
-    """True when ``text`` is (or contains) the standard 'not available in the retrieved data' answer."""
-    return "requested information is not available in the retrieved data" in " ".join(text.lower().split())
+_LINE_OPENING_MARKER = re.compile(r"^(?=" + MARKER.pattern + ")", re.MULTILINE | re.IGNORECASE)
 
 
 def system_message(*, role_information: str | None = None, in_scope: bool = True) -> str:
@@ -78,24 +72,12 @@ def source_header(n: int, hit: SearchHit) -> str:
 
 
 def _neutralise(content: str) -> str:
-    """Keep source text from forging a source header: a line starting with ``[docN]`` gets a leading space."""
-    return _HEADER.sub(lambda m: " " + m.group(0), content.strip())
+    """Keep source text from forging a source header: a line starting with a ``[docN]`` marker gets a leading space."""
+    return _LINE_OPENING_MARKER.sub(" ", content.strip())
 
 
 def render_source(n: int, hit: SearchHit, content: str) -> str:
     return f"{source_header(n, hit)}\n{content}"
-
-
-def split_sentences(text: str) -> list[str]:
-    """Sentences of ``text`` with their trailing whitespace kept, so ''.join(result) == text."""
-    out: list[str] = []
-    pos = 0
-    for m in _SENTENCE_END.finditer(text):
-        out.append(text[pos:m.end()])
-        pos = m.end()
-    if pos < len(text):
-        out.append(text[pos:])
-    return out
 
 
 def truncate_to_tokens(text: str, budget: int) -> str:
@@ -109,12 +91,12 @@ def truncate_to_tokens(text: str, budget: int) -> str:
     if count_tokens(text) <= budget:
         return text
     kept = ""
-    for sentence in split_sentences(text):
-        if count_tokens((kept + sentence).rstrip()) > budget:
+    for _, end in sentence_spans(text):
+        if count_tokens(text[:end]) > budget:
             break
-        kept += sentence
+        kept = text[:end]
     if kept.strip():
-        return kept.rstrip()
+        return kept
     enc = get_encoding()
     prefix = enc.decode(enc.encode(text, disallowed_special=())[: max(budget - 1, 0)])
     cut = prefix.rsplit(" ", 1)[0] if " " in prefix else prefix
@@ -200,60 +182,18 @@ def build_grounded_request(
     )
 
 
-@dataclass(frozen=True)
-class PromptSource:
-    n: int
-    header: str
-    content: str
-
-
-@dataclass(frozen=True)
-class ParsedPrompt:
-    question: str
-    sources: tuple[PromptSource, ...]
-    in_scope: bool
-
-
-def parse_grounded_messages(messages: Sequence[Mapping[str, str]]) -> ParsedPrompt:
-    """Read back what ``build_grounded_request`` rendered: the question, the numbered sources, in_scope."""
-    system = next((m.get("content", "") for m in messages if m.get("role") == "system"), "")
-    last_user = next((m.get("content", "") for m in reversed(messages) if m.get("role") == "user"), "")
-    in_scope = IN_SCOPE_RULE in system
-    text = last_user or ""
-    if not text.startswith(QUESTION_PREFIX) or f"\n\n{SOURCES_HEADER}\n" not in text:
-        return ParsedPrompt(question=text.strip(), sources=(), in_scope=in_scope)
-    head, _, body = text.partition(f"\n\n{SOURCES_HEADER}\n")
-    question = head[len(QUESTION_PREFIX):].strip()
-    sources: list[PromptSource] = []
-    matches = list(_HEADER.finditer(body))
-    for i, m in enumerate(matches):
-        end = matches[i + 1].start() if i + 1 < len(matches) else len(body)
-        content = body[m.end():end].strip("\n")
-        sources.append(PromptSource(n=int(m.group(1)), header=(m.group(2) or "").strip(), content=content.strip()))
-    return ParsedPrompt(question=question, sources=tuple(sources), in_scope=in_scope)
-
-
 # ---------------------------------------------------------------- follow-up questions
 
-_STOP = frozenset(
-    """a an the and or but if then else of to in on at by for with about from into over under as is are was were be been
-    being do does did have has had can could should would will shall may might must i me my we our you your he him his she
-    her it its they them their this that these those what which who whom whose when where why how there here not no yes
-    so than too very just also any all some more most other such only own same few many much each both either neither
-    please tell explain describe give show know want need get find say said about again what's how's it's""".split()
-)
 _PRONOUNS = frozenset("it its this that these those they them their there he she him her his hers one ones such".split())
-_WORD = re.compile(r"[A-Za-z0-9][A-Za-z0-9\-']*")
 
 
 def _content_words(text: str) -> list[str]:
-    return [w for w in _WORD.findall(text) if w.lower() not in _STOP and len(w) > 2]
+    return [w for w in content_words(text, drop=REQUEST_WORDS) if len(w) > 2]
 
 
 def needs_rewrite(question: str) -> bool:
     """A follow-up needs context when it has a pronoun or at most three content words."""
-    words = [w.lower() for w in _WORD.findall(question)]
-    return any(w in _PRONOUNS for w in words) or len(_content_words(question)) <= 3
+    return any(w in _PRONOUNS for w in words(question)) or len(_content_words(question)) <= 3
 
 
 def heuristic_rewrite(question: str, history: Sequence[Mapping[str, str]] | None) -> str:
@@ -261,10 +201,10 @@ def heuristic_rewrite(question: str, history: Sequence[Mapping[str, str]] | None
     previous = [m.get("content", "") for m in (history or ()) if m.get("role") == "user" and isinstance(m.get("content"), str)]
     if not previous or not needs_rewrite(question):
         return question.strip()
-    have = {w.lower() for w in _WORD.findall(question)}
+    have = set(words(question))
     extra: list[str] = []
     for w in _content_words(previous[-1]):
-        if w.lower() not in have and w.lower() not in {e.lower() for e in extra}:
+        if w not in have and w not in extra:
             extra.append(w)
     return (question.strip() + " " + " ".join(extra[:8])).strip() if extra else question.strip()
 
@@ -283,7 +223,7 @@ def rewrite_query(question: str, history: Sequence[Mapping[str, str]] | None, *,
     """
     if not history:
         return question.strip()
-    if chat_model is not None and not getattr(chat_model, "extractive", False):
+    if chat_model is not None:
         convo = "\n".join(f"{m.get('role')}: {m.get('content')}" for m in history if m.get("role") in ("user", "assistant"))
         result = chat_model.complete(
             [

@@ -6,32 +6,13 @@ All are frozen dataclasses. ``Citation.to_oyd()`` renders a citation in Azure Op
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal, Mapping
-
-import re
+from urllib.parse import urldefrag
 
 from indexers.records import PAGE_OFFSETS_KEY, SearchHit
 
-_WORD = re.compile(r"\w{3,}")
-_SENTENCE = re.compile(r"[^.!?\n]+")
 
-
-def best_matching_span(claim: str, content: str) -> tuple[int, int] | None:
-    """``(start, end)`` of the sentence (or line) of ``content`` sharing the most words with ``claim``."""
-    words = {w.lower() for w in _WORD.findall(claim)}
-    best, where = 0, None
-    for m in _SENTENCE.finditer(content):
-        score = len(words & {w.lower() for w in _WORD.findall(m.group())})
-        if score > best:
-            best, where = score, m.span()
-    return where
-
-
-def best_matching_offset(claim: str, content: str) -> int | None:
-    """Start offset of the sentence (or line) of ``content`` sharing the most words with ``claim``."""
-    span = best_matching_span(claim, content)
-    return None if span is None else span[0]
 
 FilterReason = Literal["score", "top_n"]
 """Why a retrieved hit was not given to the model.
@@ -43,9 +24,28 @@ On Your Data names the second reason ``rerank``; the facade renders it that way.
 """
 
 
+def page_url(url: str, page: int | None) -> str:
+    """``url`` pointing at ``page`` (``#page=N``, the PDF open parameter) when both are known, else ``url``."""
+    if not url or page is None:
+        return url
+    return f"{urldefrag(url).url}#page={page}"
+
+
+def page_label(start: int | None, end: int | None) -> str:
+    """``"3"``, ``"3-4"`` for a range, ``""`` when the source has no pages."""
+    if start is None:
+        return ""
+    return str(start) if end in (None, start) else f"{start}-{end}"
+
+
 @dataclass(frozen=True)
 class Citation:
-    """One source an answer cites: the text given to the model and where it comes from."""
+    """One source an answer cites: the text given to the model, where it comes from, and the cited page.
+
+    ``page`` is the page of the sentence the answer cites (a chunk can span pages: ``page_start`` ..
+    ``page_end``, with ``page_offsets`` saying where each page starts in ``content``). An answer
+    citing one chunk for sentences on two pages cites it twice, once per page.
+    """
 
     content: str
     title: str = ""
@@ -54,6 +54,8 @@ class Citation:
     chunk_id: str = ""
     page: int | None = None
     source_id: str = ""
+    page_start: int | None = None
+    page_end: int | None = None
     #: Where each page starts in ``content`` when the chunk spans pages (see ``Chunk.page_at``).
     page_offsets: tuple[tuple[int, int], ...] = field(default=(), compare=False, repr=False)
 
@@ -68,26 +70,28 @@ class Citation:
             chunk_id=c.id,
             page=c.page_start,
             source_id=c.source_id,
+            page_start=c.page_start,
+            page_end=c.page_end if c.page_end is not None else c.page_start,
             page_offsets=tuple((int(o), int(p)) for o, p in c.metadata.get(PAGE_OFFSETS_KEY, ()) or ()),
         )
 
-    def page_for(self, claim: str) -> int | None:
-        """The page of the sentence of ``content`` that best matches ``claim`` (``page`` if unknown).
-
-        A chunk can span pages; citing the page where the supporting sentence stands is what a
-        reader (and a page-level citation metric) needs.
-        """
-        if not self.page_offsets:
-            return self.page
-        offset = best_matching_offset(claim, self.content)
-        if offset is None:
-            return self.page
-        page = self.page
+    def page_at(self, offset: int) -> int | None:
+        """The page holding character ``offset`` of ``content`` (``page_start`` when the chunk has one page)."""
+        page = self.page_start if self.page_start is not None else self.page
         for start, p in self.page_offsets:
             if start > offset:
                 break
             page = p
         return page
+
+    def at_page(self, page: int | None) -> "Citation":
+        """This citation pointing at ``page`` (one of its pages)."""
+        return self if page == self.page else replace(self, page=page)
+
+    @property
+    def pages(self) -> str:
+        """The chunk's page range as a label: ``"3"``, ``"3-4"``, or ``""`` (see ``page_label``)."""
+        return page_label(self.page_start, self.page_end)
 
     @property
     def ref(self) -> str:
@@ -96,13 +100,15 @@ class Citation:
         return f"{name}#page={self.page}" if self.page is not None else name
 
     def to_oyd(self) -> dict[str, Any]:
-        """An item of On Your Data's ``context.citations``: content, title, url, filepath, chunk_id."""
+        """An item of On Your Data's ``context.citations``: its keys (content, title, url, filepath,
+        chunk_id) plus ``page``; ``url`` ends in ``#page=N`` for a paged document that has a url."""
         return {
             "content": self.content,
             "title": self.title or None,
-            "url": self.url or None,
+            "url": page_url(self.url, self.page) or None,
             "filepath": self.filepath or None,
             "chunk_id": self.chunk_id or None,
+            "page": self.page,
         }
 
 
@@ -172,21 +178,46 @@ class GroundedRequest:
 
 
 @dataclass(frozen=True)
+class Claim:
+    """One sentence of an answer and what it cites.
+
+    - ``text``: the sentence without its citation markers;
+    - ``sources``: the numbers N of the ``[docN]`` markers it carries (``Answer.citations[N-1]``);
+    - ``pages``: for each of them, the page of the sentence of that source which the claim rests on
+      (None for a source without pages).
+    """
+
+    text: str
+    sources: tuple[int, ...] = ()
+    pages: tuple[int | None, ...] = ()
+
+    def __post_init__(self) -> None:
+        if len(self.pages) != len(self.sources):
+            raise ValueError("Claim.pages must give one page per cited source")
+
+
+@dataclass(frozen=True)
 class Answer:
-    """The answer to one question.
+    """The answer to one question, as an ``Answerer`` returns it (``retrieval.answerer``).
 
     - ``content``: the answer text, its ``[docN]`` markers renumbered 1..k in order of first use.
-    - ``citations``: ``citations[N-1]`` is what ``[docN]`` points at.
+    - ``citations``: ``citations[N-1]`` is what ``[docN]`` points at (a chunk cited on two of its
+      pages is two citations).
+    - ``claims``: the answer's sentences with their citations and pages; what eval, the CLI and the
+      On-Your-Data facade read (nothing downstream re-parses ``content``).
+    - ``abstained``: True when the answer says the retrieved data does not hold the answer.
     - ``search_query`` / ``intent``: the query the retrieval used (On Your Data's ``intent``).
     - ``retrieved``: every hit of the search with its ``filter_reason`` (None: given to the model).
     - ``unknown_markers_removed``: markers that pointed at no source and were removed.
     - ``extractive``: True when no language model wrote the answer.
-    - ``latency_ms``: per stage (``rewrite``, ``search``, ``prompt``, ``generate``, ``citations``, ``total``).
+    - ``latency_ms``: per stage (``rewrite``, ``search``, ``prompt``, ``generate``, ``total``).
     """
 
     content: str
     citations: tuple[Citation, ...]
     search_query: str
+    claims: tuple[Claim, ...] = ()
+    abstained: bool = False
     retrieved: tuple[RetrievedDocument, ...] = ()
     unknown_markers_removed: int = 0
     extractive: bool = False
@@ -198,10 +229,3 @@ class Answer:
     @property
     def intent(self) -> list[str]:
         return [self.search_query]
-
-    @property
-    def abstained(self) -> bool:
-        """True when the answer says the information is not in the retrieved data."""
-        from retrieval.prompt import is_abstention
-
-        return is_abstention(self.content)

@@ -93,7 +93,7 @@ def add_chat_page(app: FastAPI, *, facade: OnYourDataFacade, caller: Callable[..
                   index_names: Sequence[str], documents: DocumentFiles | None = None) -> None:
     """Add the chat page and its routes to ``app`` (see the module docstring)."""
     names = list(dict.fromkeys(index_names)) or ["ondata"]
-    extractive = bool(getattr(facade.chat_model, "extractive", False))
+    extractive = bool(facade.answerer.extractive)
 
     @app.middleware("http")
     async def page_headers(request: Request, call_next):

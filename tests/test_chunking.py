@@ -7,7 +7,8 @@ import pytest
 from indexers.errors import ConfigError
 from indexers.records import chunk_id_for
 from indexers.tokens import count_tokens
-from pipelines.chunking import ChunkingConfig, chunk_document, split_sentences
+from indexers.text import split_sentences
+from pipelines.chunking import ChunkingConfig, chunk_document
 from pipelines.records import Element, ParsedDocument, SourceItem
 
 WORDS = (

@@ -7,8 +7,13 @@ import re
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from retrieval.citations import MARKER, StreamingMarkerFilter, marker_numbers, parse_citations
-from retrieval.records import Citation
+from indexers.text import MARKER, marker_numbers
+from retrieval.citations import StreamingMarkerFilter, parse_citations
+from retrieval.records import Citation, Claim
+
+
+def markers(text: str) -> list[list[int]]:
+    return [marker_numbers(m.group(1)) for m in MARKER.finditer(text)]
 
 SOURCES = [Citation(content=f"content {i}", title=f"T{i}", chunk_id=f"c{i}") for i in range(1, 6)]
 
@@ -57,18 +62,18 @@ def test_properties(pieces, n_sources):
     text = "".join(pieces)
     sources = SOURCES[:n_sources]
     p = parse_citations(text, sources)
-    nums = [n for marker in marker_numbers(p.text) for n in marker]
+    nums = [n for marker in markers(p.text) for n in marker]
     # bijection onto 1..k in order of first use
     first_use = list(dict.fromkeys(nums))
     assert first_use == list(range(1, len(p.citations) + 1))
     # no surviving marker points nowhere
     assert all(1 <= n <= len(p.citations) for n in nums)
     # each renumbered marker maps back to the original source it pointed at
-    orig = [n for marker in marker_numbers(text) for n in marker if 1 <= n <= n_sources]
+    orig = [n for marker in markers(text) for n in marker if 1 <= n <= n_sources]
     assert [p.source_numbers[n - 1] for n in nums] == orig
     assert [c for c in p.citations] == [sources[n - 1] for n in p.source_numbers]
     # removed markers are counted
-    total = sum(len(m) for m in marker_numbers(text))
+    total = sum(len(m) for m in markers(text))
     assert p.unknown_markers_removed == total - len(orig)
     # text outside markers unchanged
     assert MARKER.sub("", p.text) == MARKER.sub("", text)
@@ -102,6 +107,20 @@ def test_citation_page_is_where_the_cited_sentence_stands():
     source = Citation.from_hit(SearchHit(chunk=chunk, score=1.0))
     parsed = parse_citations("Partners get six weeks of leave at full pay [doc1].", [source])
     assert parsed.citations[0].page == 10 and parsed.citations[0].ref == "h.pdf#page=10"
+    # each claim cites the page of its own sentence: one chunk, two pages, two citations
     parsed = parse_citations("Sick pay lasts ten weeks [doc1]. Partner leave is six weeks [doc1].", [source])
-    assert parsed.citations[0].page == 9  # the page of the claim it was first cited for
+    assert [c.page for c in parsed.citations] == [9, 10] and {c.chunk_id for c in parsed.citations} == {"c1"}
+    assert parsed.text == "Sick pay lasts ten weeks [doc1]. Partner leave is six weeks [doc2]."
+    assert parsed.claims == (Claim("Sick pay lasts ten weeks.", (1,), (9,)), Claim("Partner leave is six weeks.", (2,), (10,)))
+    assert parsed.citations[1].to_oyd()["page"] == 10 and parsed.citations[1].pages == "9-10"
     assert chunk.page_at(0) == 9 and chunk.page_at(len(content) - 1) == 10
+
+
+def test_claims_take_the_markers_of_their_sentence():
+    p = parse_citations("First fact here [doc1]. Second one [doc2][doc1]. Ok.", SOURCES)
+    assert p.claims == (Claim("First fact here.", (1,), (None,)), Claim("Second one.", (2, 1), (None, None)), Claim("Ok."))
+    # markers placed after the full stop belong to the sentence before
+    p = parse_citations("Balance billing is covered. [doc1] That is why we partnered. [doc2][doc3] Done here.", SOURCES)
+    assert [(c.text, c.sources) for c in p.claims] == [
+        ("Balance billing is covered.", (1,)), ("That is why we partnered.", (2, 3)), ("Done here.", ())]
+    assert parse_citations("", SOURCES).claims == () and parse_citations("[doc1]", SOURCES).claims == ()

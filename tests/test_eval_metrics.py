@@ -70,15 +70,20 @@ def test_citation_metrics_reference_definition():
     assert C.citations_matched(truth, "x [Benefit_Options.pdf#page=4]") == 0.0
     assert C.citations_matched(truth, "[PerksPlus.pdf#page=1][Benefit_Options.pdf#page=3]") == 1.0
     assert C.citations_matched("no citation here", "[a.pdf]") is None
+    # the ±1-page twin: a cited page one off counts, two off or another file does not
+    assert C.citations_matched_near(truth, "x [Benefit_Options.pdf#page=4]") == 0.5
+    assert C.citations_matched_near(truth, "x [Benefit_Options.pdf#page=5] [Other.pdf#page=3]") == 0.0
+    assert C.citations_matched_near("[a.pdf]", "[a.pdf]") == 1.0 and C.citations_matched_near("none", "[a.pdf]") is None
     assert C.any_citation("see [handbook.docx]") is True
     assert C.any_citation("see [doc1]") is False
 
 
-def test_doc_markers_resolve_to_files_and_pages():
+def test_claims_render_their_own_files_and_pages():
     citations = [{"filepath": "docs/Benefit_Options.pdf", "page": 3}, {"filepath": "t.docx", "page": None}]
-    text = C.resolve_doc_markers("A [doc1]. B [doc2][doc3].", citations)
-    assert text == "A [Benefit_Options.pdf#page=3]. B [t.docx][doc3]."
-    assert C.citations_matched("[Benefit_Options.pdf#page=3]", text) == 1.0
+    claims = [{"text": "A.", "docs": [1], "pages": [4]}, {"text": "B.", "docs": [2, 3], "pages": [None, 1]}]
+    text = C.render_claims(claims, citations)
+    assert text == "A. [Benefit_Options.pdf#page=4] B. [t.docx]"  # the claim's page, not the citation's; [doc3] is unknown
+    assert C.citations_matched("[Benefit_Options.pdf#page=4]", text) == 1.0
 
 
 def test_citation_precision_recall():

@@ -11,9 +11,10 @@ from eval.datasets import load_qa
 from eval.errors import RunStoreError
 from eval.groundedness import ScoreResult
 from eval.runner import make_config, run_evaluation
-from eval.scoring import split_claims
 from eval.store import RunStore
 from indexers.records import Chunk, SearchHit
+from retrieval.chat_answerer import is_abstention
+from retrieval.citations import parse_citations
 from retrieval.errors import RetrievalError
 from retrieval.prompt import NOT_AVAILABLE
 from retrieval.records import Answer, Citation, RetrievedDocument
@@ -47,10 +48,14 @@ def chunk(file, page, content):
 
 
 def make_answer(content, chunks, *, total_ms=100.0):
+    """The Answer a chat model's reply ``content`` over ``chunks`` (as [doc1]..[docN]) gives."""
     hits = [SearchHit(chunk=c, score=1.0 / (i + 1)) for i, c in enumerate(chunks)]
+    parsed = parse_citations(content, [Citation.from_hit(h) for h in hits])
     return Answer(
-        content=content,
-        citations=tuple(Citation.from_hit(h) for h in hits),
+        content=parsed.text,
+        citations=parsed.citations,
+        claims=parsed.claims,
+        abstained=is_abstention(content),
         search_query="q",
         retrieved=tuple(RetrievedDocument(h, rank=i, search_query="q") for i, h in enumerate(hits)),
         latency_ms={"total": total_ms},
@@ -87,15 +92,6 @@ def config_for(dataset, **over):
     return make_config(**base)
 
 
-def test_split_claims_strips_prefix_and_markers():
-    claims = split_claims("Extractive answer (no language model): First fact here [doc1]. Second one [doc2][doc1]. Ok.")
-    assert claims == [{"text": "First fact here.", "docs": [1]}, {"text": "Second one.", "docs": [2, 1]}]
-    # the extractive model puts markers after the full stop: they belong to the sentence before
-    claims = split_claims("Balance billing is covered. [doc1] That is why we partnered. [doc2][doc3] Done here.")
-    assert claims == [{"text": "Balance billing is covered.", "docs": [1]},
-                      {"text": "That is why we partnered.", "docs": [2, 3]}, {"text": "Done here.", "docs": []}]
-
-
 def test_run_scores_and_summary(tmp_path, dataset):
     table = answers()
     out = tmp_path / "run"
@@ -107,11 +103,16 @@ def test_run_scores_and_summary(tmp_path, dataset):
     assert leave["citations_matched"] == 1.0 and leave["any_citation"] is True and leave["page_recall@5"] == 1.0
     bikes = records["How many bikes?"]["scores"]
     assert bikes["citations_matched"] == 0.5 and bikes["page_recall@5"] == 0.5 and bikes["page_mrr"] == 0.5
-    assert records["Who is the CEO?"]["abstained"] is True
+    assert bikes["citations_matched_pm1"] == 0.5
+    # the claims and their pages are the Answer's, stored and judged
+    claims = records["How much leave?"]["claims"]
+    assert [(c["text"], c["docs"], c["pages"], c["supported"]) for c in claims] == [
+        ("Staff get 28 days of annual leave.", [1], [4], True), ("Unicorns approve requests.", [1], [4], False)]
+    assert records["Who is the CEO?"]["abstained"] is True and records["Who is the CEO?"]["claims"] == []
     m = summary["metrics"]
     assert m["groundedness"] == pytest.approx(0.75)
     assert m["page_recall@5"] == pytest.approx(0.75)
-    assert m["citations_matched"] == pytest.approx(0.75)
+    assert m["citations_matched"] == pytest.approx(0.75) and m["citations_matched_pm1"] == pytest.approx(0.75)
     assert m["abstention_rate"] == 1.0 and m["false_abstention_rate"] == 0.0
     assert m["latency_p50_s"] == pytest.approx(0.3)
     assert json.loads((out / "summary.json").read_text())["metrics"]["groundedness"] == pytest.approx(0.75)

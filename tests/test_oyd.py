@@ -10,7 +10,8 @@ from test_retrieval_corpus import build_index
 
 from retrieval.chat import ChatResult
 from retrieval.errors import OYDRequestError
-from retrieval.extractive import ExtractiveChatModel
+from retrieval.chat_answerer import ChatAnswerer
+from retrieval.extractive import ExtractiveAnswerer
 from retrieval.oyd import OnYourDataFacade, parse_request
 from retrieval.retriever import Retriever
 
@@ -33,7 +34,7 @@ def body(**params) -> dict:
 @pytest.fixture(scope="module")
 def facade(tmp_path_factory):
     index, embedder = build_index(tmp_path_factory.mktemp("oyd"))
-    yield OnYourDataFacade({"docs": Retriever(index, embedder)}, ExtractiveChatModel())
+    yield OnYourDataFacade({"docs": Retriever(index, embedder)}, ExtractiveAnswerer())
     index.close()
 
 
@@ -45,12 +46,16 @@ def test_response_shape_with_all_contexts(facade):
     assert "[doc1]" in msg["content"]
     ctx = msg["context"]
     cit = ctx["citations"][0]
-    assert set(cit) == {"content", "title", "url", "filepath", "chunk_id"}
-    assert cit["filepath"] == "handbook.pdf" and "25 days" in cit["content"]
+    assert set(cit) == {"content", "title", "url", "filepath", "chunk_id", "page"}  # OYD's keys plus the page
+    assert cit["filepath"] == "handbook.pdf" and "25 days" in cit["content"] and cit["page"] == 3
+    assert cit["url"] == "https://docs.example.com/handbook.pdf#page=3"  # a paged document's url opens at the page
     assert json.loads(ctx["intent"]) == ["How many days of paid vacation do employees get?"]
     docs = ctx["all_retrieved_documents"]
-    assert docs and all(set(d) >= {"search_queries", "data_source_index", "original_search_score", "rerank_score", "filter_reason"} for d in docs)
+    assert docs and all(set(d) >= {"search_queries", "data_source_index", "original_search_score", "rerank_score", "filter_reason",
+                                   "page"} for d in docs)
     assert {d["filter_reason"] for d in docs} <= {None, "score", "rerank"}
+    for d in docs:  # a retrieved paged document carries its (first) page, also in its url; an unpaged one has none
+        assert (d["url"] or "").endswith(f"#page={d['page']}") if d["page"] is not None else "#page=" not in (d["url"] or "")
     assert docs[0]["search_queries"] == ["How many days of paid vacation do employees get?"]
     # every marker points at a citation
     n = len(ctx["citations"])
@@ -194,7 +199,7 @@ def test_streaming_removes_unknown_markers_and_forwards_options(tmp_path):
             Scripted.opts = opts
             yield from ["Vacation is 25 days [do", "c1] and more [doc", "42].", " Done [doc1, doc77]."]
 
-    f = OnYourDataFacade(lambda name: Retriever(index, embedder), Scripted())
+    f = OnYourDataFacade(lambda name: Retriever(index, embedder), ChatAnswerer(Scripted()))
     b = body()
     b["temperature"] = 0.1
     chunks = list(f.stream_chat_completions(b, deployment="d"))

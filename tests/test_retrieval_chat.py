@@ -1,18 +1,23 @@
-"""Chat models: Azure OpenAI through the real openai SDK against the in-repo test double, and the extractive model."""
+"""Chat models and answerers: Azure OpenAI through the real openai SDK against the in-repo test double, the
+chat answerer over it, and the extractive answerer."""
 
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 
 import pytest
 from test_retrieval_corpus import build_index, hit
 
 from indexers.retry import RetryPolicy
 from retrieval.answer import answer_question
+from retrieval.answerer import Answerer
 from retrieval.azure_openai_chat import AzureOpenAIChatModel
+from retrieval.chat_answerer import ChatAnswerer
 from retrieval.errors import ChatModelError, ContentFilteredError, RateLimitedError
-from retrieval.extractive import PREFIX, ExtractiveChatModel
-from retrieval.prompt import NOT_AVAILABLE, build_grounded_request, is_abstention
+from retrieval.extractive import PREFIX, ExtractiveAnswerer
+from retrieval.prompt import NOT_AVAILABLE, build_grounded_request
+from retrieval.records import Claim
 from retrieval.retriever import Retriever
 from tests.servers.azure_openai import ChatReply, FakeAzureOpenAI, content_filter_error, content_filter_reply
 
@@ -108,7 +113,26 @@ def test_needs_an_endpoint():
         AzureOpenAIChatModel(deployment="d")
 
 
-# ---------------------------------------------------------------- extractive
+# ---------------------------------------------------------------- answerers
+
+
+def test_chat_answerer_sends_the_messages_and_parses_claims(aoai):
+    hits = [hit("Employees get 25 days of paid vacation per year.", n=1, title="Handbook", page=3),
+            hit("Dental insurance is fully paid.", n=2, title="Benefits", page=7)]
+    req = build_grounded_request("Vacation and dental?", hits=hits, strictness=1)
+    aoai.script_chat("Employees get 25 vacation days [doc1]. Dental is fully paid [doc2, doc9].")
+    answerer = ChatAnswerer(model(aoai))
+    assert isinstance(answerer, Answerer) and answerer.chat_model is not None and not answerer.extractive
+    a = answerer.answer(req, temperature=0)
+    assert aoai.chat_calls[-1]["messages"] == list(req.messages) and aoai.chat_calls[-1]["temperature"] == 0
+    assert a.content == "Employees get 25 vacation days [doc1]. Dental is fully paid [doc2]."
+    assert a.claims == (Claim("Employees get 25 vacation days.", (1,), (3,)), Claim("Dental is fully paid.", (2,), (7,)))
+    assert [c.page for c in a.citations] == [3, 7] and a.unknown_markers_removed == 1 and not a.abstained
+    aoai.script_chat(NOT_AVAILABLE)
+    a = answerer.answer(req)
+    assert a.abstained and a.claims == () and a.citations == ()
+    aoai.script_chat("Streamed [doc2].")
+    assert "".join(answerer.stream(req)) == "Streamed [doc2]."
 
 
 def test_extractive_answers_with_citations_from_the_best_sentences():
@@ -117,57 +141,78 @@ def test_extractive_answers_with_citations_from_the_best_sentences():
         hit("Employees get 25 days of paid vacation per year. The office closes at 6 pm.", n=2, title="Handbook"),
     ]
     req = build_grounded_request("How many days of paid vacation do employees get?", hits=hits, strictness=1)
-    text = ExtractiveChatModel().complete(req.messages).content
-    assert text.startswith(PREFIX)
-    assert "Employees get 25 days of paid vacation per year. [doc2]" in text
-    assert "office closes" not in text and "[doc1]" not in text
+    answerer = ExtractiveAnswerer()
+    assert isinstance(answerer, Answerer) and answerer.chat_model is None and answerer.extractive
+    a = answerer.answer(req)
+    assert a.content.startswith(PREFIX) and not a.abstained
+    assert "Employees get 25 days of paid vacation per year. [doc1]" in a.content
+    assert "office closes" not in a.content and "Dental" not in a.content
+    assert a.claims == (Claim("Employees get 25 days of paid vacation per year.", (1,), (1,)),)
+    assert [c.chunk_id for c in a.citations] == [hits[1].chunk.id]
 
 
 def test_extractive_quotes_one_table_row_with_its_header():
     table = ("Price list\n\n| SKU | Part | Price (£) |\n|---|---|---|\n| K2-101 | Battery pack 36V | 389.00 |\n"
              "| K2-102 | Battery pack 48V high capacity | 529.00 |\n| K2-103 | Charger 4A | 79.00 |")
     req = build_grounded_request("What does the 48V battery pack cost?", hits=[hit(table, n=1)], strictness=1)
-    text = ExtractiveChatModel(max_sentences=1).complete(req.messages).content
-    assert text == f"{PREFIX} SKU: K2-102; Part: Battery pack 48V high capacity; Price (£): 529.00. [doc1]"
+    a = ExtractiveAnswerer(max_sentences=1).answer(req)
+    assert a.content == f"{PREFIX} SKU: K2-102; Part: Battery pack 48V high capacity; Price (£): 529.00. [doc1]"
 
 
-def test_answer_units_split_lines_sentences_and_rows():
+def test_answer_units_split_lines_sentences_rows_bullets_and_labels():
     from retrieval.extractive import answer_units
 
-    units = answer_units("One. Two!\nUnpunctuated line\n\n| a | b |\n|:--|--:|\n| 1 | |\nAfter.")
-    assert [u.strip() for u in units] == ["One.", "Two!", "Unpunctuated line", "a: 1.", "After."]
+    content = "One. Two!\nUnpunctuated line\n\n| a | b |\n|:--|--:|\n| 1 | |\nAfter. • first • second\nJOB SUMMARY: The lead."
+    units = answer_units(content)
+    assert [u.text for u in units] == ["One.", "Two!", "Unpunctuated line", "a: 1.", "After.", "• first", "• second",
+                                       "JOB SUMMARY:", "The lead."]
+    assert all(content[u.start:].startswith(u.text[:3]) or u.row for u in units)  # offsets point into the source
+
+
+def test_extractive_cites_the_page_of_the_quoted_sentence():
+    from indexers.records import PAGE_OFFSETS_KEY
+
+    content = "Sick pay lasts ten weeks at full pay.\n\nPartner leave is six weeks at full pay."
+    h = hit(content, n=1, page=9)
+    chunk = replace(h.chunk, page_end=10, metadata={PAGE_OFFSETS_KEY: [[0, 9], [content.index("Partner"), 10]]})
+    req = build_grounded_request("How long is partner leave?", hits=[replace(h, chunk=chunk)], strictness=1)
+    a = ExtractiveAnswerer(max_sentences=1).answer(req)
+    assert a.claims == (Claim("Partner leave is six weeks at full pay.", (1,), (10,)),)
+    assert a.citations[0].page == 10 and a.citations[0].pages == "9-10"
 
 
 def test_extractive_abstains_when_unsupported_and_in_scope():
     hits = [hit("Employees get 25 days of paid vacation per year.", n=1)]
     req = build_grounded_request("What is the parking policy for electric bicycles?", hits=hits, strictness=1)
-    assert ExtractiveChatModel().complete(req.messages).content == NOT_AVAILABLE
+    a = ExtractiveAnswerer().answer(req)
+    assert a.abstained and a.content == NOT_AVAILABLE and a.claims == () and a.citations == ()
     # partial support: abstains in scope, answers (citing) out of scope
     q = "How many vacation days apply to bicycle parking?"
-    strict = ExtractiveChatModel(min_support=0.9)
-    assert is_abstention(strict.complete(build_grounded_request(q, hits=hits, strictness=1).messages).content)
-    out = strict.complete(build_grounded_request(q, hits=hits, strictness=1, in_scope=False).messages).content
-    assert not is_abstention(out) and "[doc1]" in out
-    assert ExtractiveChatModel().complete(build_grounded_request("anything?", hits=[]).messages).content == NOT_AVAILABLE
+    strict = ExtractiveAnswerer(min_support=0.9)
+    assert strict.answer(build_grounded_request(q, hits=hits, strictness=1)).abstained
+    out = strict.answer(build_grounded_request(q, hits=hits, strictness=1, in_scope=False))
+    assert not out.abstained and "[doc1]" in out.content and out.claims
+    assert ExtractiveAnswerer().answer(build_grounded_request("anything?", hits=[])).abstained
 
 
-def test_extractive_stream_equals_complete():
-    req = build_grounded_request("vacation days per year?", hits=[hit("Employees get 25 days of paid vacation per year.", n=1)], strictness=1)
-    m = ExtractiveChatModel()
-    assert "".join(m.stream(req.messages)) == m.complete(req.messages).content
+def test_extractive_stream_uses_the_prompt_numbering():
+    hits = [hit("Dental is paid.", n=1), hit("Employees get 25 days of paid vacation per year.", n=2)]
+    req = build_grounded_request("vacation days per year?", hits=hits, strictness=1)
+    m = ExtractiveAnswerer()
+    assert "".join(m.stream(req)) == m.answer(req).content.replace("[doc1]", "[doc2]")
 
 
 def test_answer_question_end_to_end_on_small_index(tmp_path):
     index, embedder = build_index(tmp_path)
     retriever = Retriever(index, embedder)
     a = answer_question("How many days of paid vacation do employees get?", retriever=retriever,
-                        chat_model=ExtractiveChatModel(), strictness=1)
+                        answerer=ExtractiveAnswerer(), strictness=1)
     assert a.extractive and a.citations and a.citations[0].source_id == "handbook.pdf" and a.citations[0].page == 3
-    assert "[doc1]" in a.content and a.unknown_markers_removed == 0
-    assert set(a.latency_ms) >= {"rewrite", "search", "prompt", "generate", "citations", "total"}
+    assert "[doc1]" in a.content and a.unknown_markers_removed == 0 and a.claims[0].pages == (3,)
+    assert set(a.latency_ms) >= {"rewrite", "search", "prompt", "generate", "total"}
     assert all(d.filter_reason in (None, "score", "top_n") for d in a.retrieved)
     # security trimming reaches the index through answer_question
-    a = answer_question("What are the salary bands for L3?", retriever=retriever, chat_model=ExtractiveChatModel(),
+    a = answer_question("What are the salary bands for L3?", retriever=retriever, answerer=ExtractiveAnswerer(),
                         strictness=1, groups=["it"])
     assert all(c.source_id != "salaries.xlsx" for c in a.citations)
     assert all(d.hit.chunk.source_id != "salaries.xlsx" for d in a.retrieved)

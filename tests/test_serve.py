@@ -12,7 +12,8 @@ import pytest
 from test_retrieval_corpus import build_index
 
 from retrieval.errors import RateLimitedError
-from retrieval.extractive import ExtractiveChatModel
+from retrieval.chat_answerer import ChatAnswerer
+from retrieval.extractive import ExtractiveAnswerer
 from retrieval.oyd import OnYourDataFacade
 from retrieval.retriever import Retriever
 from retrieval.server import create_app
@@ -43,8 +44,8 @@ def server(tmp_path_factory):
 
     index, embedder = build_index(tmp_path_factory.mktemp("serve"))
     retriever = Retriever(index, embedder)
-    facade = OnYourDataFacade({"docs": retriever}, ExtractiveChatModel())
-    throttled = OnYourDataFacade({"docs": retriever}, _Throttled())
+    facade = OnYourDataFacade({"docs": retriever}, ExtractiveAnswerer())
+    throttled = OnYourDataFacade({"docs": retriever}, ChatAnswerer(_Throttled()))
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]

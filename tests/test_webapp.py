@@ -18,7 +18,7 @@ from test_retrieval_corpus import make_chunks
 
 from indexers.records import Chunk, chunk_id_for
 from retrieval.documents import DocumentFiles, media_type_for
-from retrieval.extractive import ExtractiveChatModel
+from retrieval.extractive import ExtractiveAnswerer
 from retrieval.oyd import OnYourDataFacade
 from retrieval.retriever import Retriever
 from retrieval.server import Principal, create_app
@@ -67,7 +67,7 @@ def site(tmp_path_factory):
     index.ensure()
     chunks = make_chunks() + list(EXTRA.values())
     index.upsert(chunks, vectors=embedder.embed_documents([c.content for c in chunks]))
-    facade = OnYourDataFacade({"docs": Retriever(index, embedder)}, ExtractiveChatModel())
+    facade = OnYourDataFacade({"docs": Retriever(index, embedder)}, ExtractiveAnswerer())
     app = create_app(facade, api_key=KEY, page=True, index_names=["docs"], documents=DocumentFiles.under(root))
     with TestClient(app) as client:
         first = {}
@@ -335,7 +335,7 @@ def test_follow_up_is_rewritten_into_a_search_query(site, as_groups):
 
 
 def test_page_is_off_unless_asked(tmp_path):
-    app = create_app(OnYourDataFacade({}, ExtractiveChatModel()), api_key=None)
+    app = create_app(OnYourDataFacade({}, ExtractiveAnswerer()), api_key=None)
     with TestClient(app) as client:
         assert client.get("/").status_code == 404
         assert client.get("/api/config").status_code == 404

@@ -32,7 +32,7 @@ def site(tmp_path_factory):
     if not (DOCS / "employee_handbook.pdf").is_file():
         pytest.skip("the sample corpus (data/samples/docs) is not there")
     from ondata.settings import Settings
-    from ondata.wiring import build_chat_model, build_embedder, build_index
+    from ondata.wiring import build_answerer, build_embedder, build_index
     from pipelines.ingest import ingest
     from pipelines.sources.local import LocalFolderSource
     from retrieval.documents import DocumentFiles
@@ -47,7 +47,7 @@ def site(tmp_path_factory):
                     index=index, embedder=embedder)
     assert not report.failed
     retriever = Retriever(index, embedder)
-    facade = OnYourDataFacade({"samples": retriever}, build_chat_model(settings, embedder=embedder))
+    facade = OnYourDataFacade({"samples": retriever}, build_answerer(settings, embedder=embedder))
     app = create_app(facade, api_key=KEY, page=True, index_names=["samples"], documents=DocumentFiles.under(DOCS))
     with serve_in_thread(app) as url:
         # "with the model already loaded": one request through the API before the page asks

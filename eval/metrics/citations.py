@@ -4,9 +4,11 @@
 (azure-search-openai-demo ``evals/evaluate.py``): both look for ``[name.ext]`` or
 ``[name.ext#page=N]`` in the answer text with the regex ``\\[([^\\]]+)\\.\\w{3,4}(#page=\\d+)*\\]``;
 ``citations_matched`` is the share of the truth's citations (compared as (name without
-extension, page suffix) pairs, as that regex's groups are) that the answer also cites.
-Answers that cite with ``[docN]`` markers (the On Your Data shape) are first rendered with
-``resolve_doc_markers`` so each marker becomes the cited file and page.
+extension, page suffix) pairs, as that regex's groups are) that the answer also cites;
+``citations_matched_near`` is the same with a page tolerance (default ±1: the gold labels of the
+Contoso set are often one page off). Answers that cite with ``[docN]`` markers (the On Your Data
+shape) are first rendered from their claims with ``render_claims``, so each citation becomes the
+cited file and the page that claim rests on.
 
 Citation precision / recall take per-sentence support judgements (ALCE-style, simplified):
 recall is the share of answer sentences whose cited sources together support them (a sentence
@@ -20,7 +22,6 @@ import re
 from typing import Any, Mapping, Sequence
 
 REFERENCE_CITATION_RE = re.compile(r"\[([^\]]+)\.\w{3,4}(#page=\d+)*\]")
-DOC_MARKER_RE = re.compile(r"\[doc(\d+)\]")
 
 
 def render_citation(citation: Mapping[str, Any]) -> str:
@@ -31,14 +32,19 @@ def render_citation(citation: Mapping[str, Any]) -> str:
     return f"[{name}#page={page}]" if page is not None else f"[{name}]"
 
 
-def resolve_doc_markers(content: str, citations: Sequence[Mapping[str, Any]]) -> str:
-    """``content`` with each ``[docN]`` replaced by the rendered N-th (1-based) citation; unknown N kept."""
-
-    def repl(match: re.Match[str]) -> str:
-        i = int(match.group(1)) - 1
-        return render_citation(citations[i]) if 0 <= i < len(citations) else match.group(0)
-
-    return DOC_MARKER_RE.sub(repl, content)
+def render_claims(claims: Sequence[Mapping[str, Any]], citations: Sequence[Mapping[str, Any]]) -> str:
+    """The answer as its claims cite it: each claim's text followed by ``[file#page=N]`` for each of its
+    citations, at the page that claim gives (``claims``: ``{"text", "docs", "pages"}``, ``docs`` 1-based)."""
+    parts = []
+    for claim in claims:
+        refs = []
+        pages = list(claim.get("pages") or [])
+        for i, n in enumerate(claim.get("docs") or []):
+            if 0 < n <= len(citations):
+                page = pages[i] if i < len(pages) else citations[n - 1].get("page")
+                refs.append(render_citation({**citations[n - 1], "page": page}))
+        parts.append(" ".join([str(claim.get("text", ""))] + refs))
+    return " ".join(parts)
 
 
 def any_citation(response: str) -> bool:
@@ -53,6 +59,24 @@ def citations_matched(truth: str, response: str) -> float | None:
         return None
     response_citations = set(REFERENCE_CITATION_RE.findall(response))
     return len(truth_citations & response_citations) / len(truth_citations)
+
+
+def _pairs(text: str) -> set[tuple[str, int | None]]:
+    return {(name, int(page[len("#page="):]) if page else None) for name, page in REFERENCE_CITATION_RE.findall(text)}
+
+
+def citations_matched_near(truth: str, response: str, *, tolerance: int = 1) -> float | None:
+    """``citations_matched`` accepting a cited page within ``tolerance`` pages of the truth's page (same file)."""
+    truth_pairs = _pairs(truth)
+    if not truth_pairs:
+        return None
+    cited = _pairs(response)
+
+    def near(name: str, page: int | None) -> bool:
+        return any(n == name and (p == page or (p is not None and page is not None and abs(p - page) <= tolerance))
+                   for n, p in cited)
+
+    return sum(near(n, p) for n, p in truth_pairs) / len(truth_pairs)
 
 
 def citation_precision_recall(sentences: Sequence[Mapping[str, Any]]) -> dict[str, float | None]:

@@ -109,7 +109,7 @@ def register(app: typer.Typer) -> None:
         from eval.datasets import load_qa
         from eval.runner import make_answer_fn, make_config, run_evaluation
         from ondata.commands.retrieval import build_retriever
-        from ondata.wiring import build_chat_model
+        from ondata.wiring import build_answerer
 
         gates = _gates(fail_under)
         from eval.gates import validate_gates
@@ -122,11 +122,11 @@ def register(app: typer.Typer) -> None:
         if docs:
             _ingest(settings, docs, console)
         retriever = build_retriever(settings)
-        chat_model = build_chat_model(settings, embedder=retriever.embedder)
+        answerer = build_answerer(settings, embedder=retriever.embedder)
         score = build_scorer(scorer, settings)
         config = make_config(dataset=dataset, top=top, strictness=strictness, scorer=scorer,
                              settings=settings_without_secrets(settings),
-                             extra={"chat_model": getattr(chat_model, "model_id", type(chat_model).__name__),
+                             extra={"chat_model": answerer.model_id,
                                     "embedder": retriever.embedder.model_id,
                                     "scorer_version": scorer_version(score)})
         progress = Progress(TextColumn("[bold]evaluating"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
@@ -137,7 +137,7 @@ def register(app: typer.Typer) -> None:
             progress.update(task, completed=done, current=(item.question[:50] if item else ""))
 
         with progress:
-            summary = run_evaluation(items, answer_fn=make_answer_fn(retriever=retriever, chat_model=chat_model, top=top,
+            summary = run_evaluation(items, answer_fn=make_answer_fn(retriever=retriever, answerer=answerer, top=top,
                                                                      strictness=strictness),
                                      scorer=score, out=out, config=config, k=top, on_progress=on_progress)
         close = getattr(retriever.index, "close", None)

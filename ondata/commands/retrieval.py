@@ -64,22 +64,25 @@ def register(app: typer.Typer) -> None:
         as_json: bool = typer.Option(False, "--json", help="Print the hits as JSON."),
     ) -> None:
         """Search the index and show the best chunks."""
+        from retrieval.records import page_label
+
         retriever = build_retriever(_settings(index))
         hits = retriever.search(query, top=top, mode=mode, groups=group or None)  # type: ignore[arg-type]
         if as_json:
             typer.echo(json.dumps([
                 {"rank": i, "score": h.score, "text_score": h.text_score, "vector_score": h.vector_score,
                  "chunk_id": h.chunk.id, "source_id": h.chunk.source_id, "title": h.chunk.title, "page": h.chunk.page_start,
+                 "page_end": h.chunk.page_end,
                  "section": h.chunk.section, "content": h.chunk.content}
                 for i, h in enumerate(hits, 1)
             ], ensure_ascii=False, indent=2))
             return
         table = Table(title=f"{len(hits)} hits ({mode})", show_lines=False)
-        for col in ("#", "score", "title", "page", "section", "snippet"):
+        for col in ("#", "score", "title", "pages", "section", "snippet"):
             table.add_column(col, overflow="fold")
         for i, h in enumerate(hits, 1):
             c = h.chunk
-            table.add_row(str(i), f"{h.score:.4f}", c.title or c.source_id, "" if c.page_start is None else str(c.page_start),
+            table.add_row(str(i), f"{h.score:.4f}", c.title or c.source_id, page_label(c.page_start, c.page_end),
                           _snippet(c.section, 30), _snippet(c.content))
         Console().print(table)
 
@@ -94,20 +97,22 @@ def register(app: typer.Typer) -> None:
         as_json: bool = typer.Option(False, "--json", help="Print the answer as JSON."),
     ) -> None:
         """Answer a question from the index, with citations."""
-        from ondata.wiring import build_chat_model
+        from ondata.wiring import build_answerer
         from retrieval.answer import answer_question
 
         settings = _settings(index)
         retriever = build_retriever(settings)
-        chat_model = build_chat_model(settings, embedder=retriever.embedder)
-        answer = answer_question(question, retriever=retriever, chat_model=chat_model, mode=mode, strictness=strictness,  # type: ignore[arg-type]
+        answerer = build_answerer(settings, embedder=retriever.embedder)
+        answer = answer_question(question, retriever=retriever, answerer=answerer, mode=mode, strictness=strictness,  # type: ignore[arg-type]
                                  top_n_documents=top_n, groups=group or None)
         if as_json:
             typer.echo(json.dumps({
                 "answer": answer.content,
                 "search_query": answer.search_query,
                 "extractive": answer.extractive,
-                "citations": [{**c.to_oyd(), "page": c.page, "source_id": c.source_id} for c in answer.citations],
+                "abstained": answer.abstained,
+                "citations": [{**c.to_oyd(), "pages": c.pages, "source_id": c.source_id} for c in answer.citations],
+                "claims": [{"text": c.text, "citations": list(c.sources), "pages": list(c.pages)} for c in answer.claims],
                 "retrieved": [{**d.to_oyd(), "filter_reason": d.filter_reason, "rank": d.rank} for d in answer.retrieved],
                 "unknown_markers_removed": answer.unknown_markers_removed,
                 "latency_ms": dict(answer.latency_ms),
@@ -117,10 +122,11 @@ def register(app: typer.Typer) -> None:
         console.print(answer.content, markup=False, highlight=False)
         if answer.citations:
             table = Table(title="Citations")
-            for col in ("n", "title", "page", "chunk", "snippet"):
+            for col in ("n", "title", "page", "chunk pages", "chunk", "snippet"):
                 table.add_column(col, overflow="fold")
             for i, c in enumerate(answer.citations, 1):
-                table.add_row(str(i), c.title or c.source_id, "" if c.page is None else str(c.page), c.chunk_id[:8], _snippet(c.content))
+                table.add_row(str(i), c.title or c.source_id, "" if c.page is None else str(c.page), c.pages,
+                              c.chunk_id[:8], _snippet(c.content))
             console.print(table)
 
     @app.command()
@@ -141,14 +147,14 @@ def register(app: typer.Typer) -> None:
 
         import uvicorn
 
-        from ondata.wiring import build_chat_model
+        from ondata.wiring import build_answerer
         from retrieval.documents import DocumentFiles
         from retrieval.oyd import OnYourDataFacade
         from retrieval.server import create_app
 
         settings = _settings(index)
         retriever = build_retriever(settings)
-        facade = OnYourDataFacade(lambda _name: retriever, build_chat_model(settings, embedder=retriever.embedder))
+        facade = OnYourDataFacade(lambda _name: retriever, build_answerer(settings, embedder=retriever.embedder))
         key = os.environ.get(api_key_env) or None
         if key is None and host not in ("127.0.0.1", "localhost", "::1"):
             typer.secho(f"warning: serving on {host} without an API key (set {api_key_env})", fg=typer.colors.YELLOW, err=True)
