@@ -56,12 +56,17 @@ class ChunkingConfig:
     - ``encoding``: the tiktoken encoding tokens are counted with.
     - ``heading_break_fill``: a heading starts a new chunk once the current chunk holds more than
       this fraction of ``chunk_size`` (0 < heading_break_fill <= 1; 1 disables the break).
+    - ``page_bounded``: when True, a chunk of a paged document never crosses a page boundary
+      (a new page starts a new chunk, and overlap never reaches back into the previous page);
+      when False (the default, see ``bench/pages.py``), chunks run across pages and record where
+      each page starts (``PAGE_OFFSETS_KEY``).
     """
 
     chunk_size: int = 512
     overlap: int = 51
     encoding: str = DEFAULT_ENCODING
     heading_break_fill: float = 0.5
+    page_bounded: bool = False
 
     def __post_init__(self) -> None:
         if isinstance(self.chunk_size, bool) or not isinstance(self.chunk_size, int):
@@ -84,6 +89,8 @@ class ChunkingConfig:
         fill = self.heading_break_fill
         if isinstance(fill, bool) or not isinstance(fill, (int, float)) or not 0 < fill <= 1:
             raise ConfigError(f"heading_break_fill ({fill!r}) must be a number in (0, 1]")
+        if not isinstance(self.page_bounded, bool):
+            raise ConfigError(f"page_bounded must be True or False, not {self.page_bounded!r}")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -254,6 +261,7 @@ class _Packer:
         self.size = config.chunk_size
         self.overlap = config.overlap
         self.break_at = config.heading_break_fill * config.chunk_size
+        self.page_bounded = config.page_bounded
         self.enc = get_encoding(config.encoding)
         self.spans: list[_Span] = []
 
@@ -289,6 +297,7 @@ class _Packer:
                     or (u.kind == _HEAD and est > self.break_at)
                     or u.kind == _FRAG
                     or units[i - 1].kind == _FRAG
+                    or (self.page_bounded and u.page != units[i - 1].page)
                 ):  # pieces of an oversized sentence or row are chunks of their own
                     i = self.flush(first, i, n_over, header)
                     first, n_over, header, est = self.start_next(i)
@@ -349,6 +358,8 @@ class _Packer:
                 return i, 0, u.header, h.tokens
             return i, 0, -1, 0
         if u.kind == _HEAD or self.overlap == 0:
+            return i, 0, -1, 0
+        if self.page_bounded and units[i - 1].page != u.page:  # overlap never reaches into the previous page
             return i, 0, -1, 0
         # overlap: the last whole sentences of the previous chunk, at most `overlap` tokens, never
         # all of it (its first unit stays behind, so every chunk moves forward)

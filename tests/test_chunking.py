@@ -399,6 +399,27 @@ def test_page_ranges_come_from_the_elements_covered():
     assert any(c.page_start != c.page_end for c in chunks)
 
 
+def test_page_bounded_chunks_never_cross_a_page():
+    d = doc(
+        Element("text", paragraph(0, 5), page=1),
+        Element("title", "Next part", level=2, page=1),  # a heading at the foot of page 1 goes with page 2's text
+        Element("text", paragraph(5, 3), page=2),
+        Element("text", paragraph(8, 9), page=3),
+    )
+    cross = chunk_document(d, item(), config=ChunkingConfig(chunk_size=150, overlap=30))
+    bounded = chunk_document(d, item(), config=ChunkingConfig(chunk_size=150, overlap=30, page_bounded=True))
+    assert any(c.page_end - c.page_start >= 2 for c in cross)  # today: a chunk runs over pages 1-3
+    for c in bounded:
+        pages = {c.page_at(0), c.page_end}
+        # one page, or a heading carried from the foot of the page before (its own first line)
+        assert c.page_start == c.page_end or (c.content.startswith("Next part\n") and c.page_end == c.page_start + 1), pages
+    assert [c.page_end for c in bounded] == sorted(c.page_end for c in bounded)
+    assert {c.page_end for c in bounded} == {1, 2, 3}
+    assert ChunkingConfig(page_bounded=True) != ChunkingConfig()  # a fingerprinted setting
+    with pytest.raises(ConfigError):
+        ChunkingConfig(page_bounded="yes")
+
+
 def test_non_paged_documents_have_no_pages():
     cfg = ChunkingConfig(chunk_size=64, overlap=0)
     chunks = chunk_document(doc(Element("text", paragraph(0, 30))), item(), config=cfg)
