@@ -124,15 +124,20 @@ def scifact(index_dir: Path, *, limit_queries: int | None = None, rrf_k: int | N
 _CIT = re.compile(r"\[([^\[\]]+?\.pdf)#page=(\d+)\]")
 
 
+PAGE_BOUNDED = False  # --page-bounded: chunks never cross a page (ChunkingConfig.page_bounded)
+
+
 def _ingest(docs: Path, index_dir: Path):
     from ondata.settings import Settings
     from ondata.wiring import build_embedder, build_index, build_source
-    from pipelines.ingest import ingest
+    from pipelines.chunking import ChunkingConfig
+    from pipelines.ingest import IngestOptions, ingest
 
     settings = Settings(index_dir=index_dir, embedder="local")
     embedder = build_embedder(settings)
     index = build_index(settings, embedder)
-    report = ingest(build_source(settings, docs), index=index, embedder=embedder)
+    options = IngestOptions(chunking=ChunkingConfig(page_bounded=PAGE_BOUNDED))
+    report = ingest(build_source(settings, docs), index=index, embedder=embedder, options=options)
     if report.failed:
         print(f"warning: {len(report.failed)} documents failed to ingest", file=sys.stderr)
     return index, embedder
@@ -205,8 +210,11 @@ def main() -> None:
     ap.add_argument("--rrf-k", type=int, default=None)
     ap.add_argument("--bm25-weights", type=str, default=None, help="title,section,content (default 2,1,1)")
     ap.add_argument("--qrels", default="test.tsv", help="qrels file (tune on train.tsv, report on test.tsv)")
+    ap.add_argument("--page-bounded", action="store_true", help="contoso/calibrate: chunks never cross a page")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
+    global PAGE_BOUNDED
+    PAGE_BOUNDED = args.page_bounded
     if args.what == "scifact":
         w = tuple(float(x) for x in args.bm25_weights.split(",")) if args.bm25_weights else None
         res = scifact(args.index_dir, limit_queries=args.limit_queries, rrf_k=args.rrf_k, weights=w, qrels_name=args.qrels)

@@ -105,7 +105,8 @@ def ingest_from_settings(
                                  exclude=tuple(exclude or ()), follow_symlinks=follow_symlinks)
     settings = factory.settings()
     options = IngestOptions(
-        chunking=ChunkingConfig(chunk_size=settings.chunk_size, overlap=settings.chunk_overlap),
+        chunking=ChunkingConfig(chunk_size=settings.chunk_size, overlap=settings.chunk_overlap,
+                                 page_bounded=settings.chunk_page_bounded),
         max_bytes=settings.max_document_bytes,
         batch_chunks=batch_chunks,
         dry_run=dry_run,

@@ -41,6 +41,7 @@ class Settings(BaseSettings):
     # --- ingestion
     chunk_size: int = 512
     chunk_overlap: int = 51
+    chunk_page_bounded: bool = Field(False, description="Chunks of paged documents never cross a page boundary")
     max_document_bytes: int = 50 * 1024 * 1024
     groups_metadata_key: str = "groups"
 

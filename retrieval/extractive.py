@@ -124,7 +124,9 @@ class ExtractiveAnswerer:
     - ``weights``: ``(lexical, coverage, cosine, rank prior)`` of the unit score;
     - ``support_weights``: ``(coverage, cosine)`` of the support;
     - ``boilerplate_penalty``: subtracted from the score (and support) of a boilerplate unit;
-    - ``follow_ratio``: a further unit must score at least this fraction of the best.
+    - ``follow_ratio``: a further unit must score at least this fraction of the best;
+    - ``max_embedded``: with an embedder, only this many units (the best by lexical evidence) are
+      embedded; the others get the lowest cosine of those (a CPU embeds ~100 sentences in seconds).
     """
 
     extractive = True
@@ -134,7 +136,7 @@ class ExtractiveAnswerer:
     def __init__(self, *, max_sentences: int = 3, min_support: float = 0.45, embedder: Any = None,
                  k1: float = 1.2, b: float = 0.5, weights: tuple[float, float, float, float] = (0.5, 0.25, 1.0, 0.1),
                  support_weights: tuple[float, float] = (1.0, 0.0), boilerplate_penalty: float = 0.15,
-                 follow_ratio: float = 0.8) -> None:
+                 follow_ratio: float = 0.8, max_embedded: int = 8) -> None:
         if max_sentences < 1:
             raise ValueError("max_sentences must be >= 1")
         self.max_sentences = max_sentences
@@ -146,6 +148,7 @@ class ExtractiveAnswerer:
         self.support_weights = support_weights
         self.boilerplate_penalty = boilerplate_penalty
         self.follow_ratio = follow_ratio
+        self.max_embedded = max_embedded
 
     # ------------------------------------------------------------------ scoring
 
@@ -167,9 +170,14 @@ class ExtractiveAnswerer:
         w_lex, w_cov, w_cos, w_prior = self.weights
         s_cov, s_cos = self.support_weights
         cos = None
-        if self.embedder is not None and (w_cos or s_cos):
-            vecs = np.asarray(self.embedder.embed_documents([u.text for _, u, _, _ in rows]))
-            cos = vecs @ np.asarray(self.embedder.embed_query(question))
+        if self.embedder is not None and (w_cos or s_cos) and self.max_embedded:
+            # only a lexical shortlist is embedded: embedding every unit of five chunks costs seconds on a CPU
+            lexical = [sum(idf[t] for t in set(q) & set(ts)) for _, _, ts, _ in rows]
+            short = sorted(range(N), key=lambda j: -lexical[j])[: self.max_embedded]
+            vecs = np.asarray(self.embedder.embed_documents([rows[j][1].text for j in short]))
+            sims = vecs @ np.asarray(self.embedder.embed_query(question))
+            cos = np.full(N, float(sims.min()) if len(sims) else 0.0)
+            cos[short] = sims
         ranks = sorted({n for n, *_ in rows})
         out = []
         for j, (n, u, ts, ctx) in enumerate(rows):

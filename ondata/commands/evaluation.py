@@ -232,7 +232,8 @@ def _ingest(settings: Settings, docs: str, console: Console) -> None:
     source = build_source(settings, docs)
     emb = build_embedder(settings)
     idx = build_index(settings, emb)
-    options = IngestOptions(chunking=ChunkingConfig(chunk_size=settings.chunk_size, overlap=settings.chunk_overlap),
+    options = IngestOptions(chunking=ChunkingConfig(chunk_size=settings.chunk_size, overlap=settings.chunk_overlap,
+                                 page_bounded=settings.chunk_page_bounded),
                             max_bytes=settings.max_document_bytes)
     with console.status(f"ingesting {docs}"):
         try:
