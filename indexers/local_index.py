@@ -119,7 +119,8 @@ def fts_query(text: str) -> str:
     only of stopwords. Returns ``""`` when the
     text has no words.
     """
-    all_words = words(text)
+    # FTS5's unicode61 tokenizer splits "rocket's" into "rocket" and "s"; so do we, then drop stopwords
+    all_words = [part for w in words(text) for part in w.replace("\u2019", "'").split("'") if part]
     kept = [w for w in all_words if w not in STOPWORDS] or all_words
     unique = list(dict.fromkeys(kept))[:MAX_QUERY_TERMS]
     return " OR ".join('"' + w.replace('"', '""') + '"' for w in unique)

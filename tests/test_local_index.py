@@ -59,7 +59,7 @@ def all_chunks():
 # ---------------------------------------------------------------- FTS query building
 
 def test_fts_query_quotes_words_and_drops_stopwords():
-    assert fts_query("What is the Rocket's thrust?") == '"rocket" OR "s" OR "thrust"'
+    assert fts_query("What is the Rocket's thrust?") == '"rocket" OR "thrust"'  # possessive "s" is a stopword
     assert fts_query("the and of") == '"the" OR "and" OR "of"'  # only stopwords: keep them
     assert fts_query('NEAR(a b) "x" * -y OR') == '"near" OR "b" OR "x" OR "y"'
     assert fts_query("!!! ??? ---") == ""
