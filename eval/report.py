@@ -99,12 +99,25 @@ def make_plots(records: Sequence[Mapping[str, Any]], *, k: int) -> dict[str, str
     return plots
 
 
+def _pages(start: Any, end: Any) -> str:
+    """`` p3``, `` p3-4`` for a chunk spanning pages, ``""`` without pages."""
+    if start is None:
+        return ""
+    return f" p{start}" if end in (None, start) else f" p{start}-{end}"
+
+
 def _sources_line(record: Mapping[str, Any]) -> str:
     hits = record.get("hits") or []
-    return ", ".join(
-        f"{h['file']}" + (f" p{h['page_start']}" if h.get("page_start") is not None else "") + f" ({h['score']:.3f})"
-        for h in hits
-    )
+    return ", ".join(f"{h['file']}{_pages(h.get('page_start'), h.get('page_end'))} ({h['score']:.3f})" for h in hits)
+
+
+def _cited_line(record: Mapping[str, Any]) -> str:
+    """Each citation at the page its claims rest on, with the cited chunk's page range when it spans pages."""
+    out = []
+    for c in record.get("citations", []):
+        pages = c.get("pages") or ""
+        out.append(c["ref"] + (f" (chunk pages {pages})" if "-" in pages else ""))
+    return ", ".join(out)
 
 
 def notes(records: Sequence[Mapping[str, Any]]) -> list[str]:
@@ -150,7 +163,7 @@ def render_markdown(summary: Mapping[str, Any], records: Sequence[Mapping[str, A
         lines.append(f"- page recall (±1) {_fmt(s.get(f'page1_recall@{k}'))}, citations matched "
                      f"{_fmt(s.get('citations_matched'))}, groundedness {_fmt(s.get('groundedness'))}")
         lines.append(f"- answer: {' '.join(str(r.get('answer', '')).split())}")
-        lines.append(f"- cited: {', '.join(c['ref'] for c in r.get('citations', [])) or 'nothing'}")
+        lines.append(f"- cited: {_cited_line(r) or 'nothing'}")
         gold = ", ".join(g["file"] + (f"#page={g['page']}" if g.get("page") else "") for g in r.get("gold", []))
         lines.append(f"- gold: {gold or 'none'}")
         lines.append(f"- retrieved: {_sources_line(r) or 'nothing'}")
@@ -193,10 +206,11 @@ def render_html(summary: Mapping[str, Any], records: Sequence[Mapping[str, Any]]
             parts.append(f"<tr><td>{r.get('line')}</td><td>{e(r['question'])}</td><td colspan='5'>error: {e(r['error'])}</td></tr>")
             continue
         score_text = (f"recall±1 {_fmt(s.get(f'page1_recall@{k}'))}<br>matched {_fmt(s.get('citations_matched'))}"
+                      f" (±1 {_fmt(s.get('citations_matched_pm1'))})"
                       f"<br>grounded {_fmt(s.get('groundedness'))}")
         gold = ", ".join(g["file"] + (f"#page={g['page']}" if g.get("page") else "") for g in r.get("gold", []))
         parts.append(f"<tr><td>{r.get('line')}</td><td>{e(r['question'])}</td><td>{score_text}</td>"
-                     f"<td>{e(str(r.get('answer', '')))}</td><td>{e(', '.join(c['ref'] for c in r.get('citations', [])))}</td>"
+                     f"<td>{e(str(r.get('answer', '')))}</td><td>{e(_cited_line(r))}</td>"
                      f"<td>{e(gold)}</td><td class='muted'>{e(_sources_line(r))}</td></tr>")
     parts.append("</table></body></html>")
     return "\n".join(parts)

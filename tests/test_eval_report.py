@@ -110,3 +110,13 @@ def test_cli_report_and_compare_exit_codes(runs):
     assert cmp_fail.exit_code == 1 and "delta of groundedness = 0 is below 0.01" in cmp_fail.output
     bad = runner.invoke(app, ["eval", "report", str(run_a), "--fail-under", "bogus=1"])
     assert bad.exit_code != 0 and isinstance(bad.exception, (GateError, SystemExit))
+
+
+def test_report_lines_show_page_ranges_of_chunks_spanning_pages():
+    from eval.report import _cited_line, _sources_line
+
+    record = {"citations": [{"ref": "[h.pdf#page=10]", "pages": "9-10"}, {"ref": "[t.docx]", "pages": ""}],
+              "hits": [{"file": "h.pdf", "page_start": 9, "page_end": 10, "score": 0.5},
+                       {"file": "t.docx", "page_start": None, "page_end": None, "score": 0.25}]}
+    assert _cited_line(record) == "[h.pdf#page=10] (chunk pages 9-10), [t.docx]"
+    assert _sources_line(record) == "h.pdf p9-10 (0.500), t.docx (0.250)"
