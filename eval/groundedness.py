@@ -18,6 +18,13 @@ One interface, ``GroundednessScorer.score(claim, sources) -> ScoreResult``, two 
   judge failure (an exception or an unparseable reply) is returned as ``ScoreResult(error=...)``
   with score 0, never as NaN, so reports can count failures.
 
+- ``PairedScorer(local, judge)``: both on the same claims (``--scorer both``), for their agreement.
+
+The local scorer's ``card()`` gives what a report says about it (version, balanced accuracy measured per
+labelled domain: grouped CV on SciFact, and the SciFact-fitted calibration on Climate-FEVER dev, which
+it never saw); ``domain_share(sources)`` tells how many sources resemble those domains (MiniLM centroid
+profiles in the calibration), so a report can warn when the answers come from elsewhere.
+
 The embedding model and the pair model load lazily on the first score.
 """
 
@@ -27,7 +34,7 @@ import json
 import logging
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Mapping, Protocol, Sequence, runtime_checkable
 
@@ -62,15 +69,20 @@ FEATURES: tuple[str, ...] = ALIGNMENT_FEATURES + PAIR_FEATURES
 @dataclass(frozen=True)
 class ScoreResult:
     """``score`` in [0, 1]; ``supported`` the decision; ``evidence`` the best supporting text found;
-    ``error`` a sentence when the scorer could not judge (then ``score`` is 0 and ``supported`` False)."""
+    ``error`` a sentence when the scorer could not judge (then ``score`` is 0 and ``supported`` False);
+    ``others`` the verdicts of further scorers run on the same claim (``PairedScorer``), by scorer name."""
 
     score: float
     supported: bool
     evidence: str = ""
     error: str | None = None
+    others: Mapping[str, "ScoreResult"] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"score": self.score, "supported": self.supported, "evidence": self.evidence, "error": self.error}
+        out = {"score": self.score, "supported": self.supported, "evidence": self.evidence, "error": self.error}
+        if self.others:
+            out["others"] = {name: r.to_dict() for name, r in self.others.items()}
+        return out
 
 
 @runtime_checkable
@@ -294,6 +306,51 @@ class LocalGroundednessScorer:
     def score(self, claim: str, sources: list[str]) -> ScoreResult:
         return self.score_many([(claim, sources)])[0]
 
+    def card(self) -> dict[str, Any]:
+        """What a report says about this scorer: name, threshold, pair model, and the balanced accuracy / AUC
+        measured in grouped cross-validation on each labelled domain (from the calibration)."""
+        cv = self.calibration.get("cv") or {}
+        labels = {d: p.get("label", d) for d, p in (self.calibration.get("domains") or {}).items()}
+        measured = {d: {"label": labels.get(d, d), "balanced_accuracy": m.get("balanced_accuracy"), "std": m.get("std"),
+                        "auc": m.get("auc"), "pairs": m.get("pairs"), "folds": len(m.get("folds") or []),
+                        "how": m.get("measured_by", "")}
+                    for d, m in (cv.get("domains") or {}).items()}
+        return {"name": self.name, "version": self.version, "threshold": self.threshold, "measured": measured,
+                "pair_model": (self.calibration.get("pair_model") or {}).get("name")}
+
+    @property
+    def version(self) -> str:
+        """The calibration's fit time and training data hash, and the pair model: what identifies the judgements."""
+        c = self.calibration
+        return (f"{c.get('fitted_at', '?')}:{(c.get('dataset') or {}).get('sha256', '')[:12]}"
+                f":{(c.get('pair_model') or {}).get('name', '-')}")
+
+    def domain_share(self, sources: Sequence[str]) -> float | None:
+        """Share of ``sources`` that resemble a domain the scorer was measured on: MiniLM cosine to that domain's
+        centroid at least the domain's own 5th percentile (profiles in the calibration); None without profiles."""
+        profiles = self.calibration.get("domains") or {}
+        texts = [s for s in sources if s.strip()]
+        if not profiles or not texts:
+            return None
+        vectors = np.asarray(self.embedder.embed_documents(texts), dtype=np.float64)
+        vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+        inside = np.zeros(len(texts), dtype=bool)
+        for profile in profiles.values():
+            centroid = np.asarray(profile["centroid"], dtype=np.float64)
+            inside |= vectors @ (centroid / np.linalg.norm(centroid)) >= float(profile["cutoff"])
+        return float(inside.mean())
+
+
+def domain_profile(vectors: np.ndarray, *, label: str, quantile: float = 0.05) -> dict[str, Any]:
+    """A domain's profile for ``LocalGroundednessScorer.domain_share``: the centroid of its sources' embeddings
+    and the ``quantile`` of their own cosine to it (below it, a text looks unlike the domain)."""
+    v = np.asarray(vectors, dtype=np.float64)
+    v = v / np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-12)
+    centroid = v.mean(axis=0)
+    centroid /= np.linalg.norm(centroid)
+    return {"label": label, "texts": int(len(v)), "centroid": [round(float(x), 5) for x in centroid],
+            "cutoff": round(float(np.quantile(v @ centroid, quantile)), 4)}
+
 
 # --------------------------------------------------------------------------- LLM judge
 
@@ -381,3 +438,46 @@ class LLMJudgeScorer:
 
     def score_many(self, pairs: Sequence[tuple[str, Sequence[str]]]) -> list[ScoreResult]:
         return [self.score(c, list(s)) for c, s in pairs]
+
+
+# --------------------------------------------------------------------------- both
+
+
+class PairedScorer:
+    """Two scorers on the same claims (``ondata eval run --scorer both``).
+
+    ``primary``'s verdicts are the run's figures, so they stay comparable with runs of ``primary``
+    alone; ``secondary``'s ride along in ``ScoreResult.others`` and the summary reports how often the
+    two agree (Cohen's kappa, ``eval.metrics.answers.scorer_agreement``). ``calls`` / ``failures``
+    are the secondary's (the LLM judge's), which the run summary counts.
+    """
+
+    def __init__(self, primary: GroundednessScorer, secondary: GroundednessScorer) -> None:
+        self.primary = primary
+        self.secondary = secondary
+        self.name = f"{primary.name}+{secondary.name}"
+
+    @property
+    def calls(self) -> int | None:
+        return getattr(self.secondary, "calls", None)
+
+    @property
+    def failures(self) -> int:
+        return int(getattr(self.secondary, "failures", 0))
+
+    def card(self) -> dict[str, Any]:
+        card = getattr(self.primary, "card", None)
+        return {**(card() if callable(card) else {"name": self.primary.name, "measured": {}}), "beside": self.secondary.name}
+
+    def domain_share(self, sources: Sequence[str]) -> float | None:
+        share = getattr(self.primary, "domain_share", None)
+        return share(sources) if callable(share) else None
+
+    def score_many(self, pairs: Sequence[tuple[str, Sequence[str]]]) -> list[ScoreResult]:
+        pairs = [(c, list(s)) for c, s in pairs]
+        first = self.primary.score_many(pairs)
+        second = self.secondary.score_many(pairs)
+        return [replace(a, others={**a.others, self.secondary.name: b}) for a, b in zip(first, second)]
+
+    def score(self, claim: str, sources: list[str]) -> ScoreResult:
+        return self.score_many([(claim, sources)])[0]

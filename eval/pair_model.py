@@ -141,15 +141,19 @@ class PairModel:
             self._model = model
 
     def probabilities(self, pairs: Sequence[tuple[str, str]]) -> np.ndarray:
+        """Array (n, 3) of label probabilities in ``LABELS`` order.
+
+        Pairs run in batches of similar length (less padding), results in the order given."""
         if not pairs:
             return np.zeros((0, len(LABELS)), dtype=np.float64)
         self._load()
         torch = self._torch
-        out = []
+        out = np.zeros((len(pairs), len(LABELS)), dtype=np.float64)
+        order = np.argsort([len(c) + len(e) for c, e in pairs], kind="stable")
         with torch.inference_mode():
-            for start in range(0, len(pairs), self.batch_size):
-                batch = pairs[start:start + self.batch_size]
-                enc = self._tokenizer([c for c, _ in batch], [e for _, e in batch], truncation="longest_first",
+            for start in range(0, len(order), self.batch_size):
+                idx = order[start:start + self.batch_size]
+                enc = self._tokenizer([pairs[i][0] for i in idx], [pairs[i][1] for i in idx], truncation="longest_first",
                                       max_length=self.max_length, padding=True, return_tensors="pt")
-                out.append(torch.softmax(self._model(**enc).logits, dim=-1).double().numpy())
-        return np.concatenate(out)
+                out[idx] = torch.softmax(self._model(**enc).logits, dim=-1).double().numpy()
+        return out

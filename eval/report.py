@@ -1,6 +1,7 @@
 """Run reports for data teams: ``report.md`` and a self-contained ``report.html``.
 
-Both show the headline metrics with one sentence each on what they mean, recall per document and
+Both show the headline metrics with one sentence each on what they mean, the groundedness scorer's
+block (``eval.scorer_card``: which scorer, its measured accuracy per domain, a domain warning), recall per document and
 the worst questions (answer, citations, gold and retrieved sources). The HTML adds plots (score
 distributions, recall per document, latency) as inline base64 PNGs made with matplotlib, so the
 file can be mailed or attached to a CI run as is. matplotlib is imported on first use.
@@ -15,6 +16,7 @@ import logging
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
+from eval import scorer_card
 from eval.scoring import headline_keys, recall_per_document, summarize
 from eval.store import RunStore
 
@@ -150,7 +152,8 @@ def render_markdown(summary: Mapping[str, Any], records: Sequence[Mapping[str, A
     lines += ["## Headline metrics", "", "| metric | value | what it means |", "| --- | ---: | --- |"]
     for key, (label, text, _) in headline_keys(k).items():
         lines.append(f"| {label} | {_fmt(metrics.get(key), key)} | {text} |")
-    lines += ["", "## Recall per document", "", f"| document | page recall@{k} (±1) |", "| --- | ---: |"]
+    lines += [""] + scorer_card.render_markdown(scorer_card.scorer_block(config, summary))
+    lines += ["## Recall per document", "", f"| document | page recall@{k} (±1) |", "| --- | ---: |"]
     for doc, value in recall_per_document(records, k=k).items():
         lines.append(f"| {doc} | {value:.3f} |")
     lines += ["", "## Worst questions", ""]
@@ -174,7 +177,7 @@ def render_markdown(summary: Mapping[str, Any], records: Sequence[Mapping[str, A
 _CSS = """body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;color:#222}
 table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ddd;padding:4px 8px;vertical-align:top;text-align:left}
 th{background:#f4f4f4}td.num{text-align:right;font-variant-numeric:tabular-nums}.muted{color:#666;font-size:90%}
-img{max-width:100%}"""
+img{max-width:100%}.warning{background:#fff3cd;padding:6px 10px;border-left:4px solid #e0a800}"""
 
 
 def render_html(summary: Mapping[str, Any], records: Sequence[Mapping[str, Any]], config: Mapping[str, Any],
@@ -194,6 +197,7 @@ def render_html(summary: Mapping[str, Any], records: Sequence[Mapping[str, Any]]
     for key, (label, text, _) in headline_keys(k).items():
         parts.append(f"<tr><td>{e(label)}</td><td class='num' data-metric='{e(key)}'>{e(_fmt(metrics.get(key), key))}</td><td>{e(text)}</td></tr>")
     parts.append("</table>")
+    parts.append(scorer_card.render_html(scorer_card.scorer_block(config, summary)))
     captions = {"scores": "Score distributions per question", "per_document": "Recall per document", "latency": "Latency"}
     for key, caption in captions.items():
         if key in plots:

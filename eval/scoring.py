@@ -15,6 +15,7 @@ uncited claim is unsupported); ``citation_precision`` judges each (claim, cited 
 
 from __future__ import annotations
 
+import time
 from typing import Any, Mapping, Sequence
 
 from eval import text as T
@@ -107,7 +108,13 @@ def score_record(record: Mapping[str, Any], *, scorer: Any, k: int) -> dict[str,
             for s in mine:
                 requests.setdefault((claim["text"], (s,)), None)
     keys = list(requests)
+    started = time.perf_counter()
     results = dict(zip(keys, scorer.score_many([(c, list(s)) for c, s in keys]))) if keys else {}
+    seconds = time.perf_counter() - started
+    domain_share = getattr(scorer, "domain_share", None)
+    # what the report's scorer block needs: throughput, and whether these sources look like the measured domains
+    out["scoring"] = {"pairs": len(keys), "seconds": round(seconds, 4),
+                      "in_domain": domain_share(sources_all) if callable(domain_share) and sources_all and keys else None}
 
     judged_claims, sentence_judgements = [], []
     for claim in claims:
@@ -117,6 +124,9 @@ def score_record(record: Mapping[str, Any], *, scorer: Any, k: int) -> dict[str,
                  "score": float(res.score) if res else 0.0,
                  "evidence": res.evidence if res else "",
                  "error": res.error if res else None}
+        if res is not None and res.others:
+            entry["others"] = {name: {"supported": bool(o.supported), "score": float(o.score), "error": o.error}
+                               for name, o in res.others.items()}
         mine = own(claim)
         if mine:
             together = results[(claim["text"], tuple(mine))]
@@ -206,13 +216,47 @@ def summarize(records: Sequence[Mapping[str, Any]], *, k: int) -> dict[str, Any]
     metrics["latency_p95_s"] = None if lat["p95"] is None else lat["p95"] / 1000
     metrics["judge_failures"] = sum(r["scores"].get("judge_failures", 0) for r in ok)
     metrics["errors"] = len(records) - len(ok)
+    agreement = scorer_agreement(ok)
     return {
         "k": k,
+        "scoring": scoring_totals(ok),
+        **({"scorer_agreement": agreement} if agreement else {}),
         "counts": {"questions": len(records), "answered": len(ok), "answerable": len(answerable),
                    "with_gold": len(with_gold), "unanswerable": len(ok) - len(answerable),
                    "claims": sum(r["scores"].get("claims", 0) for r in ok)},
         "metrics": metrics,
     }
+
+
+def scoring_totals(records: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """The groundedness scorer's work over ``records``: claim/source pairs judged, seconds, pairs per second, and
+    ``in_domain``: the mean share of each answer's cited sources that resemble a domain the scorer was measured on
+    (None when the scorer has no such profile)."""
+    rows = [r["scoring"] for r in records if r.get("scoring")]
+    pairs = sum(int(x.get("pairs", 0)) for x in rows)
+    seconds = sum(float(x.get("seconds", 0.0)) for x in rows)
+    return {"pairs": pairs, "seconds": round(seconds, 3), "pairs_per_s": pairs / seconds if pairs and seconds > 0 else None,
+            "in_domain": A.mean([x.get("in_domain") for x in rows])}
+
+
+def scorer_agreement(records: Sequence[Mapping[str, Any]]) -> dict[str, Any] | None:
+    """How the run's scorer and each scorer run beside it (``claims[].others``) agree, over the claims both
+    judged without error: ``{name: {claims, kappa, agreement, a_grounded, b_grounded, failures}}``; None
+    when no other scorer ran."""
+    pairs: dict[str, list[tuple[bool, bool]]] = {}
+    failures: dict[str, int] = {}
+    for r in records:
+        for claim in r.get("claims") or []:
+            for name, other in (claim.get("others") or {}).items():
+                pairs.setdefault(name, [])
+                failures.setdefault(name, 0)
+                if other.get("error"):
+                    failures[name] += 1
+                elif not claim.get("error"):
+                    pairs[name].append((bool(claim.get("supported")), bool(other.get("supported"))))
+    if not pairs:
+        return None
+    return {name: {**A.scorer_agreement(p), "failures": failures[name]} for name, p in pairs.items()}
 
 
 def recall_per_document(records: Sequence[Mapping[str, Any]], *, k: int, level: str = "page1") -> dict[str, float]:

@@ -15,6 +15,7 @@ from eval.groundedness import (
     LLMJudgeScorer,
     LocalGroundednessScorer,
     compute_features,
+    domain_profile,
     parse_rating,
     quoted_verbatim,
 )
@@ -78,6 +79,29 @@ def test_calibration_file_records_its_data():
     assert len(data["coef"]) == len(FEATURES) == len(data["mean"]) == len(data["scale"])
     assert len(data["dataset"]["sha256"]) == 64 and data["dataset"]["rows"] > 0
     assert 0.5 < data["cv"]["balanced_accuracy"] <= 1.0
+    # measured on both domains (SciFact: grouped CV; Climate-FEVER: the same calibration, out of domain), with profiles
+    assert set(data["cv"]["domains"]) == {"scifact", "climate_fever"} == set(data["domains"])
+    for m in data["cv"]["domains"].values():
+        assert len(m["folds"]) == len(m["auc_folds"]) == 5 and 0.5 <= m["balanced_accuracy"] <= 1.0 and 0.5 < m["auc"] <= 1.0
+    assert all(len(p["centroid"]) == 384 and -1 < p["cutoff"] < 1 for p in data["domains"].values())
+
+
+def test_domain_share_tells_the_measured_domains_from_others():
+    rng = np.random.default_rng(0)
+    centre = rng.normal(size=16)
+    near = centre + rng.normal(scale=0.3, size=(50, 16))
+
+    class Fixed:  # an embedder that maps each text to a fixed vector
+        table = {f"in{i}": v for i, v in enumerate(near)} | {"out": -centre, "centre": centre}
+
+        def embed_documents(self, texts):
+            return np.asarray([self.table[t] for t in texts])
+
+    calibration = {**json.loads(CALIBRATION_PATH.read_text()), "domains": {"d": domain_profile(near, label="d")}}
+    scorer = LocalGroundednessScorer(embedder=Fixed(), calibration=calibration)
+    assert scorer.domain_share([f"in{i}" for i in range(50)]) >= 0.9
+    assert scorer.domain_share(["out", "centre", "centre", "centre"]) == 0.75
+    assert scorer.card()["measured"]["scifact"]["balanced_accuracy"] == calibration["cv"]["domains"]["scifact"]["balanced_accuracy"]
 
 
 def test_local_scorer_separates_support_from_unrelated_and_contradiction():
@@ -129,6 +153,33 @@ def test_cross_validation_keeps_linked_claims_and_abstracts_in_one_fold():
     assert cv["balanced_accuracy"] > 0.9 and len(cv["folds"]) == 5 and len(cv["predictions"]) == 100
     shuffled = cross_validate(X[:, [1]], y, g, folds=5)  # a feature unrelated to the label: chance level
     assert shuffled["balanced_accuracy"] < 0.7
+
+
+def test_cross_validation_over_domains_keeps_groups_apart_and_weighs_domains_alike():
+    from eval.calibrate import domain_folds, domain_weights, grouped_domain_cv, leak_free_groups, logistic_fit_predict, robust_threshold
+
+    rows = [{"claim_id": "c1", "doc_id": "d1"}, {"claim_id": "c1", "doc_id": "d2"}, {"claim_id": "c2", "doc_id": "d2"},
+            {"claim_id": "c3", "doc_id": "d3"}, {"claim_id": "c4", "doc_id": "d3"}, {"claim_id": "c5", "doc_id": "d5"}]
+    groups = leak_free_groups(rows)
+    assert groups[0] == groups[1] == groups[2] and groups[3] == groups[4] and len(set(groups)) == 3
+    rng = np.random.default_rng(0)
+    data = {}
+    for key, n, shift in (("a", 100, 0.0), ("b", 300, 0.5)):  # domain b is larger and its scores sit higher
+        y = np.array([1, 0, 0, 0] * (n // 4))
+        informative = y + shift + rng.normal(0, 0.3, n)
+        data[key] = {"X": np.column_stack([informative, rng.normal(size=n)]), "y": y, "groups": np.repeat(np.arange(n // 4), 4),
+                     "labels": np.where(y == 1, "SUPPORT", "NOT_ENOUGH_INFO")}
+        for test in domain_folds(y, data[key]["groups"], folds=5, seed=0):
+            train = np.setdiff1d(np.arange(n), test)
+            assert not set(data[key]["groups"][train]) & set(data[key]["groups"][test])
+    w = domain_weights(np.concatenate([data["a"]["y"], data["b"]["y"]]), np.array(["a"] * 100 + ["b"] * 300))
+    assert w[:100][data["a"]["y"] == 1].sum() == pytest.approx(w[100:][data["b"]["y"] == 0].sum())
+    cv = grouped_domain_cv(data, logistic_fit_predict({k: {**v, "X": v["X"]} for k, v in data.items()}), folds=5)
+    assert all(cv["domains"][k]["balanced_accuracy"] > 0.7 and len(cv["domains"][k]["folds"]) == 5 for k in data)
+    chance = {k: {**v, "X": v["X"][:, [1]]} for k, v in data.items()}  # a feature unrelated to the label
+    assert max(m["balanced_accuracy"] for m in grouped_domain_cv(chance, logistic_fit_predict(chance))["domains"].values()) < 0.7
+    p = np.array([0.2, 0.4, 0.6, 0.8]); y = np.array([0, 0, 1, 1])
+    assert 0.4 <= robust_threshold(p, y, np.array(["a"] * 4)) <= 0.6
 
 
 def test_a_claim_quoted_word_for_word_is_supported_even_with_a_negation():

@@ -120,3 +120,18 @@ def test_report_lines_show_page_ranges_of_chunks_spanning_pages():
                        {"file": "t.docx", "page_start": None, "page_end": None, "score": 0.25}]}
     assert _cited_line(record) == "[h.pdf#page=10] (chunk pages 9-10), [t.docx]"
     assert _sources_line(record) == "h.pdf p9-10 (0.500), t.docx (0.250)"
+
+
+def test_scorer_block_names_the_scorer_its_measured_domains_and_warns_outside_them():
+    from eval import scorer_card
+
+    config = {"scorer": "local", "scorer_card": {
+        "name": "local", "version": "local:v9", "threshold": 0.5,
+        "measured": {"scifact": {"label": "biomedical abstracts", "balanced_accuracy": 0.694, "std": 0.02, "auc": 0.778,
+                                 "pairs": 919, "folds": 5, "how": "grouped CV"}}}}
+    inside = scorer_card.scorer_block(config, {"scoring": {"pairs": 10, "seconds": 2.0, "pairs_per_s": 5.0, "in_domain": 0.8}})
+    outside = scorer_card.scorer_block(config, {"scoring": {"pairs": 10, "seconds": 2.0, "pairs_per_s": 5.0, "in_domain": 0.2}})
+    assert inside["warnings"] == [] and len(outside["warnings"]) == 1 and "20%" in outside["warnings"][0]
+    md = "\n".join(scorer_card.render_markdown(outside))
+    assert "`local:v9`" in md and "| biomedical abstracts | 0.694 ± 0.020 | 0.778 |" in md and "5.0 pairs/s" in md
+    assert "Warning: Only 20%" in md and "Warning" in scorer_card.render_html(outside)

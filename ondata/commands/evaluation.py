@@ -60,11 +60,27 @@ def print_summary(summary: dict, console: Console) -> None:
     console.print(table)
     c = summary["counts"]
     console.print(f"{c['questions']} questions, {c['answered']} answered, {c['claims']} answer sentences judged")
+    for name, a in (summary.get("scorer_agreement") or {}).items():
+        kappa = "n/a" if a["kappa"] is None else f"{a['kappa']:.3f}"
+        share = "n/a" if a["agreement"] is None else f"{a['agreement']:.1%}"
+        console.print(f"agreement with {name}: Cohen's kappa {kappa}, same verdict on {share} of {a['claims']} claims "
+                      f"({a['failures']} {name} failures)")
 
 
 def build_scorer(kind: str, settings: Settings):
-    from eval.groundedness import LLMJudgeScorer, LocalGroundednessScorer
+    """The groundedness scorer ``kind``: local | llm | both (the local scorer's verdicts count, the LLM judge's
+    ride along for their agreement; without an Azure OpenAI deployment configured, the local scorer alone)."""
+    from eval.groundedness import LLMJudgeScorer, LocalGroundednessScorer, PairedScorer
+    from indexers.errors import ConfigError
 
+    if kind == "both":
+        local = build_scorer("local", settings)
+        try:
+            judge = build_scorer("llm", settings)
+        except ConfigError as exc:
+            log.warning("--scorer both: %s; scoring with the local scorer only, no agreement to report", exc)
+            return local
+        return PairedScorer(local, judge)
     if kind == "local":
         from ondata.wiring import build_embedder
 
@@ -75,15 +91,25 @@ def build_scorer(kind: str, settings: Settings):
 
         judge = build_chat_model(settings.model_copy(update={"chat": "azure_openai"}))
         return LLMJudgeScorer(judge)
-    raise typer.BadParameter(f"unknown scorer {kind!r}; use local or llm", param_hint="--scorer")
+    raise typer.BadParameter(f"unknown scorer {kind!r}; use local, llm or both", param_hint="--scorer")
 
 
 def scorer_version(scorer) -> str:
-    """What identifies the scorer's judgements: the calibration's fit time and data hash, or the judge's prompt."""
-    calibration = getattr(scorer, "calibration", None)
-    if calibration:
-        return f"{scorer.name}:{calibration.get('fitted_at')}:{calibration.get('dataset', {}).get('sha256', '')[:12]}"
+    """What identifies the scorer's judgements: the local scorer's pair model and fit time, or the judge's prompt and model."""
+    if hasattr(scorer, "primary"):
+        return f"{scorer_version(scorer.primary)}+{scorer_version(scorer.secondary)}"
+    version = getattr(scorer, "version", None)
+    if isinstance(version, str):
+        return f"{scorer.name}:{version}"
     return f"{scorer.name}:{getattr(scorer, 'prompt_version', '')}:{getattr(getattr(scorer, 'judge', None), 'model_id', '')}"
+
+
+def scorer_card(scorer) -> dict[str, Any]:
+    """The scorer's report card (``eval.scorer_card``): its name, version and measured accuracy per domain."""
+    card = getattr(scorer, "card", None)
+    out = dict(card()) if callable(card) else {"name": scorer.name, "measured": {}}
+    out["version"] = scorer_version(scorer)
+    return out
 
 
 def register(app: typer.Typer) -> None:
@@ -100,7 +126,7 @@ def register(app: typer.Typer) -> None:
         docs: Optional[str] = typer.Option(None, "--docs", help="Ingest this folder into the index first."),
         top: int = typer.Option(5, "--top", min=1, help="Hits retrieved and given to the model; k of recall@k."),
         strictness: int = typer.Option(3, "--strictness", min=1, max=5, help="Relevance filter strictness 1-5."),
-        scorer: str = typer.Option("local", "--scorer", help="Groundedness scorer: local (offline) | llm (Azure OpenAI judge)."),
+        scorer: str = typer.Option("local", "--scorer", help="Groundedness scorer: local (offline) | llm (Azure OpenAI judge) | both (local, plus the judge's agreement)."),
         embedder: Optional[str] = typer.Option(None, "--embedder", help="local | hashing | azure_openai"),
         fail_under: List[str] = typer.Option([], "--fail-under", help="METRIC=VALUE gate (repeatable)."),
         report: bool = typer.Option(True, "--report/--no-report", help="Also write report.md and report.html."),
@@ -128,7 +154,7 @@ def register(app: typer.Typer) -> None:
                              settings=settings_without_secrets(settings),
                              extra={"chat_model": answerer.model_id,
                                     "embedder": retriever.embedder.model_id,
-                                    "scorer_version": scorer_version(score)})
+                                    "scorer_version": scorer_version(score), "scorer_card": scorer_card(score)})
         progress = Progress(TextColumn("[bold]evaluating"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                             TimeRemainingColumn(), TextColumn("{task.fields[current]}"), console=console)
         task = progress.add_task("eval", total=len(items), current="")
@@ -155,7 +181,7 @@ def register(app: typer.Typer) -> None:
     @eval_app.command("rescore")
     def rescore_cmd(
         run: Path = typer.Argument(..., help="Run folder written by `ondata eval run`."),
-        scorer: str = typer.Option("local", "--scorer", help="local (offline) | llm (Azure OpenAI judge)."),
+        scorer: str = typer.Option("local", "--scorer", help="local (offline) | llm (Azure OpenAI judge) | both (local, plus the judge's agreement)."),
         index: Optional[Path] = typer.Option(None, "--index", help="Index folder (for the embedding cache)."),
         fail_under: List[str] = typer.Option([], "--fail-under", help="METRIC=VALUE gate (repeatable)."),
     ) -> None:
@@ -165,7 +191,8 @@ def register(app: typer.Typer) -> None:
         gates = _gates(fail_under)
         settings = Settings(**({"index_dir": index} if index else {}))
         score = build_scorer(scorer, settings)
-        summary = rescore(run, scorer=score, config_updates={"scorer": scorer, "scorer_version": scorer_version(score)})
+        summary = rescore(run, scorer=score, config_updates={"scorer": scorer, "scorer_version": scorer_version(score),
+                                                         "scorer_card": scorer_card(score)})
         console = Console()
         print_summary(summary, console)
         _enforce(gates, summary["metrics"], console)
