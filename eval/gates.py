@@ -12,8 +12,9 @@ from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
 from eval.errors import GateError
+from eval.scoring import HEADLINES
 
-LOWER_IS_BETTER = {"latency_p50_s", "latency_p95_s", "false_abstention_rate", "judge_failures", "errors"}
+LOWER_IS_BETTER = {key for key, (_, _, higher_is_better) in HEADLINES.items() if not higher_is_better}
 
 
 @dataclass(frozen=True)
@@ -43,11 +44,10 @@ def parse_gate(text: str) -> Gate:
 
 def validate_gates(gates: Sequence[Gate], *, k: int, allow_delta: bool = False) -> None:
     """Raise ``GateError`` before a run when a gate names a metric the summary will not have."""
-    from eval.compare import PER_QUESTION
-    from eval.scoring import summarize
+    from eval.scoring import MEAN_METRICS, summarize
 
     known = set(summarize([], k=k)["metrics"])
-    deltas = {t.format(k=k) for t in PER_QUESTION}
+    deltas = {t.format(k=k) for t in MEAN_METRICS}
     for gate in gates:
         if gate.delta and not allow_delta:
             raise GateError(f"gate delta:{gate.metric} only applies to `ondata eval compare`")

@@ -4,7 +4,9 @@
 Answer`` (``make_answer_fn`` builds one from a retriever and a chat model with
 ``retrieval.answer.answer_question``). Records are appended to the run folder as they are made,
 so an interrupted run resumes where it stopped; a failing question is recorded with its error and
-retried on the next run, and never stops the run.
+retried on the next run, and never stops the run. The first question a run process answers is
+flagged ``"warmup": true`` (it carries the model load): latency percentiles leave it out and the
+report shows it separately.
 """
 
 from __future__ import annotations
@@ -84,10 +86,14 @@ def run_evaluation(
     completed = total - len(todo)
     if on_progress:
         on_progress(completed, total, None)
+    warmup = True  # the first question this process answers also loads the models
     for item in todo:
         try:
             answer = answer_fn(item)
             record = score_record(answer_record(item, answer, k=k), scorer=scorer, k=k)
+            if warmup:
+                record["warmup"] = True
+                warmup = False
         except (OndataError, OSError, ValueError) as exc:
             log.warning("question on line %d failed: %s", item.line, exc)
             record = error_record(item, exc)

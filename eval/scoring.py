@@ -172,7 +172,7 @@ HEADLINES: dict[str, tuple[str, str, bool]] = {
     "page1_ndcg@{k}": ("Page nDCG@{k} (±1)", "Ranking quality of the top {k} against the gold pages (1 = perfect order).", True),
     "citations_matched": ("Citations matched", "Share of the gold citations that the answer also cites (Azure reference-app definition).", True),
     "citations_matched_pm1": ("Citations matched (±1 page)", "The same, accepting a cited page one before or after the gold page.", True),
-    "any_citation": ("Any citation", "Share of answers that cite at least one source.", True),
+    "any_citation": ("Any citation", "Share of answers to answerable questions that cite at least one source.", True),
     "groundedness": ("Groundedness", "Share of answer sentences supported by the sources the answer cites.", True),
     "groundedness_pass_rate": ("Fully grounded answers", "Share of answers whose every sentence is supported.", True),
     "citation_recall": ("Citation recall", "Share of answer sentences supported by the sources they themselves cite.", True),
@@ -180,8 +180,9 @@ HEADLINES: dict[str, tuple[str, str, bool]] = {
     "abstention_rate": ("Abstention (unanswerable)", "Share of unanswerable questions where the system said it does not know.", True),
     "false_abstention_rate": ("False abstention", "Share of answerable questions where the system wrongly said it does not know.", False),
     "answer_words": ("Answer length", "Average number of words in an answer.", True),
-    "latency_p50_s": ("Latency p50", "Median time to answer one question, in seconds.", False),
-    "latency_p95_s": ("Latency p95", "95th-percentile time to answer one question, in seconds.", False),
+    "latency_p50_s": ("Latency p50", "Median time to answer one question, in seconds (warm-up excluded).", False),
+    "latency_p95_s": ("Latency p95", "95th-percentile time to answer one question, in seconds (warm-up excluded).", False),
+    "warmup_s": ("Warm-up", "Time of the first question each run process answered, which includes loading the models.", False),
     "judge_failures": ("Judge failures", "Claims the groundedness scorer could not judge (errors, unparseable replies).", False),
     "errors": ("Errors", "Questions whose answering failed.", False),
 }
@@ -191,29 +192,109 @@ def headline_keys(k: int) -> dict[str, tuple[str, str, bool]]:
     return {key.format(k=k): (label.format(k=k), text.format(k=k), hib) for key, (label, text, hib) in HEADLINES.items()}
 
 
+# Metrics that are a mean of one value per question: key template -> the questions it is averaged over.
+# ``summarize`` (the report) and ``eval.compare`` (paired deltas) both read them through ``metric_values``,
+# so the two always use the same denominators.
+RETRIEVAL_METRICS = tuple(f"{level}_{name}" for level in ("doc", "page", "page1") for name in ("recall@{k}", "mrr", "ndcg@{k}"))
+MEAN_METRICS: dict[str, str] = {
+    **{key: "with_gold" for key in RETRIEVAL_METRICS},
+    "citations_matched": "answerable_cited",
+    "citations_matched_pm1": "answerable_cited",
+    "any_citation": "answerable",
+    "groundedness": "answered",
+    "groundedness_pass_rate": "answered",
+    "citation_recall": "answered",
+    "citation_precision": "answered",
+    "abstention_rate": "unanswerable",
+    "false_abstention_rate": "answerable",
+    "answer_words": "not_abstained",
+}
+POPULATIONS = {
+    "with_gold": "answerable questions with gold citations",
+    "answerable": "answerable questions",
+    "answerable_cited": "answerable questions whose truth cites a file",
+    "answered": "answers with judged sentences",
+    "unanswerable": "unanswerable questions",
+    "not_abstained": "answers that did not abstain",
+}
+
+
+def scored(records: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    """The records that were answered and scored (no error)."""
+    return [r for r in records if not r.get("error") and "scores" in r]
+
+
+def _in_population(record: Mapping[str, Any], population: str) -> bool:
+    answerable = record.get("answerable", True)
+    return {
+        "with_gold": answerable and bool(record.get("gold")),
+        "answerable": answerable,
+        "answerable_cited": answerable,  # the metric is undefined (None) when the truth cites no file
+        "answered": True,
+        "unanswerable": not answerable,
+        "not_abstained": not record.get("abstained"),
+    }[population]
+
+
+def metric_value(record: Mapping[str, Any], key: str) -> float | None:
+    """One question's value of the mean metric ``key`` (k already filled in); None when it is undefined."""
+    s = record.get("scores") or {}
+    if key in ("abstention_rate", "false_abstention_rate"):
+        return float(bool(record.get("abstained")))
+    if key == "groundedness_pass_rate":
+        g = s.get("groundedness")
+        return None if g is None else float(g == 1.0)
+    value = s.get(key)
+    return None if value is None else float(value)
+
+
+def metric_values(records: Sequence[Mapping[str, Any]], template: str, *, k: int) -> dict[str, float]:
+    """``{qid: value}`` of the mean metric ``template`` over the questions it is averaged over."""
+    population = MEAN_METRICS[template]
+    key = template.format(k=k)
+    out: dict[str, float] = {}
+    for r in scored(records):
+        if _in_population(r, population):
+            value = metric_value(r, key)
+            if value is not None:
+                out[r["qid"]] = value
+    return out
+
+
+def warmup_qids(records: Sequence[Mapping[str, Any]]) -> set[str]:
+    """The questions that carried the model load: those flagged ``warmup`` by the runner (one per run
+    process), or, for runs stored before the flag existed, the first answered question."""
+    answered = [r for r in records if not r.get("error") and r.get("latency_ms")]
+    flagged = {r["qid"] for r in answered if r.get("warmup")}
+    if flagged or not answered:
+        return flagged
+    return {answered[0]["qid"]}
+
+
+def latency_summary(records: Sequence[Mapping[str, Any]]) -> dict[str, float | None]:
+    """``p50_s``/``p95_s`` over the questions after warm-up, and ``warmup_s`` (the slowest warm-up question)."""
+    ok = scored(records)
+    warm = warmup_qids(ok)
+    lat = A.latency_percentiles([r.get("latency_ms", {}).get("total") for r in ok if r["qid"] not in warm])
+    warm_ms = [r.get("latency_ms", {}).get("total") for r in ok if r["qid"] in warm]
+    warm_ms = [x for x in warm_ms if x is not None]
+    return {"p50_s": None if lat["p50"] is None else lat["p50"] / 1000,
+            "p95_s": None if lat["p95"] is None else lat["p95"] / 1000,
+            "warmup_s": max(warm_ms) / 1000 if warm_ms else None, "warmup_questions": len(warm_ms)}
+
+
 def summarize(records: Sequence[Mapping[str, Any]], *, k: int) -> dict[str, Any]:
     """Headline metrics (flat ``metrics`` dict) and counts over scored records; inputs are not modified."""
-    ok = [r for r in records if not r.get("error") and "scores" in r]
+    ok = scored(records)
     answerable = [r for r in ok if r.get("answerable", True)]
     with_gold = [r for r in answerable if r.get("gold")]
     metrics: dict[str, Any] = {}
-    for level in ("doc", "page", "page1"):
-        for name in (f"recall@{k}", "mrr", f"ndcg@{k}"):
-            key = f"{level}_{name}"
-            metrics[key] = A.mean([r["scores"].get(key) for r in with_gold])
-    metrics["citations_matched"] = A.mean([r["scores"].get("citations_matched") for r in answerable])
-    metrics["citations_matched_pm1"] = A.mean([r["scores"].get("citations_matched_pm1") for r in answerable])
-    metrics["any_citation"] = A.mean([float(r["scores"]["any_citation"]) for r in answerable])
-    g = [r["scores"].get("groundedness") for r in ok]
-    metrics["groundedness"] = A.mean(g)
-    metrics["groundedness_pass_rate"] = A.mean([float(x == 1.0) for x in g if x is not None])
-    metrics["citation_recall"] = A.mean([r["scores"].get("citation_recall") for r in ok])
-    metrics["citation_precision"] = A.mean([r["scores"].get("citation_precision") for r in ok])
-    metrics.update(A.abstention_scores([{"answerable": r.get("answerable", True), "abstained": r.get("abstained")} for r in ok]))
-    metrics["answer_words"] = A.mean([r["scores"].get("answer_words") for r in ok if not r.get("abstained")])
-    lat = A.latency_percentiles([r.get("latency_ms", {}).get("total") for r in ok])
-    metrics["latency_p50_s"] = None if lat["p50"] is None else lat["p50"] / 1000
-    metrics["latency_p95_s"] = None if lat["p95"] is None else lat["p95"] / 1000
+    for template in MEAN_METRICS:
+        metrics[template.format(k=k)] = A.mean(list(metric_values(ok, template, k=k).values()))
+    lat = latency_summary(ok)
+    metrics["latency_p50_s"] = lat["p50_s"]
+    metrics["latency_p95_s"] = lat["p95_s"]
+    metrics["warmup_s"] = lat["warmup_s"]
     metrics["judge_failures"] = sum(r["scores"].get("judge_failures", 0) for r in ok)
     metrics["errors"] = len(records) - len(ok)
     agreement = scorer_agreement(ok)
@@ -223,7 +304,7 @@ def summarize(records: Sequence[Mapping[str, Any]], *, k: int) -> dict[str, Any]
         **({"scorer_agreement": agreement} if agreement else {}),
         "counts": {"questions": len(records), "answered": len(ok), "answerable": len(answerable),
                    "with_gold": len(with_gold), "unanswerable": len(ok) - len(answerable),
-                   "claims": sum(r["scores"].get("claims", 0) for r in ok)},
+                   "claims": sum(r["scores"].get("claims", 0) for r in ok), "warmup": lat["warmup_questions"]},
         "metrics": metrics,
     }
 
@@ -259,8 +340,9 @@ def scorer_agreement(records: Sequence[Mapping[str, Any]]) -> dict[str, Any] | N
     return {name: {**A.scorer_agreement(p), "failures": failures[name]} for name, p in pairs.items()}
 
 
-def recall_per_document(records: Sequence[Mapping[str, Any]], *, k: int, level: str = "page1") -> dict[str, float]:
-    """Mean ``{level}_recall@k`` of the questions citing each gold document (by normalised file name)."""
+def recall_per_document(records: Sequence[Mapping[str, Any]], *, k: int, level: str = "page1") -> dict[str, dict[str, float]]:
+    """Per gold document (normalised file name): ``{"recall": mean {level}_recall@k, "questions": n}``
+    over the questions citing it."""
     sums: dict[str, list[float]] = {}
     for r in records:
         score = (r.get("scores") or {}).get(f"{level}_recall@{k}")
@@ -268,4 +350,4 @@ def recall_per_document(records: Sequence[Mapping[str, Any]], *, k: int, level: 
             continue
         for file in {normalize_file(g["file"]) for g in r.get("gold", [])}:
             sums.setdefault(file, []).append(score)
-    return {f: sum(v) / len(v) for f, v in sorted(sums.items())}
+    return {f: {"recall": sum(v) / len(v), "questions": len(v)} for f, v in sorted(sums.items())}

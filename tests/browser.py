@@ -7,6 +7,9 @@
 - ``artifacts_dir()``: where browser tests write screenshots and measurements
   (``$ONDATA_TEST_ARTIFACTS``, default ``test-artifacts/`` in the repository).
 - ``report_line(text)``: a line that the terminal summary of ``make test`` prints (works under xdist).
+- ``browser_page`` (fixture): a fresh 1280x900 page collecting script errors; ``screenshot(page, name)``,
+  ``horizontal_overflow(page)``, ``broken_images(page)`` and ``visible_rows(page, table_id)``: what a
+  page check asserts (used by the HTML report and comparison checks).
 
 tests/conftest.py imports the fixture, so any test module can ask for ``browser``.
 """
@@ -101,3 +104,57 @@ def serve_in_thread(app, *, timeout: float = 20.0):
             thread.join(timeout=10)
 
     return running()
+
+
+# ------------------------------------------------------------------ checks of a page as a reader sees it
+VIEWPORT = {"width": 1280, "height": 900}
+
+
+@pytest.fixture
+def browser_page(browser):
+    """A fresh 1280x900 page on the session's browser; script errors are collected in ``page.console_errors``."""
+    context = browser.new_context(viewport=VIEWPORT)
+    page = context.new_page()
+    page.console_errors = []
+    page.on("console", lambda msg: page.console_errors.append(msg.text) if msg.type == "error" else None)
+    page.on("pageerror", lambda exc: page.console_errors.append(str(exc)))
+    try:
+        yield page
+    finally:
+        context.close()
+
+
+def screenshot(page, name: str, *, full_page: bool = True) -> Path:
+    """Write ``<artifacts>/<name>.png`` and return its path."""
+    path = artifacts_dir() / f"{name}.png"
+    page.screenshot(path=str(path), full_page=full_page)
+    return path
+
+
+def horizontal_overflow(page) -> list[str]:
+    """Elements whose right edge passes the viewport (or the page is wider than it), described briefly."""
+    return page.evaluate("""() => {
+        const w = document.documentElement.clientWidth, out = [];
+        if (document.documentElement.scrollWidth > w) out.push('document ' + document.documentElement.scrollWidth + 'px > ' + w + 'px');
+        for (const el of document.body.querySelectorAll('*')) {
+            const r = el.getBoundingClientRect();
+            if (r.width > 0 && r.right > w + 0.5 && getComputedStyle(el).position !== 'fixed')
+                out.push(el.tagName.toLowerCase() + (el.id ? '#' + el.id : '') + ' right=' + Math.round(r.right));
+            if (out.length > 10) break;
+        }
+        return out;
+    }""")
+
+
+def broken_images(page) -> list[str]:
+    """Images that did not load (alt text or the start of the source)."""
+    return page.evaluate("""() => Array.from(document.images)
+        .filter(img => !img.complete || img.naturalWidth === 0).map(img => img.alt || img.src.slice(0, 60))""")
+
+
+def visible_rows(page, table_id: str) -> int:
+    """Visible items of a table: its rows, or its ``<tbody>`` groups in a table with class ``grouped``."""
+    return page.evaluate(f"""() => {{
+        const t = document.getElementById('{table_id}');
+        const items = t.classList.contains('grouped') ? Array.from(t.tBodies) : Array.from(t.tBodies[0].rows);
+        return items.filter(r => !r.hidden).length; }}""")

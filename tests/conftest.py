@@ -25,7 +25,7 @@ for _key, _value in {
     os.environ.setdefault(_key, _value)
 
 
-from tests.browser import REPORT_FILE, artifacts_dir, browser  # noqa: E402,F401  (the one browser fixture)
+from tests.browser import REPORT_FILE, artifacts_dir, browser, browser_page  # noqa: E402,F401  (the one browser)
 
 
 def pytest_sessionstart(session):
@@ -80,3 +80,4 @@ def local_index_contents(directory):
 def index_contents():
     """``index_contents(dir)`` -> Counter of (source_id, chunk content) of a local index (read-only)."""
     return local_index_contents
+

@@ -10,6 +10,7 @@ import pytest
 from eval.metrics import answers as A
 from eval.metrics import citations as C
 from eval.metrics.retrieval import build_qrels_and_run, retrieval_scores
+from eval.scoring import summarize
 
 
 def hit(file, page, end=None):
@@ -109,8 +110,10 @@ def test_groundedness_abstention_length_latency():
         {"answerable": True, "abstained": False},
         {"answerable": True, "abstained": False},
     ]
-    assert A.abstention_scores(rows) == {"abstention_rate": 0.5, "false_abstention_rate": 0.25}
-    assert A.abstention_scores(rows[2:])["abstention_rate"] is None
+    rows = [{**r, "qid": str(i), "scores": {}} for i, r in enumerate(rows)]
+    metrics = summarize(rows, k=5)["metrics"]
+    assert (metrics["abstention_rate"], metrics["false_abstention_rate"]) == (0.5, 0.25)
+    assert summarize(rows[2:], k=5)["metrics"]["abstention_rate"] is None
     assert A.answer_length("one two  three\nfour") == 4
     lat = A.latency_percentiles([1.0, 2.0, 3.0, 4.0, 100.0])
     assert lat["p50"] == 3.0

@@ -4,5 +4,6 @@
   at document and page level (exact page and a ±1 page tolerance), computed with ir_measures.
 - ``eval.metrics.citations``: ``any_citation`` and ``citations_matched`` as the Azure reference
   app computes them, and citation precision/recall from per-citation support judgements.
-- ``eval.metrics.answers``: groundedness from per-claim judgements, abstention, answer length, latency.
+- ``eval.metrics.answers``: groundedness from per-claim judgements, answer length, latency (abstention
+  rates are means of per-question values, ``eval.scoring.MEAN_METRICS``).
 """

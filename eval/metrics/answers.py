@@ -1,4 +1,4 @@
-"""Answer-level metrics: groundedness, abstention, length and latency (pure functions)."""
+"""Answer-level metrics: groundedness, length and latency (pure functions)."""
 
 from __future__ import annotations
 
@@ -17,21 +17,6 @@ def groundedness(claims: Sequence[Mapping[str, Any]]) -> float | None:
     if not judged:
         return None
     return sum(1 for c in judged if c.get("supported")) / len(judged)
-
-
-def abstention_scores(rows: Sequence[Mapping[str, Any]]) -> dict[str, float | None]:
-    """Abstention over ``{"answerable": bool, "abstained": bool}`` rows.
-
-    - ``abstention_rate``: share of unanswerable questions where the system abstained (higher is better);
-    - ``false_abstention_rate``: share of answerable questions where it abstained (lower is better).
-    Each is None when there is no question of that kind.
-    """
-    unanswerable = [r for r in rows if not r.get("answerable", True)]
-    answerable = [r for r in rows if r.get("answerable", True)]
-    return {
-        "abstention_rate": sum(bool(r.get("abstained")) for r in unanswerable) / len(unanswerable) if unanswerable else None,
-        "false_abstention_rate": sum(bool(r.get("abstained")) for r in answerable) / len(answerable) if answerable else None,
-    }
 
 
 def answer_length(content: str) -> int:

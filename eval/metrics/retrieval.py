@@ -46,7 +46,11 @@ def _gold_id_str(key: tuple[str, int | None]) -> str:
     return key[0] if key[1] is None else f"{key[0]}#page={key[1]}"
 
 
-def _match(hit: Mapping[str, Any], gold_key: tuple[str, int | None], tolerance: int) -> bool:
+def hit_matches(hit: Mapping[str, Any], gold_key: tuple[str, int | None], tolerance: int = 0) -> bool:
+    """True when ``hit`` (``file``, ``page_start``, ``page_end``) holds the gold ``(normalised file, page)``.
+
+    A gold item without a page matches any hit of its file; ``tolerance`` widens the hit's page range.
+    """
     file, page = gold_key
     if normalize_file(hit.get("file") or "") != file:
         return False
@@ -74,7 +78,7 @@ def build_qrels_and_run(
     for rank, hit in enumerate(hits):
         item = None
         for key in gold_keys:
-            if _match(hit, key, tolerance) and _gold_id_str(key) not in run:
+            if hit_matches(hit, key, tolerance) and _gold_id_str(key) not in run:
                 item = _gold_id_str(key)
                 break
         if item is None:

@@ -218,36 +218,95 @@ def register(app: typer.Typer) -> None:
         run_b: Path = typer.Argument(..., help="Candidate run folder (B)."),
         fail_under: List[str] = typer.Option([], "--fail-under",
                                              help="METRIC=VALUE on B, or delta:METRIC=VALUE on B - A (repeatable)."),
-        show: int = typer.Option(10, "--show", help="How many questions that got worse to list."),
+        show: int = typer.Option(10, "--show", help="How many changed questions to list."),
+        html_out: Optional[Path] = typer.Option(None, "--html", help="Also write the comparison as a self-contained HTML page."),
+        as_json: bool = typer.Option(False, "--json", help="Print the comparison as JSON."),
     ) -> None:
-        """Metric deltas B - A with paired bootstrap 95% confidence intervals, and the questions that got worse."""
+        """Metric deltas B - A with paired bootstrap 95% confidence intervals, and the questions that changed."""
+        import json
+
         from eval.compare import compare_runs
+        from eval.gates import validate_gates
         from eval.scoring import summarize
         from eval.store import RunStore
 
         gates = _gates(fail_under)
         a, b = RunStore(run_a), RunStore(run_b)
-        k = int(b.read_config().get("top", 5))
-        ka = int(a.read_config().get("top", 5))
-        if ka != k:
-            log.warning("runs use different top (%d vs %d); comparing at k=%d", ka, k, k)
-        records_a, records_b = a.read_results(), b.read_results()
-        result = compare_runs(records_a, records_b, k=k)
-        console = Console()
-        table = Table(title=f"{run_b} vs {run_a} ({result['paired_questions']} paired questions)", show_edge=False)
-        for col in ("metric", "A", "B", "B - A", "95% CI", ""):
-            table.add_column(col, justify="left" if col == "metric" else "right")
-        for key, m in result["metrics"].items():
-            flag = "[red]worse[/red]" if m["significant"] and m["delta"] < 0 else "[green]better[/green]" if m["significant"] else ""
-            table.add_row(key, f"{m['a']:.3f}", f"{m['b']:.3f}", f"{m['delta']:+.3f}", f"[{m['low']:+.3f}, {m['high']:+.3f}]", flag)
-        console.print(table)
-        if result["worse"]:
-            console.print(f"{len(result['worse'])} questions got worse; the {min(show, len(result['worse']))} largest drops:")
-            for w in result["worse"][:show]:
-                drops = ", ".join(f"{k_} {v:+.2f}" for k_, v in w["drops"].items())
-                console.print(f"  - {w['question']} ({drops})")
+        config_a, config_b = a.read_config(), b.read_config()
+        result = compare_runs(a.read_results(), b.read_results(), config_a=config_a, config_b=config_b)
+        validate_gates([g for g in gates if g.delta], k=result["k"], allow_delta=True)
+        if html_out is not None:
+            from eval.report import render_compare_html
+
+            html_out.parent.mkdir(parents=True, exist_ok=True)
+            html_out.write_text(render_compare_html(result, name_a=str(run_a), name_b=str(run_b), config_a=config_a,
+                                                    config_b=config_b), encoding="utf-8")
+        console = Console(stderr=as_json)
+        if as_json:
+            typer.echo(json.dumps(result, ensure_ascii=False, indent=2, default=str))
+        else:
+            print_comparison(result, console, name_a=str(run_a), name_b=str(run_b), show=show)
+        if html_out is not None:
+            console.print(f"wrote {html_out}")
         deltas = {key: m["delta"] for key, m in result["metrics"].items()}
-        _enforce(gates, summarize(records_b, k=k)["metrics"], console, deltas=deltas)
+        _enforce(gates, summarize(b.read_results(), k=int(config_b.get("top", 5)))["metrics"], console, deltas=deltas)
+
+
+def print_comparison(result: dict, console: Console, *, name_a: str, name_b: str, show: int = 10) -> None:
+    """The comparison in a terminal: configuration differences first, the metric table, the changed questions."""
+    from rich.panel import Panel
+
+    from eval.report import shown_metrics, verdict_text
+    from eval.scoring import headline_keys
+
+    heads = headline_keys(result["k"])
+    diff = result["differences"]
+    if diff["watched"] or diff["other"]:
+        lines = [f"{d['label']}: A {d['a'] if d['a'] is not None else '-'} -> B {d['b'] if d['b'] is not None else '-'}" for d in diff["watched"]]
+        if diff["other"]:
+            lines.append("other settings that differ: " + ", ".join(diff["other"]))
+        flagged = sorted({m["note"] for m in result["metrics"].values() if m.get("note")})
+        lines += [f"[bold]marked below:[/bold] {n}" for n in flagged] or ["every metric below stays comparable"]
+        console.print(Panel("\n".join(lines), title="the runs' configurations differ", border_style="yellow", expand=False))
+    paired = f"{result['paired_questions']} paired questions"
+    if result["only_a"] or result["only_b"]:
+        paired += f"; {result['only_a']} only in A, {result['only_b']} only in B (left out)"
+    table = Table(title=f"{name_b} (B) vs {name_a} (A): {paired}", show_edge=False, pad_edge=False,
+                  caption="n: questions both runs define the metric for; n.s.: the 95% CI of B - A includes 0; "
+                          "latency: percentiles without the warm-up, no CI")
+    for col, justify in (("metric (gate key)", "left"), ("A", "right"), ("B", "right"), ("B - A", "right"), ("95% CI", "right"),
+                         ("n", "right"), ("verdict", "left")):
+        table.add_column(col, justify=justify, no_wrap=col != "metric (gate key)")
+
+    def num(v, signed=False, places=3):
+        if v is None:
+            return "n/a"
+        places = 1 if abs(v) >= 10 else places
+        return f"{v:+.{places}f}" if signed else f"{v:.{places}f}"
+
+    for key, m in shown_metrics(result):
+        verdict = verdict_text(m, heads[key][2])
+        short = ("n.s." if verdict == "no significant change" else "not comparable" if not m["comparable"]
+                 else "no pairs" if m.get("delta") is None else verdict)
+        style = "red" if verdict == "worse" else "green" if verdict == "better" else "dim"
+        ci = "-" if m.get("low") is None else f"{num(m['low'], True, 2)}..{num(m['high'], True, 2)}"
+        table.add_row(key, num(m.get("a")), num(m.get("b")), num(m.get("delta"), True), ci, str(m["n"]),
+                      f"[{style}]{short}[/{style}]")
+    for key, m in result["other"].items():
+        fmt = lambda v: "n/a" if v is None else f"{v:.2f} s"  # noqa: E731
+        table.add_row(key, fmt(m["a"]), fmt(m["b"]), "n/a" if m["delta"] is None else f"{m['delta']:+.2f} s",
+                      "-", "", "[dim]no CI[/dim]")
+    console.print(table)
+    questions = result["questions"]
+    counts = {c: sum(1 for q in questions if q["change"] == c) for c in ("broke", "fixed", "changed", "same")}
+    console.print(", ".join(f"{n} {c}" for c, n in counts.items()) + " (broke: passed in A, fails in B; fixed: the reverse)")
+    changed = [q for q in questions if q["change"] != "same"][:show]
+    for q in changed:
+        why_a = "; ".join(x["label"] for x in q["reasons_a"]) or q["outcome_a"].replace("_", " ")
+        why_b = "; ".join(x["label"] for x in q["reasons_b"]) or q["outcome_b"].replace("_", " ")
+        colour = {"broke": "red", "fixed": "green"}.get(q["change"], "yellow")
+        console.print(f"  [{colour}]{q['change']}[/{colour}] line {q['line']}: {q['question']}", highlight=False)
+        console.print(f"      A: {why_a}\n      B: {why_b}", highlight=False, markup=False)
 
 
 def _ingest(settings: Settings, docs: str, console: Console) -> None:
