@@ -30,8 +30,8 @@ node_modules/.bin/azurite-blob: package.json
 
 azurite: node_modules/.bin/azurite-blob
 
-# Debian's Chromium for the chat page's browser test (Playwright drives it through executable_path).
-# Installed when missing and run as root; otherwise that one test skips and says why.
+# Debian's Chromium for the browser tests (the chat page, the HTML eval report and comparison; Playwright
+# drives it through executable_path). Installed when missing and run as root; otherwise they skip and say why.
 chromium:
 	@if ! [ -x /usr/bin/chromium ] && ! command -v chromium >/dev/null 2>&1; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \

@@ -8,9 +8,12 @@ A QA set is JSON Lines, one object per line::
 ``truth`` cites its sources inline as ``[file#page=N]`` (pages 1-based) or ``[file]``; these are
 parsed into ``GoldCitation(file, page)`` in order of appearance, without duplicates.
 ``answerable`` (default true) and ``groups`` (the caller's ACL groups, default none) are optional;
-other keys (``evidence``...) are kept in ``extra``. An unanswerable row needs no citation; an
-answerable row without any citation is allowed (it just has no retrieval gold). A malformed row
-raises ``DatasetError`` naming the file, the line and what is wrong.
+other keys (``evidence``...) are kept in ``extra``. An unanswerable row needs no citation; a row
+marked ``"answerable": true`` without any citation is allowed (it just has no retrieval gold). A
+row with neither a citation nor an ``answerable`` flag is an error (it would be scored as an
+answerable question and every abstention as a failure) unless ``allow_ungraded=True``, which loads
+it with ``ungraded=True`` (``ondata eval run --allow-ungraded`` prints how many and their lines). A malformed row raises
+``DatasetError`` naming the file, the line and what is wrong.
 """
 
 from __future__ import annotations
@@ -49,6 +52,7 @@ class QAItem:
     groups: tuple[str, ...] | None = None
     line: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
+    ungraded: bool = False  # no gold citation and no ``answerable`` flag (loaded with allow_ungraded)
 
     @property
     def qid(self) -> str:
@@ -92,7 +96,7 @@ def _iter_json_lines(path: Path) -> Iterator[tuple[int, Any]]:
                 raise DatasetError(f"{path}, line {number}: not valid JSON ({exc.msg} at column {exc.colno})") from None
 
 
-def _parse_qa_row(path: Path, number: int, row: Any) -> QAItem:
+def _parse_qa_row(path: Path, number: int, row: Any, *, allow_ungraded: bool = False) -> QAItem:
     where = f"{path}, line {number}"
     if not isinstance(row, dict):
         raise DatasetError(f"{where}: expected a JSON object, got {type(row).__name__}")
@@ -115,25 +119,38 @@ def _parse_qa_row(path: Path, number: int, row: Any) -> QAItem:
     for match in re.finditer(r"#page=([^\]\s]*)\]", truth):
         if not match.group(1).isdigit() or int(match.group(1)) < 1:
             raise DatasetError(f"{where}: citation page {match.group(1)!r} is not a positive integer")
+    gold = parse_citations(truth)
+    ungraded = not gold and "answerable" not in row
+    if ungraded and not allow_ungraded:
+        raise DatasetError(
+            f"{where}: the row has no gold citation ([file#page=N] in 'truth') and no 'answerable' flag; cite its "
+            "sources, or set \"answerable\": false if the documents cannot answer it "
+            "(`ondata eval run --allow-ungraded` scores such rows without retrieval gold)"
+        )
     extra = {k: v for k, v in row.items() if k not in {"question", "truth", "answerable", "groups"}}
     return QAItem(
         question=question.strip(),
         truth=truth,
-        gold=parse_citations(truth),
+        gold=gold,
         answerable=answerable,
         groups=groups,
         line=number,
         extra=extra,
+        ungraded=ungraded,
     )
 
 
-def load_qa(path: str | Path) -> list[QAItem]:
-    """Every row of a QA JSONL file; raises ``DatasetError`` on the first malformed row or a duplicate question."""
+def load_qa(path: str | Path, *, allow_ungraded: bool = False) -> list[QAItem]:
+    """Every row of a QA JSONL file; raises ``DatasetError`` on the first malformed row or a duplicate question.
+
+    ``allow_ungraded``: load rows without gold citation and ``answerable`` flag (marked
+    ``QAItem.ungraded``, for the caller to count and warn about) instead of refusing them.
+    """
     path = Path(path)
     items: list[QAItem] = []
     seen: dict[str, int] = {}
     for number, row in _iter_json_lines(path):
-        item = _parse_qa_row(path, number, row)
+        item = _parse_qa_row(path, number, row, allow_ungraded=allow_ungraded)
         if item.qid in seen:
             raise DatasetError(f"{path}, line {number}: duplicate question (first seen on line {seen[item.qid]})")
         seen[item.qid] = number
@@ -141,6 +158,13 @@ def load_qa(path: str | Path) -> list[QAItem]:
     if not items:
         raise DatasetError(f"{path}: the dataset has no rows")
     return items
+
+
+def describe_lines(lines: list[int], *, limit: int = 10) -> str:
+    """``line 3`` / ``lines 3, 7, 9`` / ``lines 3, 7, ... (+12 more)``."""
+    shown = ", ".join(str(n) for n in lines[:limit])
+    more = f", ... (+{len(lines) - limit} more)" if len(lines) > limit else ""
+    return f"line{'s' if len(lines) > 1 else ''} {shown}{more}"
 
 
 # --------------------------------------------------------------------------- BEIR

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from eval.datasets import GoldCitation, load_beir_corpus, load_beir_qrels, load_beir_queries, load_qa, parse_citations
+from eval.datasets import GoldCitation, describe_lines, load_beir_corpus, load_beir_qrels, load_beir_queries, load_qa, parse_citations
 from eval.errors import DatasetError
 from ondata.settings import shared_datasets_dir
 
@@ -47,15 +47,42 @@ def test_load_qa_fields(tmp_path):
         ({"question": "Q?", "truth": ""}, "line 2: an answerable question needs a non-empty 'truth'"),
         ({"question": "Q?", "truth": "t", "groups": "hr"}, "line 2: 'groups' must be a list of strings"),
         ({"question": "Q?", "truth": "t [a.pdf#page=x]"}, "line 2: citation page 'x' is not a positive integer"),
-        ({"question": "Q1?", "truth": "again"}, "line 2: duplicate question (first seen on line 1)"),
+        ({"question": "Q1?", "truth": "again [a.pdf]"}, "line 2: duplicate question (first seen on line 1)"),
+        ({"question": "Q?", "truth": "an answer without citation"},
+         "line 2: the row has no gold citation ([file#page=N] in 'truth') and no 'answerable' flag"),
         ([1, 2], "line 2: expected a JSON object, got list"),
     ],
 )
 def test_malformed_rows_name_file_line_and_problem(tmp_path, row, problem):
-    path = write(tmp_path, [{"question": "Q1?", "truth": "fine"}, row])
+    path = write(tmp_path, [{"question": "Q1?", "truth": "fine [a.pdf]"}, row])
     with pytest.raises(DatasetError) as info:
         load_qa(path)
     assert str(path) in str(info.value) and problem in str(info.value)
+
+
+def test_ungraded_rows_are_refused_or_counted(tmp_path):
+    rows = [{"question": "Q1?", "truth": "T [a.pdf#page=2]"},
+            {"question": "Q2?", "truth": "no citation here"},
+            {"question": "Q3?", "truth": "explicitly answerable, no gold", "answerable": True},
+            {"question": "Q4?", "truth": "neither"}]
+    path = write(tmp_path, rows)
+    with pytest.raises(DatasetError, match=r"line 2: the row has no gold citation .*--allow-ungraded"):
+        load_qa(path)
+    items = load_qa(path, allow_ungraded=True)
+    assert [i.ungraded for i in items] == [False, True, False, True]
+    assert all(i.answerable and i.gold == () for i in items[1:])
+    assert describe_lines([i.line for i in items if i.ungraded]) == "lines 2, 4"
+    assert describe_lines(list(range(1, 14)), limit=3) == "lines 1, 2, 3, ... (+10 more)"
+    # the CLI refuses such a dataset before loading any model, naming the line
+    from typer.testing import CliRunner
+
+    from ondata.cli import app
+
+    result = CliRunner().invoke(app, ["eval", "run", "--dataset", str(path), "--out", str(tmp_path / "run"),
+                                      "--index", str(tmp_path / "none")])
+    assert result.exit_code != 0 and isinstance(result.exception, DatasetError)
+    assert f"{path}, line 2: the row has no gold citation" in str(result.exception)
+
 
 
 def test_missing_and_empty_files(tmp_path):

@@ -27,6 +27,7 @@ def test_eval_run_on_samples_local_profile(tmp_path):
     n = sum(1 for line in QA.read_text().splitlines() if line.strip())
     records = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
     assert len(records) == n and all(not r.get("error") for r in records)
+    assert [r["line"] for r in records if r.get("warmup")] == [records[0]["line"]]  # the model load, reported apart
     summary = json.loads((out / "summary.json").read_text())
     m = summary["metrics"]
     assert m["doc_recall@5"] >= 0.5 and 0 <= m["groundedness"] <= 1 and m["abstention_rate"] is not None

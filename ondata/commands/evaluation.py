@@ -130,6 +130,9 @@ def register(app: typer.Typer) -> None:
         embedder: Optional[str] = typer.Option(None, "--embedder", help="local | hashing | azure_openai"),
         fail_under: List[str] = typer.Option([], "--fail-under", help="METRIC=VALUE gate (repeatable)."),
         report: bool = typer.Option(True, "--report/--no-report", help="Also write report.md and report.html."),
+        allow_ungraded: bool = typer.Option(False, "--allow-ungraded",
+                                            help="Accept rows with no gold citation and no 'answerable' flag (scored "
+                                                 "as answerable, without retrieval gold) instead of refusing the dataset."),
     ) -> None:
         """Answer every question of DATASET, score it and store the run in OUT (resumable)."""
         from eval.datasets import load_qa
@@ -144,7 +147,13 @@ def register(app: typer.Typer) -> None:
         console = Console(stderr=True)
         values: dict[str, Any] = {k: v for k, v in {"profile": profile, "index_dir": index, "embedder": embedder}.items() if v}
         settings = Settings(**values)
-        items = load_qa(dataset)
+        items = load_qa(dataset, allow_ungraded=allow_ungraded)
+        ungraded = [i.line for i in items if i.ungraded]
+        if ungraded:
+            from eval.datasets import describe_lines
+
+            console.print(f"[yellow]warning:[/yellow] {len(ungraded)} of {len(items)} rows have no gold citation and no "
+                          f"'answerable' flag ({describe_lines(ungraded)}); scored as answerable without retrieval gold")
         if docs:
             _ingest(settings, docs, console)
         retriever = build_retriever(settings)
