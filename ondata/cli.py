@@ -16,7 +16,7 @@ from pydantic import ValidationError
 
 from indexers.errors import OndataError
 
-COMMAND_MODULES = ("ingest", "retrieval", "evaluation", "doctor", "schedule")
+COMMAND_MODULES = ("ingest", "retrieval", "chat", "evaluation", "doctor", "schedule")
 
 app = typer.Typer(
     name="ondata",

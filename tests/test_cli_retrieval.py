@@ -61,3 +61,24 @@ def test_errors_are_one_line(index_dir, tmp_path):
     assert bad_mode.returncode != 0 and "unknown search mode" in bad_mode.stderr and "Traceback" not in bad_mode.stderr
     missing = _cli("ask", "--index", str(tmp_path / "none"), "x")
     assert missing.returncode == 2 and "run `ondata ingest PATH` first" in missing.stderr
+
+
+def test_filter_on_search_and_ask_uses_the_odata_subset(index_dir):
+    where = "filepath eq 'employee_handbook.pdf' or search.in(source_id, 'it_security_guidelines.md')"
+    out = _cli("search", "--index", str(index_dir), "--json", "--top", "20", "--filter", where, "leave days")
+    assert out.returncode == 0, out.stderr
+    hits = json.loads(out.stdout)
+    assert hits and {h["source_id"] for h in hits} <= {"employee_handbook.pdf", "it_security_guidelines.md"}
+    everything = json.loads(_cli("search", "--index", str(index_dir), "--json", "--top", "20", "leave days").stdout)
+    assert {h["source_id"] for h in everything} - {"employee_handbook.pdf", "it_security_guidelines.md"}
+
+    ask = _cli("ask", "--index", str(index_dir), "--json", "--filter", "not (filepath eq 'fleet_parts_price_list_2024.pdf')",
+               "Is delivery free for parts orders?")
+    assert ask.returncode == 0, ask.stderr
+    answer = json.loads(ask.stdout)
+    assert all(d["filepath"] != "fleet_parts_price_list_2024.pdf" for d in answer["retrieved"])
+    assert isinstance(answer["abstained"], bool)
+
+    bad = _cli("search", "--index", str(index_dir), "--filter", "page_start gt 3", "x")
+    assert bad.returncode == 2 and "Traceback" not in bad.stderr
+    assert bad.stderr.startswith("error: ") and len(bad.stderr.strip().splitlines()) == 1

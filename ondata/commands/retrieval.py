@@ -48,6 +48,55 @@ def warm_up(retriever) -> None:
         typer.secho(f"warning: warming up failed: {exc}", fg=typer.colors.YELLOW, err=True)
 
 
+FILTER_HELP = ("OData filter, the subset On Your Data accepts (eq, ne, and, or, not, search.in), e.g. "
+               "\"filepath eq 'employee_handbook.pdf'\" or \"metadata/dept eq 'hr'\".")
+
+
+def parse_filter(expr: Optional[str]):
+    """The ``--filter`` expression as an ``indexers.filters.Filter`` (None when not given), by the HTTP API's parser."""
+    if expr is None:
+        return None
+    from retrieval.odata import parse_odata
+
+    return parse_odata(expr)
+
+
+def hits_json(hits) -> list[dict]:
+    """Search hits as plain JSON values."""
+    return [{"rank": i, "score": h.score, "text_score": h.text_score, "vector_score": h.vector_score,
+             "chunk_id": h.chunk.id, "source_id": h.chunk.source_id, "title": h.chunk.title, "page": h.chunk.page_start,
+             "page_end": h.chunk.page_end, "section": h.chunk.section, "content": h.chunk.content}
+            for i, h in enumerate(hits, 1)]
+
+
+def answer_json(answer) -> dict:
+    """An ``Answer`` as plain JSON values (On Your Data citation fields plus pages, ranks and timings)."""
+    return {
+        "answer": answer.content,
+        "search_query": answer.search_query,
+        "extractive": answer.extractive,
+        "abstained": answer.abstained,
+        "citations": [{**c.to_oyd(), "pages": c.pages, "source_id": c.source_id} for c in answer.citations],
+        "claims": [{"text": c.text, "citations": list(c.sources), "pages": list(c.pages)} for c in answer.claims],
+        "retrieved": [{**d.to_oyd(), "filter_reason": d.filter_reason, "rank": d.rank} for d in answer.retrieved],
+        "unknown_markers_removed": answer.unknown_markers_removed,
+        "latency_ms": dict(answer.latency_ms),
+    }
+
+
+def print_citations(answer, console: Console) -> None:
+    """The citations table printed after an answer (nothing when it cites nothing)."""
+    if not answer.citations:
+        return
+    table = Table(title="Citations")
+    for col in ("n", "title", "page", "chunk pages", "chunk", "snippet"):
+        table.add_column(col, overflow="fold")
+    for i, c in enumerate(answer.citations, 1):
+        table.add_row(str(i), c.title or c.source_id, "" if c.page is None else str(c.page), c.pages,
+                      c.chunk_id[:8], _snippet(c.content))
+    console.print(table)
+
+
 def _snippet(text: str, n: int = 90) -> str:
     text = " ".join(text.split())
     return text if len(text) <= n else text[: n - 1] + "…"
@@ -61,21 +110,17 @@ def register(app: typer.Typer) -> None:
         mode: str = typer.Option("hybrid", "--mode", help="hybrid | vector | text"),
         top: int = typer.Option(5, "--top", min=1, help="How many hits."),
         group: Optional[List[str]] = typer.Option(None, "--group", help="Search as a member of this ACL group (repeatable); default: no trimming."),
+        filter_: Optional[str] = typer.Option(None, "--filter", help=FILTER_HELP),
         as_json: bool = typer.Option(False, "--json", help="Print the hits as JSON."),
     ) -> None:
         """Search the index and show the best chunks."""
         from retrieval.records import page_label
 
+        where = parse_filter(filter_)
         retriever = build_retriever(_settings(index))
-        hits = retriever.search(query, top=top, mode=mode, groups=group or None)  # type: ignore[arg-type]
+        hits = retriever.search(query, top=top, mode=mode, filter=where, groups=group or None)  # type: ignore[arg-type]
         if as_json:
-            typer.echo(json.dumps([
-                {"rank": i, "score": h.score, "text_score": h.text_score, "vector_score": h.vector_score,
-                 "chunk_id": h.chunk.id, "source_id": h.chunk.source_id, "title": h.chunk.title, "page": h.chunk.page_start,
-                 "page_end": h.chunk.page_end,
-                 "section": h.chunk.section, "content": h.chunk.content}
-                for i, h in enumerate(hits, 1)
-            ], ensure_ascii=False, indent=2))
+            typer.echo(json.dumps(hits_json(hits), ensure_ascii=False, indent=2))
             return
         table = Table(title=f"{len(hits)} hits ({mode})", show_lines=False)
         for col in ("#", "score", "title", "pages", "section", "snippet"):
@@ -94,40 +139,25 @@ def register(app: typer.Typer) -> None:
         strictness: int = typer.Option(3, "--strictness", min=1, max=5, help="1 (lenient) .. 5 (strict) relevance filter."),
         top_n: int = typer.Option(5, "--top-n", min=1, max=20, help="At most this many sources in the prompt."),
         group: Optional[List[str]] = typer.Option(None, "--group", help="Answer as a member of this ACL group (repeatable); default: no trimming."),
+        filter_: Optional[str] = typer.Option(None, "--filter", help=FILTER_HELP),
         as_json: bool = typer.Option(False, "--json", help="Print the answer as JSON."),
     ) -> None:
         """Answer a question from the index, with citations."""
         from ondata.wiring import build_answerer
         from retrieval.answer import answer_question
 
+        where = parse_filter(filter_)
         settings = _settings(index)
         retriever = build_retriever(settings)
         answerer = build_answerer(settings, embedder=retriever.embedder)
         answer = answer_question(question, retriever=retriever, answerer=answerer, mode=mode, strictness=strictness,  # type: ignore[arg-type]
-                                 top_n_documents=top_n, groups=group or None)
+                                 top_n_documents=top_n, filter=where, groups=group or None)
         if as_json:
-            typer.echo(json.dumps({
-                "answer": answer.content,
-                "search_query": answer.search_query,
-                "extractive": answer.extractive,
-                "abstained": answer.abstained,
-                "citations": [{**c.to_oyd(), "pages": c.pages, "source_id": c.source_id} for c in answer.citations],
-                "claims": [{"text": c.text, "citations": list(c.sources), "pages": list(c.pages)} for c in answer.claims],
-                "retrieved": [{**d.to_oyd(), "filter_reason": d.filter_reason, "rank": d.rank} for d in answer.retrieved],
-                "unknown_markers_removed": answer.unknown_markers_removed,
-                "latency_ms": dict(answer.latency_ms),
-            }, ensure_ascii=False, indent=2))
+            typer.echo(json.dumps(answer_json(answer), ensure_ascii=False, indent=2))
             return
         console = Console()
         console.print(answer.content, markup=False, highlight=False)
-        if answer.citations:
-            table = Table(title="Citations")
-            for col in ("n", "title", "page", "chunk pages", "chunk", "snippet"):
-                table.add_column(col, overflow="fold")
-            for i, c in enumerate(answer.citations, 1):
-                table.add_row(str(i), c.title or c.source_id, "" if c.page is None else str(c.page), c.pages,
-                              c.chunk_id[:8], _snippet(c.content))
-            console.print(table)
+        print_citations(answer, console)
 
     @app.command()
     def serve(
