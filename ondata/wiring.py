@@ -51,8 +51,22 @@ def task_retry_policy(settings: Settings) -> "RetryPolicy":
     return RetryPolicy.off()
 
 
-def build_embedder(settings: Settings, *, cached: bool = True) -> "Embedder":
+# A health check (``ondata doctor``) waits at most this long per call and retries twice within about a
+# second, so a refused connection is reported at once while a throttled (429) service is still retried.
+PROBE_TIMEOUT_S = 5.0
+
+
+def probe_retry_policy() -> "RetryPolicy":
+    """The retry policy of a health check: 3 attempts, short backoff, at most ``PROBE_TIMEOUT_S`` of Retry-After."""
+    from indexers.retry import RetryPolicy
+
+    return RetryPolicy(attempts=3, backoff_seconds=0.25, max_backoff_seconds=1.0, max_retry_after_seconds=PROBE_TIMEOUT_S)
+
+
+def build_embedder(settings: Settings, *, cached: bool = True, probe: bool = False) -> "Embedder":
     """The configured embedder, wrapped in the persistent embedding cache unless ``cached=False``.
+
+    ``probe=True`` builds it for a health check: ``PROBE_TIMEOUT_S`` per call and ``probe_retry_policy()``.
 
     When no embedder is set explicitly and a local index already exists, the index's own model is
     used, so `ondata ask` answers from an index built with `--embedder hashing` without repeating it.
@@ -82,7 +96,8 @@ def build_embedder(settings: Settings, *, cached: bool = True) -> "Embedder":
             api_key=secret(settings.azure_openai_api_key),
             api_version=settings.azure_openai_api_version,
             dimensions=settings.azure_openai_embedding_dimensions,
-            retry=retry_policy(settings),
+            retry=probe_retry_policy() if probe else retry_policy(settings),
+            **({"timeout": PROBE_TIMEOUT_S} if probe else {}),
         )
     else:  # pragma: no cover - guarded by the settings Literal
         raise ConfigError(f"unknown embedder {kind!r}")

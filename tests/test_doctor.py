@@ -169,3 +169,25 @@ def test_blob_check_is_wired_from_settings(monkeypatch, tmp_path):
     )
     checks = run_checks(settings, blob_client_factory=lambda: StubContainer())
     assert checks[0].name == "blob storage" and checks[0].status == "ok"
+
+
+def test_refused_connections_are_reported_without_a_minute_of_retries(monkeypatch, tmp_path, caplog):
+    import re
+    import socket
+
+    with socket.socket() as s:  # a port nobody listens on: connections are refused
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    monkeypatch.chdir(tmp_path)
+    for k, v in {"ONDATA_PROFILE": "azure", "AZURE_SEARCH_ENDPOINT": f"http://127.0.0.1:{port}", "AZURE_SEARCH_KEY": "k",
+                 "AZURE_OPENAI_ENDPOINT": f"http://127.0.0.1:{port}", "AZURE_OPENAI_API_KEY": "k"}.items():
+        monkeypatch.setenv(k, v)
+    with caplog.at_level("WARNING"):
+        result = invoke()
+    assert result.exit_code == 1
+    lines = result.output.splitlines()
+    assert any(l.startswith("FAIL azure openai embeddings:") for l in lines)
+    assert any(l.startswith("FAIL azure openai chat:") and "unreachable" in l for l in lines)
+    assert any(l.startswith("FAIL azure ai search:") and "unreachable" in l for l in lines)
+    waits = [float(m) for m in re.findall(r"retrying in ([\d.]+) ?s", caplog.text)]
+    assert sum(waits) < 5.0, waits  # ingestion's policy would back off for about a minute here

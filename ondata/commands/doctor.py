@@ -9,7 +9,9 @@ Checks (each only when configured by ``Settings``):
 - Azure AI Search: reachable, authorised, the index exists, its vector dimensions equal the embedder's.
 - Local index: exists, opens, counts, its dimensions and model equal the embedder's.
 
-Each check is a small function returning a ``Check`` so it can be tested on its own.
+Each check is a small function returning a ``Check`` so it can be tested on its own. Checks wait at
+most 5 s per call and retry twice within about a second (``ondata.wiring.probe_retry_policy``): a refused
+connection is reported at once instead of after the minute of backoff that ingestion would use.
 """
 
 from __future__ import annotations
@@ -135,7 +137,11 @@ def check_chat(settings: Settings, *, client: Any = None) -> Check:
 def _openai_client(settings: Settings) -> Any:
     import openai
 
-    common = {"max_retries": 0, "timeout": 30.0}
+    import httpx
+
+    from ondata.wiring import PROBE_TIMEOUT_S
+
+    common = {"max_retries": 0, "timeout": httpx.Timeout(3 * PROBE_TIMEOUT_S, connect=PROBE_TIMEOUT_S)}
     if settings.azure_openai_api_key:
         return openai.AzureOpenAI(
             azure_endpoint=settings.azure_openai_endpoint,
@@ -199,7 +205,7 @@ def check_local_index(index_dir: Path, *, embedder: Any | None) -> Check:
 
 # ---------------------------------------------------------------------- orchestration
 def run_checks(settings: Settings, *, blob_client_factory: Optional[Callable[[], Any]] = None) -> list[Check]:
-    from ondata.wiring import build_embedder, secret
+    from ondata.wiring import PROBE_TIMEOUT_S, build_embedder, probe_retry_policy, secret
 
     checks: list[Check] = []
 
@@ -221,7 +227,7 @@ def run_checks(settings: Settings, *, blob_client_factory: Optional[Callable[[],
     dims: int | None = None
     label = f"{settings.embedder_kind} embeddings" if settings.embedder_kind != "azure_openai" else "azure openai embeddings"
     try:
-        embedder = build_embedder(settings, cached=False)
+        embedder = build_embedder(settings, cached=False, probe=True)
     except OndataError as exc:
         checks.append(_fail(label, _first_line(exc)))
     if embedder is not None:
@@ -238,7 +244,6 @@ def run_checks(settings: Settings, *, blob_client_factory: Optional[Callable[[],
             checks.append(_fail("azure ai search", "AZURE_SEARCH_ENDPOINT is not set"))
         else:
             from indexers.azure_search import AzureSearchIndex
-            from indexers.retry import RetryPolicy
 
             index = AzureSearchIndex(
                 endpoint=settings.azure_search_endpoint,
@@ -246,7 +251,8 @@ def run_checks(settings: Settings, *, blob_client_factory: Optional[Callable[[],
                 api_key=secret(settings.azure_search_key),
                 dimensions=dims or 1,
                 model_id=getattr(embedder, "model_id", "unknown") if dims else "unknown",
-                retry=RetryPolicy(attempts=2, backoff_seconds=0.5, max_retry_after_seconds=5.0),  # a probe: fail fast
+                retry=probe_retry_policy(),
+                client_kwargs={"connection_timeout": PROBE_TIMEOUT_S, "read_timeout": 3 * PROBE_TIMEOUT_S},
             )
             try:
                 checks.append(check_search(index, embedder_dimensions=dims))
