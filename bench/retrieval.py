@@ -1,6 +1,7 @@
 """Retrieval benchmark: SciFact (BEIR) nDCG@10 / R@100 and search latency per mode; contoso page recall@5;
 and the strictness calibration on data/samples.
 
+    python bench/retrieval.py           [--index-dir DIR]   (scifact, then contoso)
     python bench/retrieval.py scifact   [--index-dir DIR] [--limit-queries N]
     python bench/retrieval.py contoso   [--index-dir DIR]
     python bench/retrieval.py calibrate [--index-dir DIR]
@@ -204,7 +205,8 @@ def calibrate(index_dir: Path) -> list[list[str]]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("what", choices=["scifact", "contoso", "calibrate"])
+    ap.add_argument("what", nargs="?", default="all", choices=["all", "scifact", "contoso", "calibrate"],
+                    help="which benchmark (default: all = scifact, then contoso)")
     ap.add_argument("--index-dir", type=Path, default=Path(tempfile.gettempdir()) / "ondata-bench-retrieval")
     ap.add_argument("--limit-queries", type=int, default=None)
     ap.add_argument("--rrf-k", type=int, default=None)
@@ -215,7 +217,12 @@ def main() -> None:
     args = ap.parse_args()
     global PAGE_BOUNDED
     PAGE_BOUNDED = args.page_bounded
-    if args.what == "scifact":
+    for what in (("scifact", "contoso") if args.what == "all" else (args.what,)):
+        run(what, args)
+
+
+def run(what: str, args: argparse.Namespace) -> None:
+    if what == "scifact":
         w = tuple(float(x) for x in args.bm25_weights.split(",")) if args.bm25_weights else None
         res = scifact(args.index_dir, limit_queries=args.limit_queries, rrf_k=args.rrf_k, weights=w, qrels_name=args.qrels)
         if args.json:
@@ -223,7 +230,7 @@ def main() -> None:
         _table(f"SciFact ({res['queries']} queries from {args.qrels}, {res['docs']} abstracts, all-MiniLM-L6-v2)",
                ["mode", "nDCG@10", "R@100", "p50 ms", "p95 ms"],
                [[m, f"{v['ndcg@10']:.4f}", f"{v['r@100']:.4f}", f"{v['p50_ms']:.2f}", f"{v['p95_ms']:.2f}"] for m, v in res["modes"].items()])
-    elif args.what == "contoso":
+    elif what == "contoso":
         res = contoso(args.index_dir)
         if args.json:
             print(json.dumps(res, indent=2))
