@@ -240,9 +240,9 @@ def test_minilm_long_text_is_not_truncated(minilm):
     assert 180 <= count_tokens(head) <= 220
     windows = minilm.windows([long_text])[0]
     assert len(windows) >= 3
-    tok = minilm._load().tokenizer  # noqa: SLF001
-    for window, _n in windows:
-        assert len(tok(window)["input_ids"]) <= minilm._load().max_seq_length  # noqa: SLF001
+    model = minilm._load()  # noqa: SLF001
+    for window, _n in windows:  # measured with special tokens and without truncation
+        assert len(model.plain.encode(window, add_special_tokens=True).ids) <= model.max_seq_length
     assert "".join(w for w, _ in windows).replace(" ", "") == long_text.replace(" ", "")
     full, first = minilm.embed_documents([long_text, head])
     np.testing.assert_allclose(np.linalg.norm(full), 1.0, rtol=1e-4)
@@ -272,3 +272,30 @@ def test_minilm_is_safe_to_share_between_threads(minilm):
     assert errors == []
     for k in range(4):
         np.testing.assert_allclose(results[k], expected[k::4], atol=1e-5)
+
+
+@pytest.mark.slow
+def test_minilm_runs_without_sentence_transformers_and_gives_its_vectors_exactly(minilm):
+    """The torch-only BERT (indexers.embedders.bert) against sentence-transformers on the same folder:
+    short and long texts, padded batches and single queries give bit-for-bit the same vectors."""
+    import subprocess
+    import sys
+
+    from indexers.embedders.local import SentenceTransformerEmbedder, _SentenceTransformer
+
+    assert minilm.backend == "bert"
+    probe = subprocess.run([sys.executable, "-c", (
+        "import sys; from indexers.embedders.local import SentenceTransformerEmbedder as E; e = E(); e.embed_query('x'); "
+        "print(sorted(m for m in ('sentence_transformers', 'transformers', 'sklearn', 'scipy') if m in sys.modules))")],
+        capture_output=True, text=True, cwd=Path(__file__).resolve().parents[1])
+    assert probe.returncode == 0 and probe.stdout.strip() == "[]", probe.stderr[-2000:]
+
+    reference = SentenceTransformerEmbedder()
+    reference._model = _SentenceTransformer(str(reference._model_path()), "cpu")  # noqa: SLF001
+    sentences = ["Orders with a value above £500 are delivered free of charge.", "Leave requests go to the line manager.",
+                 "Der Akku kostet 529 Euro; délai de livraison: 7 jours.", "ok"]
+    texts = sentences + [" ".join(sentences * k) for k in (3, 9, 20)]  # up to several windows each
+    ours, theirs = minilm.embed_documents(texts), reference.embed_documents(texts)
+    assert ours.dtype == theirs.dtype == np.float32 and np.array_equal(ours, theirs)
+    for q in ("Is delivery free for parts orders?", "battery pack price"):
+        assert np.array_equal(minilm.embed_query(q), reference.embed_query(q))

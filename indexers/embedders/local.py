@@ -2,7 +2,10 @@
 
 The model loads offline and lazily, on the first ``embed_*`` call (never at import or
 construction). ``dimensions`` is read from the model's configuration files without loading the
-model when possible.
+model when possible. A folder holding a plain BERT with mean pooling (all-MiniLM-L6-v2 is one) is
+run by ``indexers.embedders.bert.BertEncoder`` with torch alone, which gives the same vectors
+without importing sentence-transformers and transformers (seconds of start-up for every
+``ondata ask``); any other sentence-transformers folder is loaded by sentence-transformers.
 
 Long texts are not truncated: a text longer than the model's ``max_seq_length`` (256 word pieces
 for MiniLM, while our chunks are ~512 tiktoken tokens) is split at word boundaries into near-equal
@@ -24,6 +27,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from indexers.embedders import bert as _bert
 from indexers.errors import ConfigError, EmbeddingError
 
 log = logging.getLogger(__name__)
@@ -113,7 +117,7 @@ class SentenceTransformerEmbedder:
             if dims is None:
                 dims = _KNOWN_DIMENSIONS.get(self._model_id)
             if dims is None:
-                dims = int(self._load().get_embedding_dimension())
+                dims = int(self._load().dimensions)
             self._dimensions = dims
         return self._dimensions
 
@@ -121,8 +125,19 @@ class SentenceTransformerEmbedder:
     def max_tokens(self) -> int:
         """Word pieces per window (the model's max_seq_length minus special tokens and a margin)."""
         model = self._load()
-        special = model.tokenizer.num_special_tokens_to_add(pair=False)
-        return max(8, int(model.max_seq_length) - special - _WINDOW_MARGIN)
+        return max(8, int(model.max_seq_length) - model.special_tokens - _WINDOW_MARGIN)
+
+    @property
+    def backend(self) -> str:
+        """``bert`` (torch only) or ``sentence-transformers``: what runs the model (loads it)."""
+        return "bert" if isinstance(self._load(), _bert.BertEncoder) else "sentence-transformers"
+
+    def import_backend(self) -> None:
+        """Import what loading the model needs (torch, and sentence-transformers unless the folder is a plain BERT)."""
+        import torch  # noqa: F401
+
+        if not _bert.supports(self._model_path()):
+            import sentence_transformers  # noqa: F401
 
     def _model_path(self) -> Path | None:
         if self._model_arg is None:
@@ -139,10 +154,6 @@ class SentenceTransformerEmbedder:
             os.environ.setdefault("HF_HUB_OFFLINE", "1")
             os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
             import torch
-            import transformers
-            from sentence_transformers import SentenceTransformer
-
-            transformers.utils.logging.disable_progress_bar()  # no "Loading weights" bar on a user's terminal
 
             threads = self._num_threads
             if threads is None:
@@ -155,13 +166,13 @@ class SentenceTransformerEmbedder:
             path = self._model_path()
             name = str(path) if path is not None else str(self._model_arg)
             try:
-                model = SentenceTransformer(name, device=self._device, local_files_only=True)
+                model = _bert.BertEncoder(path, device=self._device) if _bert.supports(path) else _SentenceTransformer(name, self._device)
             except Exception as exc:
                 raise EmbeddingError(f"the embedding model {self._model_id} could not be loaded offline from {name}: {exc}") from exc
-            model.eval()
-            log.info("loaded embedding model %s on %s (%d torch threads)", self._model_id, self._device, threads)
+            log.info("loaded embedding model %s on %s (%s, %d torch threads)", self._model_id, self._device,
+                     type(model).__name__, threads)
             self._model = model
-            dims = int(model.get_embedding_dimension())
+            dims = int(model.dimensions)
             if self._dimensions is not None and self._dimensions != dims:
                 raise EmbeddingError(
                     f"model {self._model_id} produces {dims} dims but its configuration said {self._dimensions}"
@@ -173,17 +184,12 @@ class SentenceTransformerEmbedder:
         """Split each text into ``(window_text, n_word_pieces)`` windows that fit the model."""
         model = self._load()
         limit = self.max_tokens
-        enc = model.tokenizer(
-            list(texts), add_special_tokens=False, return_offsets_mapping=True, truncation=False, verbose=False
-        )
         out: list[list[tuple[str, int]]] = []
-        for i, text in enumerate(texts):
-            offsets = enc["offset_mapping"][i]
+        for text, (offsets, word_ids) in zip(texts, model.pieces(texts)):
             n = len(offsets)
             if n <= limit:
                 out.append([(text, n)])
                 continue
-            word_ids = enc.word_ids(i)
             n_windows = math.ceil(n / limit)
             size = math.ceil(n / n_windows)
             bounds = [0]
@@ -218,13 +224,7 @@ class SentenceTransformerEmbedder:
             windows = self.windows(texts)
             flat = [w for ws in windows for w, _ in ws]
             try:
-                vecs = model.encode(
-                    flat,
-                    batch_size=self._batch_size,
-                    show_progress_bar=False,
-                    convert_to_numpy=True,
-                    normalize_embeddings=True,
-                )
+                vecs = model.encode(flat, batch_size=self._batch_size)
             except Exception as exc:
                 raise EmbeddingError(
                     f"the embedding model {self._model_id} failed on a batch of {len(texts)} texts: {exc}"
@@ -245,3 +245,27 @@ class SentenceTransformerEmbedder:
 
     def embed_query(self, text: str) -> np.ndarray:
         return self.embed_documents([text])[0]
+
+
+class _SentenceTransformer:
+    """A sentence-transformers model behind the interface of ``BertEncoder`` (any other folder layout)."""
+
+    def __init__(self, name: str, device: str) -> None:
+        import transformers
+        from sentence_transformers import SentenceTransformer
+
+        transformers.utils.logging.disable_progress_bar()  # no "Loading weights" bar on a user's terminal
+        self.model = SentenceTransformer(name, device=device, local_files_only=True)
+        self.model.eval()
+        self.max_seq_length = int(self.model.max_seq_length)
+        self.special_tokens = self.model.tokenizer.num_special_tokens_to_add(pair=False)
+        self.dimensions = int(self.model.get_embedding_dimension())
+
+    def pieces(self, texts: Sequence[str]) -> list[tuple[list[tuple[int, int]], list[int | None]]]:
+        enc = self.model.tokenizer(list(texts), add_special_tokens=False, return_offsets_mapping=True, truncation=False,
+                                   verbose=False)
+        return [(list(enc["offset_mapping"][i]), enc.word_ids(i)) for i in range(len(texts))]
+
+    def encode(self, texts: Sequence[str], *, batch_size: int) -> np.ndarray:
+        return self.model.encode(list(texts), batch_size=batch_size, show_progress_bar=False, convert_to_numpy=True,
+                                 normalize_embeddings=True)
