@@ -24,6 +24,8 @@ def test_eval_run_on_samples_local_profile(tmp_path):
             "--docs", str(DOCS), "--out", str(out), "--fail-under", "doc_recall@5=0.5"]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
+    docs = sum(1 for p in DOCS.iterdir() if p.is_file() and not p.name.endswith(".meta.json"))
+    assert f"{docs} documents listed: {docs} new" in result.output and "ingesting" in result.output  # --docs progress
     n = sum(1 for line in QA.read_text().splitlines() if line.strip())
     records = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
     assert len(records) == n and all(not r.get("error") for r in records)

@@ -319,24 +319,10 @@ def print_comparison(result: dict, console: Console, *, name_a: str, name_b: str
 
 
 def _ingest(settings: Settings, docs: str, console: Console) -> None:
-    """Ingest ``docs`` into the configured index (through the wiring), reporting failures."""
-    from ondata.wiring import build_embedder, build_index, build_source
-    from pipelines.chunking import ChunkingConfig
-    from pipelines.ingest import IngestOptions, ingest
+    """Ingest ``docs`` into the configured index, with the same plan line and progress bar as `ondata ingest`."""
+    from ondata.commands.ingest import ingest_with_progress
 
-    source = build_source(settings, docs)
-    emb = build_embedder(settings)
-    idx = build_index(settings, emb)
-    options = IngestOptions(chunking=ChunkingConfig(chunk_size=settings.chunk_size, overlap=settings.chunk_overlap,
-                                 page_bounded=settings.chunk_page_bounded),
-                            max_bytes=settings.max_document_bytes)
-    with console.status(f"ingesting {docs}"):
-        try:
-            report = ingest(source, index=idx, embedder=emb, options=options)
-        finally:
-            close = getattr(idx, "close", None)
-            if callable(close):
-                close()
+    report = ingest_with_progress(settings, docs, console)
     c = report.counts()
     console.print(f"ingested {docs}: {c['added']} added, {c['updated']} updated, {c['unchanged']} unchanged, "
                   f"{c['failed']} failed, {report.chunks_written} chunks in {report.seconds:.0f} s")

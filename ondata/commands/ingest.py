@@ -49,6 +49,54 @@ def print_report(report, console: Console) -> None:
         console.print(f"[red]failed[/red] {r.source_id}: {r.error} [dim]({r.error_type})[/dim]")
 
 
+def ingest_with_progress(settings: Settings, path: str, console: Console, *, dry_run: bool = False,
+                         include: tuple[str, ...] = (), exclude: tuple[str, ...] = (), follow_symlinks: bool = False):
+    """Ingest ``path`` into the configured index (through the wiring), showing the plan and a progress bar
+    on ``console``; returns the run report. Used by ``ondata ingest`` and ``ondata eval run --docs``."""
+    from ondata.wiring import build_embedder, build_index, build_source
+    from pipelines.chunking import ChunkingConfig
+    from pipelines.ingest import IngestOptions, ingest as run_ingest
+
+    source = build_source(settings, path, include=include, exclude=exclude, follow_symlinks=follow_symlinks)
+    emb = build_embedder(settings, cached=not dry_run)  # a dry run creates no cache file
+    idx = build_index(settings, emb)
+    options = IngestOptions(
+        chunking=ChunkingConfig(chunk_size=settings.chunk_size, overlap=settings.chunk_overlap,
+                                page_bounded=settings.chunk_page_bounded),
+        max_bytes=settings.max_document_bytes,
+        dry_run=dry_run,
+    )
+    progress = Progress(
+        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+        TextColumn("{task.fields[current]}"), console=console, transient=False,
+    )
+    task = None
+
+    def on_plan(plan) -> None:
+        nonlocal task
+        s = plan.summary()
+        problems = f", {len(plan.problems)} skipped or failed" if plan.problems else ""
+        console.print(
+            f"{plan.listed} documents listed: {s['added']} new, {s['changed']} changed, "
+            f"{s['deleted']} deleted, {s['unchanged']} unchanged{problems}"
+        )
+        if not dry_run:
+            task = progress.add_task("ingesting", total=len(plan.to_process), current="")
+            progress.start()
+
+    def on_result(result) -> None:
+        if task is not None and result.status != "deleted":
+            progress.update(task, advance=1, current=result.source_id[-40:])
+
+    try:
+        return run_ingest(source, index=idx, embedder=emb, options=options, on_plan=on_plan, on_result=on_result)
+    finally:
+        progress.stop()
+        close = getattr(idx, "close", None)
+        if callable(close):
+            close()
+
+
 def register(app: typer.Typer) -> None:
     @app.command()
     def ingest(
@@ -65,50 +113,10 @@ def register(app: typer.Typer) -> None:
         as_json: bool = typer.Option(False, "--json", help="Print the run report as JSON."),
     ) -> None:
         """Parse, chunk, embed and index documents; re-runs only process what changed."""
-        from ondata.wiring import build_embedder, build_index, build_source
-        from pipelines.chunking import ChunkingConfig
-        from pipelines.ingest import IngestOptions, ingest as run_ingest
-
         settings = _settings(index, chunk_size=chunk_size, chunk_overlap=overlap, embedder=embedder)
         console = Console(stderr=as_json)
-        source = build_source(settings, path, include=tuple(include), exclude=tuple(exclude),
-                              follow_symlinks=follow_symlinks)
-        emb = build_embedder(settings, cached=not dry_run)  # a dry run creates no cache file
-        idx = build_index(settings, emb)
-        options = IngestOptions(
-            chunking=ChunkingConfig(chunk_size=settings.chunk_size, overlap=settings.chunk_overlap),
-            max_bytes=settings.max_document_bytes,
-            dry_run=dry_run,
-        )
-        progress = Progress(
-            TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-            TextColumn("{task.fields[current]}"), console=console, transient=False,
-        )
-        task = None
-
-        def on_plan(plan) -> None:
-            nonlocal task
-            s = plan.summary()
-            problems = f", {len(plan.problems)} skipped or failed" if plan.problems else ""
-            console.print(
-                f"{plan.listed} documents listed: {s['added']} new, {s['changed']} changed, "
-                f"{s['deleted']} deleted, {s['unchanged']} unchanged{problems}"
-            )
-            if not dry_run:
-                task = progress.add_task("ingesting", total=len(plan.to_process), current="")
-                progress.start()
-
-        def on_result(result) -> None:
-            if task is not None and result.status != "deleted":
-                progress.update(task, advance=1, current=result.source_id[-40:])
-
-        try:
-            report = run_ingest(source, index=idx, embedder=emb, options=options, on_plan=on_plan, on_result=on_result)
-        finally:
-            progress.stop()
-            close = getattr(idx, "close", None)
-            if callable(close):
-                close()
+        report = ingest_with_progress(settings, path, console, dry_run=dry_run, include=tuple(include),
+                                      exclude=tuple(exclude), follow_symlinks=follow_symlinks)
         if as_json:
             print(json.dumps(report.to_dict(), indent=2, default=str))
         else:
