@@ -83,6 +83,8 @@ def shell_commands() -> list[tuple[int, dict[str, str], list[str]]]:
             while tokens and ENV_ASSIGN.match(tokens[0]):
                 key, _, value = tokens.pop(0).partition("=")
                 env[key] = value
+            if tokens[:2] == ["nice", "-n"]:  # a priority prefix changes nothing about the command
+                tokens = tokens[3:]
             if tokens:
                 out.append((first + offset, env, tokens))
     return out
