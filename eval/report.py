@@ -465,7 +465,7 @@ def render_compare_html(result: Mapping[str, Any], *, name_a: str, name_b: str, 
              H.header(columns)]
     for q in questions:
         deltas = "".join(f"<div class='small' data-col='{e(key)}' data-value='{d:.6g}'>{e(heads.get(key, (key,))[0])} {d:+.2f}</div>"
-                         for key, d in q["deltas"].items())
+                         for key, d in q["deltas"].items() if key in heads)
         answers = H.details("answers in A and B", f"<div class='cols two'><p><b>A</b><br>{e(' '.join(str(q['answer_a']).split()))}</p>"
                                                   f"<p><b>B</b><br>{e(' '.join(str(q['answer_b']).split()))}</p></div>")
         codes = " ".join(dict.fromkeys(x["reason"] for x in q["reasons_b"]))
