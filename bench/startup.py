@@ -51,11 +51,11 @@ def child(index_dir: str, question: str, spawned: float) -> None:
     mark("cli")
     from ondata.commands.retrieval import build_retriever
     from ondata.settings import Settings
-    from ondata.wiring import build_chat_model
+    from ondata.wiring import build_answerer
 
     settings = Settings(index_dir=index_dir)
     retriever = build_retriever(settings)
-    chat_model = build_chat_model(settings, embedder=retriever.embedder)
+    answerer = build_answerer(settings, embedder=retriever.embedder)
     mark("index")
     inner = getattr(retriever.embedder, "inner", retriever.embedder)
     if hasattr(inner, "import_backend"):
@@ -66,7 +66,7 @@ def child(index_dir: str, question: str, spawned: float) -> None:
     mark("model")
     from retrieval.answer import answer_question
 
-    answer = answer_question(question, retriever=retriever, chat_model=chat_model)
+    answer = answer_question(question, retriever=retriever, answerer=answerer)
     mark("answer")
     marks = ["start", "cli", "index", "backend", "model", "answer"]
     out = {"python": t["start"] - spawned, "cpu_python": c["start"]}
