@@ -7,7 +7,9 @@ A QA set is JSON Lines, one object per line::
 
 ``truth`` cites its sources inline as ``[file#page=N]`` (pages 1-based) or ``[file]``; these are
 parsed into ``GoldCitation(file, page)`` in order of appearance, without duplicates.
-``answerable`` (default true) and ``groups`` (the caller's ACL groups, default none) are optional;
+``answerable`` (default true) and ``groups`` (the ACL groups of the user asking; a row without
+``groups`` asks with the run's groups, public-only unless ``ondata eval run --group/--all-groups``)
+are optional;
 other keys (``evidence``...) are kept in ``extra``. An unanswerable row needs no citation; a row
 marked ``"answerable": true`` without any citation is allowed (it just has no retrieval gold). A
 row with neither a citation nor an ``answerable`` flag is an error (it would be scored as an
@@ -27,6 +29,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from eval.errors import DatasetError
+from indexers.records import check_groups
 
 # A citation: "[" name "." ext ("#page=" N)? "]" -- the same shape the reference app's evals match.
 CITATION_RE = re.compile(r"\[([^\[\]]+?\.[A-Za-z0-9]{2,5})(?:#page=(\d+))?\]")
@@ -49,7 +52,7 @@ class QAItem:
     truth: str
     gold: tuple[GoldCitation, ...] = ()
     answerable: bool = True
-    groups: tuple[str, ...] | None = None
+    groups: tuple[str, ...] | None = None  # None: the row names none, the run's groups apply
     line: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
     ungraded: bool = False  # no gold citation and no ``answerable`` flag (loaded with allow_ungraded)
@@ -112,10 +115,10 @@ def _parse_qa_row(path: Path, number: int, row: Any, *, allow_ungraded: bool = F
     if answerable and not truth.strip():
         raise DatasetError(f"{where}: an answerable question needs a non-empty 'truth'")
     groups = row.get("groups")
-    if groups is not None:
-        if not isinstance(groups, list) or not all(isinstance(g, str) for g in groups):
-            raise DatasetError(f"{where}: 'groups' must be a list of strings")
-        groups = tuple(groups)
+    if "groups" in row:  # null is an error too: it must never read as "no groups given"
+        if not isinstance(groups, list) or not all(isinstance(g, str) and g.strip() for g in groups):
+            raise DatasetError(f"{where}: 'groups' must be a list of non-empty strings, got {json.dumps(groups)[:80]}")
+        groups = check_groups(groups)
     for match in re.finditer(r"#page=([^\]\s]*)\]", truth):
         if not match.group(1).isdigit() or int(match.group(1)) < 1:
             raise DatasetError(f"{where}: citation page {match.group(1)!r} is not a positive integer")

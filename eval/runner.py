@@ -22,6 +22,7 @@ from eval.errors import EvalError
 from eval.scoring import answer_record, error_record, score_record, summarize
 from eval.store import RunStore
 from indexers.errors import OndataError
+from indexers.records import Groups, check_groups
 
 log = logging.getLogger(__name__)
 
@@ -57,13 +58,21 @@ def make_config(*, dataset: str | Path, top: int, strictness: int, scorer: str, 
     }
 
 
-def make_answer_fn(*, retriever: Any, answerer: Any, top: int, strictness: int, in_scope: bool = True) -> AnswerFn:
-    """``answer_fn`` over ``retrieval.answer.answer_question`` (the caller's groups come from the QA row)."""
+def make_answer_fn(*, retriever: Any, answerer: Any, top: int, strictness: int, in_scope: bool = True,
+                   groups: Groups = ()) -> AnswerFn:
+    """``answer_fn`` over ``retrieval.answer.answer_question``.
+
+    Each question asks with its QA row's ``groups``; a row without ``groups`` asks with ``groups``
+    (the run's: ``()`` public-only by default, ``ALL_GROUPS`` to see everything).
+    """
     from retrieval.answer import answer_question
+
+    run_groups = check_groups(groups, what="the run's groups")
 
     def answer_fn(item: QAItem) -> Any:
         return answer_question(item.question, retriever=retriever, answerer=answerer, top=top,
-                               top_n_documents=top, strictness=strictness, in_scope=in_scope, groups=item.groups)
+                               top_n_documents=top, strictness=strictness, in_scope=in_scope,
+                               groups=run_groups if item.groups is None else item.groups)
 
     return answer_fn
 

@@ -31,7 +31,7 @@ import numpy as np
 
 from indexers.errors import IndexError_, IndexSchemaError, OndataError, TransientError
 from indexers.filters import CORE_FIELDS, FilterError, check_field, odata_quote, odata_search_in, to_odata
-from indexers.records import Chunk, SearchHit, SearchRequest, SourceRecord
+from indexers.records import ALL_GROUPS, Chunk, Groups, SearchHit, SearchRequest, SourceRecord, check_groups
 from indexers.retry import RetryPolicy, is_transient, retry_after_of
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -650,7 +650,7 @@ class AzureSearchIndex:
             out.append(SourceRecord(source_id=source_id, version=max(st["versions"]), chunk_count=st["n"], complete=complete))
         return out
 
-    def get_chunks(self, ids: Iterable[str], *, groups: Iterable[str] | None = None,
+    def get_chunks(self, ids: Iterable[str], *, groups: Groups = (),
                    public_when_no_groups: bool = True) -> list[Chunk]:
         """The chunks with these ids that a caller with ``groups`` may see (the security filter of ``search``).
 
@@ -658,7 +658,7 @@ class AzureSearchIndex:
         """
         wanted = list(dict.fromkeys(str(i) for i in ids))
         trimming = self.odata_filter(SearchRequest(
-            text="*", mode="text", groups=None if groups is None else tuple(groups),
+            text="*", mode="text", groups=check_groups(groups, what="get_chunks groups"),
             public_when_no_groups=public_when_no_groups,
         ))
         if not wanted or trimming == "false":
@@ -698,7 +698,7 @@ class AzureSearchIndex:
         parts: list[str] = []
         if request.filter is not None:
             parts.append(to_odata(request.filter, field_name=self._field_name))
-        if request.groups is not None:
+        if request.groups is not ALL_GROUPS:
             alternatives = []
             groups = list(dict.fromkeys(request.groups))
             if groups:

@@ -39,7 +39,7 @@ import numpy as np
 from indexers.errors import IndexError_, IndexSchemaError
 from indexers.filters import to_sql
 from indexers.fusion import hits_with_arms, reciprocal_rank_fusion
-from indexers.records import Chunk, SearchHit, SearchRequest, SourceRecord
+from indexers.records import ALL_GROUPS, Chunk, Groups, SearchHit, SearchRequest, SourceRecord, check_groups
 from indexers.text import STOPWORDS, words
 
 log = logging.getLogger(__name__)
@@ -428,7 +428,7 @@ class LocalIndex:
         # a chunk deleted by another process between the arms and the fetch is skipped
         return hits_with_arms(scored, chunks=chunks, text_ranked=text_ranked, vector_ranked=vector_ranked)
 
-    def get_chunks(self, ids: Iterable[str], *, groups: Iterable[str] | None = None,
+    def get_chunks(self, ids: Iterable[str], *, groups: Groups = (),
                    public_when_no_groups: bool = True) -> list[Chunk]:
         """The chunks with these ids that a caller with ``groups`` may see (the trimming of ``search``).
 
@@ -437,7 +437,7 @@ class LocalIndex:
         wanted = list(dict.fromkeys(str(i) for i in ids))
         if not wanted or self._absent():
             return []
-        trimming = SearchRequest(text="*", mode="text", groups=None if groups is None else tuple(groups),
+        trimming = SearchRequest(text="*", mode="text", groups=check_groups(groups, what="get_chunks groups"),
                                  public_when_no_groups=public_when_no_groups)
         where, params = self._where(trimming)
         if where == "(0)":
@@ -461,7 +461,7 @@ class LocalIndex:
             sql, fparams = to_sql(request.filter)
             parts.append(sql)
             params.extend(fparams)
-        if request.groups is not None:
+        if request.groups is not ALL_GROUPS:
             alternatives = []
             groups = list(dict.fromkeys(request.groups))
             # The unary '+' keeps SQLite from turning the OR into rowid lookups of wide chunk rows:

@@ -6,7 +6,7 @@ from typing import Iterable, Protocol, Sequence, runtime_checkable
 
 import numpy as np
 
-from indexers.records import Chunk, SearchHit, SearchRequest, SourceRecord
+from indexers.records import Chunk, Groups, SearchHit, SearchRequest, SourceRecord
 
 
 @runtime_checkable
@@ -43,6 +43,8 @@ class SearchIndex(Protocol):
     - ``get_chunks(ids, groups=..., public_when_no_groups=...)`` returns the chunks with those ids
       that the caller may see, under the same security trimming as ``search`` (an id the caller may
       not see is left out exactly like a missing one), in the order asked.
+      ``groups`` as in ``SearchRequest``: the default ``()`` sees public chunks only,
+      ``ALL_GROUPS`` everything; anything else than names or ``ALL_GROUPS`` is a ``TypeError``.
     - ``count()`` is the number of chunks; ``list_sources()`` what the index holds per source
       (empty iterable when empty).
     """
@@ -55,7 +57,7 @@ class SearchIndex(Protocol):
 
     def search(self, request: SearchRequest) -> list[SearchHit]: ...
 
-    def get_chunks(self, ids: Iterable[str], *, groups: Iterable[str] | None = None,
+    def get_chunks(self, ids: Iterable[str], *, groups: Groups = (),
                    public_when_no_groups: bool = True) -> list[Chunk]: ...
 
     def count(self) -> int: ...

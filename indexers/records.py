@@ -7,11 +7,95 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
-from typing import Any, Literal, Mapping
+from typing import Any, Final, Iterable, Literal, Mapping, Union
 
 from indexers.filters import Filter
 
 SearchMode = Literal["text", "vector", "hybrid"]
+
+
+class AllGroups:
+    """The type of ``ALL_GROUPS``: the caller may see every chunk (security trimming off).
+
+    A singleton (copies and pickles stay the same object; test with ``groups is ALL_GROUPS``). It
+    is neither a collection nor a truth value, so it can never be mistaken for "no groups":
+    ``bool(ALL_GROUPS)``, ``len`` and iteration raise ``TypeError``.
+    """
+
+    _instance: "AllGroups | None" = None
+
+    def __new__(cls) -> "AllGroups":
+        if cls._instance is None:
+            cls._instance = super().__new__(cls)
+        return cls._instance
+
+    def __repr__(self) -> str:
+        return "ALL_GROUPS"
+
+    def __reduce__(self) -> str:
+        return "ALL_GROUPS"
+
+    def __copy__(self) -> "AllGroups":
+        return self
+
+    def __deepcopy__(self, _memo: Any) -> "AllGroups":
+        return self
+
+    def __bool__(self) -> bool:
+        raise TypeError("ALL_GROUPS has no truth value; test it with `groups is ALL_GROUPS`")
+
+
+#: The caller may see every chunk: security trimming off. The one way to see everything; pass it
+#: explicitly (``groups=ALL_GROUPS``, ``--all-groups`` on the CLI). Never the default.
+ALL_GROUPS: Final = AllGroups()
+
+#: The groups a caller searches with: its group names (``()``: public chunks only), or ``ALL_GROUPS``.
+Groups = Union[tuple[str, ...], AllGroups]
+
+_EXPECTED = ("a collection of non-empty group names such as ('finance',), () for public chunks only, "
+             "or ALL_GROUPS to see everything")
+
+
+def check_groups(value: Any, *, what: str = "groups") -> Groups:
+    """``value`` as a caller's groups: a tuple of non-empty names (de-duplicated, order kept) or ``ALL_GROUPS``.
+
+    The one validator for every place where a caller's groups enter (``SearchRequest``,
+    ``get_chunks``, the retriever, the OYD facade, principals, the CLI, eval). Anything but a
+    collection of non-empty strings is a ``TypeError`` saying what was given and what is expected:
+    ``None`` (it used to mean "trusted"), a bare ``str`` (``"finance"`` is never split into
+    characters), ``bytes``, a number, a mapping, or a collection holding a non-string or an
+    empty / blank name. ``what`` names the value in the message (e.g. ``"Principal.groups"``).
+    """
+    if value is ALL_GROUPS:
+        return ALL_GROUPS
+    if isinstance(value, tuple) and all(type(g) is str and g.strip() for g in value):  # the hot path
+        return value if len(set(value)) == len(value) else tuple(dict.fromkeys(value))
+    if value is None:
+        raise TypeError(f"{what} is None; expected {_EXPECTED} (None no longer means a trusted caller)")
+    if isinstance(value, str):
+        hint = f" (write ({value.strip()!r},) for one group)" if value.strip() else ""
+        raise TypeError(f"{what} is the string {value!r}, which is not split into names{hint}; expected {_EXPECTED}")
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        raise TypeError(f"{what} is {type(value).__name__} {bytes(value)[:40]!r}; expected {_EXPECTED}")
+    if isinstance(value, Mapping) or not isinstance(value, Iterable):
+        raise TypeError(f"{what} is {_describe(value)}; expected {_EXPECTED}")
+    names = tuple(value)
+    for i, name in enumerate(names):
+        if not isinstance(name, str):
+            raise TypeError(f"{what}[{i}] is {_describe(name)}; expected {_EXPECTED}")
+        if not name.strip():
+            raise TypeError(f"{what}[{i}] is an empty name {name!r}; expected {_EXPECTED}")
+    return tuple(dict.fromkeys(names))
+
+
+def _describe(value: Any) -> str:
+    if value is None:
+        return "None"
+    if isinstance(value, (bool, int, float)):
+        return f"the {type(value).__name__} {value!r}"
+    if value is ALL_GROUPS:
+        return "ALL_GROUPS (only allowed as the whole value)"
+    return f"a {type(value).__name__}"
 
 
 def chunk_id_for(source_id: str, chunk_index: int, content: str) -> str:
@@ -106,9 +190,10 @@ class SearchRequest:
     - ``text``: the keyword query (modes ``text`` and ``hybrid``).
     - ``vector``: the query embedding (modes ``vector`` and ``hybrid``), a sequence of floats.
     - ``filter``: a ``Filter`` over chunk fields (translated to SQL or OData by the backend).
-    - ``groups``: the caller's groups. ``None`` means security trimming is off (trusted caller);
-      a tuple (possibly empty) restricts results to chunks sharing at least one group with it,
-      plus chunks without groups when ``public_when_no_groups`` is True.
+    - ``groups``: the caller's groups (validated by ``check_groups``). A tuple restricts results to
+      chunks sharing at least one group with it, plus chunks without groups when
+      ``public_when_no_groups`` is True; the default ``()`` sees public chunks only (deny by
+      default). ``ALL_GROUPS`` turns security trimming off: the one explicit way to see everything.
     - ``top``: how many hits to return; ``k_candidates``: how many each arm of a hybrid search
       contributes before fusion (defaults to max(50, top)).
     """
@@ -118,7 +203,7 @@ class SearchRequest:
     mode: SearchMode = "hybrid"
     top: int = 5
     filter: Filter | None = None
-    groups: tuple[str, ...] | None = None
+    groups: Groups = ()
     public_when_no_groups: bool = True
     k_candidates: int | None = None
 
@@ -133,8 +218,7 @@ class SearchRequest:
             raise ValueError(f"mode {self.mode!r} needs a query vector")
         if self.vector is not None and not isinstance(self.vector, tuple):
             object.__setattr__(self, "vector", tuple(float(x) for x in self.vector))
-        if self.groups is not None and not isinstance(self.groups, tuple):
-            object.__setattr__(self, "groups", tuple(self.groups))
+        object.__setattr__(self, "groups", check_groups(self.groups, what="SearchRequest.groups"))
 
     @property
     def candidates(self) -> int:

@@ -9,7 +9,7 @@ from dataclasses import replace
 from typing import Mapping, Sequence
 
 from indexers.filters import Filter
-from indexers.records import SearchMode
+from indexers.records import Groups, SearchMode
 from retrieval.answerer import Answerer
 from retrieval.chat import ChatModel
 from retrieval.prompt import build_grounded_request, rewrite_query
@@ -28,7 +28,7 @@ def prepare_grounded_request(
     mode: SearchMode = "hybrid",
     top: int = 5,
     filter: Filter | None = None,
-    groups: Sequence[str] | None = None,
+    groups: Groups = (),
     strictness: int = 3,
     in_scope: bool = True,
     role_information: str | None = None,
@@ -78,7 +78,7 @@ def answer_question(
     mode: SearchMode = "hybrid",
     top: int = 5,
     filter: Filter | None = None,
-    groups: Sequence[str] | None = None,
+    groups: Groups = (),
     strictness: int = 3,
     in_scope: bool = True,
     role_information: str | None = None,
@@ -90,8 +90,8 @@ def answer_question(
 
     The search fetches ``max(top, top_n_documents)`` hits; those below the ``strictness`` threshold
     and those beyond ``top_n_documents`` / ``max_context_tokens`` are reported in
-    ``Answer.retrieved`` with their ``filter_reason``. ``groups=None`` turns security trimming off
-    (trusted caller); pass the user's groups when answering for a user. ``options`` go to the
+    ``Answer.retrieved`` with their ``filter_reason``. ``groups`` are the caller's ACL groups:
+    ``()`` (the default) sees public chunks only, ``ALL_GROUPS`` everything. ``options`` go to the
     answerer (sampling options of a chat model).
     """
     timings: dict[str, float] = {}

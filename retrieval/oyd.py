@@ -31,10 +31,11 @@ import logging
 import time
 import uuid
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator, Mapping, Sequence
+from typing import Any, Callable, Iterator, Mapping
 
 from indexers.errors import OndataError
 from indexers.filters import Filter
+from indexers.records import Groups
 from retrieval.answer import answer_question, prepare_grounded_request
 from retrieval.answerer import Answerer
 from retrieval.citations import StreamingMarkerFilter
@@ -228,7 +229,7 @@ class OnYourDataFacade:
 
     ``retrievers`` is a mapping of index names or a callable ``index_name -> Retriever`` (raising
     ``KeyError`` for an unknown name). ``groups`` passed to ``chat_completions`` are the caller's ACL
-    groups (None: trusted caller, no trimming).
+    groups: ``()`` (the default) sees public chunks only, ``ALL_GROUPS`` everything.
     """
 
     def __init__(self, retrievers: Mapping[str, Retriever] | RetrieverResolver, answerer: Answerer, *,
@@ -244,7 +245,7 @@ class OnYourDataFacade:
         except KeyError:
             raise _bad("data_sources/0/parameters/index_name", f"index {name!r} is not served here") from None
 
-    def _grounded(self, req: OYDRequest, groups: Sequence[str] | None):
+    def _grounded(self, req: OYDRequest, groups: Groups):
         retriever = self.retriever(req.index_name)
         timings: dict[str, float] = {}
         grounded = prepare_grounded_request(
@@ -265,7 +266,7 @@ class OnYourDataFacade:
             ctx["all_retrieved_documents"] = [d.to_oyd(data_source_index=0) for d in retrieved]
         return ctx
 
-    def chat_completions(self, body: Mapping[str, Any], *, deployment: str, groups: Sequence[str] | None = None) -> dict[str, Any]:
+    def chat_completions(self, body: Mapping[str, Any], *, deployment: str, groups: Groups = ()) -> dict[str, Any]:
         """The On-Your-Data response for a non-streaming ``body``."""
         req = parse_request(body)
         retriever = self.retriever(req.index_name)
@@ -296,7 +297,7 @@ class OnYourDataFacade:
         }
 
     def stream_chat_completions(self, body: Mapping[str, Any], *, deployment: str,
-                                groups: Sequence[str] | None = None) -> Iterator[dict[str, Any]]:
+                                groups: Groups = ()) -> Iterator[dict[str, Any]]:
         """Validate and search now (errors raise here), then return an iterator of response chunks.
 
         The first chunk's delta carries the role and the context; then content deltas; the last chunk

@@ -2,21 +2,21 @@
 
 Hybrid fusion (RRF) is the index backend's job, as in Azure AI Search; the retriever never fuses.
 
-Security trimming: ``groups`` is always passed through to the index. ``groups=None`` means trimming
-is OFF — use it only for trusted callers (the CLI run by the index owner, batch evaluation). A
-caller acting for a user must pass that user's groups (possibly an empty tuple, which sees only
-public chunks when ``public_when_no_groups`` is True, and nothing else).
+Security trimming: ``groups`` is always passed through to the index, deny by default. The default
+``()`` sees only chunks without groups (when ``public_when_no_groups`` is True, else nothing); a
+caller acting for a user passes that user's groups. ``groups=ALL_GROUPS``
+(``indexers.records.ALL_GROUPS``) turns trimming off: the one explicit way to see everything.
+Anything else (``None``, a bare string...) is a ``TypeError`` (``indexers.records.check_groups``).
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from typing import Iterable
 
 from indexers.filters import Filter
 from indexers.ports import Embedder, SearchIndex
-from indexers.records import Chunk, SearchHit, SearchMode, SearchRequest
+from indexers.records import ALL_GROUPS, Chunk, Groups, SearchHit, SearchMode, SearchRequest, check_groups
 from retrieval.errors import RetrievalError
 
 log = logging.getLogger(__name__)
@@ -36,7 +36,7 @@ class Retriever:
         self.last_timings: dict[str, float] = {}
 
     def build_request(self, query: str, *, top: int = 5, mode: SearchMode = "hybrid", filter: Filter | None = None,
-                      groups: Iterable[str] | None = None) -> SearchRequest:
+                      groups: Groups = ()) -> SearchRequest:
         """The ``SearchRequest`` for ``query`` (embeds the query for vector and hybrid modes)."""
         if mode not in MODES:
             raise RetrievalError(f"unknown search mode {mode!r}; use one of {', '.join(MODES)}")
@@ -53,23 +53,24 @@ class Retriever:
             mode=mode,
             top=top,
             filter=filter,
-            groups=None if groups is None else tuple(groups),
+            groups=check_groups(groups),
             public_when_no_groups=self.public_when_no_groups,
             k_candidates=self.k_candidates,
         )
 
-    def get_chunk(self, chunk_id: str, *, groups: Iterable[str] | None = None) -> Chunk | None:
+    def get_chunk(self, chunk_id: str, *, groups: Groups = ()) -> Chunk | None:
         """The chunk ``chunk_id`` if the caller with ``groups`` may see it (the trimming of ``search``), else None."""
-        found = self.index.get_chunks([chunk_id], groups=None if groups is None else tuple(groups),
+        groups = check_groups(groups)
+        found = self.index.get_chunks([chunk_id], groups=groups,
                                       public_when_no_groups=self.public_when_no_groups)
         return found[0] if found else None
 
     def search(self, query: str, *, top: int = 5, mode: SearchMode = "hybrid", filter: Filter | None = None,
-               groups: Iterable[str] | None = None) -> list[SearchHit]:
-        """The ``top`` best hits for ``query``, best first. ``groups=None``: no security trimming (trusted caller)."""
+               groups: Groups = ()) -> list[SearchHit]:
+        """The ``top`` best hits for ``query`` that a caller with ``groups`` may see, best first."""
         request = self.build_request(query, top=top, mode=mode, filter=filter, groups=groups)
         t0 = time.perf_counter()
         hits = self.index.search(request)
         self.last_timings["search_ms"] = (time.perf_counter() - t0) * 1000
-        log.debug("search mode=%s top=%d trimmed=%s -> %d hits", mode, top, groups is not None, len(hits))
+        log.debug("search mode=%s top=%d trimmed=%s -> %d hits", mode, top, request.groups is not ALL_GROUPS, len(hits))
         return list(hits)

@@ -8,7 +8,9 @@
 
 An unchanged ``openai.AzureOpenAI(azure_endpoint="http://host:port", api_key=..., api_version=...)``
 client works against it (``extra_body={"data_sources": [...]}``). When ``api_key`` is set, requests
-must carry it in the ``api-key`` header (or ``Authorization: Bearer``), else 401.
+must carry it in the ``api-key`` header (or ``Authorization: Bearer``), else 401. Deny by default:
+a caller runs with its principal's groups, and both the anonymous and the shared-key principal are
+public-only (chunks without groups).
 
 With ``page=True`` (``ondata serve`` does) the same app serves the chat web page at ``/`` and the
 routes it uses (``retrieval.webapp``). Every route finds its caller through ONE dependency,
@@ -29,6 +31,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from indexers.errors import OndataError
+from indexers.records import Groups, check_groups
 from retrieval.errors import ChatModelError, ContentFilteredError, OYDRequestError, RateLimitedError
 from retrieval.oyd import OnYourDataFacade
 
@@ -55,10 +58,17 @@ def error_response(exc: OndataError):
 
 @dataclass(frozen=True)
 class Principal:
-    """Who is calling: a name for logs and the ACL ``groups`` every search runs with (None: trusted caller)."""
+    """Who is calling: a name for logs and the ACL ``groups`` every search runs with.
+
+    ``groups`` as in ``SearchRequest`` (validated by ``check_groups``): ``()`` is a public-only
+    caller (chunks without groups), ``ALL_GROUPS`` a trusted one that sees everything.
+    """
 
     name: str
-    groups: tuple[str, ...] | None
+    groups: Groups = ()
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "groups", check_groups(self.groups, what="Principal.groups"))
 
 
 DENIED = ("Access denied due to invalid subscription key or wrong API endpoint. Make sure to provide a valid key "
@@ -68,20 +78,20 @@ DENIED = ("Access denied due to invalid subscription key or wrong API endpoint. 
 def principal_dependency(api_key: str | None) -> Callable[[Request], Principal]:
     """The FastAPI dependency that yields the caller's ``Principal`` or raises a 401 ``OYDRequestError``.
 
-    The one seam between the routes and authentication: today one shared ``api_key`` (or none) and
-    the caller is trusted (``groups=None``), as the API has always been.
+    The one seam between the routes and authentication: today one shared ``api_key`` (or none), and
+    either way the caller is public-only (``groups=()``): it sees chunks without groups, nothing else.
     """
 
     def principal(request: Request) -> Principal:
         if api_key is None:
-            return Principal("anonymous", None)
+            return Principal("anonymous", ())
         given = request.headers.get("api-key")
         if given is None:
             auth = request.headers.get("authorization", "")
             given = auth[7:] if auth.lower().startswith("bearer ") else None
         if given is None or not secrets.compare_digest(given.encode(), api_key.encode()):
             raise OYDRequestError(DENIED, status=401, code="401")
-        return Principal("api-key", None)
+        return Principal("api-key", ())
 
     return principal
 

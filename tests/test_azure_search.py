@@ -29,7 +29,7 @@ from indexers.azure_search import (
 from indexers.embedders.hashing import HashingEmbedder
 from indexers.errors import IndexError_, IndexSchemaError, TransientError
 from indexers.filters import FilterError, eq
-from indexers.records import Chunk, SearchRequest, chunk_id_for
+from indexers.records import ALL_GROUPS, Chunk, SearchRequest, chunk_id_for
 from indexers.retry import RetryPolicy
 from tests.servers.azure_search import FakeAzureSearch
 
@@ -414,7 +414,7 @@ def test_semantic_query_type_uses_the_semantic_configuration(server, index, embe
 def test_vector_semantic_hybrid_is_one_service_request(server, index, embedder):
     load(index, embedder)
     text = "rocket engines kerosene"
-    req = SearchRequest(text=text, vector=tuple(embedder.embed_query(text)), mode="hybrid")
+    req = SearchRequest(text=text, vector=tuple(embedder.embed_query(text)), mode="hybrid", groups=ALL_GROUPS)
     before = len(search_bodies(server, index.index_name))
     hits = index.search(req, query_type="vector_semantic_hybrid")
     bodies = search_bodies(server, index.index_name)[before:]
@@ -429,7 +429,8 @@ def test_service_side_hybrid_fusion(server, embedder):
     load(ix, embedder)
     text = "income tax deduction"
     before = len(search_bodies(server, ix.index_name))
-    hits = ix.search(SearchRequest(text=text, vector=tuple(embedder.embed_query(text)), mode="hybrid", k_candidates=7))
+    hits = ix.search(SearchRequest(text=text, vector=tuple(embedder.embed_query(text)), mode="hybrid", k_candidates=7,
+                                   groups=ALL_GROUPS))
     (body,) = search_bodies(server, ix.index_name)[before:]
     assert body["search"] and body["vectorQueries"][0]["k"] == 7 and body["vectorQueries"][0]["kind"] == "vector"
     assert hits[0].chunk.source_id == "tax"
@@ -461,6 +462,10 @@ def test_acl_filter_shape(index):
     flt = index.odata_filter(req)
     assert flt == "(source_id eq 'x') and (groups/any(g: search.in(g, 'a|b,c', ',')) or not groups/any())"
     assert index.odata_filter(SearchRequest(text="x", mode="text", groups=(), public_when_no_groups=False)) == "false"
+    # deny by default: no groups given is public-only; only ALL_GROUPS drops the security filter
+    assert index.odata_filter(SearchRequest(text="x", mode="text")) == "not groups/any()"
+    assert index.odata_filter(SearchRequest(text="x", mode="text", public_when_no_groups=False)) == "false"
+    assert index.odata_filter(SearchRequest(text="x", mode="text", groups=ALL_GROUPS)) is None
 
 
 def test_operators_in_user_text_are_escaped(server, index, embedder):

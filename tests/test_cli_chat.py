@@ -62,6 +62,32 @@ def test_chat_through_a_pipe_keeps_history_and_runs_the_commands(index_dir):
     assert "Traceback" not in out.stderr
 
 
+def _chat(index_dir, lines, *args):
+    return subprocess.run([sys.executable, "-m", "ondata.cli", "chat", "--index", str(index_dir), *args],
+                          input="\n".join(lines) + "\n", capture_output=True, text=True, cwd=ROOT, env=ENV, timeout=120)
+
+
+def test_chat_is_public_only_until_groups_are_given(index_dir):
+    question = "How much capital expenditure is planned for FY2025?"
+    out = _chat(index_dir, ["/group", question, "/sources", "/group finance", question, "/sources",
+                            "/group -", "/group", question, "/sources", "/quit"])
+    assert out.returncode == 0, out.stderr
+    # each /group line prints "groups: ...", so the output splits into what each caller saw
+    _, public, member, empty, cleared = out.stdout.split("groups: ")
+    assert public.startswith("none (public chunks only)") and member.startswith("finance")
+    assert cleared.startswith("none (public chunks only)") and "Sources for:" not in empty
+    assert all(part.count("Sources for:") == 1 for part in (public, member, cleared))
+    assert "FY2025 Budget Summary" in member  # the member's answer, citations and sources
+    assert "FY2025 Budget Summary" not in public and "FY2025 Budget Summary" not in cleared
+    assert "--all-groups" not in out.stderr
+
+    trusted = _chat(index_dir, ["/group", question, "/sources", "/quit"], "--all-groups")
+    assert trusted.returncode == 0, trusted.stderr
+    assert "groups: all (--all-groups: no security trimming)" in trusted.stdout
+    assert "FY2025 Budget Summary" in trusted.stdout.split("Sources for:")[1]
+    assert trusted.stderr.count("warning: --all-groups") == 1
+
+
 def _read_until(fd: int, marker: bytes, timeout: float = 60.0) -> bytes:
     buf = b""
     deadline = time.monotonic() + timeout

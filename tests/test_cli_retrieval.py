@@ -35,12 +35,53 @@ def test_search_json_finds_the_price_list(index_dir):
     assert [h["rank"] for h in hits] == list(range(1, len(hits) + 1))
 
 
+RESTRICTED = {"fy2025_budget_summary.pdf", "customer_care_restructuring_2025.md"}  # sidecar groups
+
+
+def _sources(index_dir, *args) -> set[str]:
+    out = _cli("search", "--index", str(index_dir), "--json", "--top", "50", *args)
+    assert out.returncode == 0, out.stderr
+    return {h["source_id"] for h in json.loads(out.stdout)}
+
+
 def test_search_table_and_group_trimming(index_dir):
     out = _cli("search", "--index", str(index_dir), "capital expenditure budget FY2025")
     assert out.returncode == 0 and "hits (hybrid)" in out.stdout
-    trimmed = _cli("search", "--index", str(index_dir), "--json", "--group", "nobody", "--top", "50",
-                   "capital expenditure budget FY2025")
-    assert all(h["source_id"] != "fy2025_budget_summary.pdf" for h in json.loads(trimmed.stdout))
+    query = "capital expenditure budget FY2025 customer care restructuring consultation"
+    for mode in ("text", "vector", "hybrid"):
+        public = _sources(index_dir, "--mode", mode, query)  # no --group: public-only
+        assert public and not public & RESTRICTED, mode
+        assert not _sources(index_dir, "--mode", mode, "--group", "nobody", query) & RESTRICTED
+        assert _sources(index_dir, "--mode", mode, "--group", "finance", query) & RESTRICTED == {"fy2025_budget_summary.pdf"}
+        assert _sources(index_dir, "--mode", mode, "--group", "hr", "--group", "finance", query) & RESTRICTED == RESTRICTED
+
+
+def test_all_groups_sees_everything_and_warns_once_on_stderr(index_dir):
+    out = _cli("search", "--index", str(index_dir), "--json", "--top", "50", "--all-groups",
+               "capital expenditure budget FY2025 customer care restructuring consultation")
+    assert out.returncode == 0, out.stderr
+    assert {h["source_id"] for h in json.loads(out.stdout)} >= RESTRICTED
+    warnings = [line for line in out.stderr.splitlines() if "--all-groups" in line]
+    assert len(warnings) == 1 and warnings[0].startswith("warning:") and "security trimming is off" in warnings[0]
+    both = _cli("search", "--index", str(index_dir), "--all-groups", "--group", "hr", "x")
+    assert both.returncode == 2 and "either --group or --all-groups" in both.stderr
+    empty = _cli("search", "--index", str(index_dir), "--group", "", "x")
+    assert empty.returncode == 2 and "group name must not be empty" in empty.stderr
+
+
+def test_ask_without_group_does_not_answer_from_a_restricted_document(index_dir):
+    question = "How much capital expenditure is planned for FY2025?"  # the example
+    out = _cli("ask", "--index", str(index_dir), "--json", question)
+    assert out.returncode == 0, out.stderr
+    answer = json.loads(out.stdout)
+    assert "--all-groups" not in out.stderr
+    assert not {d["filepath"] for d in answer["retrieved"]} & RESTRICTED
+    assert "9.2" not in answer["answer"]
+    member = json.loads(_cli("ask", "--index", str(index_dir), "--json", "--group", "finance", question).stdout)
+    assert member["citations"] and member["citations"][0]["filepath"] == "fy2025_budget_summary.pdf"
+    trusted = _cli("ask", "--index", str(index_dir), "--json", "--all-groups", question)
+    assert json.loads(trusted.stdout)["citations"][0]["filepath"] == "fy2025_budget_summary.pdf"
+    assert trusted.stderr.count("--all-groups") == 1
 
 
 def test_ask_cites_and_abstains(index_dir):

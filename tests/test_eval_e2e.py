@@ -35,6 +35,7 @@ def test_eval_run_on_samples_local_profile(tmp_path):
     assert m["doc_recall@5"] >= 0.5 and 0 <= m["groundedness"] <= 1 and m["abstention_rate"] is not None
     config = json.loads((out / "config.json").read_text())
     assert config["settings"]["profile"] == "local" and "azure_openai_api_key" not in config["settings"]
+    assert config["groups"] == []  # rows without groups ask public-only (no --group / --all-groups)
     assert "data:image/png;base64," in (out / "report.html").read_text()
     # a re-run resumes: nothing left to answer, same summary
     again = CliRunner().invoke(app, args[:-2] + ["--no-report"])

@@ -149,3 +149,33 @@ def test_resume_refuses_a_different_config(tmp_path, dataset):
     with pytest.raises(RunStoreError, match=r"different configuration \(top\)"):
         run_evaluation(load_qa(dataset), answer_fn=lambda i: table[i.question], scorer=OverlapScorer(), out=out,
                        config=config_for(dataset, top=3))
+
+
+def test_each_question_asks_with_its_rows_groups_else_the_runs(tmp_path):
+    from test_retrieval_corpus import build_index
+
+    from eval.datasets import QAItem
+    from eval.runner import make_answer_fn
+    from indexers.records import ALL_GROUPS
+    from retrieval.extractive import ExtractiveAnswerer
+    from retrieval.retriever import Retriever
+
+    index, embedder = build_index(tmp_path / "ix")
+    retriever = Retriever(index, embedder)
+    question = "What is the salary band L3 range?"  # answered by salaries.xlsx, groups ("hr",)
+    anyone = QAItem(question=question, truth="t [salaries.xlsx]")  # the row names no groups
+    member = QAItem(question=question, truth="t [salaries.xlsx]", groups=("hr",))
+    outsider = QAItem(question=question, truth="t [salaries.xlsx]", groups=("it",))
+
+    def seen(item, **kw):
+        fn = make_answer_fn(retriever=retriever, answerer=ExtractiveAnswerer(), top=10, strictness=1, **kw)
+        return {d.hit.chunk.source_id for d in fn(item).retrieved}
+
+    assert "salaries.xlsx" not in seen(anyone)  # the run's default: public-only
+    assert "salaries.xlsx" in seen(anyone, groups=ALL_GROUPS)
+    assert "salaries.xlsx" in seen(anyone, groups=("hr",))
+    assert "salaries.xlsx" in seen(member)
+    assert "salaries.xlsx" not in seen(outsider, groups=ALL_GROUPS)  # the row's groups win over the run's
+    with pytest.raises(TypeError, match="the run's groups"):
+        make_answer_fn(retriever=retriever, answerer=ExtractiveAnswerer(), top=5, strictness=1, groups=None)
+    index.close()

@@ -15,7 +15,7 @@ from indexers.embedders.hashing import HashingEmbedder
 from indexers.errors import IndexError_, IndexSchemaError
 from indexers.local_index import FAISS_NAME, LocalIndex, fts_query
 from indexers.ports import SearchIndex
-from indexers.records import Chunk, SearchRequest
+from indexers.records import ALL_GROUPS, Chunk, SearchRequest
 
 try:  # pytest rootdir import mode differs with/without tests/__init__.py
     from tests.conformance.search_index_suite import CORPUS, SearchIndexConformance, make_chunks
@@ -49,6 +49,8 @@ def put(ix, emb, chunks):
 
 
 def vsearch(ix, emb, text, **kw):
+    """A vector search that sees every chunk (these tests are not about trimming)."""
+    kw.setdefault("groups", ALL_GROUPS)
     return ix.search(SearchRequest(vector=tuple(emb.embed_query(text)), mode="vector", **kw))
 
 
@@ -176,7 +178,8 @@ def test_crash_leaves_an_index_that_opens_and_answers(tmp_path, embedder, where,
     ix = LocalIndex(directory, dimensions=128, model_id=embedder.model_id)
     assert ix.count() == expected_count
     for mode in ("text", "vector", "hybrid"):
-        req = SearchRequest(text="kitten milk", vector=tuple(embedder.embed_query("kitten milk")), mode=mode, top=20)
+        req = SearchRequest(text="kitten milk", vector=tuple(embedder.embed_query("kitten milk")), mode=mode, top=20,
+                            groups=ALL_GROUPS)
         hits = ix.search(req)
         assert hits and hits[0].chunk.source_id == "cats"
         assert len({h.chunk.id for h in hits}) == len(hits)
@@ -187,7 +190,7 @@ def test_crash_leaves_an_index_that_opens_and_answers(tmp_path, embedder, where,
     assert ix.count() == 7
     assert all(s.complete for s in ix.list_sources()) and len(ix.list_sources()) == 6
     assert len(vsearch(ix, embedder, "anything", top=50)) == 7
-    text_hits = ix.search(SearchRequest(text="rocket kerosene", mode="text"))
+    text_hits = ix.search(SearchRequest(text="rocket kerosene", mode="text", groups=ALL_GROUPS))
     assert text_hits[0].chunk.source_id == "rocket"
     ix.close()
 
@@ -204,10 +207,10 @@ def test_exception_inside_transaction_rolls_back(index, embedder, monkeypatch):
         put(index, embedder, chunks[3:])
     monkeypatch.undo()
     assert index.count() == 3
-    assert index.search(SearchRequest(text="rocket kerosene", mode="text")) == []
+    assert index.search(SearchRequest(text="rocket kerosene", mode="text", groups=ALL_GROUPS)) == []
     put(index, embedder, chunks[3:])
     assert index.count() == 7
-    assert index.search(SearchRequest(text="rocket kerosene", mode="text"))[0].chunk.source_id == "rocket"
+    assert index.search(SearchRequest(text="rocket kerosene", mode="text", groups=ALL_GROUPS))[0].chunk.source_id == "rocket"
 
 
 # ---------------------------------------------------------------- schema, persistence, stats
@@ -244,7 +247,8 @@ def test_persistence_and_open_existing(tmp_path, embedder):
     assert isinstance(reopened, SearchIndex)
     assert (reopened.model_id, reopened.dimensions) == ("hashing-v1", 128)
     assert reopened.count() == 7
-    hits = reopened.search(SearchRequest(text="volcano lava", vector=tuple(embedder.embed_query("volcano lava"))))
+    hits = reopened.search(SearchRequest(text="volcano lava", vector=tuple(embedder.embed_query("volcano lava")),
+                                         groups=ALL_GROUPS))
     assert hits[0].chunk.source_id == "volcano"
     st = reopened.stats()
     assert (st.chunks, st.sources, st.model_id, st.dimensions) == (7, 6, "hashing-v1", 128)

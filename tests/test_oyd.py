@@ -8,6 +8,7 @@ import json
 import pytest
 from test_retrieval_corpus import build_index
 
+from indexers.records import ALL_GROUPS
 from retrieval.chat import ChatResult
 from retrieval.errors import OYDRequestError
 from retrieval.chat_answerer import ChatAnswerer
@@ -72,10 +73,23 @@ def test_default_contexts_and_filter(facade):
 def test_groups_trim(facade):
     b = body(filter=None)
     b["messages"][0]["content"] = "What is the salary band L3 range?"
-    trusted = facade.chat_completions(b, deployment="d")
-    assert any(c["filepath"] == "salaries.xlsx" for c in trusted["choices"][0]["message"]["context"]["citations"])
-    trimmed = facade.chat_completions(b, deployment="d", groups=["it"])
-    assert all(c["filepath"] != "salaries.xlsx" for c in trimmed["choices"][0]["message"]["context"]["citations"])
+    b["data_sources"][0]["parameters"]["include_contexts"] = ["citations", "all_retrieved_documents"]
+
+    def seen(**kw):
+        ctx = facade.chat_completions(b, deployment="d", **kw)["choices"][0]["message"]["context"]
+        return {d["filepath"] for d in ctx["all_retrieved_documents"]} | {c["filepath"] for c in ctx["citations"]}
+
+    assert "salaries.xlsx" in seen(groups=ALL_GROUPS)
+    assert "salaries.xlsx" in seen(groups=["hr"])
+    assert "salaries.xlsx" not in seen(groups=["it"])
+    assert "salaries.xlsx" not in seen()  # no groups: public-only (deny by default), never "trusted"
+    streamed = list(facade.stream_chat_completions(b, deployment="d"))
+    assert all(c["filepath"] != "salaries.xlsx"
+               for c in streamed[0]["choices"][0]["delta"]["context"].get("citations", []))
+    with pytest.raises(TypeError, match="expected"):
+        facade.chat_completions(b, deployment="d", groups=None)
+    with pytest.raises(TypeError, match="the string 'hr'"):
+        facade.chat_completions(b, deployment="d", groups="hr")
 
 
 def test_in_scope_abstains(facade):

@@ -62,12 +62,14 @@ def test_extractive_answers_cite_gold_and_abstain(retriever):
     unanswerable = [q for q in items if not q["answerable"]]
     cited_gold, exact_page, abstained = 0, 0, 0
     for q in answerable:
-        a = answer_question(q["question"], retriever=retriever, answerer=model, strictness=3)
+        a = answer_question(q["question"], retriever=retriever, answerer=model, strictness=3,
+                            groups=q.get("groups", ()))  # the asking user's groups, as eval runs it
         cited = {c.chunk_id for c in a.citations}
         cited_gold += any(is_gold(d.hit.chunk, q["citations"]) for d in a.retrieved if d.hit.chunk.id in cited)
         exact_page += any(c.ref in q["citations"] for c in a.citations)  # the citation a user sees names the gold page
     for q in unanswerable:
-        a = answer_question(q["question"], retriever=retriever, answerer=model, strictness=3)
+        a = answer_question(q["question"], retriever=retriever, answerer=model, strictness=3,
+                            groups=q.get("groups", ()))  # the asking user's groups, as eval runs it
         abstained += a.abstained and not a.citations
     rate = cited_gold / len(answerable)
     print(f"gold cited {cited_gold}/{len(answerable)} = {rate:.3f}; citation names the gold page "

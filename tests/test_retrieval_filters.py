@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 from test_retrieval_corpus import DOCS, build_index, hit
 
 from indexers.filters import And, Eq, In, Not, Or
-from indexers.records import SearchRequest
+from indexers.records import ALL_GROUPS, SearchRequest
 from retrieval.errors import ODataFilterError, RetrievalError
 from retrieval.odata import fields_from_mapping, parse_odata
 from retrieval.retriever import Retriever
@@ -89,7 +89,15 @@ def test_retriever_builds_requests_and_passes_groups(mode):
     assert (a.mode, a.top, a.groups, a.filter, a.public_when_no_groups) == (mode, 7, ("hr",), Eq("title", "x"), False)
     assert a.text == ("vacation days" if mode != "vector" else None)
     assert (a.vector is not None) == (mode != "text")
-    assert b.groups == () and c.groups is None
+    assert b.groups == () and c.groups == ()  # no groups given: public-only, never "trusted"
+    r.search("vacation days", mode=mode, groups=ALL_GROUPS)
+    assert spy.requests[-1].groups is ALL_GROUPS
+    for bad in (None, "hr", ["hr", ""]):
+        with pytest.raises(TypeError, match="expected"):
+            r.search("vacation days", mode=mode, groups=bad)  # type: ignore[arg-type]
+        with pytest.raises(TypeError, match="expected"):
+            r.get_chunk("x", groups=bad)  # type: ignore[arg-type]
+    assert len(spy.requests) == 4  # a malformed groups value never reached the index
 
 
 def test_retriever_rejects_bad_input():
@@ -149,7 +157,7 @@ def corpus(tmp_path_factory):
 
 
 GROUPS_OF = {sid: set(groups) for sid, _, groups, _, _, _ in DOCS}
-ALL_GROUPS = sorted({g for gs in GROUPS_OF.values() for g in gs} | {"nobody"})
+GROUP_NAMES = sorted({g for gs in GROUPS_OF.values() for g in gs} | {"nobody"})
 
 
 def visible(source_id: str, groups) -> bool:
@@ -182,7 +190,7 @@ _junk = st.text(alphabet="abcdefgilnorstq()',/ .=|-1", max_size=60)
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(expr=st.one_of(_expr, _junk), groups=st.lists(st.sampled_from(ALL_GROUPS), max_size=3),
+@given(expr=st.one_of(_expr, _junk), groups=st.lists(st.sampled_from(GROUP_NAMES), max_size=3),
        mode=st.sampled_from(["text", "vector", "hybrid"]), query=st.sampled_from(["salary band", "acquisition board", "parking", "vacation"]))
 def test_no_filter_returns_a_chunk_outside_the_callers_groups(corpus, expr, groups, mode, query):
     try:
@@ -210,7 +218,8 @@ def test_crafted_filters_cannot_widen_access(corpus, expr):
         hits = corpus.search("salary band acquisition password parking", mode="hybrid", top=20, filter=flt, groups=groups)
         assert all(visible(h.chunk.source_id, groups) for h in hits)
     # and the same filter as a trusted caller (no trimming) does reach the protected chunks
-    trusted = corpus.search("salary band acquisition password parking", mode="hybrid", top=20, filter=flt, groups=None)
+    trusted = corpus.search("salary band acquisition password parking", mode="hybrid", top=20, filter=flt,
+                            groups=ALL_GROUPS)
     assert any(GROUPS_OF[h.chunk.source_id] for h in trusted)
 
 

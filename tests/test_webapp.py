@@ -16,7 +16,7 @@ import pytest
 from fastapi.testclient import TestClient
 from test_retrieval_corpus import make_chunks
 
-from indexers.records import Chunk, chunk_id_for
+from indexers.records import ALL_GROUPS, Chunk, chunk_id_for
 from retrieval.documents import DocumentFiles, media_type_for
 from retrieval.extractive import ExtractiveAnswerer
 from retrieval.oyd import OnYourDataFacade
@@ -79,12 +79,12 @@ def site(tmp_path_factory):
 
 @pytest.fixture
 def as_groups(site):
-    """``as_groups(groups)`` makes every request run as a principal with those groups (None: trusted)."""
+    """``as_groups(groups)`` makes every request run as a principal with those groups (or ``ALL_GROUPS``)."""
     app = site["app"]
     original = app.state.principal
 
     def use(groups):
-        app.state.principal = lambda request: Principal("test", None if groups is None else tuple(groups))
+        app.state.principal = lambda request: Principal("test", groups)
 
     yield use
     app.state.principal = original
@@ -174,6 +174,33 @@ def test_citation_of_a_chunk_the_caller_may_not_see_is_a_404_like_a_missing_one(
     assert post(site, "/api/citation", {"index_name": "docs", "chunk_id": hidden.id}).status_code == 200
 
 
+def test_the_default_principal_is_public_only(site, as_groups):
+    # the app's own principal (the shared key): deny by default, like a caller with no groups
+    hidden = site["chunks"]["salaries.xlsx"]  # groups ("hr",)
+    assert post(site, "/api/citation", {"index_name": "docs", "chunk_id": hidden.id}).status_code == 404
+    public = site["chunks"]["handbook.pdf"]  # no groups
+    assert post(site, "/api/citation", {"index_name": "docs", "chunk_id": public.id}).status_code == 200
+
+    def cited_files() -> set[str]:
+        r = post(site, "/openai/deployments/d/chat/completions?api-version=2024-10-21", {
+            "messages": [{"role": "user", "content": "What is the salary band L3 range?"}],
+            "data_sources": [{"type": "azure_search", "parameters": {
+                "endpoint": "https://x.example", "index_name": "docs", "strictness": 1,
+                "authentication": {"type": "api_key", "key": "k"}}}]})
+        assert r.status_code == 200, r.text
+        return {c["filepath"] for c in r.json()["choices"][0]["message"]["context"]["citations"]}
+
+    assert hidden.filepath not in cited_files()
+    as_groups(ALL_GROUPS)  # the same request as a trusted principal does reach it
+    assert hidden.filepath in cited_files()
+
+
+@pytest.mark.parametrize("bad", [None, "hr", ["hr", ""], 0])
+def test_a_principal_with_malformed_groups_cannot_be_made(bad):
+    with pytest.raises(TypeError, match="Principal.groups"):
+        Principal("p", bad)
+
+
 @pytest.mark.parametrize("body", [
     None, [], "x", {"index_name": "other", "chunk_id": "a"}, {"index_name": "docs"},
     {"index_name": "docs", "chunk_id": 5}, {"index_name": "docs", "chunk_id": "a", "claim": ["x"]},
@@ -235,7 +262,7 @@ def test_document_route_needs_the_key_and_a_served_index(site):
 
 @pytest.mark.parametrize("name", ["outside", "absolute", "link_out", "folder", "fifo", "gone"])
 def test_paths_outside_the_root_and_non_files_are_refused(site, as_groups, name):
-    as_groups(None)  # even a trusted caller
+    as_groups(ALL_GROUPS)  # even a trusted caller
     chunk = EXTRA[name]
     r = get(site, f"/documents/{chunk.id}?index=docs")
     assert r.status_code == 404

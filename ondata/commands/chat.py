@@ -6,6 +6,7 @@ citations. Lines starting with ``/`` are commands:
 
     /help                 the commands
     /group [NAME ...]     answer as a member of these ACL groups; ``/group`` alone shows them, ``/group -`` clears
+                          them (public chunks only, the default; ``--all-groups`` at start sees everything)
     /top N                at most N sources in the prompt (1-20)
     /filter [EXPR]        an OData filter for every search (``/filter`` alone clears it)
     /sources              every source the last search returned, with score and whether it reached the prompt
@@ -30,10 +31,12 @@ from rich.console import Console
 from rich.table import Table
 
 from indexers.errors import OndataError
+from indexers.records import ALL_GROUPS, Groups, check_groups
+from ondata.commands.callers import ALL_GROUPS_HELP, GROUP_HELP, caller_groups
 from ondata.settings import Settings
 
 HELP = """commands:
-  /group [NAME ...]   answer as a member of these ACL groups (/group alone shows them, /group - clears)
+  /group [NAME ...]   answer as a member of these ACL groups (/group alone shows them, /group - clears: public only)
   /top N              at most N sources in the prompt (1-20)
   /filter [EXPR]      OData filter for every search, e.g. /filter filepath eq 'employee_handbook.pdf' (alone: clear)
   /sources            the sources the last search returned
@@ -52,7 +55,7 @@ class ChatSession:
     mode: str = "hybrid"
     strictness: int = 3
     top_n: int = 5
-    groups: list[str] = field(default_factory=list)
+    groups: Groups = ()
     filter_text: str | None = None
     history: list[dict[str, str]] = field(default_factory=list)
     last: Any = None
@@ -63,11 +66,18 @@ class ChatSession:
 
         answer = answer_question(question, retriever=self.retriever, answerer=self.answerer, history=self.history,
                                  mode=self.mode, strictness=self.strictness, top_n_documents=self.top_n,  # type: ignore[arg-type]
-                                 filter=parse_filter(self.filter_text), groups=self.groups or None)
+                                 filter=parse_filter(self.filter_text), groups=self.groups)
         self.history += [{"role": "user", "content": question}, {"role": "assistant", "content": answer.content}]
         self.history = self.history[-2 * MAX_HISTORY_TURNS:]
         self.last = answer
         return answer
+
+
+def describe_groups(groups: Groups) -> str:
+    """How ``/group`` shows the session's groups."""
+    if groups is ALL_GROUPS:
+        return "all (--all-groups: no security trimming)"
+    return ", ".join(groups) if groups else "none (public chunks only)"
 
 
 def print_sources(answer: Any, console: Console) -> None:
@@ -100,10 +110,10 @@ def handle_command(session: ChatSession, line: str, console: Console) -> bool:
         console.print(HELP, markup=False, highlight=False)
     elif name == "group":
         if rest == "-":
-            session.groups = []
+            session.groups = ()
         elif rest:
-            session.groups = [g for part in shlex.split(rest) for g in part.split(",") if g]
-        console.print(f"groups: {', '.join(session.groups)}" if session.groups else "groups: none", markup=False)
+            session.groups = check_groups([g.strip() for part in shlex.split(rest) for g in part.split(",") if g.strip()])
+        console.print(f"groups: {describe_groups(session.groups)}", markup=False)
     elif name == "top":
         if not rest.isdigit() or not 1 <= int(rest) <= 20:
             console.print("usage: /top N with N from 1 to 20", markup=False)
@@ -173,7 +183,8 @@ def register(app: typer.Typer) -> None:
         mode: str = typer.Option("hybrid", "--mode", help="hybrid | vector | text"),
         strictness: int = typer.Option(3, "--strictness", min=1, max=5, help="1 (lenient) .. 5 (strict) relevance filter."),
         top_n: int = typer.Option(5, "--top-n", min=1, max=20, help="At most this many sources in the prompt."),
-        group: Optional[List[str]] = typer.Option(None, "--group", help="Answer as a member of this ACL group (repeatable)."),
+        group: Optional[List[str]] = typer.Option(None, "--group", help=GROUP_HELP),
+        all_groups: bool = typer.Option(False, "--all-groups", help=ALL_GROUPS_HELP),
         filter_: Optional[str] = typer.Option(None, "--filter", help="OData filter for every search (see `ondata search --help`)."),
     ) -> None:
         """Chat with the index: multi-turn questions with citations; /help lists the commands."""
@@ -181,10 +192,11 @@ def register(app: typer.Typer) -> None:
         from ondata.wiring import build_answerer
 
         parse_filter(filter_)  # a bad filter is refused before anything loads
+        groups = caller_groups(group, all_groups)
         settings = Settings(index_dir=index) if index is not None else Settings()
         retriever = build_retriever(settings)
         session = ChatSession(retriever=retriever, answerer=build_answerer(settings, embedder=retriever.embedder),
-                              mode=mode, strictness=strictness, top_n=top_n, groups=list(group or []), filter_text=filter_)
+                              mode=mode, strictness=strictness, top_n=top_n, groups=groups, filter_text=filter_)
         interactive = sys.stdin.isatty()
         console = Console()
         if interactive:

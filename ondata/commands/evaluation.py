@@ -16,6 +16,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
+from indexers.records import ALL_GROUPS
+from ondata.commands.callers import ALL_GROUPS_HELP, GROUP_HELP, caller_groups
 from ondata.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -130,6 +132,8 @@ def register(app: typer.Typer) -> None:
         embedder: Optional[str] = typer.Option(None, "--embedder", help="local | hashing | azure_openai"),
         fail_under: List[str] = typer.Option([], "--fail-under", help="METRIC=VALUE gate (repeatable)."),
         report: bool = typer.Option(True, "--report/--no-report", help="Also write report.md and report.html."),
+        group: Optional[List[str]] = typer.Option(None, "--group", help=GROUP_HELP + " Applies to rows without 'groups'."),
+        all_groups: bool = typer.Option(False, "--all-groups", help=ALL_GROUPS_HELP + " Applies to rows without 'groups'."),
         allow_ungraded: bool = typer.Option(False, "--allow-ungraded",
                                             help="Accept rows with no gold citation and no 'answerable' flag (scored "
                                                  "as answerable, without retrieval gold) instead of refusing the dataset."),
@@ -144,6 +148,7 @@ def register(app: typer.Typer) -> None:
         from eval.gates import validate_gates
 
         validate_gates(gates, k=top)
+        groups = caller_groups(group, all_groups)
         console = Console(stderr=True)
         values: dict[str, Any] = {k: v for k, v in {"profile": profile, "index_dir": index, "embedder": embedder}.items() if v}
         settings = Settings(**values)
@@ -161,7 +166,8 @@ def register(app: typer.Typer) -> None:
         score = build_scorer(scorer, settings)
         config = make_config(dataset=dataset, top=top, strictness=strictness, scorer=scorer,
                              settings=settings_without_secrets(settings),
-                             extra={"chat_model": answerer.model_id,
+                             extra={"groups": "ALL_GROUPS" if groups is ALL_GROUPS else list(groups),
+                                    "chat_model": answerer.model_id,
                                     "embedder": retriever.embedder.model_id,
                                     "scorer_version": scorer_version(score), "scorer_card": scorer_card(score)})
         progress = Progress(TextColumn("[bold]evaluating"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
@@ -173,7 +179,7 @@ def register(app: typer.Typer) -> None:
 
         with progress:
             summary = run_evaluation(items, answer_fn=make_answer_fn(retriever=retriever, answerer=answerer, top=top,
-                                                                     strictness=strictness),
+                                                                     strictness=strictness, groups=groups),
                                      scorer=score, out=out, config=config, k=top, on_progress=on_progress)
         close = getattr(retriever.index, "close", None)
         if callable(close):

@@ -11,6 +11,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from ondata.commands.callers import ALL_GROUPS_HELP, GROUP_HELP, caller_groups
 from ondata.settings import Settings
 
 
@@ -109,7 +110,8 @@ def register(app: typer.Typer) -> None:
         index: Optional[Path] = typer.Option(None, "--index", help="Index folder (default .ondata or ONDATA_INDEX_DIR)."),
         mode: str = typer.Option("hybrid", "--mode", help="hybrid | vector | text"),
         top: int = typer.Option(5, "--top", min=1, help="How many hits."),
-        group: Optional[List[str]] = typer.Option(None, "--group", help="Search as a member of this ACL group (repeatable); default: no trimming."),
+        group: Optional[List[str]] = typer.Option(None, "--group", help=GROUP_HELP),
+        all_groups: bool = typer.Option(False, "--all-groups", help=ALL_GROUPS_HELP),
         filter_: Optional[str] = typer.Option(None, "--filter", help=FILTER_HELP),
         as_json: bool = typer.Option(False, "--json", help="Print the hits as JSON."),
     ) -> None:
@@ -117,8 +119,9 @@ def register(app: typer.Typer) -> None:
         from retrieval.records import page_label
 
         where = parse_filter(filter_)
+        groups = caller_groups(group, all_groups)
         retriever = build_retriever(_settings(index))
-        hits = retriever.search(query, top=top, mode=mode, filter=where, groups=group or None)  # type: ignore[arg-type]
+        hits = retriever.search(query, top=top, mode=mode, filter=where, groups=groups)  # type: ignore[arg-type]
         if as_json:
             typer.echo(json.dumps(hits_json(hits), ensure_ascii=False, indent=2))
             return
@@ -138,7 +141,8 @@ def register(app: typer.Typer) -> None:
         mode: str = typer.Option("hybrid", "--mode", help="hybrid | vector | text"),
         strictness: int = typer.Option(3, "--strictness", min=1, max=5, help="1 (lenient) .. 5 (strict) relevance filter."),
         top_n: int = typer.Option(5, "--top-n", min=1, max=20, help="At most this many sources in the prompt."),
-        group: Optional[List[str]] = typer.Option(None, "--group", help="Answer as a member of this ACL group (repeatable); default: no trimming."),
+        group: Optional[List[str]] = typer.Option(None, "--group", help=GROUP_HELP),
+        all_groups: bool = typer.Option(False, "--all-groups", help=ALL_GROUPS_HELP),
         filter_: Optional[str] = typer.Option(None, "--filter", help=FILTER_HELP),
         as_json: bool = typer.Option(False, "--json", help="Print the answer as JSON."),
     ) -> None:
@@ -147,11 +151,12 @@ def register(app: typer.Typer) -> None:
         from retrieval.answer import answer_question
 
         where = parse_filter(filter_)
+        groups = caller_groups(group, all_groups)
         settings = _settings(index)
         retriever = build_retriever(settings)
         answerer = build_answerer(settings, embedder=retriever.embedder)
         answer = answer_question(question, retriever=retriever, answerer=answerer, mode=mode, strictness=strictness,  # type: ignore[arg-type]
-                                 top_n_documents=top_n, filter=where, groups=group or None)
+                                 top_n_documents=top_n, filter=where, groups=groups)
         if as_json:
             typer.echo(json.dumps(answer_json(answer), ensure_ascii=False, indent=2))
             return

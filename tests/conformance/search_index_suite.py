@@ -19,7 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from indexers.filters import and_, any_of, eq, ne, not_, or_, prefix
-from indexers.records import Chunk, SearchRequest, chunk_id_for
+from indexers.records import ALL_GROUPS, Chunk, SearchRequest, chunk_id_for
 
 # Six sources on unrelated topics; ``key`` -> (filepath, title, [chunk texts], metadata, groups).
 CORPUS: dict[str, tuple[str, str, list[str], dict[str, Any], tuple[str, ...]]] = {
@@ -117,6 +117,11 @@ class SearchIndexConformance:
         return chunks
 
     def request(self, embedder, text: str, *, mode: str = "hybrid", **kw) -> SearchRequest:
+        """A request for ``text``; it sees every chunk (``ALL_GROUPS``) unless the test passes ``groups``.
+
+        The tests of the deny default build their ``SearchRequest`` without groups themselves.
+        """
+        kw.setdefault("groups", ALL_GROUPS)
         return SearchRequest(text=text, vector=tuple(embedder.embed_query(text)), mode=mode, **kw)
 
     def search(self, index, embedder, text: str, *, mode: str = "hybrid", **kw):
@@ -317,8 +322,8 @@ class SearchIndexConformance:
     # ------------------------------------------------------------ security trimming
 
     @staticmethod
-    def allowed(chunk: Chunk, groups: tuple[str, ...] | None, public: bool) -> bool:
-        if groups is None:
+    def allowed(chunk: Chunk, groups, public: bool) -> bool:
+        if groups is ALL_GROUPS:
             return True
         if not chunk.groups:
             return public
@@ -328,8 +333,8 @@ class SearchIndexConformance:
     @pytest.mark.parametrize(
         "groups,public,expected",
         [
-            (None, True, set(CORPUS)),
-            (None, False, set(CORPUS)),
+            (ALL_GROUPS, True, set(CORPUS)),
+            (ALL_GROUPS, False, set(CORPUS)),
             (("staff",), True, {"bread", "rocket", "cats", "chess"}),
             (("staff",), False, {"bread", "rocket"}),
             (("finance", "geology"), False, {"tax", "volcano"}),
@@ -348,7 +353,7 @@ class SearchIndexConformance:
     @pytest.mark.parametrize(
         "groups,public,expected",
         [
-            (None, True, set(CORPUS)),
+            (ALL_GROUPS, True, set(CORPUS)),
             (("staff",), True, {"bread", "rocket", "cats", "chess"}),
             (("staff",), False, {"bread", "rocket"}),
             ((), True, {"cats", "chess"}),
@@ -365,6 +370,32 @@ class SearchIndexConformance:
         by_id = {c.id: c for c in chunks}
         assert all(c == by_id[c.id] for c in got)  # every field round-trips
         assert index.get_chunks([], groups=groups) == []
+
+    @pytest.mark.parametrize("mode", ["text", "vector", "hybrid"])
+    def test_a_request_without_groups_sees_public_chunks_only(self, index, embedder, mode):
+        self.load_corpus(index, embedder)
+        query = "cats volcanoes sourdough tax rocket chess kitten lava"
+        vector = tuple(embedder.embed_query(query))
+        hits = index.search(SearchRequest(text=query, vector=vector, mode=mode, top=20))
+        assert {h.chunk.source_id for h in hits} == {"cats", "chess"}  # the two sources without groups
+        closed = SearchRequest(text=query, vector=vector, mode=mode, top=20, public_when_no_groups=False)
+        assert index.search(closed) == []
+
+    def test_get_chunks_without_groups_sees_public_chunks_only(self, index, embedder):
+        chunks = self.load_corpus(index, embedder)
+        ids = [c.id for c in chunks]
+        assert {c.source_id for c in index.get_chunks(ids)} == {"cats", "chess"}
+        assert index.get_chunks(ids, public_when_no_groups=False) == []
+        assert len(index.get_chunks(ids, groups=ALL_GROUPS)) == len(chunks)
+
+    @pytest.mark.parametrize("bad", ["finance", "", b"finance", None, 0, 1.5, True, ["finance", ""], [" "],
+                                     ["a", None], [b"a"], {"finance": 1}, [ALL_GROUPS]])
+    def test_malformed_groups_are_a_type_error_never_a_wider_search(self, index, embedder, bad):
+        chunks = self.load_corpus(index, embedder)
+        with pytest.raises(TypeError, match="expected"):
+            self.search(index, embedder, "cats tax", mode="text", groups=bad)
+        with pytest.raises(TypeError, match="expected"):
+            index.get_chunks([c.id for c in chunks], groups=bad)
 
     def test_trimming_applies_before_top_truncation(self, index, embedder):
         near = [
@@ -417,7 +448,7 @@ class SearchIndexConformance:
             self.put(index, embedder, chunks)
         stored = {c.id: c for c in (h.chunk for h in self.search(index, embedder, "shared", mode="vector", top=50))}
         assert len(stored) == 24
-        groups = data.draw(st.one_of(st.none(), st.lists(st.sampled_from(pool + ["zz"]), max_size=3).map(tuple)))
+        groups = data.draw(st.one_of(st.just(ALL_GROUPS), st.lists(st.sampled_from(pool + ["zz"]), max_size=3).map(tuple)))
         public = data.draw(st.booleans())
         mode = data.draw(st.sampled_from(["text", "vector", "hybrid"]))
         source = data.draw(st.one_of(st.none(), st.sampled_from([f"s{i}" for i in range(5)])))
