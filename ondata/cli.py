@@ -2,6 +2,9 @@
 
 Command groups live in ``ondata/commands/<name>.py``; each defines ``register(app)``. A failure
 prints one clear line (``error: ...``) and exits non-zero; ``--debug`` shows the traceback.
+Logging is set up once here (``ondata.redaction.install``): every logger's output, error line and
+traceback is redacted (SAS ``sig=``, keys, ``Authorization``, tokens, connection-string secrets,
+and the values of secret-named environment variables).
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from pydantic import ValidationError
 
 from indexers.errors import OndataError
 
-COMMAND_MODULES = ("ingest", "retrieval", "chat", "evaluation", "doctor", "schedule")
+COMMAND_MODULES = ("ingest", "retrieval", "chat", "evaluation", "doctor", "schedule", "keys")
 
 app = typer.Typer(
     name="ondata",
@@ -45,8 +48,11 @@ def _main(
     debug: bool = typer.Option(False, "--debug", help="Show tracebacks and debug logs."),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Show info logs."),
 ) -> None:
+    from ondata.redaction import install
+    from ondata.settings import secret_environment_values
+
     level = logging.DEBUG if debug else logging.INFO if verbose else logging.WARNING
-    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    install(level=level, secrets=secret_environment_values())
     os.environ["ONDATA_DEBUG"] = "1" if debug else os.environ.get("ONDATA_DEBUG", "")
 
 
@@ -65,18 +71,20 @@ def settings_problems(exc: ValidationError) -> str:
 
 
 def main() -> None:
+    from ondata.redaction import redact
+
     _quiet_environment()
     try:
         app()
     except OndataError as exc:
         if os.environ.get("ONDATA_DEBUG") == "1":
             raise
-        typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
+        typer.secho(redact(f"error: {exc}"), fg=typer.colors.RED, err=True)
         sys.exit(2)
     except ValidationError as exc:  # a setting from a flag, the environment or .env is invalid
         if os.environ.get("ONDATA_DEBUG") == "1":
             raise
-        typer.secho(f"error: invalid settings: {settings_problems(exc)}", fg=typer.colors.RED, err=True)
+        typer.secho(redact(f"error: invalid settings: {settings_problems(exc)}"), fg=typer.colors.RED, err=True)
         sys.exit(2)
     except KeyboardInterrupt:
         typer.secho("interrupted", err=True)

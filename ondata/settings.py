@@ -9,6 +9,7 @@ Entra ID (``DefaultAzureCredential`` from azure-identity).
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Literal
 
@@ -56,6 +57,12 @@ class Settings(BaseSettings):
         None, description="Chat model; default: extractive for local, azure_openai for azure"
     )
 
+    # --- ondata serve (retrieval.server.ServerLimits; the API key is read by `ondata serve --api-key-env`)
+    serve_max_body_bytes: int = Field(1 << 20, ge=1024, description="Largest request body accepted (413 above)")
+    serve_max_concurrency: int = Field(8, ge=1, description="Requests in flight at once (429 + Retry-After above)")
+    serve_request_timeout_seconds: float = Field(120.0, gt=0, description="A request with no response by then gets 408")
+    serve_max_question_tokens: int = Field(2000, ge=1, description="Longest question accepted (400 above)")
+
     # --- Azure AI Search
     azure_search_endpoint: str | None = Field(None, validation_alias=_alias("ONDATA_AZURE_SEARCH_ENDPOINT", "AZURE_SEARCH_ENDPOINT"))
     azure_search_index: str = Field("ondata", validation_alias=_alias("ONDATA_AZURE_SEARCH_INDEX", "AZURE_SEARCH_INDEX"))
@@ -93,6 +100,9 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _check(self) -> "Settings":
+        from ondata.redaction import register_secret
+
+        register_secret(*(v.get_secret_value() for v in self.__dict__.values() if isinstance(v, SecretStr)))
         if self.chunk_size < 16:
             raise ValueError(f"chunk_size must be at least 16 tokens, got {self.chunk_size}")
         if not 0 <= self.chunk_overlap < self.chunk_size / 2:
@@ -110,3 +120,17 @@ class Settings(BaseSettings):
     @property
     def embedding_cache_path(self) -> Path:
         return self.embedding_cache or (self.index_dir / "embeddings.sqlite")
+
+
+#: Environment variable names whose values are secrets wherever they come from (redacted in every log).
+SECRET_NAME = re.compile(r"(^|_)(KEY|SECRET|TOKEN|PASSWORD|SAS|CONNECTION_STRING|CREDENTIALS?)(_|$)", re.IGNORECASE)
+
+
+def secret_environment_values() -> list[str]:
+    """The values of environment variables named like secrets (``*_KEY``, ``*_TOKEN``, ``*_CONNECTION_STRING``...)."""
+    return [v for k, v in os.environ.items() if v and SECRET_NAME.search(k)]
+
+
+def environment_value(name: str) -> str | None:
+    """The value of environment variable ``name`` (None when unset or empty), e.g. ``ondata serve --api-key-env``."""
+    return os.environ.get(name) or None

@@ -15,6 +15,7 @@ a separate, mandatory part of every search request.
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from typing import Mapping
@@ -201,13 +202,32 @@ class _Parser:
         if tok.kind == "string":
             return _unquote(tok.text)
         if tok.kind == "number":
-            text = tok.text
-            return float(text) if any(c in text for c in ".eE") else int(text)
+            return _number(tok)
         if tok.kind == "ident" and tok.text.lower() in ("true", "false"):
             return tok.text.lower() == "true"
         if tok.kind == "ident" and tok.text.lower() == "null":
             raise ODataFilterError("null comparisons are not supported in the filter")
         raise ODataFilterError(f"expected a literal at position {tok.pos} of the filter, found {tok.text!r}")
+
+
+MAX_INT = 2**63 - 1
+MAX_NUMBER_CHARS = 40
+
+
+def _number(tok: _Tok) -> int | float:
+    """A number literal as Edm.Int64 or a finite Edm.Double; anything larger is an ``ODataFilterError``."""
+    text = tok.text
+    if len(text) > MAX_NUMBER_CHARS:
+        raise ODataFilterError(f"the number at position {tok.pos} of the filter is too long")
+    if any(c in text for c in ".eE"):
+        value = float(text)
+        if not math.isfinite(value):
+            raise ODataFilterError(f"the number at position {tok.pos} of the filter is out of range")
+        return value
+    value = int(text)
+    if not -MAX_INT - 1 <= value <= MAX_INT:
+        raise ODataFilterError(f"the number at position {tok.pos} of the filter is out of the 64-bit integer range")
+    return value
 
 
 def _unquote(text: str) -> str:
@@ -220,6 +240,8 @@ def parse_odata(expr: str, *, field_map: Mapping[str, str] | None = None) -> Fil
         raise ODataFilterError("the filter must be a string")
     if len(expr) > MAX_FILTER_LENGTH:
         raise ODataFilterError(f"the filter is longer than {MAX_FILTER_LENGTH} characters")
+    if re.search("[\ud800-\udfff]", expr):
+        raise ODataFilterError("the filter holds invalid Unicode (a lone surrogate)")
     try:
         return _Parser(expr, dict(field_map or {})).parse()
     except FilterError as exc:

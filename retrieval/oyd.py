@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -119,6 +120,33 @@ def _check_type(params: Mapping[str, Any], key: str, kind: type | tuple[type, ..
     return value
 
 
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+#: The chat options forwarded to the model, each with its check and the sentence that explains it.
+OPTION_CHECKS: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "temperature": (lambda v: _number(v) and 0 <= v <= 2, "a number from 0 to 2"),
+    "top_p": (lambda v: _number(v) and 0 <= v <= 1, "a number from 0 to 1"),
+    "max_tokens": (lambda v: isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= 1_000_000,
+                   "an integer of at least 1"),
+    "presence_penalty": (lambda v: _number(v) and -2 <= v <= 2, "a number from -2 to 2"),
+    "frequency_penalty": (lambda v: _number(v) and -2 <= v <= 2, "a number from -2 to 2"),
+    "seed": (lambda v: isinstance(v, int) and not isinstance(v, bool) and -(2**63) <= v < 2**63, "a 64-bit integer"),
+    "user": (lambda v: isinstance(v, str) and len(v) <= 256, "a string of at most 256 characters"),
+    "stop": (lambda v: (isinstance(v, str) and len(v) <= 256) or (
+        isinstance(v, list) and len(v) <= 4 and all(isinstance(x, str) and len(x) <= 256 for x in v)),
+             "a string or an array of at most 4 strings"),
+}
+
+
+def _check_options(options: Mapping[str, Any]) -> None:
+    for key, value in options.items():
+        check, what = OPTION_CHECKS[key]
+        if not check(value):
+            raise _bad(key, f"{key} must be {what}")
+
+
 def parse_request(body: Any) -> OYDRequest:
     """Validate an On-Your-Data chat-completions body; raises ``OYDRequestError`` naming the bad parameter."""
     if not isinstance(body, Mapping):
@@ -183,7 +211,7 @@ def parse_request(body: Any) -> OYDRequest:
     if emb is not None and emb.get("type") not in EMBEDDING_TYPES:
         raise _bad(f"{path}/embedding_dependency/type", f"embedding_dependency type must be one of {', '.join(EMBEDDING_TYPES)}")
     query_type = params.get("query_type", "simple")
-    if query_type not in QUERY_TYPES:
+    if not isinstance(query_type, str) or query_type not in QUERY_TYPES:
         raise _bad(f"{path}/query_type", f"query_type must be one of {', '.join(QUERY_TYPES)}")
     in_scope = params.get("in_scope", True)
     if not isinstance(in_scope, bool):
@@ -217,6 +245,7 @@ def parse_request(body: Any) -> OYDRequest:
     if role is None and system_texts:
         role = "\n".join(t for t in system_texts if t.strip()) or None
     options = {k: body[k] for k in FORWARDED_OPTIONS if body.get(k) is not None}
+    _check_options(options)
     return OYDRequest(
         question=question, history=history, index_name=index_name, mode=QUERY_TYPES[query_type], in_scope=in_scope,
         strictness=strictness, top_n_documents=top_n, filter=flt, role_information=role,
@@ -233,17 +262,37 @@ class OnYourDataFacade:
     """
 
     def __init__(self, retrievers: Mapping[str, Retriever] | RetrieverResolver, answerer: Answerer, *,
-                 max_context_tokens: int = 3000) -> None:
+                 max_context_tokens: int = 3000, max_question_tokens: int | None = None) -> None:
         self._resolve = retrievers if callable(retrievers) else (lambda name, _m=dict(retrievers): _m[name])
         self.answerer = answerer
         self.max_context_tokens = max_context_tokens
+        self.max_question_tokens = max_question_tokens
 
     def retriever(self, name: str) -> Retriever:
-        """The retriever serving index ``name``; a 400 ``OYDRequestError`` when no such index is served."""
+        """The retriever serving index ``name`` (looked up by name, never opened as a path).
+
+        An index that is not served is a 404 ``OYDRequestError``, as the service answers for a
+        missing resource."""
         try:
             return self._resolve(name)
         except KeyError:
-            raise _bad("data_sources/0/parameters/index_name", f"index {name!r} is not served here") from None
+            shown = name if len(name) <= 64 else name[:61] + "..."
+            raise OYDRequestError(f"The index {shown!r} is not served here.", status=404, code="404") from None
+
+    def parse(self, body: Any) -> OYDRequest:
+        """``parse_request(body)``, and the question within ``max_question_tokens`` (else a 400)."""
+        try:
+            req = parse_request(body)
+        except (TypeError, ValueError, KeyError, AttributeError, RecursionError) as exc:  # a shape no check foresaw
+            log.warning("a request body failed validation unexpectedly: %s: %s", type(exc).__name__, exc)
+            raise _bad("", "the request body does not have the expected shape") from None
+        limit = self.max_question_tokens
+        if limit is not None and len(req.question.encode("utf-8")) > limit:
+            from indexers.tokens import count_tokens
+
+            if count_tokens(req.question) > limit:
+                raise _bad("messages", f"the question is longer than {limit} tokens")
+        return req
 
     def _grounded(self, req: OYDRequest, groups: Groups):
         retriever = self.retriever(req.index_name)
@@ -268,7 +317,7 @@ class OnYourDataFacade:
 
     def chat_completions(self, body: Mapping[str, Any], *, deployment: str, groups: Groups = ()) -> dict[str, Any]:
         """The On-Your-Data response for a non-streaming ``body``."""
-        req = parse_request(body)
+        req = self.parse(body)
         retriever = self.retriever(req.index_name)
         answer = answer_question(
             req.question, retriever=retriever, answerer=self.answerer, history=req.history, mode=req.mode,  # type: ignore[arg-type]
@@ -304,7 +353,7 @@ class OnYourDataFacade:
         has ``finish_reason`` and ``end_turn``. A failure of the model mid-stream yields one
         ``{"error": {...}}`` object and ends the stream.
         """
-        req = parse_request(body)
+        req = self.parse(body)
         _, grounded = self._grounded(req, groups)
         cid = f"chatcmpl-{uuid.uuid4().hex}"
         created = int(time.time())

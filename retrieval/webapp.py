@@ -24,7 +24,6 @@ the document route opens only files of chunks the caller may see, under the sour
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 from urllib.parse import quote, urlsplit
@@ -40,6 +39,7 @@ from retrieval.errors import OYDRequestError
 from retrieval.oyd import MAX_TOP_N, QUERY_TYPES, OnYourDataFacade
 from retrieval.extractive import PREFIX as EXTRACTIVE_PREFIX
 from retrieval.prompt import NOT_AVAILABLE
+from retrieval.server import parse_json_body
 
 WEB_DIR = Path(__file__).resolve().parent / "web"
 API_VERSION = "2024-10-21"
@@ -137,10 +137,7 @@ def add_chat_page(app: FastAPI, *, facade: OnYourDataFacade, caller: Callable[..
 
     @app.post("/api/citation")
     async def citation(request: Request, principal=Depends(caller)) -> JSONResponse:
-        try:
-            body = json.loads(await request.body() or b"null")
-        except ValueError:
-            raise _bad("The request body is not valid JSON.") from None
+        body = parse_json_body(await request.body())
         if not isinstance(body, dict):
             raise _bad("The request body must be a JSON object.")
         claim = body.get("claim") or ""

@@ -127,7 +127,15 @@ P = ("data_sources", 0, "parameters")
         (P + ("in_scope",), "yes", "in_scope"),
         (P + ("query_type",), "fulltext", "query_type"),
         (P + ("index_name",), _DELETE, "index_name"),
-        (P + ("index_name",), "other", "index_name"),
+        (P + ("index_name",), 7, "index_name"),
+        (P + ("query_type",), {"a": 1}, "query_type"),
+        (("temperature",), "hot", "temperature"),
+        (("temperature",), 3, "temperature"),
+        (("max_tokens",), 0, "max_tokens"),
+        (("max_tokens",), 2.5, "max_tokens"),
+        (("top_p",), True, "top_p"),
+        (("stop",), ["a", "b", "c", "d", "e"], "stop"),
+        (("seed",), 2**70, "seed"),
         (P + ("foo",), 1, "foo"),
         (P + ("filter",), "title gt 'a'", "filter"),
         (P + ("filter",), 3, "filter"),
@@ -158,6 +166,12 @@ def test_invalid_requests_get_oyd_400s_naming_the_parameter(facade, path, value,
     assert err.body["error"]["code"] == "400"
     assert needle in err.body["error"]["message"]
     assert "search-secret" not in err.body["error"]["message"]
+
+
+def test_an_index_not_served_is_a_404_naming_it(facade):
+    with pytest.raises(OYDRequestError) as info:
+        facade.chat_completions(_mutate(P + ("index_name",), "other"), deployment="d")
+    assert info.value.status == 404 and info.value.code == "404" and "'other'" in info.value.message
 
 
 def test_parse_request_maps_query_types_and_history():

@@ -166,10 +166,19 @@ def register(app: typer.Typer) -> None:
 
     @app.command()
     def serve(
-        index: Optional[Path] = typer.Option(None, "--index", help="Index folder (default .ondata or ONDATA_INDEX_DIR)."),
+        index: Optional[List[str]] = typer.Option(
+            None, "--index",
+            help="An index to serve: NAME=PATH, or PATH (served under its folder name); repeatable. For the azure "
+                 "profile PATH is an Azure AI Search index name. Default: .ondata or ONDATA_INDEX_DIR."),
         host: str = typer.Option("127.0.0.1", "--host"),
         port: int = typer.Option(8765, "--port"),
-        api_key_env: str = typer.Option("ONDATA_SERVE_API_KEY", "--api-key-env", help="Environment variable holding the API key clients must send (unset: no key check)."),
+        keys: Optional[Path] = typer.Option(None, "--keys", help="A keys file of `ondata keys add`: each key's caller gets its groups."),
+        jwks: Optional[str] = typer.Option(None, "--jwks", help="Accept bearer tokens signed by a key of this JWKS (a file or an https URL)."),
+        issuer: Optional[str] = typer.Option(None, "--issuer", help="The tokens' required issuer (iss), with --jwks."),
+        audience: Optional[List[str]] = typer.Option(None, "--audience", help="An accepted audience (aud) of the tokens, with --jwks (repeatable)."),
+        api_key_env: str = typer.Option("ONDATA_SERVE_API_KEY", "--api-key-env", help="Environment variable holding a shared API key (its callers see public chunks only unless --trusted-key)."),
+        trusted_key: bool = typer.Option(False, "--trusted-key", help="Callers with the shared API key see every chunk, whatever its groups."),
+        access_log: Optional[Path] = typer.Option(None, "--access-log", help="Write the audit log (one line per request) to this file instead of stderr."),
         documents: Optional[Path] = typer.Option(
             None, "--documents", file_okay=False, exists=True,
             help="Folder the index's local documents were ingested from: the chat page opens cited documents from it "
@@ -177,26 +186,117 @@ def register(app: typer.Typer) -> None:
         page: bool = typer.Option(True, "--page/--no-page", help="Serve the chat web page at / next to the API."),
     ) -> None:
         """Serve the On-Your-Data compatible chat-completions API (POST /openai/deployments/{d}/chat/completions)
-        and the chat web page at /."""
-        import os
+        and the chat web page at /.
 
+        Callers authenticate with a key of --keys, a token of --jwks, or the shared key of --api-key-env;
+        with none of them configured the server binds only a loopback address and serves public chunks only."""
         import uvicorn
 
+        from indexers.records import ALL_GROUPS
+        from ondata.redaction import register_secret
+        from ondata.settings import environment_value
         from ondata.wiring import build_answerer
         from retrieval.documents import DocumentFiles
         from retrieval.oyd import OnYourDataFacade
-        from retrieval.server import create_app
+        from retrieval.principals import Authenticator, JWTVerifier, KeysFile
+        from retrieval.server import ServerLimits, create_app, json_error_http_protocol
 
-        settings = _settings(index)
-        retriever = build_retriever(settings)
-        facade = OnYourDataFacade(lambda _name: retriever, build_answerer(settings, embedder=retriever.embedder))
-        key = os.environ.get(api_key_env) or None
-        if key is None and host not in ("127.0.0.1", "localhost", "::1"):
-            typer.secho(f"warning: serving on {host} without an API key (set {api_key_env})", fg=typer.colors.YELLOW, err=True)
-        name = settings.azure_search_index if settings.profile == "azure" else (Path(settings.index_dir).resolve().name or "ondata")
-        app_ = create_app(facade, api_key=key, page=page, index_names=[name], documents=DocumentFiles.under(documents))
-        warm_up(retriever)
+        shared = environment_value(api_key_env)
+        register_secret(shared)
+        if jwks is not None and (not issuer or not audience):
+            raise typer.BadParameter("--jwks needs --issuer and --audience")
+        if (issuer or audience) and jwks is None:
+            raise typer.BadParameter("--issuer and --audience go with --jwks")
+        if trusted_key and shared is None:
+            raise typer.BadParameter(f"--trusted-key needs a shared key in ${api_key_env}")
+        auth = Authenticator(
+            keys=KeysFile.load(keys) if keys is not None else None,
+            shared_key=shared, shared_key_groups=ALL_GROUPS if trusted_key else (),
+            tokens=JWTVerifier(jwks, issuer=issuer or "", audience=list(audience or ())) if jwks is not None else None,
+        )
+        if not auth.configured and not is_loopback(host):
+            typer.secho(f"error: refusing to serve on {host} without a key or token check "
+                        f"(give --keys, --jwks or ${api_key_env}; or serve on 127.0.0.1)", fg=typer.colors.RED, err=True)
+            raise typer.Exit(2)
+        base = Settings()
+        served = named_indexes(index or [], base)
+        retrievers = {name: build_retriever(settings) for name, settings in served.items()}
+        answerer = build_answerer(base, embedder=next(iter(retrievers.values())).embedder)
+        facade = OnYourDataFacade(retrievers, answerer, max_question_tokens=base.serve_max_question_tokens)
+        limits = ServerLimits(max_body_bytes=base.serve_max_body_bytes, max_concurrency=base.serve_max_concurrency,
+                              request_timeout_seconds=base.serve_request_timeout_seconds,
+                              max_question_tokens=base.serve_max_question_tokens)
+        configure_access_log(access_log)
+        app_ = create_app(facade, authenticator=auth, limits=limits, page=page, index_names=list(served),
+                          documents=DocumentFiles.under(documents))
+        for retriever in retrievers.values():
+            warm_up(retriever)
+        shown = f"[{host}]" if ":" in host else host
+        where = {name: (s.azure_search_index if s.profile == "azure" else str(s.index_dir)) for name, s in served.items()}
+        echo = lambda line: typer.echo(line, err=True)  # noqa: E731
+        echo(f"serving http://{shown}:{port}/  (API: POST /openai/deployments/{{d}}/chat/completions)")
         if page:
-            shown = f"[{host}]" if ":" in host else host
-            typer.echo(f"chat page: http://{shown}:{port}/  (index {name!r}; API: POST /openai/deployments/{{d}}/chat/completions)", err=True)
-        uvicorn.run(app_, host=host, port=port, log_level="warning")
+            echo(f"chat page: http://{shown}:{port}/")
+        echo("indexes: " + ", ".join(f"{name} ({path})" for name, path in where.items()))
+        echo(f"auth: {auth.describe()}")
+        echo(f"limits: body {limits.max_body_bytes} bytes, {limits.max_concurrency} requests at once, "
+             f"{limits.request_timeout_seconds:g} s per request, questions of {limits.max_question_tokens} tokens")
+        echo(f"audit log: {access_log or 'stderr'}")
+        uvicorn.run(app_, host=host, port=port, log_level="warning", access_log=False, server_header=False,
+                    http=json_error_http_protocol())
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` is a loopback address (or ``localhost``), the only hosts served without a key check."""
+    import ipaddress
+
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def named_indexes(specs: List[str], base: Settings) -> dict[str, Settings]:
+    """``--index NAME=PATH`` / ``--index PATH`` options as settings per served name (default: the configured index).
+
+    A plain PATH is served under its folder name without leading dots (``.ondata`` -> ``ondata``)."""
+    import re
+
+    from indexers.errors import ConfigError
+
+    if not specs:
+        specs = [base.azure_search_index if base.profile == "azure" else str(base.index_dir)]
+    out: dict[str, Settings] = {}
+    for spec in specs:
+        name, sep, target = spec.partition("=")
+        if not sep:
+            target = spec
+            name = target if base.profile == "azure" else (Path(target).resolve().name.lstrip(".") or "ondata")
+        if not re.fullmatch(r"[A-Za-z0-9._-]{1,128}", name) or name in (".", "..") or not target:
+            raise ConfigError(f"invalid --index {spec!r}: give NAME=PATH (a name of letters, digits, '.', '_', '-')")
+        if name in out:
+            raise ConfigError(f"--index names {name!r} twice; give each index its own NAME=PATH")
+        update = {"azure_search_index": target} if base.profile == "azure" else {"index_dir": Path(target)}
+        out[name] = base.model_copy(update=update)
+    return out
+
+
+def configure_access_log(path: Optional[Path]) -> None:
+    """The audit log of ``ondata serve`` (logger ``ondata.access``): one line per request, to stderr or ``path``."""
+    import logging
+
+    from ondata.redaction import RedactingFilter
+
+    logger = logging.getLogger("ondata.access")
+    handler: logging.Handler = logging.FileHandler(path, encoding="utf-8") if path else logging.StreamHandler()
+    formatter = logging.Formatter("%(asctime)s %(message)s", datefmt="%Y-%m-%dT%H:%M:%SZ")
+    import time as _time
+
+    formatter.converter = _time.gmtime
+    handler.setFormatter(formatter)
+    handler.addFilter(RedactingFilter())
+    logger.handlers[:] = [handler]
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
