@@ -3,7 +3,7 @@
 - ``KeysFile``: the keys file of ``ondata keys`` and ``ondata serve --keys`` (TOML). Each key has a
   name and its groups (or every group); only the SHA-256 of the key is stored (a key is 32 random
   bytes, ``secrets.token_urlsafe``, so a fast hash is enough). The file is written atomically with
-  0600 permissions. ``KeysFile.principal_for(key)`` compares the hash of the given key with every
+  0600 permissions, and re-read by a running server when it changes (a removed key stops working). ``KeysFile.principal_for(key)`` compares the hash of the given key with every
   stored hash in constant time (``hmac.compare_digest``, no early exit).
 - ``JWTVerifier``: bearer tokens signed by an identity provider, checked with PyJWT against a JWKS
   (a local file, or a URL through ``PyJWKClient``): signature (asymmetric algorithms only; ``none``
@@ -25,6 +25,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import logging
 import os
 import re
 import secrets
@@ -36,6 +37,8 @@ from typing import Any, Mapping, Sequence
 
 from indexers.errors import ConfigError, OndataError
 from indexers.records import ALL_GROUPS, check_groups
+
+log = logging.getLogger(__name__)
 
 KEY_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")
 KEYS_FORMAT = 1
@@ -93,6 +96,23 @@ class KeysFile:
 
     path: Path
     entries: list[KeyEntry] = field(default_factory=list)
+    stamp: tuple[int, int] | None = None  # (mtime_ns, size) of the file when it was read
+
+    def current(self) -> "KeysFile":
+        """This keys file, or a fresh read of it when the file changed since (``ondata keys add|remove`` while
+        ``ondata serve`` runs); a file that cannot be read now keeps the keys read before."""
+        try:
+            st = self.path.stat()
+        except OSError:
+            return self
+        if (st.st_mtime_ns, st.st_size) == self.stamp:
+            return self
+        try:
+            return KeysFile.load(self.path)
+        except ConfigError as exc:
+            log.warning("keeping the keys read before: %s", exc)
+            self.stamp = (st.st_mtime_ns, st.st_size)
+            return self
 
     @classmethod
     def load(cls, path: str | Path, *, missing_ok: bool = False) -> "KeysFile":
@@ -102,6 +122,7 @@ class KeysFile:
                 return cls(path)
             raise ConfigError(f"no keys file at {path}; create one with `ondata keys add NAME --group G --keys {path}`")
         try:
+            st = path.stat()
             data = tomllib.loads(path.read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
             raise ConfigError(f"the keys file {path} cannot be read: {exc}") from None
@@ -123,7 +144,7 @@ class KeysFile:
                 except TypeError as exc:
                     raise ConfigError(f"{where} ({name}): {exc}") from None
             entries.append(KeyEntry(name, groups, digest, str(raw.get("created", ""))))
-        return cls(path, entries)
+        return cls(path, entries, (st.st_mtime_ns, st.st_size))
 
     def names(self) -> list[str]:
         return [e.name for e in self.entries]
@@ -306,6 +327,7 @@ class Authenticator:
         if self.tokens is not None and looks_like_jwt(credential):
             return self.tokens.principal_for(credential)
         if self.keys is not None:
+            self.keys = self.keys.current()
             found = self.keys.principal_for(credential)
             if found is not None:
                 return found

@@ -153,3 +153,21 @@ def test_principal_groups_are_validated():
         Principal("x", "finance")
     assert Principal("x", ["a", "a"]).groups == ("a",)
     assert Principal("x", ALL_GROUPS).group_count == "all"
+
+
+def test_a_running_authenticator_sees_keys_added_and_removed(tmp_path):
+    path = tmp_path / "keys.toml"
+    store = KeysFile.load(path, missing_ok=True)
+    first = store.add("first", groups=("a",))
+    store.save()
+    auth = Authenticator(keys=KeysFile.load(path))
+    assert auth.authenticate({"api-key": first}).name == "first"
+    other = KeysFile.load(path)
+    second = other.add("second", groups=("b",))
+    other.remove("first")
+    other.save()
+    assert auth.authenticate({"api-key": second}).groups == ("b",)
+    with pytest.raises(AuthenticationFailed):
+        auth.authenticate({"api-key": first})
+    path.write_text("broken = [")  # a half-edited file keeps the keys read before
+    assert auth.authenticate({"api-key": second}).name == "second"

@@ -57,7 +57,7 @@ def register(app: typer.Typer) -> None:
         name: str = typer.Argument(..., help="The key's name."),
         keys: Path = typer.Option(..., "--keys", help=KEYS_HELP),
     ) -> None:
-        """Remove a key (a running `ondata serve` stops accepting it when restarted)."""
+        """Remove a key (a running `ondata serve` stops accepting it at once)."""
         from retrieval.principals import KeysFile
 
         store = KeysFile.load(keys)
