@@ -60,7 +60,7 @@ class Principal:
     kind: str = "anonymous"
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "groups", check_groups(self.groups))
+        object.__setattr__(self, "groups", check_groups(self.groups, what="Principal.groups"))
 
     @property
     def all_groups(self) -> bool:
