@@ -8,7 +8,6 @@ document, named indexes (unknown -> 404, a path is never opened), and the audit 
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import socket
@@ -18,6 +17,7 @@ from typing import Any
 
 import httpx
 import pytest
+from serve_process import serving
 from test_retrieval_corpus import build_index
 
 from retrieval.extractive import ExtractiveAnswerer
@@ -33,28 +33,6 @@ def body(question: Any = "How many days of paid vacation do employees get?", **p
     p = {"index_name": "docs", "query_type": "vector_simple_hybrid", "strictness": 1}
     p.update(params)
     return {"messages": [{"role": "user", "content": question}], "data_sources": [{"type": "azure_search", "parameters": p}]}
-
-
-@contextlib.contextmanager
-def serving(app):
-    import uvicorn
-
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", access_log=False))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.time() + 20
-    while not server.started:
-        assert time.time() < deadline, "uvicorn did not start"
-        time.sleep(0.02)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(10)
 
 
 class Gate(OnYourDataFacade):
@@ -82,9 +60,10 @@ def site(tmp_path_factory):
     retriever = Retriever(index, embedder)
     store = KeysFile.load(base / "keys.toml", missing_ok=True)
     key = store.add("tester", groups=("hr",))
-    limits = ServerLimits(max_body_bytes=64 * 1024, max_concurrency=2, request_timeout_seconds=1.5, max_question_tokens=50)
+    limits = ServerLimits(max_body_bytes=64 * 1024, max_concurrency=2, request_timeout_seconds=3.0, max_question_tokens=50)
     facade = Gate({"docs": retriever, "other": retriever}, ExtractiveAnswerer(), max_question_tokens=50)
     app = create_app(facade, authenticator=Authenticator(keys=store), limits=limits, page=True, index_names=["docs", "other"])
+    facade.chat_completions(body(), deployment="d")  # warm up (tokenizer, index) so no first request nears the timeout
     with serving(app) as url:
         yield {"url": url, "key": key, "facade": facade, "base": base}
     facade.release.set()
@@ -157,7 +136,10 @@ def test_body_over_the_limit_is_413_from_content_length_without_reading(site):
     with socket.create_connection(("127.0.0.1", int(site["url"].rsplit(":", 1)[1])), timeout=10) as s:
         s.sendall(b"POST " + CHAT.encode() + b" HTTP/1.1\r\nHost: x\r\napi-key: " + site["key"].encode() +
                   b"\r\nContent-Type: application/json\r\nContent-Length: 10000000\r\n\r\n{")
-        reply = s.recv(65536).decode()
+        reply = b""
+        while chunk := s.recv(65536):  # the server closes the connection after its answer
+            reply += chunk
+        reply = reply.decode()
     assert reply.startswith("HTTP/1.1 413"), reply
     assert json.loads(reply.split("\r\n\r\n", 1)[1])["error"]["code"] == "413"
 
