@@ -559,9 +559,16 @@ class AzureSearchIndex:
                 doc_id=ids[0] if len(ids) == 1 else None,
             )
 
-    def upsert(self, chunks: Sequence[Chunk], *, vectors: np.ndarray) -> None:
-        """Add or replace chunks by id (``upload`` actions)."""
+    def upsert(self, chunks: Sequence[Chunk], *, vectors: np.ndarray, replace_sources: Iterable[str] = ()) -> None:
+        """Add or replace chunks by id (``upload`` actions).
+
+        ``replace_sources``: afterwards, every other chunk of these sources is deleted. The service has
+        no transactions: a reader may briefly see a re-ingested document's old and new chunks side by
+        side (each with its own groups), never the document missing.
+        """
+        replace = list(dict.fromkeys(str(s) for s in replace_sources))
         if len(chunks) == 0:
+            self.delete_sources(replace)
             return
         vectors = np.asarray(vectors, dtype=np.float32)
         if vectors.ndim != 2 or vectors.shape[0] != len(chunks):
@@ -576,6 +583,7 @@ class AzureSearchIndex:
             latest[chunk.id] = {"@search.action": "upload", **self._document(chunk, vec)}
         actions = list(latest.values())
         self._send_actions(actions, f"writing {len(actions)} chunk(s) to index {self.index_name!r}")
+        self._delete_chunks_of(replace, keep=latest.keys())
 
     def _keys_matching(self, filter_: str) -> list[str]:
         """Every document key matching ``filter_``, paged by key range (correct beyond skip limits)."""
@@ -595,11 +603,15 @@ class AzureSearchIndex:
 
     def delete_sources(self, source_ids: Iterable[str]) -> None:
         """Delete every chunk of these sources; a missing source succeeds."""
-        ids = list(dict.fromkeys(str(s) for s in source_ids))
+        self._delete_chunks_of(list(dict.fromkeys(str(s) for s in source_ids)))
+
+    def _delete_chunks_of(self, ids: list[str], *, keep: Iterable[str] = ()) -> None:
+        """Delete every chunk of sources ``ids`` except the chunks whose key is in ``keep``."""
+        kept = set(keep)
         for start in range(0, len(ids), _SOURCES_PER_QUERY):
             group = ids[start: start + _SOURCES_PER_QUERY]
             flt = " or ".join(f"source_id eq {odata_quote(s)}" for s in group)
-            keys = self._keys_matching(flt)
+            keys = [k for k in self._keys_matching(flt) if k not in kept]
             if keys:
                 self._send_actions(
                     [{"@search.action": "delete", "id": k} for k in keys],

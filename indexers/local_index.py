@@ -13,7 +13,11 @@ Layout of ``<directory>``:
   rebuilt from SQLite (and logged), so a crash at any point leaves an index that opens and
   answers, and re-running the interrupted write converges.
 
-Writes are single SQLite transactions. FAISS is updated in memory when this process holds a fresh
+Writes are single SQLite transactions (re-ingesting a document, ``upsert(..., replace_sources=...)``,
+too). Row ids come from a counter that only grows (``index_meta`` key ``next_rid``), so a row id,
+which is also the FAISS id, names one chunk row forever. A search runs in one read snapshot (the
+allowed set, both arms and the fetch, which re-checks the filter and the trimming), so a writer in
+another process can never make it return a row its caller may not see. FAISS is updated in memory when this process holds a fresh
 copy, otherwise it is marked stale and rebuilt lazily at the next search, ``flush()`` or
 ``close()``. A search with a filter or security trimming first computes the allowed row ids in
 SQL (one scan of a narrow covering index), then restricts both arms to them *before* the top-k
@@ -296,11 +300,17 @@ class LocalIndex:
 
     # ------------------------------------------------------------------ writes
 
-    def upsert(self, chunks: Sequence[Chunk], *, vectors: np.ndarray) -> None:
-        """Add or replace ``chunks`` by id in one transaction; ``vectors[i]`` belongs to ``chunks[i]``."""
+    def upsert(self, chunks: Sequence[Chunk], *, vectors: np.ndarray, replace_sources: Iterable[str] = ()) -> None:
+        """Add or replace ``chunks`` by id in one transaction; ``vectors[i]`` belongs to ``chunks[i]``.
+
+        ``replace_sources``: every other chunk of these sources is deleted in the same transaction, so
+        a reader sees a re-ingested document's old chunks or its new ones, never neither nor a mix.
+        """
         chunks = list(chunks)
+        replace = list(dict.fromkeys(replace_sources))
         vecs = np.asarray(vectors, dtype=np.float32)
         if not chunks:
+            self.delete_sources(replace)
             return
         if vecs.ndim != 2 or vecs.shape[0] != len(chunks):
             raise IndexError_(
@@ -328,8 +338,11 @@ class LocalIndex:
                 gen_before = self._generation(con)
                 ids = [c.id for c in chunks]
                 old_rids = self._select_ints(con, "SELECT rid FROM chunks WHERE id IN ({})", ids)
+                old_rids += self._select_ints(con, "SELECT rid FROM chunks WHERE source_id IN ({})", replace)
                 con.executemany("DELETE FROM chunks WHERE id = ?", [(i,) for i in ids])
-                first = con.execute("SELECT coalesce(max(rid), 0) + 1 FROM chunks").fetchone()[0]
+                con.executemany("DELETE FROM chunks WHERE source_id = ?", [(s,) for s in replace])
+                old_rids = list(dict.fromkeys(old_rids))
+                first = self._take_rids(con, len(chunks))
                 rids = list(range(first, first + len(chunks)))
                 con.executemany(
                     f"INSERT INTO chunks ({_CHUNK_COLUMNS}) VALUES ({', '.join('?' * 18)})",
@@ -397,35 +410,38 @@ class LocalIndex:
         """Text (FTS5 BM25), vector (FAISS inner product) or hybrid (RRF of both) search."""
         if self._absent():
             return []
+        where, params = self._where(request)
+        if where == "(0)":
+            return []
+        n = max(request.candidates, request.top)
+        text_ranked: list[tuple[int, float]] = []
+        vector_ranked: list[tuple[int, float]] = []
         with self._lock:
             con = self._con()
-            where, params = self._where(request)
-            if where == "(0)":
-                return []
-            n = max(request.candidates, request.top)
-            text_ranked: list[tuple[int, float]] = []
-            vector_ranked: list[tuple[int, float]] = []
-            if request.mode in ("vector", "hybrid"):
-                self._fresh_faiss(con)  # before reading the allowed rows: a rebuild reads its own snapshot
-            allowed = self._allowed(con, where, params)
-            if request.mode in ("text", "hybrid"):
-                text_ranked = self._text_arm(con, request.text or "", allowed, n)
-            if request.mode in ("vector", "hybrid"):
-                vector_ranked = self._vector_arm(con, request.vector or (), allowed, n)
+            # One read snapshot for the allowed set, both arms and the fetch: a writer committing
+            # meanwhile (another process) is either wholly seen or not at all.
+            with _read_transaction(con, failed=f"searching the index at {self.directory} failed"):
+                if request.mode in ("vector", "hybrid"):
+                    self._fresh_faiss(con)  # FAISS of this snapshot's generation
+                allowed = self._allowed(con, where, params)
+                if request.mode in ("text", "hybrid"):
+                    text_ranked = self._text_arm(con, request.text or "", allowed, n)
+                if request.mode in ("vector", "hybrid"):
+                    vector_ranked = self._vector_arm(con, request.vector or (), allowed, n)
 
-            if request.mode == "text":
-                scored = [(rid, s) for rid, s in text_ranked[: request.top]]
-            elif request.mode == "vector":
-                scored = [(rid, s) for rid, s in vector_ranked[: request.top]]
-            else:
-                fused = reciprocal_rank_fusion(
-                    [[str(r) for r, _ in text_ranked], [str(r) for r, _ in vector_ranked]], k=self.rrf_k
-                )
-                scored = [(int(r), s) for r, s in fused[: request.top]]
-            if not scored:
-                return []
-            chunks = self._fetch_chunks(con, [rid for rid, _ in scored])
-        # a chunk deleted by another process between the arms and the fetch is skipped
+                if request.mode == "text":
+                    scored = [(rid, s) for rid, s in text_ranked[: request.top]]
+                elif request.mode == "vector":
+                    scored = [(rid, s) for rid, s in vector_ranked[: request.top]]
+                else:
+                    fused = reciprocal_rank_fusion(
+                        [[str(r) for r, _ in text_ranked], [str(r) for r, _ in vector_ranked]], k=self.rrf_k
+                    )
+                    scored = [(int(r), s) for r, s in fused[: request.top]]
+                if not scored:
+                    return []
+                # the fetch re-checks the filter and the trimming: a row is returned only if it passes them
+                chunks = self._fetch_chunks(con, [rid for rid, _ in scored], where=where, params=params)
         return hits_with_arms(scored, chunks=chunks, text_ranked=text_ranked, vector_ranked=vector_ranked)
 
     def get_chunks(self, ids: Iterable[str], *, groups: Groups = (),
@@ -445,13 +461,13 @@ class LocalIndex:
         found: dict[str, Chunk] = {}
         with self._lock:
             con = self._con()
-            for start in range(0, len(wanted), _BATCH):
-                part = wanted[start: start + _BATCH]
-                sql = f"SELECT {_CHUNK_COLUMNS} FROM chunks c WHERE c.id IN ({', '.join('?' * len(part))})"
-                rows = con.execute(sql + (f" AND {where}" if where else ""), [*part, *params]).fetchall()
-                for row in rows:
-                    chunk = _row_chunk(row)
-                    found[chunk.id] = chunk
+            with _read_transaction(con, failed=f"reading chunks of the index at {self.directory} failed"):
+                for start in range(0, len(wanted), _BATCH):
+                    part = wanted[start: start + _BATCH]
+                    sql = f"SELECT {_CHUNK_COLUMNS} FROM chunks c WHERE c.id IN ({', '.join('?' * len(part))})"
+                    for row in con.execute(sql + (f" AND {where}" if where else ""), [*part, *params]):
+                        chunk = _row_chunk(row)
+                        found[chunk.id] = chunk
         return [found[i] for i in wanted if i in found]
 
     def _where(self, request: SearchRequest) -> tuple[str, list[Any]]:
@@ -543,13 +559,14 @@ class LocalIndex:
             scores, ids = index.search(q, min(n, index.ntotal))
         return [(int(i), float(s)) for i, s in zip(ids[0], scores[0]) if i >= 0]
 
-    def _fetch_chunks(self, con: sqlite3.Connection, rids: list[int]) -> dict[int, Chunk]:
+    def _fetch_chunks(self, con: sqlite3.Connection, rids: list[int], *, where: str = "",
+                      params: Sequence[Any] = ()) -> dict[int, Chunk]:
+        """The chunks of row ids ``rids`` that pass ``where`` (the request's filter and trimming)."""
         out: dict[int, Chunk] = {}
         for start in range(0, len(rids), _BATCH):
             part = rids[start : start + _BATCH]
-            rows = con.execute(
-                f"SELECT {_CHUNK_COLUMNS} FROM chunks WHERE rid IN ({', '.join('?' * len(part))})", part
-            ).fetchall()
+            sql = f"SELECT {_CHUNK_COLUMNS} FROM chunks c WHERE c.rid IN ({', '.join('?' * len(part))})"
+            rows = con.execute(sql + (f" AND {where}" if where else ""), [*part, *params]).fetchall()
             for row in rows:
                 out[int(row[0])] = _row_chunk(row)
         return out
@@ -640,12 +657,15 @@ class LocalIndex:
         _limit_faiss_threads()
 
         started = time.perf_counter()
-        con.execute("BEGIN")  # one read snapshot for the generation and the vectors
+        own = not con.in_transaction  # inside a search: its snapshot; else one of its own
+        if own:
+            con.execute("BEGIN")  # one read snapshot for the generation and the vectors
         try:
             gen = self._generation(con)
             rows = con.execute("SELECT rid, vector FROM chunk_vectors ORDER BY rid").fetchall()
         finally:
-            con.execute("COMMIT")
+            if own:
+                con.execute("COMMIT")
         index = faiss.IndexIDMap2(faiss.IndexFlatIP(self.dimensions))
         if rows:
             ids = np.fromiter((r for r, _ in rows), dtype=np.int64, count=len(rows))
@@ -737,6 +757,16 @@ class LocalIndex:
         return LocalIndex._generation(con)
 
     @staticmethod
+    def _take_rids(con: sqlite3.Connection, n: int) -> int:
+        """The first of ``n`` new row ids. Never reused: a counter (``index_meta`` key ``next_rid``)
+        that only grows, so a row id (and FAISS id) names one chunk row forever, even after deletes."""
+        row = con.execute("SELECT value FROM index_meta WHERE key = 'next_rid'").fetchone()
+        above = con.execute("SELECT coalesce(max(rid), 0) + 1 FROM chunks").fetchone()[0]
+        first = max(int(row[0]) if row else 0, int(above))
+        con.execute("INSERT OR REPLACE INTO index_meta(key, value) VALUES ('next_rid', ?)", (str(first + n),))
+        return first
+
+    @staticmethod
     def _select_ints(con: sqlite3.Connection, sql: str, values: list[str]) -> list[int]:
         out: list[int] = []
         for start in range(0, len(values), _BATCH):
@@ -796,6 +826,30 @@ def _split_sql(script: str) -> list[str]:
             statements.append(joined)
             current = []
     return statements
+
+
+@contextmanager
+def _read_transaction(con: sqlite3.Connection, *, failed: str) -> Iterator[None]:
+    """One read snapshot: a deferred ``BEGIN`` (the snapshot starts at the first read) .. ``COMMIT``.
+
+    Every read inside sees the database as one committed state (WAL), whatever other processes
+    commit meanwhile. SQLite errors become ``IndexError_("<failed>: <reason>")``.
+    """
+    try:
+        con.execute("BEGIN")
+    except sqlite3.Error as exc:
+        raise IndexError_(f"{failed}: {exc}") from exc
+    try:
+        yield
+    except sqlite3.Error as exc:
+        _rollback(con)
+        raise IndexError_(f"{failed}: {exc}") from exc
+    except BaseException:
+        _rollback(con)
+        raise
+    else:
+        if con.in_transaction:
+            con.execute("COMMIT")
 
 
 @contextmanager

@@ -37,7 +37,9 @@ class SearchIndex(Protocol):
     """Where chunks live.
 
     - ``ensure()`` creates the index if missing and checks it fits (dimensions); idempotent.
-    - ``upsert(chunks, vectors=...)`` adds or replaces chunks by id; ``vectors[i]`` belongs to ``chunks[i]``.
+    - ``upsert(chunks, vectors=..., replace_sources=...)`` adds or replaces chunks by id; ``vectors[i]``
+      belongs to ``chunks[i]``. Every other chunk of the ``replace_sources`` is deleted by the same call
+      (re-ingesting a document): in one transaction where the backend has them (local index).
     - ``delete_sources(ids)`` removes every chunk of those sources; deleting a missing source succeeds.
     - ``search(request)`` returns at most ``request.top`` hits, best first, honouring filter and groups.
     - ``get_chunks(ids, groups=..., public_when_no_groups=...)`` returns the chunks with those ids
@@ -51,7 +53,7 @@ class SearchIndex(Protocol):
 
     def ensure(self) -> None: ...
 
-    def upsert(self, chunks: Sequence[Chunk], *, vectors: np.ndarray) -> None: ...
+    def upsert(self, chunks: Sequence[Chunk], *, vectors: np.ndarray, replace_sources: Iterable[str] = ()) -> None: ...
 
     def delete_sources(self, source_ids: Iterable[str]) -> None: ...
 

@@ -257,12 +257,10 @@ def embedding_text(chunk: Chunk) -> str:
 def write_documents(
     chunks: Sequence[Chunk], *, index: SearchIndex, vectors: np.ndarray, replace_sources: Iterable[str] = ()
 ) -> None:
-    """Replace the given sources' chunks with ``chunks`` (delete, then upsert)."""
+    """Replace the given sources' chunks with ``chunks``: one write (one transaction on the local index)."""
     replace = list(replace_sources)
-    if replace:
-        index.delete_sources(replace)
-    if chunks:
-        index.upsert(list(chunks), vectors=vectors)
+    if chunks or replace:
+        index.upsert(list(chunks), vectors=vectors, replace_sources=replace)
 
 
 def delete_documents(source_ids: Sequence[str], *, index: SearchIndex) -> None:

@@ -120,8 +120,8 @@ class _Settling:
     def __init__(self, inner: AzureSearchIndex, *, settle: float) -> None:
         self._inner, self._settle = inner, settle
 
-    def upsert(self, chunks, *, vectors):
-        self._inner.upsert(chunks, vectors=vectors)
+    def upsert(self, chunks, *, vectors, **kw):
+        self._inner.upsert(chunks, vectors=vectors, **kw)
         time.sleep(self._settle)
 
     def delete_sources(self, ids):

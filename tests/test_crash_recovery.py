@@ -44,13 +44,13 @@ class CrashingIndex:
     def __getattr__(self, name):
         return getattr(self.inner, name)
 
-    def upsert(self, chunks, *, vectors):
+    def upsert(self, chunks, *, vectors, **kw):
         self.upserts += 1
         if self.upserts > self.after:
             half = max(1, len(chunks) // 2)
-            self.inner.upsert(list(chunks)[:half], vectors=vectors[:half])
+            self.inner.upsert(list(chunks)[:half], vectors=vectors[:half], **kw)
             raise Crash(f"killed during upsert {self.upserts}")
-        return self.inner.upsert(chunks, vectors=vectors)
+        return self.inner.upsert(chunks, vectors=vectors, **kw)
 
 
 def new_index(directory: Path) -> LocalIndex:

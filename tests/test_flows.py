@@ -136,10 +136,10 @@ class PickyIndex:
     def __getattr__(self, name):
         return getattr(self.inner, name)
 
-    def upsert(self, chunks, *, vectors):
+    def upsert(self, chunks, *, vectors, **kw):
         if any(c.source_id == self.refuse for c in chunks):
             raise IndexError_("the index rejected this document", doc_id=self.refuse)
-        return self.inner.upsert(chunks, vectors=vectors)
+        return self.inner.upsert(chunks, vectors=vectors, **kw)
 
 
 @pytest.mark.azurite

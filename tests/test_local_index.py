@@ -282,3 +282,70 @@ def test_other_schema_version_is_refused_before_touching_it(tmp_path, embedder):
     con.close()
     with pytest.raises(IndexSchemaError, match="schema version 999"):
         LocalIndex(directory, dimensions=128, model_id=embedder.model_id).count()
+
+
+# ---------------------------------------------------------------- consistent reads (row ids, snapshots)
+
+def _rids(ix, source_id):
+    import sqlite3
+
+    con = sqlite3.connect(ix.sqlite_path)
+    try:
+        return [r for (r,) in con.execute("SELECT rid FROM chunks WHERE source_id = ? ORDER BY rid", (source_id,))]
+    finally:
+        con.close()
+
+
+def test_row_ids_are_never_reused_after_deletes(tmp_path, embedder):
+    directory = tmp_path / "ix"
+    with LocalIndex(directory, dimensions=128, model_id=embedder.model_id) as ix:
+        put(ix, embedder, all_chunks())
+        highest = max(_rids(ix, "chess"))  # the last source written holds the highest ids
+        ix.delete_sources(["chess"])
+        put(ix, embedder, make_chunks("chess", version="v2"))
+        again = _rids(ix, "chess")
+        assert min(again) > highest
+        ix.delete_sources(["chess", "cats"])
+    with LocalIndex(directory, dimensions=128, model_id=embedder.model_id) as reopened:  # kept on disk
+        put(reopened, embedder, make_chunks("chess", version="v3"))
+        assert min(_rids(reopened, "chess")) > max(again)
+
+
+def test_a_search_reads_one_snapshot_while_another_process_writes(tmp_path, embedder, monkeypatch):
+    # A writer (another connection, as another process would) replaces the public "cats" document by a
+    # restricted version between the search's allowed set and its fetch: the search answers from the
+    # state it started in, and a public-only caller never sees the restricted version.
+    directory = tmp_path / "ix"
+    reader = LocalIndex(directory, dimensions=128, model_id=embedder.model_id)
+    put(reader, embedder, all_chunks())
+    writer = LocalIndex(directory, dimensions=128, model_id=embedder.model_id)
+    secret = make_chunks("cats", version="v2", texts=["Cats purr: the secret kitten budget."], groups=("finance",))
+    original = LocalIndex._text_arm
+    wrote: list[str] = []
+
+    def text_arm_then_write(self, con, text, allowed, n):
+        ranked = original(self, con, text, allowed, n)
+        if self is reader and not wrote:
+            writer.upsert(secret, vectors=embedder.embed_documents([c.content for c in secret]),
+                          replace_sources=["cats"])
+            wrote.append("cats")
+        return ranked
+
+    monkeypatch.setattr(LocalIndex, "_text_arm", text_arm_then_write)
+    query = "cats purr kitten"
+    for mode in ("text", "hybrid"):
+        wrote.clear()
+        put(writer, embedder, make_chunks("cats"))  # public again; replaced during the search below
+        hits = reader.search(SearchRequest(text=query, vector=tuple(embedder.embed_query(query)), mode=mode, top=10,
+                                           groups=()))
+        assert wrote == ["cats"]
+        assert all(not h.chunk.groups and "secret" not in h.chunk.content for h in hits), mode
+        # the search answered from the state it started in: the public chunks the writer deleted meanwhile
+        assert {h.chunk.id for h in hits} >= {c.id for c in make_chunks("cats")}, mode
+        assert {s.source_id: s.version for s in reader.list_sources()}["cats"] == "v2"
+        after = reader.search(SearchRequest(text=query, mode="text", top=10, groups=ALL_GROUPS))
+        assert [h.chunk.content for h in after if h.chunk.source_id == "cats"] == [secret[0].content]
+        writer.delete_sources(["cats"])
+    monkeypatch.undo()
+    writer.close()
+    reader.close()

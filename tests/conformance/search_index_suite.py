@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -173,6 +174,21 @@ class SearchIndexConformance:
         self.put(index, embedder, [a, b])
         assert index.count() == 1
         assert self.search(index, embedder, "penguins ice", mode="text")[0].chunk.content == b.content
+
+    def test_upsert_replacing_sources_swaps_a_documents_chunks_and_groups(self, index, embedder):
+        self.load_corpus(index, embedder)
+        new = make_chunks("cats", version="v2", texts=["Lions roar across the savanna at dusk."], groups=("zoo",))
+        index.upsert(new, vectors=embedder.embed_documents([c.content for c in new]), replace_sources=["cats"])
+        assert index.count() == 6  # cats' two old chunks replaced by one
+        record = {s.source_id: s for s in index.list_sources()}["cats"]
+        assert (record.version, record.chunk_count, record.complete) == ("v2", 1, True)
+        for mode in ("text", "vector", "hybrid"):
+            everything = self.search(index, embedder, "cats purr kitten mice lions savanna", mode=mode, top=20)
+            assert [h.chunk.content for h in everything if h.chunk.source_id == "cats"] == [new[0].content], mode
+            public = self.search(index, embedder, "cats purr kitten mice lions savanna", mode=mode, top=20, groups=())
+            assert "cats" not in {h.chunk.source_id for h in public}, mode  # now restricted to "zoo"
+        index.upsert([], vectors=np.zeros((0, embedder.dimensions), dtype=np.float32), replace_sources=["cats", "nope"])
+        assert index.count() == 5 and "cats" not in {s.source_id for s in index.list_sources()}
 
     # ------------------------------------------------------------ delete / list
 
