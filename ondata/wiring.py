@@ -201,14 +201,14 @@ def build_chat_model(settings: Settings):
 def build_answerer(settings: Settings, *, embedder: "Embedder | None" = None):
     """The configured ``Answerer``: the offline extractive one, or a chat model answering the grounded messages.
 
-    ``embedder`` (the index's own model) is accepted for the extractive answerer's question-sentence
-    cosine, but not passed yet: on this 2-core CPU it cost seconds per answer (see the issue-12 report),
-    over the 300 ms budget, and its weight is not calibrated."""
+    ``embedder`` (the index's own model) gives the extractive answerer its question-sentence cosine
+    (it embeds a shortlist of 8 sentences per answer: ~20-30 ms on 2 CPU cores, ``bench/answers.py``);
+    without it the answerer scores lexically, with its lexical threshold."""
     kind = settings.chat_kind
     if kind == "extractive":
         from retrieval.extractive import ExtractiveAnswerer
 
-        return ExtractiveAnswerer()
+        return ExtractiveAnswerer(embedder=embedder)
     if kind == "azure_openai":
         from retrieval.chat_answerer import ChatAnswerer
 

@@ -217,3 +217,113 @@ def test_answer_question_end_to_end_on_small_index(tmp_path):
     assert all(c.source_id != "salaries.xlsx" for c in a.citations)
     assert all(d.hit.chunk.source_id != "salaries.xlsx" for d in a.retrieved)
     index.close()
+
+
+class _WordEmbedder:
+    """A deterministic stand-in for the embedding model: a bag of (stemmed) words, unit length."""
+
+    dimensions = 64
+    model_id = "test-words"
+
+    def _vec(self, text):
+        import numpy as np
+
+        from indexers.text import terms
+
+        v = np.zeros(self.dimensions)
+        for t in terms(text):
+            v[sum(map(ord, t)) % self.dimensions] += 1.0
+        n = np.linalg.norm(v)
+        return v / n if n else v
+
+    def embed_documents(self, texts):
+        import numpy as np
+
+        return np.array([self._vec(t) for t in texts])
+
+    def embed_query(self, text):
+        return self._vec(text)
+
+
+def test_respell_maps_misspelt_question_terms_to_the_sources_words():
+    from retrieval.extractive import respell
+
+    vocab = {"hear", "servic", "gender", "affirm", "care"}
+    assert respell(["typ", "hearin", "care", "servis"], vocab) == ["typ", "hear", "care", "servic"]
+    assert respell(["gendr", "affirm"], vocab) == ["gender", "affirm"]
+    assert respell(["canteen"], vocab) == ["canteen"]  # nothing close: kept, so it still counts as missing
+    # a misspelt question finds the sentence that a correctly spelt one finds
+    hits = [hit("Hearing care services include exams and hearing aids.", n=1),
+            hit("Dental care includes two cleanings a year.", n=2)]
+    req = build_grounded_request("What hearin servises are covered?", hits=hits, strictness=1)
+    a = ExtractiveAnswerer(max_sentences=1).answer(req)
+    assert not a.abstained and a.claims[0].text.startswith("Hearing care services")
+    assert ExtractiveAnswerer(max_sentences=1, respell=False).answer(req).abstained
+
+
+def test_source_context_counts_the_file_name_words():
+    from retrieval.extractive import source_context
+
+    h = hit("Coinsurance is 20%.", n=1, title="Contoso Electronics", section="Summary > COSTS",
+            source_id="Northwind_Health_Plus_Benefits_Details.pdf")
+    assert source_context(h.chunk) == "Contoso Electronics Summary > COSTS Northwind Health Plus Benefits Details"
+    # the question names the document: its words count (half) as covered, so the answer is not refused
+    req = build_grounded_request("What is the coinsurance in the Northwind Health Plus Benefits Details?", hits=[h],
+                                 strictness=1)
+    assert ExtractiveAnswerer(min_support=0.45).answer(req).claims[0].text == "Coinsurance is 20%."
+    bare = build_grounded_request("What is the coinsurance in the Northwind Health Plus Benefits Details?",
+                                  hits=[hit("Coinsurance is 20%.", n=1, source_id="plan.pdf")], strictness=1)
+    assert ExtractiveAnswerer(min_support=0.45).answer(bare).abstained
+
+
+def test_headings_and_labels_are_boilerplate_but_table_rows_are_not():
+    from retrieval.extractive import is_boilerplate
+
+    assert is_boilerplate("Vice President of Sales") and is_boilerplate("Company: Contoso Electronics")
+    assert is_boilerplate("Here are a few tips to stay healthy.") and is_boilerplate("What is covered?")
+    assert not is_boilerplate("Probation lasts six months.") and not is_boilerplate("Rate 45 per hour")
+    # the heading names the question's terms, the sentence under it answers: the sentence is quoted
+    hits = [hit("Vice President of Sales\nThe Vice President of Sales leads a team of twelve account managers.", n=1)]
+    req = build_grounded_request("Who does the Vice President of Sales lead?", hits=hits, strictness=1)
+    a = ExtractiveAnswerer(max_sentences=1).answer(req)
+    assert a.claims[0].text.startswith("The Vice President of Sales leads")
+
+
+def test_quantity_questions_prefer_sentences_that_state_a_quantity():
+    from retrieval.extractive import asks_quantity, states_quantity
+
+    assert asks_quantity("How many e-bikes are in the fleet?") and asks_quantity("In what year was it founded?")
+    assert asks_quantity("When is salary paid?") and not asks_quantity("Who leads the depot?")
+    assert states_quantity("a fleet of 6,800 bikes") and states_quantity("six months") and states_quantity("on Friday")
+    assert not states_quantity("The fleet is maintained by partner workshops.")
+    hits = [hit("The fleet of e-bikes is maintained by partner workshops under a fleet care agreement.", n=1),
+            hit("Larkspur runs 6,800 e-bikes.", n=2)]
+    req = build_grounded_request("How many e-bikes are in the Larkspur fleet?", hits=hits, strictness=1)
+    picked = ExtractiveAnswerer(max_sentences=1, quantity_penalty=0.3).answer(req)
+    assert picked.claims[0].text == "Larkspur runs 6,800 e-bikes."
+    # no sentence states a quantity: below the support threshold, it abstains
+    only = build_grounded_request("How many e-bikes are in the Larkspur fleet?", hits=hits[:1], strictness=1)
+    assert ExtractiveAnswerer(quantity_penalty=0.3, min_support=0.4).answer(only).abstained
+    assert not ExtractiveAnswerer(quantity_penalty=0.0, min_support=0.4).answer(only).abstained
+
+
+def test_two_part_question_is_answered_from_two_sources():
+    hits = [hit("Probation lasts six months for new starters.", n=1, source_id="handbook.pdf"),
+            hit("Unused holiday of up to five days can be carried over.", n=2, source_id="leave.pdf")]
+    req = build_grounded_request("How long is probation, and how many holiday days can be carried over?",
+                                 hits=hits, strictness=1)
+    a = ExtractiveAnswerer().answer(req)
+    assert sorted(c.text for c in a.claims) == ["Probation lasts six months for new starters.",
+                                                "Unused holiday of up to five days can be carried over."]
+    assert sorted(c.source_id for c in a.citations) == ["handbook.pdf", "leave.pdf"]
+
+
+def test_embedding_similarity_joins_the_score_and_the_support():
+    # no lexical overlap beyond one word: with the embedder's cosine the support can pass the threshold
+    hits = [hit("Employees receive twenty five vacation days.", n=1)]
+    req = build_grounded_request("How many vacation days do staff receive yearly?", hits=hits, strictness=1)
+    lexical = ExtractiveAnswerer(min_support=0.6, support_weights=(1.0, 0.0))
+    embedded = ExtractiveAnswerer(min_support=0.6, support_weights=(1.0, 0.5), embedder=_WordEmbedder())
+    assert lexical.answer(req).abstained
+    a = embedded.answer(req)
+    assert not a.abstained and a.claims[0].text == "Employees receive twenty five vacation days."
