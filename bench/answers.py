@@ -105,7 +105,7 @@ def build_cache(name: str, index_dir: Path, *, refresh: bool, page_bounded: bool
     for item in items:
         timings: dict[str, float] = {}
         req = prepare_grounded_request(item.question, retriever=retriever, top=5, top_n_documents=5, strictness=3,
-                                       groups=item.groups, timings=timings)
+                                       groups=() if item.groups is None else item.groups, timings=timings)
         rows.append((item, req, timings))
     close = getattr(index, "close", None)
     if callable(close):
