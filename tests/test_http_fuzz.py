@@ -3,7 +3,7 @@
 The requests come from a seeded generator of our own (``malformed_requests``): random bytes, mutated
 On Your Data bodies (every field replaced by hostile values: lone surrogates, 21- and 5,000-digit
 numbers, NaN, deep nesting, wrong types), random OData filters, deep nesting, oversized and chunked
-bodies, bad headers and credentials, wrong methods and paths, the page's routes. Every answer must be
+bodies, bad headers and credentials (forged, unsigned and malformed tokens too), wrong methods and paths, the page's routes. Every answer must be
 a 4xx (or a 200 for the few mutations that stay valid) in On Your Data's error shape; a 5xx is
 counted, and the count must be 0 (the JSON catch-all would still be a 500, so it is counted too).
 The server's peak RSS (psutil, sampled every 20 ms) is printed and must stay under 600 MB.
@@ -21,11 +21,15 @@ from typing import Any, Iterator
 import httpx
 import psutil
 import pytest
+from jwt_helpers import AUDIENCE, ISSUER, TokenMint
 from serve_process import CHAT, ServeProcess, make_index, oyd_body
 
 from retrieval.principals import KeysFile
 
 N_REQUESTS = 2400
+MINT = TokenMint()
+#: A well-formed token signed by a key the server does not trust, claiming every group.
+FORGED = TokenMint(kid=MINT.kid).token(groups=["hr", "board", "it", "security"])
 RSS_LIMIT_MB = 600
 HOSTILE: list[Any] = [
     None, True, False, 0, -1, 1.5, 10**21, -(10**25), 1e308, "", " ", "\ud800", "a\udfffb", "x" * 5000, [], {},
@@ -137,7 +141,10 @@ def malformed_requests(n: int, *, key: str, seed: int = 20261202) -> Iterator[di
             elif choice == 2:
                 req["headers"].pop("api-key")
                 req["headers"]["authorization"] = rng.choice(
-                    ["Bearer", "Bearer ", "Basic Zm9vOmJhcg==", "Bearer eyJ.eyJ.sig", "Bearer " + "A" * 8000])
+                    ["Bearer", "Bearer ", "Basic Zm9vOmJhcg==", "Bearer eyJ.eyJ.sig", "Bearer " + "A" * 8000,
+                     "Bearer eyJhbGciOiJub25lIn0.eyJncm91cHMiOlsiaHIiXX0.", "Bearer eyJ" + "A" * 3000 + ".eyJ.x",
+                     "Bearer eyJhbGciOiJIUzI1NiIsImtpZCI6InRlc3Qta2V5LTEifQ.eyJpc3MiOiJ4In0.c2ln",
+                     "Bearer " + FORGED])
             elif choice == 3:
                 req["headers"]["content-type"] = rng.choice(["text/plain", "application/xml", "multipart/form-data", ""])
             elif choice == 4:
@@ -226,6 +233,7 @@ def server(tmp_path_factory):
     key = store.add("fuzzer", groups=("hr",))
     store.save()
     proc = ServeProcess(["--index", f"docs={base / 'docs'}", "--keys", str(base / "keys.toml"),
+                         "--jwks", str(MINT.jwks(base / "jwks.json")), "--issuer", ISSUER, "--audience", AUDIENCE,
                          "--access-log", str(base / "access.log")], cwd=base,
                         env={"ONDATA_SERVE_MAX_CONCURRENCY": "64"})
     yield proc, key

@@ -171,3 +171,24 @@ def test_a_running_authenticator_sees_keys_added_and_removed(tmp_path):
         auth.authenticate({"api-key": first})
     path.write_text("broken = [")  # a half-edited file keeps the keys read before
     assert auth.authenticate({"api-key": second}).name == "second"
+
+
+def test_jwks_from_a_url(mint, tmp_path):
+    """``--jwks https://...``: the keys come through PyJWKClient (here from a local HTTP server; no network)."""
+    import functools
+    import threading
+    from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+
+    mint.jwks(tmp_path / "keys.json")
+    handler = functools.partial(SimpleHTTPRequestHandler, directory=str(tmp_path))
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{httpd.server_address[1]}/keys.json"
+        verifier = JWTVerifier(url, issuer=ISSUER, audience=AUDIENCE)
+        assert verifier.principal_for(mint.token(groups=["hr"])).groups == ("hr",)
+        with pytest.raises(AuthenticationFailed):
+            verifier.principal_for(mint.token(groups=["hr"], kid="rotated-away"))
+    finally:
+        httpd.shutdown()
