@@ -58,7 +58,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from indexers.errors import OndataError
 from retrieval.errors import ChatModelError, ContentFilteredError, OYDRequestError, RateLimitedError
 from retrieval.oyd import OnYourDataFacade
-from retrieval.principals import ANONYMOUS, AuthenticationFailed, Authenticator, Principal
+from retrieval.principals import AuthenticationFailed, Authenticator, Principal
 
 log = logging.getLogger(__name__)
 access_log = logging.getLogger("ondata.access")

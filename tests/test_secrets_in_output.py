@@ -109,6 +109,17 @@ def test_no_command_prints_a_secret(storage, tmp_path):
                            "--index", str(tmp_path / "index"), "--no-report"], code=None)
         check("eval run missing --debug", ["--debug", "eval", "run", "--dataset", str(tmp_path / "none.jsonl"),
                                            "--out", str(tmp_path / "run2")], code=None)
+    runs = ROOT / "tests" / "data" / "eval"
+    if (runs / "run_a").is_dir():
+        import shutil
+
+        for name in ("run_a", "run_b"):
+            shutil.copytree(runs / name, tmp_path / name)
+        check("eval report", ["eval", "report", str(tmp_path / "run_a")], code=0)
+        check("eval compare --debug", ["--debug", "eval", "compare", str(tmp_path / "run_a"), str(tmp_path / "run_b")],
+              code=None)
+    check("schedule bad cron --debug", ["--debug", "schedule", container, "--cron", "not a cron"], code=1)
+    check("schedule bad cron", ["schedule", container, "--cron", "not a cron"], code=2, use=sas_env)
     check("keys add", ["keys", "add", "app", "--group", "g", "--keys", str(tmp_path / "keys.toml")], code=0)
     check("keys list", ["keys", "list", "--keys", str(tmp_path / "keys.toml")], code=0)
     check("serve refuses", ["serve", "--host", "0.0.0.0", *index], code=2,
