@@ -828,38 +828,28 @@ def _split_sql(script: str) -> list[str]:
     return statements
 
 
-@contextmanager
-def _read_transaction(con: sqlite3.Connection, *, failed: str) -> Iterator[None]:
+def _read_transaction(con: sqlite3.Connection, *, failed: str):
     """One read snapshot: a deferred ``BEGIN`` (the snapshot starts at the first read) .. ``COMMIT``.
 
     Every read inside sees the database as one committed state (WAL), whatever other processes
-    commit meanwhile. SQLite errors become ``IndexError_("<failed>: <reason>")``.
+    commit meanwhile. Errors as in ``_write_transaction``.
     """
-    try:
-        con.execute("BEGIN")
-    except sqlite3.Error as exc:
-        raise IndexError_(f"{failed}: {exc}") from exc
-    try:
-        yield
-    except sqlite3.Error as exc:
-        _rollback(con)
-        raise IndexError_(f"{failed}: {exc}") from exc
-    except BaseException:
-        _rollback(con)
-        raise
-    else:
-        if con.in_transaction:
-            con.execute("COMMIT")
+    return _transaction(con, begin="BEGIN", failed=failed)
+
+
+def _write_transaction(con: sqlite3.Connection, *, failed: str):
+    """``BEGIN IMMEDIATE`` .. ``COMMIT``. Any exception rolls back; SQLite errors become
+    ``IndexError_("<failed>: <reason>")``, others (e.g. IndexSchemaError) propagate unchanged."""
+    return _transaction(con, begin="BEGIN IMMEDIATE", failed=failed)
 
 
 @contextmanager
-def _write_transaction(con: sqlite3.Connection, *, failed: str) -> Iterator[None]:
-    """``BEGIN IMMEDIATE`` .. ``COMMIT``. Any exception rolls back; SQLite errors become
-    ``IndexError_("<failed>: <reason>")``, others (e.g. IndexSchemaError) propagate unchanged."""
+def _transaction(con: sqlite3.Connection, *, begin: str, failed: str) -> Iterator[None]:
     try:
-        con.execute("BEGIN IMMEDIATE")
+        con.execute(begin)
         yield
-        con.execute("COMMIT")
+        if con.in_transaction:
+            con.execute("COMMIT")
     except sqlite3.Error as exc:
         _rollback(con)
         raise IndexError_(f"{failed}: {exc}") from exc

@@ -88,6 +88,23 @@ def check_groups(value: Any, *, what: str = "groups") -> Groups:
     return tuple(dict.fromkeys(names))
 
 
+def narrow_groups(groups: Groups, to: Iterable[str] | None) -> Groups:
+    """The caller's ``groups`` narrowed to the names ``to`` (None: not narrowed): never wider than either.
+
+    ``ALL_GROUPS`` narrowed to ``("a", "b")`` is ``("a", "b")``; a tuple keeps only its names that are
+    in ``to`` (so a public-only caller stays public-only). What a request asks for (On Your Data's
+    ``group_ids`` filter) can thus only take away from what its principal may see.
+    """
+    groups = check_groups(groups)
+    if to is None:
+        return groups
+    names = check_groups(tuple(to), what="the narrowing groups")
+    if groups is ALL_GROUPS:
+        return names
+    allowed = set(names)
+    return tuple(g for g in groups if g in allowed)
+
+
 def _describe(value: Any) -> str:
     if value is None:
         return "None"

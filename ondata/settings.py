@@ -53,6 +53,9 @@ class Settings(BaseSettings):
 
     # --- retrieval
     public_when_no_groups: bool = Field(True, description="Chunks without ACL groups are visible to every caller")
+    acl_field: str = Field("group_ids", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
+                           description="Field of On Your Data's document-level access control filter "
+                                       "(FIELD/any(g: search.in(g, 'a, b'))): narrows the caller's groups")
     chat: Literal["extractive", "azure_openai"] | None = Field(
         None, description="Chat model; default: extractive for local, azure_openai for azure"
     )

@@ -11,7 +11,9 @@ JSON-encoded list of the search queries) and, when asked in ``include_contexts``
 Mapping of ``query_type`` to our modes: ``simple`` and ``semantic`` -> text, ``vector`` -> vector,
 ``vector_simple_hybrid`` and ``vector_semantic_hybrid`` -> hybrid (there is no semantic ranker
 here; ``rerank_score`` is null). ``filter`` is parsed with ``retrieval.odata`` (field names mapped
-through ``fields_mapping``). ``endpoint``, ``authentication`` and ``embedding_dependency`` are
+through ``fields_mapping``); its document-level access control term on the ACL field
+(``group_ids/any(g: search.in(g, 'a, b'))``, the facade's ``acl_field``) narrows the caller's
+groups (intersected with them: it can narrow what the caller sees, never widen it). ``endpoint``, ``authentication`` and ``embedding_dependency`` are
 validated for shape and otherwise ignored: the facade searches the index it was built with and
 embeds with that index's embedder; credentials in them are never logged.
 
@@ -36,12 +38,12 @@ from typing import Any, Callable, Iterator, Mapping
 
 from indexers.errors import OndataError
 from indexers.filters import Filter
-from indexers.records import Groups
+from indexers.records import Groups, check_groups, narrow_groups
 from retrieval.answer import answer_question, prepare_grounded_request
 from retrieval.answerer import Answerer
 from retrieval.citations import StreamingMarkerFilter
 from retrieval.errors import ODataFilterError, OYDRequestError
-from retrieval.odata import fields_from_mapping, parse_odata
+from retrieval.odata import fields_from_mapping, parse_oyd_filter
 from retrieval.retriever import Retriever
 
 log = logging.getLogger(__name__)
@@ -90,6 +92,7 @@ class OYDRequest:
     strictness: int = 3
     top_n_documents: int = 5
     filter: Filter | None = None
+    filter_groups: tuple[str, ...] | None = None  # the groups the filter's ACL term names (None: no such term)
     role_information: str | None = None
     include_contexts: tuple[str, ...] = DEFAULT_CONTEXTS
     stream: bool = False
@@ -147,7 +150,7 @@ def _check_options(options: Mapping[str, Any]) -> None:
             raise _bad(key, f"{key} must be {what}")
 
 
-def parse_request(body: Any) -> OYDRequest:
+def parse_request(body: Any, *, acl_field: str = "group_ids") -> OYDRequest:
     """Validate an On-Your-Data chat-completions body; raises ``OYDRequestError`` naming the bad parameter."""
     if not isinstance(body, Mapping):
         raise _bad("", "the request body must be a JSON object")
@@ -235,11 +238,11 @@ def parse_request(body: Any) -> OYDRequest:
     contexts = params.get("include_contexts", list(DEFAULT_CONTEXTS))
     if not isinstance(contexts, list) or any(c not in CONTEXTS for c in contexts):
         raise _bad(f"{path}/include_contexts", f"include_contexts must be an array of {', '.join(CONTEXTS)}")
-    flt = None
+    flt, filter_groups = None, None
     raw_filter = _check_type(params, "filter", str, "a string", path)
     if raw_filter:
         try:
-            flt = parse_odata(raw_filter, field_map=fields_from_mapping(fm))
+            flt, filter_groups = parse_oyd_filter(raw_filter, field_map=fields_from_mapping(fm), acl_field=acl_field)
         except ODataFilterError as exc:
             raise _bad(f"{path}/filter", exc.message) from exc
     if role is None and system_texts:
@@ -248,7 +251,7 @@ def parse_request(body: Any) -> OYDRequest:
     _check_options(options)
     return OYDRequest(
         question=question, history=history, index_name=index_name, mode=QUERY_TYPES[query_type], in_scope=in_scope,
-        strictness=strictness, top_n_documents=top_n, filter=flt, role_information=role,
+        strictness=strictness, top_n_documents=top_n, filter=flt, filter_groups=filter_groups, role_information=role,
         include_contexts=tuple(contexts), stream=stream, options=options,
     )
 
@@ -262,11 +265,13 @@ class OnYourDataFacade:
     """
 
     def __init__(self, retrievers: Mapping[str, Retriever] | RetrieverResolver, answerer: Answerer, *,
-                 max_context_tokens: int = 3000, max_question_tokens: int | None = None) -> None:
+                 max_context_tokens: int = 3000, max_question_tokens: int | None = None,
+                 acl_field: str = "group_ids") -> None:
         self._resolve = retrievers if callable(retrievers) else (lambda name, _m=dict(retrievers): _m[name])
         self.answerer = answerer
         self.max_context_tokens = max_context_tokens
         self.max_question_tokens = max_question_tokens
+        self.acl_field = acl_field
 
     def retriever(self, name: str) -> Retriever:
         """The retriever serving index ``name`` (looked up by name, never opened as a path).
@@ -282,7 +287,7 @@ class OnYourDataFacade:
     def parse(self, body: Any) -> OYDRequest:
         """``parse_request(body)``, and the question within ``max_question_tokens`` (else a 400)."""
         try:
-            req = parse_request(body)
+            req = parse_request(body, acl_field=self.acl_field)
         except (TypeError, ValueError, KeyError, AttributeError, RecursionError) as exc:  # a shape no check foresaw
             log.warning("a request body failed validation unexpectedly: %s: %s", type(exc).__name__, exc)
             raise _bad("", "the request body does not have the expected shape") from None
@@ -294,7 +299,13 @@ class OnYourDataFacade:
                 raise _bad("messages", f"the question is longer than {limit} tokens")
         return req
 
-    def _grounded(self, req: OYDRequest, groups: Groups):
+    def _parse(self, body: Mapping[str, Any], groups: Groups) -> tuple[OYDRequest, Groups]:
+        """The validated request and the groups its search runs with (the caller's, narrowed by the filter)."""
+        groups = check_groups(groups)  # first: a malformed caller is a programming error, not a bad request
+        req = self.parse(body)
+        return req, narrow_groups(groups, req.filter_groups)
+
+    def _grounded(self, req: OYDRequest, groups: Groups):  # groups: already narrowed by ``_parse``
         retriever = self.retriever(req.index_name)
         timings: dict[str, float] = {}
         grounded = prepare_grounded_request(
@@ -317,7 +328,7 @@ class OnYourDataFacade:
 
     def chat_completions(self, body: Mapping[str, Any], *, deployment: str, groups: Groups = ()) -> dict[str, Any]:
         """The On-Your-Data response for a non-streaming ``body``."""
-        req = self.parse(body)
+        req, groups = self._parse(body, groups)
         retriever = self.retriever(req.index_name)
         answer = answer_question(
             req.question, retriever=retriever, answerer=self.answerer, history=req.history, mode=req.mode,  # type: ignore[arg-type]
@@ -353,7 +364,7 @@ class OnYourDataFacade:
         has ``finish_reason`` and ``end_turn``. A failure of the model mid-stream yields one
         ``{"error": {...}}`` object and ends the stream.
         """
-        req = self.parse(body)
+        req, groups = self._parse(body, groups)
         _, grounded = self._grounded(req, groups)
         cid = f"chatcmpl-{uuid.uuid4().hex}"
         created = int(time.time())

@@ -92,6 +92,29 @@ def test_groups_trim(facade):
         facade.chat_completions(b, deployment="d", groups="hr")
 
 
+def test_group_ids_filter_narrows_the_callers_groups_and_never_widens(facade):
+    def seen(flt, **kw):
+        b = body(filter=flt, include_contexts=["citations", "all_retrieved_documents"])
+        b["messages"][0]["content"] = "salary band acquisition password parking vacation"
+        ctx = facade.chat_completions(b, deployment="d", **kw)["choices"][0]["message"]["context"]
+        return {d["filepath"] for d in ctx["all_retrieved_documents"]}
+
+    restricted = {"salaries.xlsx", "board-minutes.docx", "security.pdf", "o'brien notes.txt"}
+    hr = "group_ids/any(g: search.in(g, 'hr, nobody'))"
+    assert seen(hr, groups=ALL_GROUPS) & restricted == {"salaries.xlsx", "o'brien notes.txt"}  # narrowed to hr
+    assert seen(hr, groups=("hr", "board")) & restricted == {"salaries.xlsx", "o'brien notes.txt"}
+    assert seen(hr, groups=("board",)) & restricted == set()  # the intersection is empty: public only
+    assert seen(hr) & restricted == set()  # a public-only caller stays public-only
+    assert seen(hr + " and filepath eq 'salaries.xlsx'", groups=ALL_GROUPS) == {"salaries.xlsx"}
+    assert seen("group_ids/any(g: search.in(g, 'it|board', '|'))", groups=ALL_GROUPS) & restricted == {
+        "board-minutes.docx", "security.pdf", "o'brien notes.txt"}
+    stream = body(filter=hr)
+    first = next(iter(facade.stream_chat_completions(stream, deployment="d", groups=("board",))))
+    assert all(c["filepath"] not in restricted for c in first["choices"][0]["delta"]["context"]["citations"])
+    with pytest.raises(OYDRequestError, match="only be combined with 'and'"):
+        facade.chat_completions(body(filter=hr + " or title eq 'x'"), deployment="d", groups=ALL_GROUPS)
+
+
 def test_in_scope_abstains(facade):
     b = body(strictness=5)
     b["messages"][0]["content"] = "Who won the football world cup in 1998?"

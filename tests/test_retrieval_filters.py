@@ -8,9 +8,9 @@ from hypothesis import strategies as st
 from test_retrieval_corpus import DOCS, build_index, hit
 
 from indexers.filters import And, Eq, In, Not, Or
-from indexers.records import ALL_GROUPS, SearchRequest
+from indexers.records import ALL_GROUPS, SearchRequest, narrow_groups
 from retrieval.errors import ODataFilterError, RetrievalError
-from retrieval.odata import fields_from_mapping, parse_odata
+from retrieval.odata import fields_from_mapping, parse_odata, parse_oyd_filter
 from retrieval.retriever import Retriever
 from retrieval.strictness import LEVELS, apply_strictness, level
 
@@ -228,3 +228,59 @@ def test_groups_grant_access(corpus):
     assert "salaries.xlsx" in {h.chunk.source_id for h in hits}
     hits = corpus.search("salary band", mode="text", top=10, groups=["board"])
     assert "salaries.xlsx" not in {h.chunk.source_id for h in hits}
+
+
+# ---------------------------------------------------------------- On Your Data's group_ids filter
+
+@pytest.mark.parametrize("expr,rest,groups", [
+    ("group_ids/any(g: search.in(g, 'a, b'))", None, ("a", "b")),  # search.in's default delimiters: space, comma
+    ("group_ids/any(g: search.in(g, 'a,b'))", None, ("a", "b")),
+    ("group_ids/any(g: search.in(g, 'a|b c', '|'))", None, ("a", "b c")),
+    ("group_ids/any(g: search.in(g, 'a, b', ', '))", None, ("a", "b")),
+    ("group_ids/any(g: g eq 'fin''ance')", None, ("fin'ance",)),
+    ("group_ids/any(g: search.in(g, ''))", None, ()),
+    ("title eq 'x' and group_ids/any(g: search.in(g, 'a, b'))", Eq("title", "x"), ("a", "b")),
+    ("(group_ids/any(u: search.in(u, 'a b c')) and source_id eq 's') and group_ids/any(g: g eq 'b')",
+     Eq("source_id", "s"), ("b",)),  # several terms intersect
+    ("GROUP_IDS/ANY(g: search.in(g, 'a'))", None, ("a",)),
+    ("title eq 'x'", Eq("title", "x"), None),
+])
+def test_group_ids_filter_is_taken_apart_as_groups(expr, rest, groups):
+    assert parse_oyd_filter(expr) == (rest, groups)
+
+
+@pytest.mark.parametrize("expr,problem", [
+    ("group_ids/any(g: search.in(g, 'a')) or title eq 'x'", "only be combined with 'and'"),
+    ("not group_ids/any(g: g eq 'a')", "only be combined with 'and'"),
+    ("title eq 'y' or (title eq 'x' and group_ids/any(g: g eq 'a'))", "only be combined with 'and'"),
+    ("group_ids/any(g: search.in(h, 'a'))", "expected the lambda variable 'g'"),
+    ("group_ids/any(g: g ne 'a')", "unsupported operator 'ne'"),
+    ("group_ids/any(g: g eq 5)", "expected a group name string"),
+    ("group_ids/any(g search.in(g, 'a'))", "expected ':'"),
+    ("group_ids/all(g: g eq 'a')", "unsupported function"),
+    ("group_ids eq 'a'", "unknown field"),
+])
+def test_malformed_group_ids_filters_are_refused(expr, problem):
+    with pytest.raises(ODataFilterError, match=problem):
+        parse_oyd_filter(expr)
+
+
+def test_the_acl_field_is_configurable_and_plain_filters_refuse_it():
+    assert parse_oyd_filter("acl/any(g: g eq 'a')", acl_field="acl") == (None, ("a",))
+    with pytest.raises(ODataFilterError, match="unsupported function"):
+        parse_oyd_filter("group_ids/any(g: g eq 'a')", acl_field="acl")
+    with pytest.raises(ODataFilterError, match="unsupported function"):
+        parse_odata("group_ids/any(g: g eq 'a')")  # the CLI's --filter: no ACL term
+
+
+@pytest.mark.parametrize("caller,to,expected", [
+    (ALL_GROUPS, ("a", "b"), ("a", "b")),  # a trusted caller narrowed
+    ((), ("a", "b"), ()),  # public-only stays public-only
+    (("a", "c"), ("a", "b"), ("a",)),
+    (("c",), ("a", "b"), ()),
+    (("a",), None, ("a",)),
+    (ALL_GROUPS, None, ALL_GROUPS),
+    (ALL_GROUPS, (), ()),
+])
+def test_narrowing_never_widens(caller, to, expected):
+    assert narrow_groups(caller, to) == expected

@@ -222,7 +222,8 @@ def register(app: typer.Typer) -> None:
         served = named_indexes(index or [], base)
         retrievers = {name: build_retriever(settings) for name, settings in served.items()}
         answerer = build_answerer(base, embedder=next(iter(retrievers.values())).embedder)
-        facade = OnYourDataFacade(retrievers, answerer, max_question_tokens=base.serve_max_question_tokens)
+        facade = OnYourDataFacade(retrievers, answerer, max_question_tokens=base.serve_max_question_tokens,
+                                  acl_field=base.acl_field)
         limits = ServerLimits(max_body_bytes=base.serve_max_body_bytes, max_concurrency=base.serve_max_concurrency,
                               request_timeout_seconds=base.serve_request_timeout_seconds,
                               max_question_tokens=base.serve_max_question_tokens)
