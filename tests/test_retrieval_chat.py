@@ -350,3 +350,30 @@ def test_question_terms_drop_asking_words_and_contractions():
     assert question_terms("A supplier wants to give me a gift. What's the limit I'm allowed?") == \
         ["supplier", "want", "gift", "limit", "allow"]
     assert question_terms("I've been here three years; please tell me the e-bike rules") == ["three", "year", "bike", "rule"]
+
+
+def test_question_parts_split_a_question_that_asks_two_things():
+    from retrieval.extractive import question_parts
+
+    q = "How does the plan treat out-of-network providers, and what are the copayments for specialist visits?"
+    assert question_parts(q) == ["How does the plan treat out-of-network providers",
+                                 "what are the copayments for specialist visits?"]
+    assert question_parts("What does the dental plan cover? How do I claim the costs back?") == [
+        "What does the dental plan cover", "How do I claim the costs back?"]
+    assert question_parts("Is delivery free, and when?") == ["Is delivery free, and when?"]  # "when" alone is no question
+    assert question_parts("What do cats and dogs eat?") == ["What do cats and dogs eat?"]
+
+
+def test_the_second_part_of_a_two_part_question_gets_its_own_sentence():
+    # the first source answers the first part with two consecutive sentences, which outscore the second part's answer
+    first = hit("The plan treats out-of-network providers as non-participating providers. Out-of-network providers "
+                "under the plan may bill you the balance.", n=1, source_id="plan.pdf")
+    second = hit("Specialist copayments are $50.", n=2, source_id="costs.pdf")
+    q = "How does the plan treat out-of-network providers, and what are the copayments for specialist visits?"
+    req = build_grounded_request(q, hits=[first, second], strictness=1)
+    a = ExtractiveAnswerer(max_sentences=2, min_support=0.2).answer(req)
+    assert [c.text for c in a.claims] == ["The plan treats out-of-network providers as non-participating providers.",
+                                          "Specialist copayments are $50."]
+    assert [c.source_id for c in a.citations] == ["plan.pdf", "costs.pdf"]
+    one_part = ExtractiveAnswerer(max_sentences=2, min_support=0.2, part_support=float("inf")).answer(req)
+    assert "Specialist copayments are $50." not in [c.text for c in one_part.claims]
