@@ -43,6 +43,10 @@ class BeirCorpusSource:
     def __repr__(self) -> str:
         return f"BeirCorpusSource({self.path.name}, limit={self.limit})"
 
+    @property
+    def scope(self) -> str:
+        return f"beir:{self.path.resolve()}"
+
     def _records(self) -> Iterator[dict]:
         opener = gzip.open if self.path.suffix == ".gz" else open
         with opener(self.path, "rt", encoding="utf-8") as fh:
@@ -59,7 +63,7 @@ class BeirCorpusSource:
         for rec in self._records():
             data = self._text(rec)
             yield SourceItem(
-                id=f"{rec['_id']}.txt", version=hashlib.sha256(data).hexdigest(), name=f"{rec['_id']}.txt",
+                id=f"{rec['_id']}.txt", scope=self.scope, version=hashlib.sha256(data).hexdigest(), name=f"{rec['_id']}.txt",
                 size=len(data), content_type="text/plain", title=rec.get("title", ""), filepath=f"{rec['_id']}.txt",
             )
 

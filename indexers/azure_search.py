@@ -3,8 +3,10 @@
 Schema (created or extended by ``ensure()``): key ``id`` (sortable, for paging); searchable
 ``content`` and ``title``; retrievable ``url``, ``filepath``, ``section``, ``page_start``,
 ``page_end``, ``chunk_index``, ``char_start``, ``char_end`` (the filterable ones of
-``indexers.filters.CORE_FIELDS`` are filterable); filterable/facetable ``source_id``,
-``source_version``, ``source_chunks``; filterable ``groups`` (``Collection(Edm.String)``, ACLs);
+``indexers.filters.CORE_FIELDS`` are filterable); filterable/facetable ``scope`` (the document's
+source scope; documents written before scopes have none and count as scope ``""``), ``source_id``,
+``source_version``, ``source_chunks``; retrievable ``ingested_at`` (when the chunk was written);
+filterable ``groups`` (``Collection(Edm.String)``, ACLs);
 ``metadata`` as a JSON string; one ``meta_<key>`` filterable field per ``filterable_metadata`` key;
 ``content_vector`` (HNSW, cosine, ``dimensions`` from the embedder, optional scalar/binary
 quantization); a semantic configuration ``ondata-semantic`` (title + content). The embedder's
@@ -25,6 +27,7 @@ import logging
 import re
 import threading
 import time
+from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Literal, Mapping, Sequence, TypeVar
 
 import numpy as np
@@ -62,7 +65,7 @@ _PAGE = 1000
 
 _RESULT_FIELDS = (
     "id", "source_id", "content", "chunk_index", "title", "url", "filepath", "page_start", "page_end",
-    "char_start", "char_end", "section", "groups", "metadata", "source_version", "source_chunks",
+    "char_start", "char_end", "section", "groups", "metadata", "source_version", "source_chunks", "scope",
 )
 
 _META_TYPES = {"string": "Edm.String", "int": "Edm.Int64", "float": "Edm.Double", "bool": "Edm.Boolean"}
@@ -302,8 +305,10 @@ class AzureSearchIndex:
             f("chunk_index", i32),
             f("char_start", i32),
             f("char_end", i32),
+            f("scope", s, filterable=True, facetable=True),
             f("source_id", s, filterable=True, facetable=True),
             f("source_version", s, filterable=True, facetable=True),
+            f("ingested_at", s),
             f("source_chunks", i32, filterable=True, facetable=True),
             f("groups", "Collection(Edm.String)", filterable=True),
             f("metadata", s),
@@ -486,6 +491,7 @@ class AzureSearchIndex:
             "chunk_index": chunk.chunk_index,
             "char_start": chunk.char_start,
             "char_end": chunk.char_end,
+            "scope": chunk.scope,
             "source_id": chunk.source_id,
             "source_version": chunk.source_version,
             "source_chunks": chunk.source_chunks,
@@ -559,17 +565,20 @@ class AzureSearchIndex:
                 doc_id=ids[0] if len(ids) == 1 else None,
             )
 
-    def upsert(self, chunks: Sequence[Chunk], *, vectors: np.ndarray, replace_sources: Iterable[str] = ()) -> None:
+    def upsert(self, chunks: Sequence[Chunk], *, vectors: np.ndarray, replace_sources: Iterable[str] = (),
+               scope: str | None = None) -> None:
         """Add or replace chunks by id (``upload`` actions).
 
-        ``replace_sources``: afterwards, every other chunk of these sources is deleted. The service has
+        ``replace_sources``: afterwards, every other chunk of these sources is deleted, in ``scope``
+        (default: the scopes of ``chunks``) and in the scope ``''`` of documents stored before scopes. The service has
         no transactions: a reader may briefly see a re-ingested document's old and new chunks side by
         side (each with its own groups), never the document missing.
         """
         replace = list(dict.fromkeys(str(s) for s in replace_sources))
         if len(chunks) == 0:
-            self.delete_sources(replace)
+            self.delete_sources(replace, scope=scope)
             return
+        scopes = sorted(({scope} if scope is not None else {c.scope for c in chunks}) | {""})
         vectors = np.asarray(vectors, dtype=np.float32)
         if vectors.ndim != 2 or vectors.shape[0] != len(chunks):
             raise ValueError(f"vectors must have shape ({len(chunks)}, {self._dimensions}), got {vectors.shape}")
@@ -578,12 +587,13 @@ class AzureSearchIndex:
                 f"vectors have {vectors.shape[1]} dimensions but index {self.index_name!r} stores {self._dimensions}"
             )
         latest: dict[str, dict[str, Any]] = {}  # a key twice in one batch is undefined: the last one wins
+        now = datetime.now(timezone.utc).isoformat(timespec="seconds")
         for chunk, vec in zip(chunks, vectors):
             latest.pop(chunk.id, None)
-            latest[chunk.id] = {"@search.action": "upload", **self._document(chunk, vec)}
+            latest[chunk.id] = {"@search.action": "upload", **self._document(chunk, vec), "ingested_at": now}
         actions = list(latest.values())
         self._send_actions(actions, f"writing {len(actions)} chunk(s) to index {self.index_name!r}")
-        self._delete_chunks_of(replace, keep=latest.keys())
+        self._delete_chunks_of(replace, keep=latest.keys(), scopes=scopes)
 
     def _keys_matching(self, filter_: str) -> list[str]:
         """Every document key matching ``filter_``, paged by key range (correct beyond skip limits)."""
@@ -601,16 +611,19 @@ class AzureSearchIndex:
                 return keys
             last = str(page[-1]["id"])
 
-    def delete_sources(self, source_ids: Iterable[str]) -> None:
-        """Delete every chunk of these sources; a missing source succeeds."""
-        self._delete_chunks_of(list(dict.fromkeys(str(s) for s in source_ids)))
+    def delete_sources(self, source_ids: Iterable[str], *, scope: str | None = None) -> None:
+        """Delete every chunk of these sources of ``scope`` (``None``: of every scope); a missing source succeeds."""
+        self._delete_chunks_of(list(dict.fromkeys(str(s) for s in source_ids)), scopes=None if scope is None else [scope])
 
-    def _delete_chunks_of(self, ids: list[str], *, keep: Iterable[str] = ()) -> None:
-        """Delete every chunk of sources ``ids`` except the chunks whose key is in ``keep``."""
+    def _delete_chunks_of(self, ids: list[str], *, keep: Iterable[str] = (), scopes: Sequence[str] | None = None) -> None:
+        """Delete every chunk of sources ``ids`` (of ``scopes``; None: of every scope) except the chunks whose key
+        is in ``keep``."""
         kept = set(keep)
         for start in range(0, len(ids), _SOURCES_PER_QUERY):
             group = ids[start: start + _SOURCES_PER_QUERY]
             flt = " or ".join(f"source_id eq {odata_quote(s)}" for s in group)
+            if scopes is not None:
+                flt = f"({' or '.join(_scope_filter(sc) for sc in scopes)}) and ({flt})"
             keys = [k for k in self._keys_matching(flt) if k not in kept]
             if keys:
                 self._send_actions(
@@ -623,43 +636,51 @@ class AzureSearchIndex:
         client = self._docs()
         return int(self._call(f"counting chunks of index {self.index_name!r}", client.get_document_count))
 
-    def list_sources(self) -> list[SourceRecord]:
-        """One record per source, sorted by source id, paging through every chunk (no facet limits).
+    def list_sources(self, *, scope: str | None = None) -> list[SourceRecord]:
+        """One record per document (scope and source id) of ``scope`` (``None``: every scope), sorted by
+        scope then source id, paging through every chunk (no facet limits).
 
         ``complete`` is False when a source's chunks carry several versions, disagree on
         ``source_chunks``, or their number differs from ``source_chunks`` (0 means unknown).
         """
         client = self._docs()
-        stats: dict[str, dict[str, Any]] = {}
+        stats: dict[tuple[str, str], dict[str, Any]] = {}
         last: str | None = None
+        scoped = None if scope is None else _scope_filter(scope)
         while True:
-            flt = None if last is None else f"id gt {odata_quote(last)}"
+            parts = [p for p in (scoped, None if last is None else f"id gt {odata_quote(last)}") if p]
+            flt = " and ".join(f"({p})" for p in parts) if parts else None
             page = self._call(
                 f"listing sources of index {self.index_name!r}",
                 lambda f=flt: list(
                     client.search(
                         search_text="*",
                         filter=f,
-                        select=["id", "source_id", "source_version", "source_chunks"],
+                        select=["id", "scope", "source_id", "source_version", "source_chunks", "groups",
+                                "ingested_at"],
                         order_by=["id asc"],
                         top=_PAGE,
                     )
                 ),
             )
             for d in page:
-                st = stats.setdefault(str(d["source_id"]), {"n": 0, "versions": set(), "chunks": set()})
+                key = (str(d.get("scope") or ""), str(d["source_id"]))
+                st = stats.setdefault(key, {"n": 0, "versions": set(), "chunks": set(), "groups": {}, "at": ""})
                 st["n"] += 1
                 st["versions"].add(d.get("source_version") or "")
                 st["chunks"].add(int(d.get("source_chunks") or 0))
+                st["groups"].update(dict.fromkeys(d.get("groups") or ()))
+                st["at"] = max(st["at"], str(d.get("ingested_at") or ""))
             if len(page) < _PAGE:
                 break
             last = str(page[-1]["id"])
         out = []
-        for source_id in sorted(stats):
-            st = stats[source_id]
+        for scope_, source_id in sorted(stats):
+            st = stats[(scope_, source_id)]
             declared = max(st["chunks"])
             complete = len(st["versions"]) == 1 and len(st["chunks"]) == 1 and (declared == 0 or declared == st["n"])
-            out.append(SourceRecord(source_id=source_id, version=max(st["versions"]), chunk_count=st["n"], complete=complete))
+            out.append(SourceRecord(source_id=source_id, version=max(st["versions"]), chunk_count=st["n"],
+                                    complete=complete, scope=scope_, groups=tuple(st["groups"]), ingested_at=st["at"]))
         return out
 
     def get_chunks(self, ids: Iterable[str], *, groups: Groups = (),
@@ -897,7 +918,15 @@ def _chunk_from(doc: Mapping[str, Any]) -> Chunk:
         metadata=metadata if isinstance(metadata, dict) else {},
         source_version=doc.get("source_version") or "",
         source_chunks=int(doc.get("source_chunks") or 0),
+        scope=str(doc.get("scope") or ""),
     )
+
+
+def _scope_filter(scope: str) -> str:
+    """OData for "the chunk belongs to ``scope``"; chunks written before scopes (no field) count as scope ``""``."""
+    if scope == "":
+        return "scope eq '' or scope eq null"
+    return f"scope eq {odata_quote(scope)}"
 
 
 def _service_message(exc: Any) -> str:

@@ -3,10 +3,12 @@
 Layout of ``<directory>``:
 
 - ``index.sqlite`` holds everything that matters: the chunks (every ``Chunk`` field, metadata as
-  JSON), their embeddings (float32 blobs), their ACL groups (one row per chunk and group, so
+  JSON, the document's scope and when it was written), their embeddings (float32 blobs), their ACL groups (one row per chunk and group, so
   security trimming is an indexed lookup), an FTS5 table for keyword search (BM25, tokenizer
   ``porter unicode61 remove_diacritics 2``, kept in step by triggers) and ``index_meta`` (model id,
-  dimensions, schema version and a *generation* counter bumped by every write).
+  dimensions, schema version and a *generation* counter bumped by every write). An index of an
+  older schema version is migrated in place by ``ensure()`` (schema 1 -> 2 adds the scope columns;
+  nothing is dropped); one of a newer or unknown version is refused with one line saying what to do.
 - ``vectors.faiss`` is an exact inner-product FAISS index (``IndexIDMap2(IndexFlatIP)``) over the
   embeddings keyed by the chunk's SQLite row id, stored with the generation it reflects and
   written atomically (temp file + ``os.replace``). When it is missing, unreadable or stale it is
@@ -35,6 +37,7 @@ import threading
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Sequence
 
@@ -48,7 +51,9 @@ from indexers.text import STOPWORDS, words
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = "1"
+SCHEMA_VERSION = "2"
+#: Schema versions ``ensure()`` migrates in place (see ``_MIGRATIONS``).
+MIGRATABLE_VERSIONS = ("1",)
 SQLITE_NAME = "index.sqlite"
 FAISS_NAME = "vectors.faiss"
 _FAISS_MAGIC = b"ONDATA-FAISS-1\n"
@@ -75,9 +80,14 @@ CREATE TABLE IF NOT EXISTS chunks (
     metadata TEXT NOT NULL,
     source_version TEXT NOT NULL,
     source_chunks INTEGER NOT NULL,
+    scope TEXT NOT NULL DEFAULT '',
+    ingested_at TEXT NOT NULL DEFAULT '',
     content TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS chunks_source ON chunks(source_id, source_version, source_chunks);
+CREATE INDEX IF NOT EXISTS chunks_documents ON chunks(
+    scope, source_id, source_version, source_chunks, ingested_at, groups
+);
 CREATE INDEX IF NOT EXISTS chunks_filter ON chunks(
     has_groups, source_id, filepath, title, url, section, page_start, page_end, metadata
 );
@@ -105,11 +115,22 @@ CREATE TRIGGER IF NOT EXISTS chunks_after_delete AFTER DELETE ON chunks BEGIN
 END;
 """
 
+# Schema 1 -> 2 (scopes): two columns and the covering index of ``list_sources``. Chunks written
+# before scopes get scope '' and no ingestion time; ``pipelines.sync`` adopts them into the first
+# scope that lists their id. Run inside ``ensure()``'s write transaction, before ``_SCHEMA``.
+_MIGRATIONS: dict[str, tuple[str, ...]] = {
+    "1": (
+        "ALTER TABLE chunks ADD COLUMN scope TEXT NOT NULL DEFAULT ''",
+        "ALTER TABLE chunks ADD COLUMN ingested_at TEXT NOT NULL DEFAULT ''",
+    ),
+}
+
 # ``content`` is the last column: rows are read for their small fields (filters, trimming) far
 # more often than for their text, and SQLite reads columns after a large one from overflow pages.
 _CHUNK_COLUMNS = (
     "rid, id, source_id, chunk_index, title, url, filepath, page_start, page_end, "
-    "char_start, char_end, section, groups, has_groups, metadata, source_version, source_chunks, content"
+    "char_start, char_end, section, groups, has_groups, metadata, source_version, source_chunks, scope, "
+    "ingested_at, content"
 )
 _BATCH = 500  # max bound parameters per IN (...) list
 
@@ -139,6 +160,7 @@ class IndexStats:
     dimensions: int
     chunks: int
     sources: int
+    scopes: int
     generation: int
     bytes_on_disk: int
     vectors_fresh: bool
@@ -211,7 +233,12 @@ class LocalIndex:
 
     def _connect(self) -> sqlite3.Connection:
         if self._db is None:
-            self.directory.mkdir(parents=True, exist_ok=True)
+            if self.directory.exists() and not self.directory.is_dir():
+                raise IndexError_(f"the index path {self.directory} is a file, not a folder; give a folder")
+            try:
+                self.directory.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise IndexError_(f"the index folder {self.directory} could not be created: {exc.strerror or exc}") from exc
             try:
                 con = sqlite3.connect(
                     self.sqlite_path, isolation_level=None, check_same_thread=False, timeout=30.0
@@ -244,7 +271,9 @@ class LocalIndex:
                     "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'index_meta'"
                 ).fetchone()
                 if has_meta:  # check an existing index fits before touching its schema
-                    self._check_meta(dict(con.execute("SELECT key, value FROM index_meta").fetchall()))
+                    old = dict(con.execute("SELECT key, value FROM index_meta").fetchall())
+                    self._check_meta(old)
+                    self._migrate(con, old.get("schema_version", SCHEMA_VERSION))
                 for statement in _split_sql(_SCHEMA):
                     con.execute(statement)
                 con.executemany(
@@ -264,10 +293,11 @@ class LocalIndex:
         """Raise ``IndexSchemaError`` unless an existing index's metadata fits this instance."""
         if "model_id" not in meta or "dimensions" not in meta:
             return  # not written yet: created by this transaction
-        if meta.get("schema_version", SCHEMA_VERSION) != SCHEMA_VERSION:
+        version = meta.get("schema_version", SCHEMA_VERSION)
+        if version != SCHEMA_VERSION and version not in MIGRATABLE_VERSIONS:
             raise IndexSchemaError(
-                f"index at {self.directory} has schema version {meta['schema_version']}; "
-                f"this version of ondata needs {SCHEMA_VERSION}; rebuild the index"
+                f"index at {self.directory} has schema version {version}, which this version of ondata "
+                f"(schema {SCHEMA_VERSION}) cannot read; upgrade ondata, or re-ingest into a new --index folder"
             )
         if meta["model_id"] != self.model_id or int(meta["dimensions"]) != self.dimensions:
             raise IndexSchemaError(
@@ -275,6 +305,18 @@ class LocalIndex:
                 f"({meta['dimensions']} dims); this run uses {self.model_id} ({self.dimensions} dims); "
                 "use another --index or rebuild"
             )
+
+    def _migrate(self, con: sqlite3.Connection, version: str) -> None:
+        """Bring an index of schema ``version`` to ``SCHEMA_VERSION`` in place (in the caller's transaction)."""
+        if version == SCHEMA_VERSION:
+            return
+        for statement in _MIGRATIONS[version]:
+            con.execute(statement)
+        con.execute("UPDATE index_meta SET value = ? WHERE key = 'schema_version'", (SCHEMA_VERSION,))
+        log.warning(
+            "migrated the local index at %s from schema %s to %s in place; its documents have no scope "
+            "yet and are adopted by the next ingest that lists them", self.directory, version, SCHEMA_VERSION,
+        )
 
     def close(self) -> None:
         """Save a fresh FAISS file if needed and close the database connection."""
@@ -300,18 +342,22 @@ class LocalIndex:
 
     # ------------------------------------------------------------------ writes
 
-    def upsert(self, chunks: Sequence[Chunk], *, vectors: np.ndarray, replace_sources: Iterable[str] = ()) -> None:
+    def upsert(self, chunks: Sequence[Chunk], *, vectors: np.ndarray, replace_sources: Iterable[str] = (),
+               scope: str | None = None) -> None:
         """Add or replace ``chunks`` by id in one transaction; ``vectors[i]`` belongs to ``chunks[i]``.
 
         ``replace_sources``: every other chunk of these sources is deleted in the same transaction, so
         a reader sees a re-ingested document's old chunks or its new ones, never neither nor a mix.
+        They are replaced in ``scope`` (default: the scopes of ``chunks``; never in another scope) and
+        in the scope ``''`` of documents stored before scopes (see ``pipelines.sync``: adopted).
         """
         chunks = list(chunks)
         replace = list(dict.fromkeys(replace_sources))
         vecs = np.asarray(vectors, dtype=np.float32)
         if not chunks:
-            self.delete_sources(replace)
+            self.delete_sources(replace, scope=scope)
             return
+        scopes = sorted(({scope} if scope is not None else {c.scope for c in chunks}) | {""})
         if vecs.ndim != 2 or vecs.shape[0] != len(chunks):
             raise IndexError_(
                 f"upsert got {len(chunks)} chunks but vectors of shape {tuple(vecs.shape)}; "
@@ -338,15 +384,19 @@ class LocalIndex:
                 gen_before = self._generation(con)
                 ids = [c.id for c in chunks]
                 old_rids = self._select_ints(con, "SELECT rid FROM chunks WHERE id IN ({})", ids)
-                old_rids += self._select_ints(con, "SELECT rid FROM chunks WHERE source_id IN ({})", replace)
+                for sc in scopes:
+                    old_rids += self._select_ints(con, "SELECT rid FROM chunks WHERE scope = ? AND source_id IN ({})",
+                                                  replace, prefix=(sc,))
                 con.executemany("DELETE FROM chunks WHERE id = ?", [(i,) for i in ids])
-                con.executemany("DELETE FROM chunks WHERE source_id = ?", [(s,) for s in replace])
+                con.executemany("DELETE FROM chunks WHERE scope = ? AND source_id = ?",
+                                [(sc, s) for sc in scopes for s in replace])
                 old_rids = list(dict.fromkeys(old_rids))
                 first = self._take_rids(con, len(chunks))
                 rids = list(range(first, first + len(chunks)))
+                now = _utc_now()
                 con.executemany(
-                    f"INSERT INTO chunks ({_CHUNK_COLUMNS}) VALUES ({', '.join('?' * 18)})",
-                    [_chunk_row(rid, c) for rid, c in zip(rids, chunks)],
+                    f"INSERT INTO chunks ({_CHUNK_COLUMNS}) VALUES ({', '.join('?' * 20)})",
+                    [_chunk_row(rid, c, now) for rid, c in zip(rids, chunks)],
                 )
                 con.executemany(
                     "INSERT OR IGNORE INTO chunk_groups(grp, rid) VALUES (?, ?)",
@@ -362,19 +412,26 @@ class LocalIndex:
             [(rid, vecs[i].tobytes()) for i, rid in enumerate(rids)],
         )
 
-    def delete_sources(self, source_ids: Iterable[str]) -> None:
-        """Remove every chunk of those sources in one transaction; missing sources are fine."""
+    def delete_sources(self, source_ids: Iterable[str], *, scope: str | None = None) -> None:
+        """Remove every chunk of those sources of ``scope`` (``None``: of every scope) in one transaction;
+        missing sources are fine."""
         ids = list(dict.fromkeys(source_ids))
         if not ids:
             return
+        if scope is None:
+            select, delete, extra = "SELECT rid FROM chunks WHERE source_id IN ({})", \
+                "DELETE FROM chunks WHERE source_id = ?", ()
+        else:
+            select, delete, extra = "SELECT rid FROM chunks WHERE scope = ? AND source_id IN ({})", \
+                "DELETE FROM chunks WHERE scope = ? AND source_id = ?", (scope,)
         with self._lock:
             con = self._con()
             with _write_transaction(con, failed=f"deleting {len(ids)} sources from the index at {self.directory} failed"):
                 gen_before = self._generation(con)
-                old_rids = self._select_ints(con, "SELECT rid FROM chunks WHERE source_id IN ({})", ids)
+                old_rids = self._select_ints(con, select, ids, prefix=extra)
                 if not old_rids:
                     return  # commits the (empty) transaction
-                con.executemany("DELETE FROM chunks WHERE source_id = ?", [(s,) for s in ids])
+                con.executemany(delete, [(*extra, s) for s in ids])
                 gen_after = self._bump_generation(con)
             self._apply_to_faiss(gen_before, gen_after, remove=old_rids, add_ids=[], add_vectors=None)
 
@@ -386,24 +443,30 @@ class LocalIndex:
         with self._lock:
             return int(self._con().execute("SELECT count(*) FROM chunks").fetchone()[0])
 
-    def list_sources(self) -> list[SourceRecord]:
-        """One record per source, sorted by source id.
+    def list_sources(self, *, scope: str | None = None) -> list[SourceRecord]:
+        """One record per document (scope and source id) of ``scope`` (``None``: every scope), sorted by
+        scope then source id.
 
         ``complete`` is False when the source's chunks carry several versions, disagree on
         ``source_chunks``, or their number differs from ``source_chunks`` (0 means "unknown" and
-        is not checked).
+        is not checked). ``groups`` are those of its chunks (all of them, should they differ);
+        ``ingested_at`` the latest write. Reads the covering index ``chunks_documents`` only.
         """
         if self._absent():
             return []
+        where, params = ("WHERE scope = ? ", [scope]) if scope is not None else ("", [])
         with self._lock:
             rows = self._con().execute(
-                "SELECT source_id, count(*), count(DISTINCT source_version), max(source_version), "
-                "min(source_chunks), max(source_chunks) FROM chunks GROUP BY source_id ORDER BY source_id"
+                "SELECT scope, source_id, count(*), count(DISTINCT source_version), max(source_version), "
+                "min(source_chunks), max(source_chunks), max(ingested_at), json_group_array(DISTINCT groups) "
+                f"FROM chunks {where}GROUP BY scope, source_id ORDER BY scope, source_id", params,
             ).fetchall()
         out = []
-        for source_id, n, n_versions, version, min_sc, max_sc in rows:
+        for scope_, source_id, n, n_versions, version, min_sc, max_sc, ingested_at, groups in rows:
             complete = n_versions == 1 and min_sc == max_sc and (max_sc == 0 or max_sc == n)
-            out.append(SourceRecord(source_id=source_id, version=version, chunk_count=n, complete=complete))
+            all_groups = dict.fromkeys(g for gs in json.loads(groups) for g in json.loads(gs))
+            out.append(SourceRecord(source_id=source_id, version=version, chunk_count=n, complete=complete,
+                                    scope=scope_, groups=tuple(all_groups), ingested_at=ingested_at))
         return out
 
     def search(self, request: SearchRequest) -> list[SearchHit]:
@@ -728,7 +791,8 @@ class LocalIndex:
         with self._lock:
             con = self._con()
             chunks = int(con.execute("SELECT count(*) FROM chunks").fetchone()[0])
-            sources = int(con.execute("SELECT count(DISTINCT source_id) FROM chunks").fetchone()[0])
+            sources = int(con.execute("SELECT count(*) FROM (SELECT DISTINCT scope, source_id FROM chunks)").fetchone()[0])
+            scopes = int(con.execute("SELECT count(DISTINCT scope) FROM chunks").fetchone()[0])
             gen = self._generation(con)
             fresh = self._faiss_gen == gen or self._file_generation() == gen
         size = 0
@@ -741,6 +805,7 @@ class LocalIndex:
             dimensions=self.dimensions,
             chunks=chunks,
             sources=sources,
+            scopes=scopes,
             generation=gen,
             bytes_on_disk=size,
             vectors_fresh=fresh,
@@ -767,11 +832,11 @@ class LocalIndex:
         return first
 
     @staticmethod
-    def _select_ints(con: sqlite3.Connection, sql: str, values: list[str]) -> list[int]:
+    def _select_ints(con: sqlite3.Connection, sql: str, values: list[str], *, prefix: tuple = ()) -> list[int]:
         out: list[int] = []
         for start in range(0, len(values), _BATCH):
             part = values[start : start + _BATCH]
-            out.extend(r for (r,) in con.execute(sql.format(", ".join("?" * len(part))), part))
+            out.extend(r for (r,) in con.execute(sql.format(", ".join("?" * len(part))), [*prefix, *part]))
         return out
 
 
@@ -792,13 +857,17 @@ def _limit_faiss_threads() -> None:
         _faiss_threads_set = True
 
 
-def _chunk_row(rid: int, c: Chunk) -> tuple:
+def _utc_now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def _chunk_row(rid: int, c: Chunk, ingested_at: str) -> tuple:
     return (
         rid, c.id, c.source_id, c.chunk_index, c.title, c.url, c.filepath,
         c.page_start, c.page_end, c.char_start, c.char_end, c.section,
         json.dumps(list(c.groups), ensure_ascii=False), 1 if c.groups else 0,
         json.dumps(dict(c.metadata), ensure_ascii=False, sort_keys=True, default=str),
-        c.source_version, c.source_chunks, c.content,
+        c.source_version, c.source_chunks, c.scope, ingested_at, c.content,
     )
 
 
@@ -806,13 +875,14 @@ def _row_chunk(row: tuple) -> Chunk:
     (
         _rid, cid, source_id, chunk_index, title, url, filepath, page_start, page_end,
         char_start, char_end, section, groups, _has_groups, metadata, source_version, source_chunks,
-        content,
+        scope, _ingested_at, content,
     ) = row
     return Chunk(
         id=cid, source_id=source_id, content=content, chunk_index=chunk_index, title=title, url=url,
         filepath=filepath, page_start=page_start, page_end=page_end, char_start=char_start,
         char_end=char_end, section=section, groups=tuple(json.loads(groups)),
         metadata=json.loads(metadata), source_version=source_version, source_chunks=source_chunks,
+        scope=scope,
     )
 
 

@@ -37,25 +37,28 @@ class SearchIndex(Protocol):
     """Where chunks live.
 
     - ``ensure()`` creates the index if missing and checks it fits (dimensions); idempotent.
-    - ``upsert(chunks, vectors=..., replace_sources=...)`` adds or replaces chunks by id; ``vectors[i]``
-      belongs to ``chunks[i]``. Every other chunk of the ``replace_sources`` is deleted by the same call
-      (re-ingesting a document): in one transaction where the backend has them (local index).
-    - ``delete_sources(ids)`` removes every chunk of those sources; deleting a missing source succeeds.
+    - ``upsert(chunks, vectors=..., replace_sources=..., scope=...)`` adds or replaces chunks by id;
+      ``vectors[i]`` belongs to ``chunks[i]``. Every other chunk of the ``replace_sources`` of that scope
+      (default: the chunks' scopes) and of the scope ``''`` (stored before scopes) is deleted by the same
+      call (re-ingesting a document): in one transaction where the backend has them (local index).
+    - ``delete_sources(ids, scope=...)`` removes every chunk of those sources of that scope (``None``:
+      of every scope); deleting a missing source succeeds. A document is named by (scope, source id).
     - ``search(request)`` returns at most ``request.top`` hits, best first, honouring filter and groups.
     - ``get_chunks(ids, groups=..., public_when_no_groups=...)`` returns the chunks with those ids
       that the caller may see, under the same security trimming as ``search`` (an id the caller may
       not see is left out exactly like a missing one), in the order asked.
       ``groups`` as in ``SearchRequest``: the default ``()`` sees public chunks only,
       ``ALL_GROUPS`` everything; anything else than names or ``ALL_GROUPS`` is a ``TypeError``.
-    - ``count()`` is the number of chunks; ``list_sources()`` what the index holds per source
-      (empty iterable when empty).
+    - ``count()`` is the number of chunks; ``list_sources(scope=...)`` what the index holds per
+      document of that scope (``None``: every scope), sorted by scope then source id (empty when empty).
     """
 
     def ensure(self) -> None: ...
 
-    def upsert(self, chunks: Sequence[Chunk], *, vectors: np.ndarray, replace_sources: Iterable[str] = ()) -> None: ...
+    def upsert(self, chunks: Sequence[Chunk], *, vectors: np.ndarray, replace_sources: Iterable[str] = (),
+               scope: str | None = None) -> None: ...
 
-    def delete_sources(self, source_ids: Iterable[str]) -> None: ...
+    def delete_sources(self, source_ids: Iterable[str], *, scope: str | None = None) -> None: ...
 
     def search(self, request: SearchRequest) -> list[SearchHit]: ...
 
@@ -64,4 +67,4 @@ class SearchIndex(Protocol):
 
     def count(self) -> int: ...
 
-    def list_sources(self) -> list[SourceRecord]: ...
+    def list_sources(self, *, scope: str | None = None) -> list[SourceRecord]: ...

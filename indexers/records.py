@@ -115,13 +115,17 @@ def _describe(value: Any) -> str:
     return f"a {type(value).__name__}"
 
 
-def chunk_id_for(source_id: str, chunk_index: int, content: str) -> str:
-    """Deterministic chunk id derived from the source, the position and the content.
+def chunk_id_for(source_id: str, chunk_index: int, content: str, *, scope: str = "") -> str:
+    """Deterministic chunk id derived from the source scope and id, the position and the content.
 
-    Never from a run counter: re-ingesting the same document yields the same ids.
+    Never from a run counter: re-ingesting the same document yields the same ids; the same file
+    in two scopes gets two ids. ``scope=""`` (no scope) gives the ids of indexes built before scopes.
     The result is URL- and Azure-AI-Search-key-safe (hex only).
     """
     h = hashlib.sha256()
+    if scope:
+        h.update(scope.encode("utf-8"))
+        h.update(b"\x01")
     h.update(source_id.encode("utf-8"))
     h.update(b"\x00")
     h.update(str(chunk_index).encode("ascii"))
@@ -144,9 +148,12 @@ def source_key(source_id: str) -> str:
 class Chunk:
     """A piece of a document, ready to be embedded and indexed.
 
-    ``source_version`` is the version (content hash / ETag) of the source the chunk was cut from;
-    ``source_chunks`` is how many chunks that source version has in total. Together they let an
-    index tell a completely written source from one cut short by a crash (see ``SourceRecord``).
+    ``scope`` names the source scope the document belongs to (a folder's resolved path, a Blob
+    ``account/container/prefix``, or a name given with ``--scope``); ``(scope, source_id)`` names a
+    document uniquely. ``source_version`` is the stored version of the source the chunk was cut from
+    (content version plus pipeline fingerprint, see ``pipelines.sync``); ``source_chunks`` is how
+    many chunks that source version has in total. Together they let an index tell a completely
+    written source from one cut short by a crash (see ``SourceRecord``).
     """
 
     id: str
@@ -165,6 +172,7 @@ class Chunk:
     metadata: Mapping[str, Any] = field(default_factory=dict)
     source_version: str = ""
     source_chunks: int = 0
+    scope: str = ""
 
     def __post_init__(self) -> None:
         if not self.id:
@@ -188,16 +196,21 @@ class Chunk:
 
 @dataclass(frozen=True)
 class SourceRecord:
-    """What an index knows about one source: its version and how many chunks it holds.
+    """What an index knows about one document of one scope: its version and how many chunks it holds.
 
     ``complete`` is False when the stored chunks do not add up to one whole version of the
-    source (a run was killed mid-way): the next run must re-ingest it.
+    source (a run was killed mid-way): the next run must re-ingest it. ``scope`` is the source
+    scope (``""``: stored before scopes existed); ``groups`` the ACL groups of its chunks;
+    ``ingested_at`` when it was last written (ISO 8601 UTC, ``""`` when the backend does not know).
     """
 
     source_id: str
     version: str
     chunk_count: int
     complete: bool = True
+    scope: str = ""
+    groups: tuple[str, ...] = ()
+    ingested_at: str = ""
 
 
 @dataclass(frozen=True)

@@ -140,11 +140,13 @@ def build_source(
     include: tuple[str, ...] = (),
     exclude: tuple[str, ...] = (),
     follow_symlinks: bool = False,
+    scope: str | None = None,
 ) -> "DocumentSource":
     """A local folder source for ``path``, or the configured Blob Storage container (``az://container/prefix``).
 
     ``include`` / ``exclude``: glob patterns (empty ``include`` = everything); ``follow_symlinks``
-    (folders only) follows links that stay inside the folder.
+    (folders only) follows links that stay inside the folder; ``scope`` names the source scope
+    (default: the folder's resolved path, or ``account/container/prefix``).
     """
     globs = {"include": tuple(include) or ("*",), "exclude": tuple(exclude)}
     target = str(path) if path is not None else None
@@ -166,12 +168,13 @@ def build_source(
             groups_metadata_key=settings.groups_metadata_key,
             max_bytes=settings.max_document_bytes,
             retry=retry_policy(settings),
+            scope=scope,
             **globs,
         )
     from pipelines.sources.local import LocalFolderSource
 
     return LocalFolderSource(Path(target), max_bytes=settings.max_document_bytes, follow_symlinks=follow_symlinks,
-                             **globs)
+                             scope=scope, **globs)
 
 
 def open_local_index(settings: Settings):
@@ -181,6 +184,14 @@ def open_local_index(settings: Settings):
     if not (Path(settings.index_dir) / "index.sqlite").exists():
         raise ConfigError(f"no index at {settings.index_dir}; run `ondata ingest PATH` first")
     return LocalIndex.open_existing(settings.index_dir)
+
+
+def open_index(settings: Settings) -> "SearchIndex":
+    """The configured index, opened to list and delete documents (``ondata index sources|remove``): an
+    existing local index (its own model), or the Azure AI Search index (built for the configured embedder)."""
+    if settings.profile == "azure":
+        return build_index(settings, build_embedder(settings, cached=False))
+    return open_local_index(settings)
 
 
 def build_chat_model(settings: Settings):

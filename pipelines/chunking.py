@@ -418,7 +418,7 @@ def chunk_document(doc: ParsedDocument, item: SourceItem, *, config: ChunkingCon
             metadata[PAGE_OFFSETS_KEY] = _page_offsets(units, sp, text_len=len(sp.content))
         chunks.append(
             Chunk(
-                id=chunk_id_for(item.id, index, sp.content),
+                id=chunk_id_for(item.id, index, sp.content, scope=item.scope),
                 source_id=item.id,
                 content=sp.content,
                 chunk_index=index,
@@ -434,6 +434,7 @@ def chunk_document(doc: ParsedDocument, item: SourceItem, *, config: ChunkingCon
                 metadata=metadata,
                 source_version=item.version,
                 source_chunks=total,
+                scope=item.scope,
             )
         )
     logger.debug("chunked %s into %d chunks (%d units)", item.id, total, len(units))

@@ -43,3 +43,7 @@ class SymlinkError(SourceError):
 
 class SpecialFileError(SourceError):
     """A device, FIFO, socket or virtual-filesystem file (/proc, /sys, /dev): never opened for reading."""
+
+
+class CleanupRefused(OndataError):
+    """``--cleanup full`` would delete documents of other scopes and was not confirmed (``--yes``)."""

@@ -62,8 +62,10 @@ from pipelines.ingest import (
     IngestReport,
     delete_documents,
     embed_chunks,
+    fingerprint_of,
     list_and_plan,
     load_document,
+    planned_results,
     problem_results,
     write_documents,
 )
@@ -161,10 +163,10 @@ def _stats(embedder: Embedder) -> tuple[int, int]:
 
 
 @task(name="plan", cache_policy=NO_CACHE)
-def plan_task(components: ComponentsLike) -> SyncPlan:
+def plan_task(components: ComponentsLike, options: IngestOptions = IngestOptions()) -> SyncPlan:
     c = resolve(components)
     c.index.ensure()
-    return list_and_plan(c.source, c.index)
+    return list_and_plan(c.source, c.index, cleanup=options.cleanup, fingerprint=fingerprint_of(options, c.embedder))
 
 
 @task(name="fetch-parse", cache_policy=NO_CACHE)
@@ -191,15 +193,16 @@ def embed_task(components: ComponentsLike, chunks: Sequence[Chunk]) -> EmbedResu
 
 @task(name="write", cache_policy=NO_CACHE)
 def write_task(components: ComponentsLike, chunks: Sequence[Chunk], embedded: EmbedResult,
-               *, replace_sources: Sequence[str]) -> int:
-    write_documents(chunks, index=resolve(components).index, vectors=embedded.vectors, replace_sources=replace_sources)
+               *, replace_sources: Sequence[str], scope: str | None = None) -> int:
+    write_documents(chunks, index=resolve(components).index, vectors=embedded.vectors,
+                    replace_sources=replace_sources, scope=scope)
     return len(chunks)
 
 
 @task(name="delete", cache_policy=NO_CACHE)
-def delete_task(components: ComponentsLike, source_ids: Sequence[str]) -> int:
-    delete_documents(list(source_ids), index=resolve(components).index)
-    return len(source_ids)
+def delete_task(components: ComponentsLike, deletions: Sequence[tuple[str | None, Sequence[str]]]) -> int:
+    delete_documents(list(deletions), index=resolve(components).index)
+    return sum(len(ids) for _, ids in deletions)
 
 
 @task(name="finalize", cache_policy=NO_CACHE)
@@ -309,7 +312,7 @@ def ingest_flow_body(
     )
     chunk_t = chunk_task  # pure: never retried
 
-    plan: SyncPlan = plan_t(components)
+    plan: SyncPlan = plan_t(components, options)
     report.listed, report.unchanged = plan.listed, len(plan.unchanged)
     report.results += problem_results(plan)
     log.info("plan: %s", plan.summary())
@@ -320,14 +323,12 @@ def ingest_flow_body(
         report.results.append(DocumentResult(item_id, "failed", error=message, error_type=kind))
 
     if options.dry_run:
-        report.results += [DocumentResult(i.id, "added") for i in plan.added]
-        report.results += [DocumentResult(i.id, "updated") for i in plan.changed]
-        report.results += [DocumentResult(s, "deleted") for s in plan.deleted]
+        report.results += planned_results(plan)
         return _finish(report, t_start, artifact_key)
 
-    if plan.deleted:
-        delete_t(components, list(plan.deleted))
-        report.results += [DocumentResult(s, "deleted") for s in plan.deleted]
+    if plan.deleted or plan.deleted_elsewhere:
+        delete_t(components, plan.deletions())
+        report.results += [r for r in planned_results(plan) if r.status == "deleted"]
 
     changed = {i.id for i in plan.changed}
     todo = list(plan.to_process)
@@ -355,7 +356,7 @@ def ingest_flow_body(
         def submit(batch: list[_Doc]) -> tuple[list[_Doc], Any, Any]:
             chunks = [c for d in batch for c in d.chunks]
             ef = embed_t.submit(components, chunks)
-            wf = write_t.submit(components, chunks, ef,
+            wf = write_t.submit(components, chunks, ef, scope=plan.scope,
                                 replace_sources=[d.item.id for d in batch if d.item.id in changed])
             return batch, ef, wf
 
@@ -370,7 +371,8 @@ def ingest_flow_body(
                 for d in batch:
                     report.chunks_written += len(d.chunks)
                     report.results.append(DocumentResult(d.item.id, d.status, chunks=len(d.chunks),
-                                                         pages=d.doc.page_count))
+                                                         pages=d.doc.page_count,
+                                                         reason=", ".join(plan.reasons.get(d.item.id, ())) or None))
                 continue
             exc = _exception_of(ef.state) if not ef.state.is_completed() else _exception_of(wf.state)
             if len(batch) > 1 and not is_transient(exc):  # isolate the bad document: one by one

@@ -39,7 +39,7 @@ from pipelines.errors import DocumentTooLargeError, EmptyDocumentError, SourceEr
 from pipelines.parsing import parse_document
 from pipelines.ports import DocumentSource
 from pipelines.records import ParsedDocument, SourceItem
-from pipelines.sync import SyncPlan, plan_sync
+from pipelines.sync import CLEANUP_MODES, CleanupMode, PipelineFingerprint, SyncPlan, plan_sync
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +53,8 @@ class IngestOptions:
 
     ``batch_chunks``: chunks embedded and upserted together (bounded memory); ``prefetch``: documents
     fetched, parsed and chunked ahead in a background thread while the current batch is embedded
-    (0 = one after the other).
+    (0 = one after the other). ``cleanup``: what the run may delete (``pipelines.sync``: ``scoped``,
+    ``none``, ``full``).
     """
 
     chunking: ChunkingConfig = field(default_factory=ChunkingConfig)
@@ -61,8 +62,11 @@ class IngestOptions:
     batch_chunks: int = 256
     dry_run: bool = False
     prefetch: int = 2
+    cleanup: CleanupMode = "scoped"
 
     def __post_init__(self) -> None:
+        if self.cleanup not in CLEANUP_MODES:
+            raise ValueError(f"cleanup must be one of {', '.join(CLEANUP_MODES)}, not {self.cleanup!r}")
         if self.batch_chunks < 1:
             raise ValueError("batch_chunks must be >= 1")
         if self.max_bytes < 1:
@@ -73,7 +77,10 @@ class IngestOptions:
 
 @dataclass
 class DocumentResult:
-    """What happened to one document: added, updated, deleted, failed or skipped (with the reason)."""
+    """What happened to one document: added, updated, deleted, failed or skipped (with the reason).
+
+    ``scope`` is set for a document of another scope (deleted by ``--cleanup full``); ``reason`` says
+    why an updated document was re-processed ("chunking settings changed", ...)."""
 
     source_id: str
     status: str
@@ -81,6 +88,8 @@ class DocumentResult:
     pages: int | None = None
     error: str | None = None
     error_type: str | None = None
+    scope: str | None = None
+    reason: str | None = None
 
 
 @dataclass
@@ -168,10 +177,26 @@ class IngestReport:
 # ---------------------------------------------------------------- plain steps (each a Prefect task in flows.py)
 
 
-def list_and_plan(source: DocumentSource, index: SearchIndex) -> SyncPlan:
-    """List the source and diff it against the index (I/O on both)."""
+def list_and_plan(source: DocumentSource, index: SearchIndex, *, cleanup: CleanupMode = "scoped",
+                  fingerprint: PipelineFingerprint | None = None) -> SyncPlan:
+    """List the source and diff it against the index (I/O on both), in the source's scope."""
     items = list(source.list_items())
-    return plan_sync(items, index.list_sources())
+    return plan_sync(items, index.list_sources(), scope=source.scope, cleanup=cleanup, fingerprint=fingerprint)
+
+
+def fingerprint_of(options: IngestOptions, embedder: Embedder) -> PipelineFingerprint:
+    """The pipeline fingerprint of a run with these options and this embedder (see ``pipelines.sync``)."""
+    return PipelineFingerprint.of(chunking=options.chunking, model_id=embedder.model_id,
+                                  dimensions=embedder.dimensions)
+
+
+def planned_results(plan: SyncPlan) -> list[DocumentResult]:
+    """What a dry run reports: the documents the plan adds, updates (with why) and deletes."""
+    out = [DocumentResult(i.id, "added") for i in plan.added]
+    out += [DocumentResult(i.id, "updated", reason=", ".join(plan.reasons.get(i.id, ()))) for i in plan.changed]
+    out += [DocumentResult(s, "deleted") for s in plan.deleted]
+    out += [DocumentResult(r.source_id, "deleted", scope=r.scope) for r in plan.deleted_elsewhere]
+    return out
 
 
 def problem_results(plan: SyncPlan) -> list[DocumentResult]:
@@ -255,17 +280,21 @@ def embedding_text(chunk: Chunk) -> str:
 
 
 def write_documents(
-    chunks: Sequence[Chunk], *, index: SearchIndex, vectors: np.ndarray, replace_sources: Iterable[str] = ()
+    chunks: Sequence[Chunk], *, index: SearchIndex, vectors: np.ndarray, replace_sources: Iterable[str] = (),
+    scope: str | None = None,
 ) -> None:
-    """Replace the given sources' chunks with ``chunks``: one write (one transaction on the local index)."""
+    """Replace the given sources' chunks (of ``scope``; default: the chunks' scopes) with ``chunks``: one
+    write (one transaction on the local index)."""
     replace = list(replace_sources)
     if chunks or replace:
-        index.upsert(list(chunks), vectors=vectors, replace_sources=replace)
+        index.upsert(list(chunks), vectors=vectors, replace_sources=replace, scope=scope)
 
 
-def delete_documents(source_ids: Sequence[str], *, index: SearchIndex) -> None:
-    if source_ids:
-        index.delete_sources(list(source_ids))
+def delete_documents(deletions: Sequence[tuple[str | None, Sequence[str]]], *, index: SearchIndex) -> None:
+    """Delete (scope, source ids) groups, e.g. ``SyncPlan.deletions()``; scope None = in every scope."""
+    for scope, source_ids in deletions:
+        if source_ids:
+            index.delete_sources(list(source_ids), scope=scope)
 
 
 # ---------------------------------------------------------------- the whole run
@@ -320,7 +349,7 @@ def ingest(
     with timer("list"):
         if not options.dry_run:  # a dry run writes nothing, not even an empty index
             index.ensure()
-        plan = list_and_plan(source, index)
+        plan = list_and_plan(source, index, cleanup=options.cleanup, fingerprint=fingerprint_of(options, embedder))
     report.listed, report.unchanged = plan.listed, len(plan.unchanged)
 
     def emit(result: DocumentResult) -> None:
@@ -334,20 +363,17 @@ def ingest(
         on_plan(plan)
 
     if options.dry_run:
-        for item in plan.added:
-            emit(DocumentResult(item.id, "added"))
-        for item in plan.changed:
-            emit(DocumentResult(item.id, "updated"))
-        for sid in plan.deleted:
-            emit(DocumentResult(sid, "deleted"))
+        for result in planned_results(plan):
+            emit(result)
         report.seconds = time.perf_counter() - t_start
         return report
 
-    if plan.deleted:
+    if plan.deleted or plan.deleted_elsewhere:
         with timer("index"):
-            delete_documents(plan.deleted, index=index)
-        for sid in plan.deleted:
-            emit(DocumentResult(sid, "deleted"))
+            delete_documents(plan.deletions(), index=index)
+        for result in planned_results(plan):
+            if result.status == "deleted":
+                emit(result)
 
     changed_ids = {i.id for i in plan.changed}
     pending: list[_Pending] = []
@@ -377,11 +403,12 @@ def ingest(
         with timer("embed"):
             vectors = embed_chunks(chunks, embedder=embedder)
         with timer("index"):
-            write_documents(chunks, index=index, vectors=vectors,
+            write_documents(chunks, index=index, vectors=vectors, scope=plan.scope,
                             replace_sources=[p.item.id for p in batch if p.item.id in changed_ids])
         for p in batch:
             report.chunks_written += len(p.chunks)
-            emit(DocumentResult(p.item.id, p.status, chunks=len(p.chunks), pages=p.doc.page_count))
+            emit(DocumentResult(p.item.id, p.status, chunks=len(p.chunks), pages=p.doc.page_count,
+                                reason=", ".join(plan.reasons.get(p.item.id, ())) or None))
 
     def _fail(item: SourceItem, exc: Exception) -> None:
         message = exc.message if isinstance(exc, OndataError) else str(exc)

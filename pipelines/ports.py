@@ -13,7 +13,12 @@ class DocumentSource(Protocol):
 
     ``list_items`` raises (``SourceError``) only when the source as a whole cannot be listed; a
     problem with one entry is yielded as an ``ItemProblem`` for that entry and the listing goes on.
+    ``scope`` names the source scope every listed item belongs to (``SourceItem.scope``, see
+    ``pipelines.sync``): a sync deletes only inside it.
     """
+
+    @property
+    def scope(self) -> str: ...
 
     def list_items(self) -> Iterable[SourceItem | ItemProblem]: ...
 

@@ -15,8 +15,11 @@ ElementKind = Literal["title", "text", "list", "table"]
 class SourceItem:
     """One document as listed by a DocumentSource.
 
-    ``id`` is stable across runs (relative path or blob name); ``version`` changes whenever the
-    content changes (content hash, ETag, MD5). ``groups`` are the ACL groups allowed to see it.
+    ``id`` is stable across runs (relative path or blob name) and unique within its ``scope``
+    (the source scope: a folder's resolved path, ``account/container/prefix`` for Blob Storage, or
+    the name given with ``--scope``); ``version`` changes whenever the content changes (content
+    hash, ETag, MD5; a ``+meta:<hash>`` suffix covers its metadata). ``groups`` are the ACL groups
+    allowed to see it.
     """
 
     id: str
@@ -29,6 +32,7 @@ class SourceItem:
     filepath: str = ""
     groups: tuple[str, ...] = ()
     metadata: Mapping[str, Any] = field(default_factory=dict)
+    scope: str = ""
 
     def __post_init__(self) -> None:
         if not self.id:

@@ -1,9 +1,32 @@
 """Sync state: compare what a source lists with what the index holds, as a pure function.
 
-The index itself is the sync state (``SearchIndex.list_sources()``: source id -> version, chunk
-count, complete flag), so a fresh worker reads it from wherever the index lives (local SQLite or
-Azure AI Search). A source whose stored chunks are incomplete (a run was killed mid-write) counts
-as changed and is re-ingested; that is how a re-run converges after a crash.
+The index itself is the sync state (``SearchIndex.list_sources()``: per document of each scope its
+stored version, chunk count, complete flag), so a fresh worker reads it from wherever the index
+lives (local SQLite or Azure AI Search). A source whose stored chunks are incomplete (a run was
+killed mid-write) counts as changed and is re-ingested; that is how a re-run converges after a crash.
+
+Scopes. Every document belongs to a source scope (``SourceItem.scope``: a folder's resolved path,
+``account/container/prefix``, or a name given with ``--scope``); a document is named by (scope,
+id), so the same file name in two folders never collides. The cleanup mode says what a run may
+delete, in the manner of LangChain's indexing API:
+
+- ``scoped`` (the default): documents of this scope that the source no longer lists are deleted;
+  other scopes are never touched.
+- ``none``: add and update only, nothing is deleted (the CLI's default for a single file).
+- ``full``: the index mirrors this source: everything else (documents of every other scope too) is
+  deleted.
+
+Documents stored before scopes existed (scope ``""``, an index migrated from schema 1) are adopted:
+one whose id this source lists is re-written in this scope (writing a document replaces its copy
+in scope ``""`` too, see ``SearchIndex.upsert``); the others stay until their own folder is ingested, ``ondata index
+remove --scope ''`` or ``--cleanup full``.
+
+Stored version = content version + pipeline fingerprint (``PipelineFingerprint``): the parser
+(name and version), the chunking settings, the embedding model and dimensions, and the document's
+groups, as ``<content version>|p=..|c=..|e=..|g=..`` (short hashes). Changing any of them
+re-processes the documents it affects, and ``SyncPlan.reasons`` says why ("chunking settings
+changed", "embedding model changed", "parser version changed", "groups changed", "content
+changed"...). Without a fingerprint (``fingerprint=None``) versions are compared as listed.
 
 Listing problems (``ItemProblem``, see ``pipelines.records``) travel in ``SyncPlan.problems``. A
 ``failed`` problem's id counts as listed: its stored document is kept (never deleted as gone) until
@@ -14,21 +37,119 @@ deliberately not part of the source, so a stored document with its id is deleted
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Iterable
+import hashlib
+import json
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Callable, Iterable, Literal, Mapping
 
 from indexers.records import SourceRecord
 from pipelines.records import ItemProblem, SourceItem
 
+if TYPE_CHECKING:  # pragma: no cover
+    from pipelines.chunking import ChunkingConfig
+
+CleanupMode = Literal["scoped", "none", "full"]
+CLEANUP_MODES: tuple[str, ...] = ("scoped", "none", "full")
+
+#: Scope of documents stored before scopes existed (adopted by the first scope that lists them).
+LEGACY_SCOPE = ""
+
+# the parts of a stored version after the content version, and the reason each one gives
+_PARTS = (("p", "parser version changed"), ("c", "chunking settings changed"),
+          ("e", "embedding model changed"), ("g", "groups changed"))
+
+
+def _short(value: str) -> str:
+    return hashlib.sha256(value.encode("utf-8")).hexdigest()[:12]
+
+
+@dataclass(frozen=True)
+class PipelineFingerprint:
+    """Everything besides its content that shapes a document's chunks and vectors.
+
+    ``parser(item)`` names the parser that reads an item and its version (default
+    ``pipelines.parsing.parser_version``); ``chunking`` and ``embedding`` are canonical strings
+    (``of()`` builds them from a ``ChunkingConfig`` and the embedder's model id and dimensions).
+    """
+
+    chunking: str
+    embedding: str
+    parser: Callable[[SourceItem], str] = field(default=None, compare=False)  # type: ignore[assignment]
+
+    def __post_init__(self) -> None:
+        if self.parser is None:
+            object.__setattr__(self, "parser", _default_parser)
+
+    @classmethod
+    def of(cls, *, chunking: "ChunkingConfig", model_id: str, dimensions: int,
+           parser: Callable[[SourceItem], str] | None = None) -> "PipelineFingerprint":
+        from dataclasses import asdict
+
+        return cls(chunking=json.dumps(asdict(chunking), sort_keys=True),
+                   embedding=f"{model_id}/{int(dimensions)}", parser=parser)  # type: ignore[arg-type]
+
+    def stamp(self, item: SourceItem) -> str:
+        """The version stored for ``item``: its content version plus this fingerprint (see the module docstring)."""
+        try:
+            parser = self.parser(item)
+        except Exception:  # no parser for it: the engine fails it when it tries; any stable value will do
+            parser = "none"
+        groups = json.dumps(sorted(item.groups), ensure_ascii=False)
+        values = {"p": parser, "c": self.chunking, "e": self.embedding, "g": groups}
+        return item.version + "".join(f"|{k}={_short(values[k])}" for k, _ in _PARTS)
+
+
+def _default_parser(item: SourceItem) -> str:
+    from pipelines.parsing import parser_version
+
+    return parser_version(item.name, item.content_type)
+
+
+def _split(version: str) -> tuple[str, str, dict[str, str] | None]:
+    """(content, metadata hash, fingerprint parts or None when the version carries no fingerprint)."""
+    head, *rest = version.split("|")
+    content, _, meta = head.partition("+meta:")
+    if not rest:
+        return content, meta, None
+    parts = dict(p.partition("=")[::2] for p in rest)
+    return content, meta, parts
+
+
+def change_reasons(stored: str, stamped: str) -> tuple[str, ...]:
+    """Why a document whose stored version is ``stored`` needs re-processing at version ``stamped`` (empty: it does not)."""
+    if stored == stamped:
+        return ()
+    old_content, old_meta, old_parts = _split(stored)
+    new_content, new_meta, new_parts = _split(stamped)
+    reasons: list[str] = []
+    if old_content != new_content:
+        reasons.append("content changed")
+    if old_parts is None and new_parts is not None:
+        reasons.append("stored without a pipeline fingerprint (an older ondata)")
+    elif old_parts is not None and new_parts is not None:
+        reasons += [why for k, why in _PARTS if old_parts.get(k) != new_parts.get(k)]
+    if old_meta != new_meta and "groups changed" not in reasons:
+        reasons.append("metadata changed")
+    return tuple(reasons) or ("version changed",)
+
 
 @dataclass(frozen=True)
 class SyncPlan:
+    """What a run does. ``deleted``: ids of this ``scope`` to delete; ``deleted_elsewhere``: documents of
+    other scopes to delete (``cleanup="full"`` only); ``reasons``: id -> why it is changed;
+    ``adopted``: ids stored before scopes that this run re-writes in its scope."""
+
     added: tuple[SourceItem, ...] = ()
     changed: tuple[SourceItem, ...] = ()
     deleted: tuple[str, ...] = ()
     unchanged: tuple[SourceItem, ...] = ()
     listed: int = field(default=0)
     problems: tuple[ItemProblem, ...] = ()
+    scope: str | None = None
+    cleanup: CleanupMode = "scoped"
+    deleted_elsewhere: tuple[SourceRecord, ...] = ()
+    reasons: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    adopted: frozenset[str] = frozenset()
 
     @property
     def to_process(self) -> tuple[SourceItem, ...]:
@@ -38,22 +159,59 @@ class SyncPlan:
         return {
             "added": len(self.added),
             "changed": len(self.changed),
-            "deleted": len(self.deleted),
+            "deleted": len(self.deleted) + len(self.deleted_elsewhere),
             "unchanged": len(self.unchanged),
         }
 
+    def deletions(self) -> list[tuple[str | None, list[str]]]:
+        """Every deletion of the plan as (scope, source ids), this scope's first; scope None = any scope
+        (a plan made without a scope)."""
+        out: list[tuple[str | None, list[str]]] = []
+        if self.deleted:
+            out.append((self.scope, list(self.deleted)))
+        by_scope: dict[str, list[str]] = {}
+        for rec in self.deleted_elsewhere:
+            by_scope.setdefault(rec.scope, []).append(rec.source_id)
+        out += sorted(by_scope.items())
+        return out
 
-def plan_sync(items: Iterable[SourceItem | ItemProblem], records: Iterable[SourceRecord]) -> SyncPlan:
-    """Diff the listed items against the index's source records.
+    def describe_deleted(self) -> list[str]:
+        """The deleted documents as shown to a user: ``id`` for this scope, ``scope: id`` for others."""
+        return [*self.deleted, *(f"{r.scope or '(no scope)'}: {r.source_id}" for r in self.deleted_elsewhere)]
 
-    Duplicate item ids keep the first listed. Deleted = in the index, neither listed nor kept by a
-    ``failed`` problem (see the module docstring).
+
+def plan_sync(
+    items: Iterable[SourceItem | ItemProblem],
+    records: Iterable[SourceRecord],
+    *,
+    scope: str | None = None,
+    cleanup: CleanupMode = "scoped",
+    fingerprint: PipelineFingerprint | None = None,
+) -> SyncPlan:
+    """Diff the listed items against the index's source records (of every scope).
+
+    ``scope=None`` compares against every record as if the index held this source only (the
+    behaviour before scopes). Duplicate item ids keep the first listed. Deleted (``scoped`` and
+    ``full``) = this scope's documents neither listed nor kept by a ``failed`` problem (see the
+    module docstring); ``full`` also deletes every other scope's documents.
     """
-    stored = {r.source_id: r for r in records}
+    if cleanup not in CLEANUP_MODES:
+        raise ValueError(f"cleanup must be one of {', '.join(CLEANUP_MODES)}, not {cleanup!r}")
+    all_records = list(records)
+    if scope is None:
+        mine = {r.source_id: r for r in all_records}
+        legacy: dict[str, SourceRecord] = {}
+        others: list[SourceRecord] = []
+    else:
+        mine = {r.source_id: r for r in all_records if r.scope == scope}
+        legacy = {r.source_id: r for r in all_records if r.scope == LEGACY_SCOPE and scope != LEGACY_SCOPE}
+        others = [r for r in all_records if r.scope != scope]
     added: list[SourceItem] = []
     changed: list[SourceItem] = []
     unchanged: list[SourceItem] = []
     problems: list[ItemProblem] = []
+    reasons: dict[str, tuple[str, ...]] = {}
+    adopted: set[str] = set()
     seen: set[str] = set()
     kept: set[str] = set()
     kept_folders: list[str] = []
@@ -66,17 +224,37 @@ def plan_sync(items: Iterable[SourceItem | ItemProblem], records: Iterable[Sourc
             if item.status == "failed":
                 (kept_folders.append if item.id.endswith("/") else kept.add)(item.id)
             continue
-        rec = stored.get(item.id)
-        if rec is None:
-            added.append(item)
-        elif rec.version != item.version or not rec.complete:
+        if fingerprint is not None:
+            item = replace(item, version=fingerprint.stamp(item))
+        rec = mine.get(item.id)
+        if rec is None and item.id in legacy:
+            adopted.add(item.id)
             changed.append(item)
+            reasons[item.id] = ("stored before scopes",)
+        elif rec is None:
+            added.append(item)
+        elif not rec.complete:
+            changed.append(item)
+            reasons[item.id] = ("incomplete (a run was interrupted)",)
+        elif rec.version != item.version:
+            changed.append(item)
+            reasons[item.id] = change_reasons(rec.version, item.version)
         else:
             unchanged.append(item)
     listed = {i.id for i in (*added, *changed, *unchanged)}
-    deleted = tuple(sorted(
-        sid for sid in stored
-        if sid not in listed and sid not in kept and not any(sid.startswith(f) for f in kept_folders)
-    ))
+
+    def gone(sid: str) -> bool:
+        return sid not in listed and sid not in kept and not any(sid.startswith(f) for f in kept_folders)
+
+    deleted: tuple[str, ...] = ()
+    elsewhere: tuple[SourceRecord, ...] = ()
+    if cleanup != "none":
+        deleted = tuple(sorted(sid for sid in mine if gone(sid)))
+    if cleanup == "full":
+        elsewhere = tuple(sorted(
+            (r for r in others if not (r.scope == LEGACY_SCOPE and r.source_id in adopted)),
+            key=lambda r: (r.scope, r.source_id),
+        ))
     return SyncPlan(tuple(added), tuple(changed), deleted, tuple(unchanged), listed=len(listed),
-                    problems=tuple(problems))
+                    problems=tuple(problems), scope=scope, cleanup=cleanup, deleted_elsewhere=elsewhere,
+                    reasons=reasons, adopted=frozenset(adopted))

@@ -45,3 +45,107 @@ def test_plan_partitions_both_sides(listed, stored):
     assert set(plan.deleted) == set(stored) - set(listed)
     assert all(listed[i.id] == stored[i.id] for i in plan.unchanged)
     assert all(i.id not in stored for i in plan.added)
+
+
+# ---------------------------------------------------------------- scopes and cleanup modes
+
+from pipelines.chunking import ChunkingConfig  # noqa: E402
+from pipelines.sync import PipelineFingerprint, change_reasons  # noqa: E402
+
+
+def scoped(i: str, v: str, scope: str = "/a", groups: tuple[str, ...] = ()) -> SourceItem:
+    return SourceItem(id=i, version=v, name=i, scope=scope, groups=groups)
+
+
+STORED = [SourceRecord("x", "1", 1, scope="/a"), SourceRecord("gone", "1", 1, scope="/a"),
+          SourceRecord("x", "1", 1, scope="/b"), SourceRecord("other", "1", 1, scope="/b")]
+
+
+def test_scoped_cleanup_deletes_only_inside_the_scope():
+    plan = plan_sync([scoped("x", "1")], STORED, scope="/a")
+    assert [i.id for i in plan.unchanged] == ["x"] and not plan.added
+    assert plan.deleted == ("gone",) and plan.deleted_elsewhere == ()
+    assert plan.deletions() == [("/a", ["gone"])]
+
+
+def test_same_id_in_another_scope_is_another_document():
+    plan = plan_sync([scoped("other", "1", scope="/a")], STORED, scope="/a")
+    assert [i.id for i in plan.added] == ["other"]  # /b's "other" is not this one
+
+
+def test_cleanup_none_deletes_nothing():
+    plan = plan_sync([scoped("x", "2")], STORED, scope="/a", cleanup="none")
+    assert [i.id for i in plan.changed] == ["x"] and plan.deleted == () and plan.deletions() == []
+
+
+def test_cleanup_full_deletes_every_other_scope_too():
+    plan = plan_sync([scoped("x", "1")], STORED, scope="/a", cleanup="full")
+    assert plan.deleted == ("gone",)
+    assert [(r.scope, r.source_id) for r in plan.deleted_elsewhere] == [("/b", "other"), ("/b", "x")]
+    assert plan.deletions() == [("/a", ["gone"]), ("/b", ["other", "x"])]
+    assert plan.describe_deleted() == ["gone", "/b: other", "/b: x"]
+    assert plan.summary()["deleted"] == 3
+
+
+def test_bad_cleanup_mode():
+    import pytest
+
+    with pytest.raises(ValueError, match="cleanup must be one of scoped, none, full"):
+        plan_sync([], [], scope="/a", cleanup="everything")  # type: ignore[arg-type]
+
+
+def test_documents_stored_before_scopes_are_adopted_only_when_listed():
+    legacy = [SourceRecord("x", "1", 1), SourceRecord("y", "1", 1)]  # scope "" (an index migrated from schema 1)
+    plan = plan_sync([scoped("x", "1")], legacy, scope="/a")
+    assert [i.id for i in plan.changed] == ["x"] and plan.reasons["x"] == ("stored before scopes",)
+    assert plan.adopted == {"x"}
+    assert plan.deleted == () and plan.deleted_elsewhere == ()  # "y" is not this scope's: kept
+    full = plan_sync([scoped("x", "1")], legacy, scope="/a", cleanup="full")
+    assert [r.source_id for r in full.deleted_elsewhere] == ["y"]  # "x" is replaced, not deleted
+
+
+FP = PipelineFingerprint.of(chunking=ChunkingConfig(), model_id="m", dimensions=8, parser=lambda item: "txt:r1")
+
+
+def test_fingerprint_is_stamped_and_unchanged_when_nothing_changed():
+    stamped = FP.stamp(scoped("x", "sha256:1"))
+    assert stamped.startswith("sha256:1|p=") and "|c=" in stamped and "|e=" in stamped and "|g=" in stamped
+    plan = plan_sync([scoped("x", "sha256:1")], [SourceRecord("x", stamped, 1, scope="/a")], scope="/a",
+                     fingerprint=FP)
+    assert [i.id for i in plan.unchanged] == ["x"] and plan.unchanged[0].version == stamped
+
+
+def _reasons(old: PipelineFingerprint, new: PipelineFingerprint, old_item=None, new_item=None):
+    old_item = old_item or scoped("x", "sha256:1")
+    new_item = new_item or old_item
+    plan = plan_sync([new_item], [SourceRecord("x", old.stamp(old_item), 1, scope="/a")], scope="/a", fingerprint=new)
+    assert [i.id for i in plan.changed] == ["x"]
+    return plan.reasons["x"]
+
+
+def test_each_part_of_the_fingerprint_gives_its_reason():
+    assert _reasons(FP, PipelineFingerprint.of(chunking=ChunkingConfig(chunk_size=128), model_id="m", dimensions=8,
+                                               parser=FP.parser)) == ("chunking settings changed",)
+    assert _reasons(FP, PipelineFingerprint.of(chunking=ChunkingConfig(overlap=0), model_id="m", dimensions=8,
+                                               parser=FP.parser)) == ("chunking settings changed",)
+    assert _reasons(FP, PipelineFingerprint.of(chunking=ChunkingConfig(), model_id="m2", dimensions=8,
+                                               parser=FP.parser)) == ("embedding model changed",)
+    assert _reasons(FP, PipelineFingerprint.of(chunking=ChunkingConfig(), model_id="m", dimensions=16,
+                                               parser=FP.parser)) == ("embedding model changed",)
+    assert _reasons(FP, PipelineFingerprint.of(chunking=ChunkingConfig(), model_id="m", dimensions=8,
+                                               parser=lambda item: "txt:r2")) == ("parser version changed",)
+    assert _reasons(FP, FP, new_item=scoped("x", "sha256:2")) == ("content changed",)
+    assert _reasons(FP, FP, old_item=scoped("x", "sha256:1+meta:aa", groups=("hr",)),
+                    new_item=scoped("x", "sha256:1+meta:bb", groups=("hr", "it"))) == ("groups changed",)
+    assert _reasons(FP, FP, old_item=scoped("x", "sha256:1+meta:aa"),
+                    new_item=scoped("x", "sha256:1+meta:bb")) == ("metadata changed",)
+
+
+def test_groups_are_compared_even_when_the_content_version_ignores_them():
+    assert _reasons(FP, FP, old_item=scoped("x", "etag:1", groups=("a",)),
+                    new_item=scoped("x", "etag:1", groups=("b",))) == ("groups changed",)
+
+
+def test_a_version_without_fingerprint_is_re_processed_once():
+    assert change_reasons("sha256:1", FP.stamp(scoped("x", "sha256:1"))) == (
+        "stored without a pipeline fingerprint (an older ondata)",)

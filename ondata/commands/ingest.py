@@ -1,8 +1,10 @@
-"""`ondata ingest` and `ondata index stats`."""
+"""`ondata ingest` and `ondata index stats|sources|remove`."""
 
 from __future__ import annotations
 
 import json
+import sys
+from contextlib import closing
 from dataclasses import asdict
 from pathlib import Path
 from typing import Optional
@@ -42,22 +44,83 @@ def print_report(report, console: Console) -> None:
     else:
         for r in report.results:
             if r.status not in ("failed", "skipped"):
-                console.print(f"  would be {r.status}: {r.source_id}")
+                where = f" [dim](scope {r.scope or '(no scope)'})[/dim]" if r.scope is not None else ""
+                why = f" ({r.reason})" if r.reason else ""
+                console.print(f"  would be {r.status}: {r.source_id}{why}{where}", markup=r.scope is not None,
+                              highlight=False)
     for r in report.skipped:
         console.print(f"[yellow]skipped[/yellow] {r.source_id}: {r.error} [dim]({r.error_type})[/dim]")
     for r in report.failed:
         console.print(f"[red]failed[/red] {r.source_id}: {r.error} [dim]({r.error_type})[/dim]")
 
 
+def confirm_full_cleanup(plan, console: Console, *, yes: bool) -> None:
+    """Before ``--cleanup full`` deletes documents of other scopes: ask on a terminal, refuse elsewhere
+    (unless ``yes``). Raises ``CleanupRefused`` (exit 2) before anything is deleted."""
+    from pipelines.errors import CleanupRefused
+
+    doomed = plan.describe_deleted()
+    if yes or plan.cleanup != "full" or not plan.deleted_elsewhere:
+        return
+    if not (sys.stdin.isatty() and console.is_terminal):
+        raise CleanupRefused(f"--cleanup full would delete {len(doomed)} documents, {len(plan.deleted_elsewhere)} "
+                             "of them from other scopes; pass --yes to confirm (--dry-run lists them)")
+    console.print(f"--cleanup full deletes {len(doomed)} documents not in this source:", highlight=False)
+    for line in doomed[:20]:
+        console.print(f"  {line}", markup=False, highlight=False)
+    if len(doomed) > 20:
+        console.print(f"  ... and {len(doomed) - 20} more", highlight=False)
+    if not typer.confirm("Delete them?", default=False):
+        raise CleanupRefused("nothing deleted: --cleanup full was not confirmed")
+
+
+def check_ingest_arguments(settings: Settings, path: str) -> None:
+    """The bad arguments of ``ondata ingest``, each one line (``ConfigError``, exit 2), before anything is created."""
+    import os
+
+    from indexers.errors import ConfigError
+
+    if settings.profile == "local":
+        check_index_dir(settings.index_dir)
+    if not path.startswith("az://") and not os.path.lexists(path):
+        raise ConfigError(f"{path} does not exist; give a folder or a file to ingest (or az://container/prefix)")
+
+
+def check_index_dir(index_dir: Path) -> None:
+    """An index folder that is a file, or that cannot be read or written: one line (``ConfigError``)."""
+    import os
+
+    from indexers.errors import ConfigError
+
+    if os.path.lexists(index_dir) and not index_dir.is_dir():
+        raise ConfigError(f"the index path {index_dir} is a file, not a folder; give --index a folder")
+    if index_dir.is_dir():
+        try:
+            os.listdir(index_dir)
+        except OSError as exc:
+            raise ConfigError(f"the index folder {index_dir} cannot be read: {exc.strerror or exc}") from None
+        if not os.access(index_dir, os.W_OK | os.X_OK):
+            raise ConfigError(f"the index folder {index_dir} cannot be written (permission denied)")
+
+
 def ingest_with_progress(settings: Settings, path: str, console: Console, *, dry_run: bool = False,
-                         include: tuple[str, ...] = (), exclude: tuple[str, ...] = (), follow_symlinks: bool = False):
+                         include: tuple[str, ...] = (), exclude: tuple[str, ...] = (), follow_symlinks: bool = False,
+                         scope: str | None = None, cleanup: str | None = None, yes: bool = False):
     """Ingest ``path`` into the configured index (through the wiring), showing the plan and a progress bar
-    on ``console``; returns the run report. Used by ``ondata ingest`` and ``ondata eval run --docs``."""
+    on ``console``; returns the run report. Used by ``ondata ingest`` and ``ondata eval run --docs``.
+
+    ``scope``: the source scope (default: the folder's resolved path); ``cleanup``: ``scoped``
+    (default), ``none`` (default for a single file) or ``full`` (confirmed on a terminal, refused
+    elsewhere unless ``yes``)."""
     from ondata.wiring import build_embedder, build_index, build_source
     from pipelines.chunking import ChunkingConfig
     from pipelines.ingest import IngestOptions, ingest as run_ingest
 
-    source = build_source(settings, path, include=include, exclude=exclude, follow_symlinks=follow_symlinks)
+    check_ingest_arguments(settings, path)
+    source = build_source(settings, path, include=include, exclude=exclude, follow_symlinks=follow_symlinks,
+                          scope=scope)
+    if cleanup is None:
+        cleanup = "none" if getattr(source, "single_file", False) else "scoped"
     emb = build_embedder(settings, cached=not dry_run)  # a dry run creates no cache file
     idx = build_index(settings, emb)
     options = IngestOptions(
@@ -65,6 +128,7 @@ def ingest_with_progress(settings: Settings, path: str, console: Console, *, dry
                                 page_bounded=settings.chunk_page_bounded),
         max_bytes=settings.max_document_bytes,
         dry_run=dry_run,
+        cleanup=cleanup,  # type: ignore[arg-type]
     )
     progress = Progress(
         TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
@@ -74,6 +138,8 @@ def ingest_with_progress(settings: Settings, path: str, console: Console, *, dry
 
     def on_plan(plan) -> None:
         nonlocal task
+        if not dry_run:
+            confirm_full_cleanup(plan, console, yes=yes)
         s = plan.summary()
         problems = f", {len(plan.problems)} skipped or failed" if plan.problems else ""
         console.print(
@@ -109,14 +175,30 @@ def register(app: typer.Typer) -> None:
         exclude: list[str] = typer.Option([], "--exclude", help="Leave out files matching this glob; repeatable."),
         follow_symlinks: bool = typer.Option(
             False, "--follow-symlinks", help="Follow symbolic links that stay inside the folder (never out of it)."),
+        scope: Optional[str] = typer.Option(
+            None, "--scope", help="Name of the source scope (default: the folder's absolute path; Blob: "
+                                  "account/container/prefix)."),
+        cleanup: Optional[str] = typer.Option(
+            None, "--cleanup", help="scoped (default): delete this scope's documents gone from the source; none "
+                                    "(default for a single file): add and update only; full: the index mirrors "
+                                    "this source, deleting every other document."),
+        yes: bool = typer.Option(False, "--yes", "-y", help="Confirm --cleanup full without asking."),
         dry_run: bool = typer.Option(False, "--dry-run", help="Only show what would be added, updated and deleted."),
         as_json: bool = typer.Option(False, "--json", help="Print the run report as JSON."),
     ) -> None:
         """Parse, chunk, embed and index documents; re-runs only process what changed."""
+        from indexers.errors import ConfigError
+        from pipelines.sync import CLEANUP_MODES
+
+        if cleanup is not None and cleanup not in CLEANUP_MODES:
+            raise ConfigError(f"--cleanup must be one of {', '.join(CLEANUP_MODES)}, not {cleanup!r}")
+        if scope is not None and not scope.strip():
+            raise ConfigError("--scope must not be empty (leave it out for the folder's path)")
         settings = _settings(index, chunk_size=chunk_size, chunk_overlap=overlap, embedder=embedder)
         console = Console(stderr=as_json)
         report = ingest_with_progress(settings, path, console, dry_run=dry_run, include=tuple(include),
-                                      exclude=tuple(exclude), follow_symlinks=follow_symlinks)
+                                      exclude=tuple(exclude), follow_symlinks=follow_symlinks, scope=scope,
+                                      cleanup=cleanup, yes=yes)
         if as_json:
             print(json.dumps(report.to_dict(), indent=2, default=str))
         else:
@@ -124,7 +206,7 @@ def register(app: typer.Typer) -> None:
         if report.nothing_done:
             raise typer.Exit(code=1)
 
-    index_app = typer.Typer(help="Inspect the index.", no_args_is_help=True)
+    index_app = typer.Typer(help="Inspect the index; list and remove its documents by scope.", no_args_is_help=True)
     app.add_typer(index_app, name="index")
 
     @index_app.command("stats")
@@ -152,3 +234,73 @@ def register(app: typer.Typer) -> None:
         for k, v in data.items():
             table.add_row(str(k), ", ".join(v) if isinstance(v, list) else str(v))
         console.print(table)
+
+    @index_app.command("sources")
+    def sources(
+        scope: Optional[str] = typer.Option(None, "--scope", help="Only this scope ('' = documents stored before scopes)."),
+        index: Optional[Path] = typer.Option(None, "--index", help="Index folder (default .ondata)."),
+        as_json: bool = typer.Option(False, "--json"),
+    ) -> None:
+        """The scopes of the index and their documents: id, version, chunks, groups, last ingested."""
+        from ondata.wiring import open_index
+
+        settings = _settings(index)
+        with closing(open_index(settings)) as idx:
+            records = idx.list_sources(scope=scope)
+        if as_json:
+            print(json.dumps([asdict(r) for r in records], indent=2))
+            return
+        console = Console()
+        if not records:
+            console.print("no documents" + (f" in scope {scope!r}" if scope is not None else ""), highlight=False)
+            return
+        by_scope: dict[str, list] = {}
+        for r in records:
+            by_scope.setdefault(r.scope, []).append(r)
+        for name, rows in by_scope.items():
+            table = Table(title=f"scope {name or '(no scope: stored before scopes)'} - {len(rows)} documents",
+                          show_edge=False, title_justify="left")
+            for col in ("id", "version", "chunks", "groups", "last ingested"):
+                table.add_column(col, justify="right" if col == "chunks" else "left", overflow="fold")
+            for r in rows:
+                table.add_row(r.source_id, _short_version(r.version), str(r.chunk_count) + ("" if r.complete else " (incomplete)"),
+                              ", ".join(r.groups) or "(public)", r.ingested_at or "-")
+            console.print(table)
+
+    @index_app.command("remove")
+    def remove(
+        scope: Optional[str] = typer.Option(None, "--scope", help="Remove every document of this scope."),
+        source: Optional[str] = typer.Option(None, "--source", help="Remove this document (with --scope: of that scope only)."),
+        index: Optional[Path] = typer.Option(None, "--index", help="Index folder (default .ondata)."),
+        dry_run: bool = typer.Option(False, "--dry-run", help="Only list what would be removed."),
+        as_json: bool = typer.Option(False, "--json"),
+    ) -> None:
+        """Delete exactly the documents of one scope (--scope) or one document (--source)."""
+        from indexers.errors import ConfigError
+        from ondata.wiring import open_index
+
+        if scope is None and source is None:
+            raise ConfigError("say what to remove: --scope NAME or --source ID (see ondata index sources)")
+        settings = _settings(index)
+        with closing(open_index(settings)) as idx:
+            records = [r for r in idx.list_sources(scope=scope) if source is None or r.source_id == source]
+            scopes = sorted({r.scope for r in records})
+            if source is not None and scope is None and len(scopes) > 1:
+                raise ConfigError(f"{source} is in {len(scopes)} scopes ({', '.join(repr(s) for s in scopes)}); "
+                                  "say which with --scope")
+            if not dry_run:
+                for name in scopes:
+                    idx.delete_sources([r.source_id for r in records if r.scope == name], scope=name)
+        removed = [{"scope": r.scope, "source_id": r.source_id, "chunks": r.chunk_count} for r in records]
+        if as_json:
+            print(json.dumps({"dry_run": dry_run, "removed": removed}, indent=2))
+            return
+        verb = "would be removed" if dry_run else "removed"
+        for r in records:
+            print(f"{verb}: {r.source_id} (scope {r.scope or '(no scope)'}, {r.chunk_count} chunks)")
+        print(f"{len(records)} documents {verb}" if records else "nothing to remove: no such document")
+
+
+def _short_version(version: str) -> str:
+    """The content part of a stored version, shortened for a table (the whole version is in --json)."""
+    return version.split("|", 1)[0].partition("+meta:")[0][:19]

@@ -11,6 +11,8 @@ library exceptions are wrapped into ``CorruptDocumentError``. Importing this pac
 from __future__ import annotations
 
 import logging
+from functools import lru_cache
+from importlib import metadata
 from pathlib import PurePath
 
 from pipelines.errors import (
@@ -57,12 +59,43 @@ SUPPORTED_EXTENSIONS: frozenset[str] = frozenset(_EXTENSION_FORMATS)
 
 __all__ = [
     "DEFAULT_MAX_BYTES",
+    "PARSER_REVISIONS",
     "SUPPORTED_EXTENSIONS",
     "get_parser",
     "is_supported",
     "parse_document",
+    "parser_version",
     "unsupported_format",
 ]
+
+#: Revision of ondata's own parser code per format: bump it when a parser's output changes, so the
+#: next ingest re-parses the documents of that format (their pipeline fingerprint changes, see
+#: ``pipelines.sync``). The library a parser is built on is part of its version too.
+PARSER_REVISIONS: dict[str, int] = {"pdf": 1, "txt": 1, "html": 1, "docx": 1, "pptx": 1, "md": 1, "eml": 1}
+_PARSER_LIBRARIES: dict[str, tuple[str, str]] = {  # format -> (parser name, distribution it is built on)
+    "pdf": ("pypdf", "pypdf"),
+    "txt": ("text", ""),
+}
+
+
+@lru_cache(maxsize=None)
+def _distribution_version(name: str) -> str:
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return "absent"
+
+
+def parser_version(name: str, content_type: str | None = None) -> str:
+    """Name and version of the parser ``parse_document`` uses for this file, e.g. ``pdf:pypdf-5.1.0:r1``
+    (format, parser, the library's version, ``PARSER_REVISIONS``); ``UnsupportedFormatError`` if none.
+    Reads package metadata only: no parser library is imported."""
+    fmt = _format_of(name, content_type)
+    if fmt is None:
+        raise unsupported_format(name, content_type)
+    parser, dist = _PARSER_LIBRARIES.get(fmt, ("unstructured", "unstructured"))
+    lib = f"-{_distribution_version(dist)}" if dist else ""
+    return f"{fmt}:{parser}{lib}:r{PARSER_REVISIONS.get(fmt, 1)}"
 
 
 def _format_of(name: str, content_type: str | None) -> str | None:

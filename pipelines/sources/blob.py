@@ -1,6 +1,7 @@
 """Azure Blob Storage source: the blobs of one container (optionally under a prefix), streamed.
 
 - ``id``: the blob name (stable across runs); ``name``: its last path segment; ``filepath``: the blob name.
+- ``scope`` (every item's): the name given (``scope=``, ``--scope``), else ``account/container/prefix``.
 - ``version``: ``md5:<hex>`` of the content MD5 when the service has one, so re-uploading identical
   bytes is "unchanged"; otherwise ``etag:<etag>``. When the blob has metadata, a short hash of it is
   appended (``+meta:<hash>``): editing the title or the ACL groups re-indexes the blob even though
@@ -106,7 +107,10 @@ class BlobDocumentSource:
         connection_timeout: float = 20.0,
         read_timeout: float = 60.0,
         client_options: Mapping[str, Any] | None = None,
+        scope: str | None = None,
     ) -> None:
+        if scope is not None and not scope.strip():
+            raise ValueError("scope must not be empty or blank (leave it out for account/container/prefix)")
         if not container:
             raise ConfigError("the blob source needs a container name")
         if not connection_string and not account_url:
@@ -139,6 +143,15 @@ class BlobDocumentSource:
         }
         self._lock = threading.Lock()
         self._client: Any = None  # azure.storage.blob.ContainerClient, created on first use
+        self._scope = scope
+
+    @property
+    def scope(self) -> str:
+        """The source scope of every item: the name given, else ``account/container/prefix``."""
+        if self._scope is None:
+            account = getattr(self.container_client, "account_name", None) or "account"
+            self._scope = "/".join(p for p in (account, self.container, self.prefix.strip("/")) if p)
+        return self._scope
 
     def __repr__(self) -> str:  # never shows credentials
         return f"BlobDocumentSource('az://{self.container}/{self.prefix}')"
@@ -256,6 +269,7 @@ class BlobDocumentSource:
             content_type = mimetypes.guess_type(base)[0] or content_type
         return SourceItem(
             id=name,
+            scope=self.scope,
             version=version,
             name=base,
             size=blob.size,

@@ -2,7 +2,11 @@
 
 - ``id``: the file's path relative to the root, with ``/`` separators (stable across runs and
   machines); a file reached through a followed link keeps the link's path.
-- ``version``: sha256 of the file's bytes and of its sidecar, so editing either re-ingests the file.
+- ``scope`` (every item's): the name given (``scope=``, ``--scope``), else the folder's resolved
+  absolute path; for a single file, its resolved parent folder, so ingesting one file of a folder
+  updates that folder's document of the same id.
+- ``version``: ``sha256:<hex>`` of the file's bytes, plus ``+meta:<hash>`` of its sidecar when it
+  has one, so editing either re-ingests the file (and ``pipelines.sync`` can tell which changed).
 - Sidecar ``<file>.meta.json`` (optional): a JSON object ``{"title": "...", "url": "...",
   "groups": ["..."], <any other key>: ...}``; ``title``/``url`` (strings) and ``groups`` (a list of
   non-empty strings, ``pipelines.sources.acl``) fill the item, other keys become metadata.
@@ -121,10 +125,14 @@ class LocalFolderSource:
         exclude: Sequence[str] = (),
         max_bytes: int | None = None,
         follow_symlinks: bool = False,
+        scope: str | None = None,
     ) -> None:
         if max_bytes is not None and max_bytes < 1:
             raise ValueError("max_bytes must be >= 1")
+        if scope is not None and not scope.strip():
+            raise ValueError("scope must not be empty or blank (leave it out for the folder's path)")
         self.root = Path(root)
+        self._scope = scope
         self.include = tuple(include) or ("*",)
         self.exclude = tuple(exclude)
         self.max_bytes = max_bytes
@@ -132,6 +140,19 @@ class LocalFolderSource:
 
     def __repr__(self) -> str:
         return f"LocalFolderSource({str(self.root)!r})"
+
+    @property
+    def scope(self) -> str:
+        """The source scope of every item: the name given, else the resolved folder (a file's parent folder)."""
+        if self._scope is not None:
+            return self._scope
+        real = os.path.realpath(self.root)
+        return real if os.path.isdir(real) or not os.path.lexists(real) else os.path.dirname(real)
+
+    @property
+    def single_file(self) -> bool:
+        """True when the root names one file rather than a folder (the CLI's cleanup default is then ``none``)."""
+        return os.path.lexists(self.root) and not os.path.isdir(os.path.realpath(self.root))
 
     # ------------------------------------------------------------------ the root
 
@@ -322,13 +343,15 @@ class LocalFolderSource:
             except OSError as exc:
                 raise _os_error(exc, rel, "read") from exc
         meta: dict = {"title": "", "url": "", "groups": (), "metadata": {}}
+        version = "sha256:" + h.hexdigest()
         if sidecar is not None:
             raw = self._sidecar_bytes(base, base_fd, here, rel, sidecar)
-            h.update(b"\x00sidecar\x00" + raw)
+            version += "+meta:" + hashlib.sha256(raw).hexdigest()[:16]
             meta = _sidecar_meta(raw, rel=rel, sidecar=sidecar.name)
         return SourceItem(
             id=rel,
-            version=h.hexdigest(),
+            scope=self.scope,
+            version=version,
             name=name,
             size=size,
             content_type=mimetypes.guess_type(name)[0],

@@ -78,12 +78,13 @@ ADVERSARIAL = [
 
 
 def make_chunks(key: str, *, version: str = "v1", groups: tuple[str, ...] | None = None,
-                texts: list[str] | None = None) -> list[Chunk]:
+                texts: list[str] | None = None, scope: str = "") -> list[Chunk]:
     filepath, title, default_texts, meta, default_groups = CORPUS[key]
     texts = default_texts if texts is None else texts
     return [
         Chunk(
-            id=chunk_id_for(key, i, text),
+            id=chunk_id_for(key, i, text, scope=scope),
+            scope=scope,
             source_id=key,
             content=text,
             chunk_index=i,
@@ -215,6 +216,34 @@ class SearchIndexConformance:
         assert records["cats"].chunk_count == 2
         assert records["cats"].version == "v1"
         assert all(s.complete for s in records.values())
+
+    def test_scopes_keep_same_named_documents_apart(self, index, embedder):
+        a = make_chunks("cats", scope="/data/a", version="va")
+        b = make_chunks("cats", scope="/data/b", version="vb", groups=("staff",))
+        assert {c.id for c in a}.isdisjoint(c.id for c in b)  # same id and text, two scopes: two documents
+        self.put(index, embedder, a + b + make_chunks("tax", scope="/data/b"))
+        assert index.count() == 5
+        records = [(r.scope, r.source_id, r.version, r.chunk_count, r.groups) for r in index.list_sources()]
+        assert records == [("/data/a", "cats", "va", 2, ()), ("/data/b", "cats", "vb", 2, ("staff",)),
+                           ("/data/b", "tax", "v1", 1, ("finance",))]
+        assert [r.source_id for r in index.list_sources(scope="/data/a")] == ["cats"]
+        assert index.list_sources(scope="/elsewhere") == []
+        assert all(r.ingested_at for r in index.list_sources())  # ISO time of the write
+        hits = self.search(index, embedder, "cats purr kitten mice", mode="text", top=10)
+        assert {h.chunk.scope for h in hits} == {"/data/a", "/data/b"}
+
+        index.delete_sources(["cats"], scope="/data/b")  # exactly that document
+        assert [(r.scope, r.source_id) for r in index.list_sources()] == [("/data/a", "cats"), ("/data/b", "tax")]
+        index.delete_sources(["cats", "tax"], scope="/nowhere")  # another scope: nothing
+        assert index.count() == 3
+        index.delete_sources(["cats", "tax"])  # no scope: in every scope
+        assert index.count() == 0
+
+    def test_documents_without_scope_are_the_empty_scope(self, index, embedder):
+        self.put(index, embedder, make_chunks("cats") + make_chunks("cats", scope="/s"))
+        assert [(r.scope, r.source_id) for r in index.list_sources(scope="")] == [("", "cats")]
+        index.delete_sources(["cats"], scope="")
+        assert [(r.scope, r.source_id) for r in index.list_sources()] == [("/s", "cats")]
 
     def test_list_sources_flags_partial_source(self, index, embedder):
         chunks = make_chunks("cats")
