@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import os
 import pty
-import select
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
+
+from tests.terminal import read_until
 
 ROOT = Path(__file__).resolve().parents[1]
 ENV = {**os.environ, "COLUMNS": "160", "TERM": "dumb", "NO_COLOR": "1"}
@@ -88,37 +88,18 @@ def test_chat_is_public_only_until_groups_are_given(index_dir):
     assert trusted.stderr.count("warning: --all-groups") == 1
 
 
-def _read_until(fd: int, marker: bytes, timeout: float = 60.0) -> bytes:
-    buf = b""
-    deadline = time.monotonic() + timeout
-    while marker not in buf:
-        left = deadline - time.monotonic()
-        if left <= 0:
-            raise AssertionError(f"no {marker!r} within {timeout} s; got {buf[-500:]!r}")
-        ready, _, _ = select.select([fd], [], [], left)
-        if ready:
-            try:
-                chunk = os.read(fd, 4096)
-            except OSError:  # the child closed the terminal
-                break
-            if not chunk:
-                break
-            buf += chunk
-    return buf
-
-
 def test_chat_in_a_pseudo_terminal_answers_then_leaves_on_ctrl_d(index_dir):
     master, slave = pty.openpty()
     proc = subprocess.Popen([sys.executable, "-m", "ondata.cli", "chat", "--index", str(index_dir)], stdin=slave, stdout=slave,
                             stderr=slave, cwd=ROOT, env=ENV, close_fds=True)
     os.close(slave)
     try:
-        assert b"/help for commands" in _read_until(master, b"you> ")
+        assert b"/help for commands" in read_until(master, b"you> ")
         os.write(master, b"What does a replacement 48V battery pack for the Cargo K2 cost?\n")
-        answer = _read_until(master, b"you> ")
+        answer = read_until(master, b"you> ")
         assert b"529" in answer and b"Citations" in answer
         os.write(master, b"/help\n")
-        assert b"/sources" in _read_until(master, b"you> ")
+        assert b"/sources" in read_until(master, b"you> ")
         os.write(master, b"\x04")  # Ctrl-D at the prompt
         proc.wait(timeout=30)
         assert proc.returncode == 0

@@ -22,7 +22,7 @@ import pytest
 from indexers.embedders.hashing import HashingEmbedder
 from indexers.local_index import LocalIndex
 from pipelines.chunking import ChunkingConfig
-from pipelines.ingest import IngestOptions, ingest, list_and_plan
+from pipelines.ingest import IngestOptions, fingerprint_of, ingest, list_and_plan
 from pipelines.sources.local import LocalFolderSource
 from tests.test_sync_blob import doc_text
 
@@ -78,7 +78,8 @@ def assert_exactly_the_source(source, directory: Path, tmp: Path, index_contents
         records = {r.source_id: (r.version, r.complete) for r in index.list_sources()}
     finally:
         index.close()
-    assert records == {i.id: (i.version, True) for i in source.list_items()}
+    fingerprint = fingerprint_of(OPTIONS, HashingEmbedder(dimensions=DIMS))
+    assert records == {i.id: (fingerprint.stamp(i), True) for i in source.list_items()}
 
 
 @pytest.mark.azurite
@@ -111,7 +112,7 @@ def test_injected_crash_after_n_upserts_then_rerun_converges(after, tmp_path, az
     index = new_index(idx)
     try:
         records = index.list_sources()
-        plan = list_and_plan(source, index)
+        plan = list_and_plan(source, index, fingerprint=fingerprint_of(OPTIONS, HashingEmbedder(dimensions=DIMS)))
     finally:
         index.close()
     assert plan.to_process  # the crash left work undone
@@ -180,7 +181,8 @@ def test_sigkill_mid_run_then_rerun_converges(tmp_path, index_contents):
     assert written == 6, f"the worker did not get far enough: {proc.stderr.read()[-2000:]}"
     index = new_index(idx)  # the index opens after the kill, and knows what is left to do
     try:
-        assert list_and_plan(source, index).to_process
+        fingerprint = fingerprint_of(OPTIONS, HashingEmbedder(dimensions=DIMS))
+        assert list_and_plan(source, index, fingerprint=fingerprint).to_process
     finally:
         index.close()
 

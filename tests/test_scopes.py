@@ -22,6 +22,7 @@ from pipelines.chunking import ChunkingConfig
 from pipelines.ingest import IngestOptions, ingest
 from pipelines.sources.local import LocalFolderSource
 from tests.data.local_index_v1 import build_v1_index
+from tests.terminal import read_until
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLES = ROOT / "data" / "samples" / "docs"
@@ -163,24 +164,6 @@ def test_cli_cleanup_full_asks_refuses_without_a_terminal_and_yes_confirms(tmp_p
     assert [r["source_id"] for r in json.loads(_cli("index", "sources", "--index", idx, "--json").stdout)] == ["1.txt"]
 
 
-def _read_until(fd: int, marker: bytes, timeout: float = 120.0) -> bytes:
-    import select
-    import time
-
-    buf, deadline = b"", time.monotonic() + timeout
-    while marker not in buf and time.monotonic() < deadline:
-        ready, _, _ = select.select([fd], [], [], 0.5)
-        if ready:
-            try:
-                chunk = os.read(fd, 4096)
-            except OSError:  # the child closed the terminal
-                break
-            if not chunk:
-                break
-            buf += chunk
-    return buf
-
-
 def test_cli_cleanup_full_confirmation_on_a_terminal(tmp_path):
     """On a pseudo-terminal ``--cleanup full`` lists what it deletes and asks; 'n' deletes nothing."""
     import pty
@@ -196,10 +179,10 @@ def test_cli_cleanup_full_confirmation_on_a_terminal(tmp_path):
                             env={**os.environ, "COLUMNS": "200"}, close_fds=True)
     os.close(slave)
     try:
-        shown = _read_until(master, b"[y/N]")
+        shown = read_until(master, b"[y/N]")
         assert b"deletes 1 documents not in this source" in shown and b"3.txt" in shown
         os.write(master, b"n\n")
-        rest = _read_until(master, b"not confirmed")
+        rest = read_until(master, b"not confirmed")
         assert b"nothing deleted: --cleanup full was not confirmed" in rest
         assert proc.wait(timeout=60) == 2
     finally:

@@ -13,7 +13,7 @@ from indexers.local_index import LocalIndex
 from indexers.records import SearchRequest
 from indexers.retry import RetryPolicy
 from pipelines.chunking import ChunkingConfig
-from pipelines.ingest import IngestOptions, ingest
+from pipelines.ingest import IngestOptions, fingerprint_of, ingest
 from pipelines.sources.blob import BlobDocumentSource
 from tests.azurite import FaultyTransport
 
@@ -65,7 +65,7 @@ def test_incremental_sync_matches_the_container_exactly(tmp_path, blob_container
     r1 = stack.run(src)
     assert r1.counts() == {"added": 8, "updated": 0, "deleted": 0, "unchanged": 0, "failed": 0, "skipped": 0}
     assert r1.embeddings_computed == r1.chunks_written > 8  # several chunks per blob
-    listed = {i.id: i.version for i in src.list_items()}
+    listed = {i.id: fingerprint_of(OPTIONS, stack.embedder).stamp(i) for i in src.list_items()}
     assert stack.versions() == {k: (v, True) for k, v in listed.items()}
     old_chunks_of_2 = {k for k in index_contents(stack.dir) if k[0] == "kb/report-02.txt"}
 
@@ -85,7 +85,7 @@ def test_incremental_sync_matches_the_container_exactly(tmp_path, blob_container
     assert r2.counts() == {"added": 1, "updated": 1, "deleted": 1, "unchanged": 6, "failed": 0, "skipped": 0}
     # only the changed and the added blob were embedded, and all their text was new
     assert r2.embeddings_computed == r2.chunks_written == sum(r.chunks for r in r2.results if r.status != "deleted")
-    listed = {i.id: i.version for i in src.list_items()}
+    listed = {i.id: fingerprint_of(OPTIONS, stack.embedder).stamp(i) for i in src.list_items()}
     assert stack.versions() == {k: (v, True) for k, v in listed.items()}
 
     contents = index_contents(stack.dir)
@@ -168,3 +168,26 @@ def test_cli_dry_run_prints_the_plan_for_az_url(tmp_path, azurite, blob_containe
     assert "1 documents listed: 0 new, 1 changed, 1 deleted, 0 unchanged" in dry.output
     assert "would be deleted: kb/report-01.txt" in dry.output and "would be updated: kb/report-02.txt" in dry.output
     assert "Eby8vdM02" not in dry.output
+
+
+def test_blob_scope_is_account_container_prefix_and_two_prefixes_never_touch(tmp_path, azurite, blob_container):
+    def source(prefix, **kw):
+        return BlobDocumentSource(container=blob_container.container_name,
+                                  connection_string=azurite.connection_string, prefix=prefix, **kw)
+
+    for prefix in ("kb/", "hr/"):
+        for n in range(3):
+            blob_container.upload_blob(f"{prefix}report-{n:02d}.txt", doc_text(n), overwrite=True)
+    kb, hr = source("kb/"), source("hr/")
+    assert kb.scope == f"devstoreaccount1/{blob_container.container_name}/kb"
+    assert {i.scope for i in kb.list_items()} == {kb.scope}
+    assert source("kb/", scope="knowledge").scope == "knowledge"
+    stack = Stack(tmp_path)
+    stack.run(kb)
+    stack.run(hr)
+    blob_container.delete_blob("kb/report-01.txt")
+    again = stack.run(kb)
+    assert again.deleted == 1 and again.unchanged == 2
+    assert sorted((r.scope.rsplit("/", 1)[-1], r.source_id) for r in stack.index.list_sources()) == [
+        ("hr", "hr/report-00.txt"), ("hr", "hr/report-01.txt"), ("hr", "hr/report-02.txt"),
+        ("kb", "kb/report-00.txt"), ("kb", "kb/report-02.txt")]
