@@ -34,7 +34,7 @@ import numpy as np
 
 from indexers.errors import IndexError_, IndexSchemaError, OndataError, TransientError
 from indexers.filters import CORE_FIELDS, FilterError, check_field, odata_quote, odata_search_in, to_odata
-from indexers.records import ALL_GROUPS, Chunk, Groups, SearchHit, SearchRequest, SourceRecord, check_groups
+from indexers.records import ALL_GROUPS, Chunk, Groups, IndexStats, SearchHit, SearchRequest, SourceRecord, check_groups
 from indexers.retry import RetryPolicy, is_transient, retry_after_of
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -234,6 +234,20 @@ class AzureSearchIndex:
                 if c is not None:
                     c.close()
             self._search_client = self._index_client = None
+
+    def __enter__(self) -> "AzureSearchIndex":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def flush(self) -> None:
+        """Nothing to do: every upsert and delete is a finished request (the service indexes them itself)."""
+
+    def stats(self) -> IndexStats:
+        """Chunks (the service's document count, which trails recent writes by a few seconds) and sources."""
+        return IndexStats(model_id=self.model_id, dimensions=self.dimensions, chunks=self.count(),
+                          sources=len(self.list_sources()))
 
     # ------------------------------------------------------------------ retries and error mapping
     def _call(self, what: str, fn: Callable[[], T]) -> T:

@@ -46,6 +46,7 @@ import numpy as np
 from indexers.errors import IndexError_, IndexSchemaError
 from indexers.filters import to_sql
 from indexers.fusion import hits_with_arms, reciprocal_rank_fusion
+from indexers import records
 from indexers.records import ALL_GROUPS, Chunk, Groups, SearchHit, SearchRequest, SourceRecord, check_groups
 from indexers.text import STOPWORDS, words
 
@@ -152,14 +153,10 @@ def fts_query(text: str) -> str:
 
 
 @dataclass(frozen=True)
-class IndexStats:
-    """What ``ondata index stats`` shows about a local index."""
+class IndexStats(records.IndexStats):
+    """What ``ondata index stats`` shows about a local index (the port's fields, then the local ones)."""
 
     directory: str
-    model_id: str
-    dimensions: int
-    chunks: int
-    sources: int
     scopes: int
     generation: int
     bytes_on_disk: int

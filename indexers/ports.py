@@ -6,7 +6,7 @@ from typing import Iterable, Protocol, Sequence, runtime_checkable
 
 import numpy as np
 
-from indexers.records import Chunk, Groups, SearchHit, SearchRequest, SourceRecord
+from indexers.records import Chunk, Groups, IndexStats, SearchHit, SearchRequest, SourceRecord
 
 
 @runtime_checkable
@@ -51,6 +51,10 @@ class SearchIndex(Protocol):
       ``ALL_GROUPS`` everything; anything else than names or ``ALL_GROUPS`` is a ``TypeError``.
     - ``count()`` is the number of chunks; ``list_sources(scope=...)`` what the index holds per
       document of that scope (``None``: every scope), sorted by scope then source id (empty when empty).
+      ``stats()`` the model, dimensions, chunks and sources (backends add fields of their own).
+    - ``flush()`` makes every write so far durable and searchable (the end of an ingestion run);
+      ``close()`` releases files and clients (idempotent). An index is a context manager that
+      closes on exit (entering may create it, as ``ensure()``).
     """
 
     def ensure(self) -> None: ...
@@ -68,3 +72,13 @@ class SearchIndex(Protocol):
     def count(self) -> int: ...
 
     def list_sources(self, *, scope: str | None = None) -> list[SourceRecord]: ...
+
+    def stats(self) -> IndexStats: ...
+
+    def flush(self) -> None: ...
+
+    def close(self) -> None: ...
+
+    def __enter__(self) -> "SearchIndex": ...
+
+    def __exit__(self, *exc: object) -> None: ...

@@ -195,6 +195,16 @@ class Chunk:
 
 
 @dataclass(frozen=True)
+class IndexStats:
+    """What a SearchIndex holds (``SearchIndex.stats()``); backends add fields of their own."""
+
+    model_id: str
+    dimensions: int
+    chunks: int
+    sources: int
+
+
+@dataclass(frozen=True)
 class SourceRecord:
     """What an index knows about one document of one scope: its version and how many chunks it holds.
 

@@ -3,8 +3,8 @@
 ``ingest_from_settings`` is the entry point of ``ondata schedule`` (``flow.serve``) and of the
 ``prefect.yaml`` deployments (``ondata/flows.py:ingest_from_settings``). Secrets never travel as
 parameters: the worker's environment supplies them (``AZURE_STORAGE_CONNECTION_STRING``,
-``AZURE_SEARCH_KEY``... see ``ondata.settings``). The pipeline logic is ``pipelines.flows.ingest_flow``,
-run as a subflow with the chosen task runner.
+``AZURE_SEARCH_KEY``... see ``ondata.settings``). The pipeline logic is the run engine driven by
+``pipelines.flows.ingest_flow_body``, inside this one flow run (no subflow), on the chosen task runner.
 """
 
 from __future__ import annotations
@@ -12,12 +12,13 @@ from __future__ import annotations
 import logging
 import threading
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from prefect import flow
 
 from ondata.settings import Settings
-from pipelines.flows import ARTIFACT_KEY, Components, run_ingest_flow
+from pipelines.flows import ARTIFACT_KEY, Components
 
 log = logging.getLogger(__name__)
 
@@ -63,10 +64,10 @@ class SettingsComponents:
         with _BUILT_LOCK:
             built = _BUILT.pop(self, None)
         if built is not None:
-            for obj in (built.index, built.source):
-                close = getattr(obj, "close", None)
-                if callable(close):
-                    close()
+            built.index.close()
+            close = getattr(built.source, "close", None)  # sources hold clients only sometimes (not a port member)
+            if callable(close):
+                close()
 
 
 def _overrides(index_dir: str | None, profile: str | None, embedder: str | None) -> tuple[tuple[str, Any], ...]:
@@ -74,7 +75,20 @@ def _overrides(index_dir: str | None, profile: str | None, embedder: str | None)
     return tuple(sorted((k, v) for k, v in values.items() if v is not None))
 
 
-@flow(name="ondata-ingest-from-settings", log_prints=False)
+def _flow_run_name() -> str:
+    from prefect.runtime import flow_run
+
+    from pipelines.flows import run_name
+
+    return run_name(str((flow_run.parameters or {}).get("source") or "source"))
+
+
+def absolute_source(source: str) -> str:
+    """``source`` as stored in a flow run's parameters: a folder's absolute path, or the ``az://`` URL as given."""
+    return source if source.startswith("az://") else str(Path(source).expanduser().resolve())
+
+
+@flow(name="ondata-ingest-from-settings", flow_run_name=_flow_run_name, log_prints=False, validate_parameters=True)
 def ingest_from_settings(
     source: str,
     index_dir: str | None = None,
@@ -87,37 +101,36 @@ def ingest_from_settings(
     include: list[str] | None = None,
     exclude: list[str] | None = None,
     follow_symlinks: bool = False,
+    keep_stale_on_error: bool = False,
 ) -> dict:
     """Ingest ``source`` (a folder, or ``az://container/prefix``) into the configured index.
 
-    Every parameter is plain JSON, so Prefect deployments can schedule it. ``None`` keeps the
-    setting from the environment (``ONDATA_INDEX_DIR``, ``ONDATA_PROFILE``, ``ONDATA_EMBEDDER``).
-    ``include`` / ``exclude`` / ``follow_symlinks`` as for `ondata ingest`. Retries: the backends
-    built by the wiring retry their own requests, so the Prefect tasks run without retries
-    (``ondata.wiring.task_retry_policy``). Returns the run report as a dict; the Markdown summary is
-    the artifact ``ingestion-summary``.
+    One flow run (named ``ingest-<scope>-<YYYYMMDD-HHMM>``) whose task runs are the stages of the
+    run engine. Every parameter is plain JSON, so Prefect deployments can schedule it. ``None``
+    keeps the setting from the environment (``ONDATA_INDEX_DIR``, ``ONDATA_PROFILE``,
+    ``ONDATA_EMBEDDER``). ``include`` / ``exclude`` / ``follow_symlinks`` / ``keep_stale_on_error``
+    as for `ondata ingest`. Retries: the backends built by the wiring retry their own requests, so
+    the Prefect tasks run without retries (``ondata.wiring.task_retry_policy``). Returns the run
+    report as a dict; the Markdown summary is the artifact ``ingestion-summary``.
     """
-    from ondata.wiring import task_retry_policy
-    from pipelines.chunking import ChunkingConfig
-    from pipelines.ingest import IngestOptions
+    from ondata.wiring import ingest_options, task_retry_policy
+    from pipelines.flows import ingest_flow_body, make_task_runner
 
+    source = absolute_source(source)
     factory = SettingsComponents(source, _overrides(index_dir, profile, embedder), include=tuple(include or ()),
                                  exclude=tuple(exclude or ()), follow_symlinks=follow_symlinks)
     settings = factory.settings()
-    options = IngestOptions(
-        chunking=ChunkingConfig(chunk_size=settings.chunk_size, overlap=settings.chunk_overlap,
-                                 page_bounded=settings.chunk_page_bounded),
-        max_bytes=settings.max_document_bytes,
-        batch_chunks=batch_chunks,
-        dry_run=dry_run,
-    )
+    options = ingest_options(settings, dry_run=dry_run, keep_stale_on_error=keep_stale_on_error,
+                             batch_chunks=batch_chunks)
     index_label = (f"Azure AI Search {settings.azure_search_index}" if settings.profile == "azure"
-                   else f"local {settings.index_dir}")
+                   else f"local {Path(settings.index_dir).resolve()}")
+    runner = make_task_runner(task_runner, max_workers=max_workers)
     try:
         # threads share this process's objects; Dask workers get the factory and build their own
         components = factory() if task_runner == "threads" else factory
-        return run_ingest_flow(components, options=options, task_runner=task_runner, max_workers=max_workers,
-                               retry=task_retry_policy(settings), source_label=source, index_label=index_label,
-                               artifact_key=ARTIFACT_KEY)
+        with runner:
+            return ingest_flow_body(components, options=options, retry=task_retry_policy(settings),
+                                    window=max(8, 2 * max_workers), source_label=source, index_label=index_label,
+                                    artifact_key=ARTIFACT_KEY, task_runner=runner)
     finally:
         factory.release()

@@ -22,6 +22,7 @@ from ondata.settings import Settings
 if TYPE_CHECKING:  # pragma: no cover
     from indexers.ports import Embedder, SearchIndex
     from indexers.retry import RetryPolicy
+    from pipelines.engine import IngestOptions
     from pipelines.ports import DocumentSource
 
 
@@ -175,6 +176,25 @@ def build_source(
 
     return LocalFolderSource(Path(target), max_bytes=settings.max_document_bytes, follow_symlinks=follow_symlinks,
                              scope=scope, **globs)
+
+
+def ingest_options(settings: Settings, *, dry_run: bool = False, keep_stale_on_error: bool = False,
+                   batch_chunks: int | None = None, cleanup: str = "scoped") -> "IngestOptions":
+    """The ``IngestOptions`` of a run, from settings (chunking, size limit) and the run's own flags.
+
+    The one place ``ondata ingest``, ``ondata eval run --docs`` and the Prefect flows get them from."""
+    from pipelines.chunking import ChunkingConfig
+    from pipelines.engine import IngestOptions
+
+    return IngestOptions(
+        chunking=ChunkingConfig(chunk_size=settings.chunk_size, overlap=settings.chunk_overlap,
+                                page_bounded=settings.chunk_page_bounded),
+        max_bytes=settings.max_document_bytes,
+        dry_run=dry_run,
+        keep_stale_on_error=keep_stale_on_error,
+        cleanup=cleanup,  # type: ignore[arg-type]
+        **({"batch_chunks": batch_chunks} if batch_chunks is not None else {}),
+    )
 
 
 def open_local_index(settings: Settings):

@@ -1,19 +1,22 @@
-"""Prefect flows over the plain ingestion steps of ``pipelines.ingest``.
+"""Prefect flows: the run engine (``pipelines.engine``) with the ``PrefectRunner``, whose stages are tasks.
 
-Tasks are thin wrappers (DESIGN.md 3): network I/O and pure transforms are separate tasks so that
-only I/O is retried (DESIGN.md 4):
+Tasks are thin wrappers over the engine's plain steps (DESIGN.md 3):
 
-================  =====================================  ===================================
-task              plain function                         retried (transient errors only)
-================  =====================================  ===================================
-plan              ``index.ensure`` + ``list_and_plan``   yes (lists the source and the index)
-fetch_parse       ``load_document``                      yes (download); never a ParseError
-chunk             ``chunk_document``                     no (pure)
-embed             ``embed_chunks``                       yes (remote embedders)
-write             ``write_documents`` (delete+upsert)    yes (idempotent)
-delete            ``delete_documents``                   yes (idempotent)
-finalize          ``index.flush()``                      yes
-================  =====================================  ===================================
+================  =========================================  ===================================
+task              plain function                             retried (transient errors only)
+================  =========================================  ===================================
+plan              ``index.ensure`` + ``list_and_plan``       yes (lists the source and the index)
+prepare           ``prepare_document`` (fetch, parse, chunk) yes (download); never a ParseError
+embed             ``embed_chunks``                           yes (remote embedders)
+write             ``write_documents`` (delete+upsert)        yes (idempotent)
+delete            ``delete_documents``                       yes (idempotent)
+finalize          ``index.flush()``                          yes
+================  =========================================  ===================================
+
+Task runs are named after what they work on (``parse hr/policy.pdf``, ``embed 64 chunks: a.pdf +2``),
+flow runs ``ingest-<scope>-<YYYYMMDD-HHMM>`` (``run_name``), each document's result is one log line
+of the flow run, and the report is the Markdown artifact ``ingestion-summary`` (documents added,
+updated, deleted, failed and skipped, with stage timings).
 
 Retries: the policy is ``indexers.retry.RetryPolicy`` (re-exported here with ``is_transient`` and
 ``retry_after_of``). The I/O tasks get its backoff as ``retry_delay_seconds`` and
@@ -30,47 +33,51 @@ factory returning ``Components`` (needed by the Dask task runner, whose workers 
 processes; the factory should build once per process). This package never imports ``ondata``:
 the deployable flow with JSON parameters lives in ``ondata/flows.py``.
 
-Per-document failures land in the report as ``failed`` and never fail the run. The report is
-published as the Markdown artifact ``ingestion-summary`` and returned as a dict.
+Per-document failures land in the report as ``failed`` and never fail the run. Interrupts: inside
+the main thread, the first SIGINT/SIGTERM stops the run as ``ondata ingest`` does (see
+``pipelines.engine``); the returned report then has ``interrupted: true``.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 import time
-from dataclasses import dataclass, field
+from collections import deque
+from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any, Callable, Iterable, Sequence, Union
+from pathlib import PurePosixPath
+from typing import Any, Callable, Iterator, Sequence, Union
 
 import numpy as np
-from prefect import flow, task
+from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
-from prefect.futures import wait
 from prefect.task_runners import ThreadPoolTaskRunner
-from prefect.utilities.annotations import unmapped
 
-from indexers.errors import ConfigError, OndataError
-from indexers.retry import RetryPolicy, attempts_of, is_transient, retry_after_of  # re-exported (see __all__)
+from indexers.errors import ConfigError
 from indexers.ports import Embedder, SearchIndex
 from indexers.records import Chunk
-from pipelines.chunking import ChunkingConfig, chunk_document
-from pipelines.errors import EmptyDocumentError
-from pipelines.ingest import (
+from indexers.retry import RetryPolicy, attempts_of, is_transient, retry_after_of  # re-exported (see __all__)
+from pipelines.chunking import ChunkingConfig
+from pipelines.engine import (
+    EMBED_SLICE,
     DocumentResult,
+    Embedded,
     IngestOptions,
     IngestReport,
+    Prepared,
     delete_documents,
+    describe,
     embed_chunks,
-    fingerprint_of,
     list_and_plan,
-    load_document,
-    planned_results,
-    problem_results,
+    prepare_document,
+    run_ingest,
+    stop_on_signals,
     write_documents,
 )
 from pipelines.ports import DocumentSource
-from pipelines.records import ParsedDocument, SourceItem
+from pipelines.records import SourceItem
 from pipelines.sync import SyncPlan
 
 log = logging.getLogger(__name__)
@@ -150,66 +157,129 @@ def _io(task_obj: Any, retry: RetryPolicy) -> Any:
 # ---------------------------------------------------------------- tasks (thin wrappers)
 
 
-@dataclass(frozen=True)
-class EmbedResult:
-    vectors: np.ndarray
-    computed: int = 0
-    cache_hits: int = 0
-
-
-def _stats(embedder: Embedder) -> tuple[int, int]:
-    s = getattr(embedder, "stats", None)
-    return (int(s.computed), int(s.cache_hits)) if s is not None else (0, 0)
-
-
-@task(name="plan", cache_policy=NO_CACHE)
-def plan_task(components: ComponentsLike, options: IngestOptions = IngestOptions()) -> SyncPlan:
+@task(name="plan", task_run_name="plan", cache_policy=NO_CACHE)
+def plan_task(components: ComponentsLike, *, ensure: bool = True) -> SyncPlan:
     c = resolve(components)
-    c.index.ensure()
-    return list_and_plan(c.source, c.index, cleanup=options.cleanup, fingerprint=fingerprint_of(options, c.embedder))
+    if ensure:
+        c.index.ensure()
+    return list_and_plan(c.source, c.index)
 
 
-@task(name="fetch-parse", cache_policy=NO_CACHE)
-def fetch_parse_task(components: ComponentsLike, item: SourceItem, *, max_bytes: int) -> ParsedDocument:
-    return load_document(resolve(components).source, item, max_bytes=max_bytes)
+@task(name="prepare", task_run_name="parse {item.id}", cache_policy=NO_CACHE)
+def prepare_task(components: ComponentsLike, item: SourceItem, *, chunking: ChunkingConfig, max_bytes: int) -> Prepared:
+    return prepare_document(resolve(components).source, item, chunking=chunking, max_bytes=max_bytes)
 
 
-@task(name="chunk", cache_policy=NO_CACHE)
-def chunk_task(doc: ParsedDocument, item: SourceItem, *, chunking: ChunkingConfig) -> list[Chunk]:
-    chunks = chunk_document(doc, item, config=chunking)
-    if not chunks:
-        raise EmptyDocumentError(f"{item.name} holds no text to index", doc_id=item.id)
-    return chunks
+@task(name="embed", task_run_name="embed {label}", cache_policy=NO_CACHE)
+def embed_task(components: ComponentsLike, chunks: Sequence[Chunk], *, label: str = "") -> Embedded:
+    return embed_chunks(chunks, embedder=resolve(components).embedder)
 
 
-@task(name="embed", cache_policy=NO_CACHE)
-def embed_task(components: ComponentsLike, chunks: Sequence[Chunk]) -> EmbedResult:
-    embedder = resolve(components).embedder
-    before = _stats(embedder)
-    vectors = embed_chunks(chunks, embedder=embedder)
-    after = _stats(embedder)
-    return EmbedResult(vectors, after[0] - before[0], after[1] - before[1])
-
-
-@task(name="write", cache_policy=NO_CACHE)
-def write_task(components: ComponentsLike, chunks: Sequence[Chunk], embedded: EmbedResult,
-               *, replace_sources: Sequence[str], scope: str | None = None) -> int:
-    write_documents(chunks, index=resolve(components).index, vectors=embedded.vectors,
-                    replace_sources=replace_sources, scope=scope)
+@task(name="write", task_run_name="write {label}", cache_policy=NO_CACHE)
+def write_task(components: ComponentsLike, chunks: Sequence[Chunk], vectors: np.ndarray,
+               *, replace_sources: Sequence[str], label: str = "") -> int:
+    write_documents(chunks, index=resolve(components).index, vectors=vectors, replace_sources=replace_sources)
     return len(chunks)
 
 
-@task(name="delete", cache_policy=NO_CACHE)
-def delete_task(components: ComponentsLike, deletions: Sequence[tuple[str | None, Sequence[str]]]) -> int:
-    delete_documents(list(deletions), index=resolve(components).index)
-    return sum(len(ids) for _, ids in deletions)
+@task(name="delete", task_run_name="delete {label}", cache_policy=NO_CACHE)
+def delete_task(components: ComponentsLike, source_ids: Sequence[str], *, label: str = "") -> int:
+    delete_documents(list(source_ids), index=resolve(components).index)
+    return len(source_ids)
 
 
-@task(name="finalize", cache_policy=NO_CACHE)
+@task(name="finalize", task_run_name="flush the index", cache_policy=NO_CACHE)
 def finalize_task(components: ComponentsLike) -> None:
-    flush = getattr(resolve(components).index, "flush", None)
-    if callable(flush):
-        flush()
+    resolve(components).index.flush()
+
+
+def _documents_label(ids: Sequence[str], what: str = "") -> str:
+    ids = list(dict.fromkeys(ids))
+    head = ", ".join(ids[:2]) + (f" +{len(ids) - 2}" if len(ids) > 2 else "")
+    return f"{what}: {head}" if what else head
+
+
+# ---------------------------------------------------------------- the runner
+
+
+class _TaskOutcome:
+    """A submitted prepare task as the engine's ``Outcome``."""
+
+    def __init__(self, future: Any) -> None:
+        self.future = future
+
+    def done(self) -> bool:
+        return bool(self.future.state.is_final())
+
+    def result(self) -> Prepared:
+        return self.future.result()
+
+
+class PrefectRunner:
+    """The engine's stages as Prefect tasks (must run inside a flow).
+
+    ``window``: documents prepared concurrently ahead of the one being batched (concurrency is
+    bounded by the task runner's workers); ``task_runner``: an entered TaskRunner to submit to
+    (default: the flow's own).
+    """
+
+    def __init__(self, components: ComponentsLike, *, retry: RetryPolicy = RetryPolicy(), window: int = 8,
+                 task_runner: Any = None, source_label: str | None = None, index_label: str | None = None,
+                 embed_slice: int = EMBED_SLICE) -> None:
+        if window < 1:
+            raise ConfigError("window must be >= 1")
+        self.components, self.window, self.task_runner, self.embed_slice = components, window, task_runner, embed_slice
+        local = components if isinstance(components, Components) else None
+        self.source_label = source_label or (describe(local.source) if local else "source")
+        self.index_label = index_label or (describe(local.index) if local else "index")
+        self._plan, self._prepare, self._embed, self._write, self._delete, self._finalize = (
+            _io(t, retry) for t in (plan_task, prepare_task, embed_task, write_task, delete_task, finalize_task))
+
+    def _submit(self, task_obj: Any, **parameters: Any) -> Any:
+        if self.task_runner is not None:
+            return self.task_runner.submit(task_obj, parameters=parameters)
+        return task_obj.submit(**parameters)
+
+    def _run(self, task_obj: Any, **parameters: Any) -> Any:
+        return self._submit(task_obj, components=self.components, **parameters).result()
+
+    def plan(self, *, ensure: bool) -> SyncPlan:
+        return self._run(self._plan, ensure=ensure)
+
+    def prepare(self, items: Sequence[SourceItem], *, options: IngestOptions) -> Iterator[tuple[SourceItem, _TaskOutcome]]:
+        queue: deque[tuple[SourceItem, _TaskOutcome]] = deque()
+        it = iter(items)
+
+        def submit(item: SourceItem) -> None:
+            fut = self._submit(self._prepare, components=self.components, item=item, chunking=options.chunking,
+                               max_bytes=options.max_bytes)
+            queue.append((item, _TaskOutcome(fut)))
+
+        for item in it:  # tasks not started when the run stops are cancelled by the task runner's shutdown
+            submit(item)
+            if len(queue) >= self.window:
+                break
+        while queue:
+            item, outcome = queue.popleft()
+            nxt = next(it, None)
+            if nxt is not None:
+                submit(nxt)
+            yield item, outcome
+
+    def embed(self, chunks: Sequence[Chunk]) -> Embedded:
+        label = _documents_label([c.source_id for c in chunks], f"{len(chunks)} chunks")
+        return self._run(self._embed, chunks=list(chunks), label=label)
+
+    def write(self, chunks: Sequence[Chunk], *, vectors: np.ndarray, replace_sources: Sequence[str]) -> None:
+        ids = [c.source_id for c in chunks] or list(replace_sources)
+        self._run(self._write, chunks=list(chunks), vectors=vectors, replace_sources=list(replace_sources),
+                  label=_documents_label(ids))
+
+    def delete(self, source_ids: Sequence[str]) -> None:
+        self._run(self._delete, source_ids=list(source_ids), label=_documents_label(source_ids))
+
+    def flush(self) -> None:
+        self._run(self._finalize)
 
 
 # ---------------------------------------------------------------- the flow
@@ -232,55 +302,26 @@ def make_task_runner(kind: str = "threads", *, max_workers: int = 4) -> Any:
     raise ConfigError(f"unknown task runner {kind!r}; expected one of {', '.join(TASK_RUNNERS)}")
 
 
-@dataclass
-class _Doc:
-    item: SourceItem
-    status: str
-    doc: ParsedDocument
-    chunks: list[Chunk] = field(default_factory=list)
+def scope_of(source: str) -> str:
+    """The scope part of a run name: a folder's name, or ``container-prefix`` of ``az://container/prefix``."""
+    text = str(source).rstrip("/")
+    if text.startswith("az://"):
+        parts = [p for p in text[len("az://"):].split("/") if p]
+        return "-".join(parts) or "blob"
+    return PurePosixPath(text.replace("\\", "/")).name or "source"
 
 
-def _label(obj: Any) -> str:
-    where = getattr(obj, "directory", None) or getattr(obj, "index_name", None)
-    return f"{type(obj).__name__}({str(where)!r})" if where else repr(obj)
+def run_name(source: str, *, now: datetime | None = None) -> str:
+    """``ingest-<scope>-<YYYYMMDD-HHMM>`` (UTC)."""
+    when = (now or datetime.now(timezone.utc)).strftime("%Y%m%d-%H%M")
+    return f"ingest-{scope_of(source)}-{when}"
 
 
-def _message(exc: BaseException) -> tuple[str, str]:
-    if isinstance(exc, OndataError):
-        return exc.message, type(exc).__name__
-    return f"{type(exc).__name__}: {exc}", type(exc).__name__
+def _flow_run_name() -> str:
+    from prefect.runtime import flow_run
 
-
-def _batches(docs: list[_Doc], limit: int) -> Iterable[list[_Doc]]:
-    batch: list[_Doc] = []
-    size = 0
-    for d in docs:
-        batch.append(d)
-        size += len(d.chunks)
-        if size >= limit:
-            yield batch
-            batch, size = [], 0
-    if batch:
-        yield batch
-
-
-@flow(name="ondata-ingest", validate_parameters=False, task_runner=ThreadPoolTaskRunner(max_workers=4))
-def ingest_flow(
-    components: ComponentsLike,
-    options: IngestOptions = IngestOptions(),
-    retry: RetryPolicy = RetryPolicy(),
-    window: int = 32,
-    source_label: str | None = None,
-    index_label: str | None = None,
-    artifact_key: str | None = ARTIFACT_KEY,
-) -> dict:
-    """Bring the index in step with the source; returns the run report as a dict (see module docstring).
-
-    ``window``: documents fetched and parsed concurrently before their chunks are embedded and
-    written (bounds memory; concurrency is bounded by the task runner's workers).
-    """
-    return ingest_flow_body(components, options=options, retry=retry, window=window, source_label=source_label,
-                            index_label=index_label, artifact_key=artifact_key)
+    params = flow_run.parameters or {}
+    return run_name(str(params.get("source_label") or params.get("source") or "source"))
 
 
 def ingest_flow_body(
@@ -288,116 +329,56 @@ def ingest_flow_body(
     *,
     options: IngestOptions = IngestOptions(),
     retry: RetryPolicy = RetryPolicy(),
-    window: int = 32,
+    window: int = 8,
+    source_label: str | None = None,
+    index_label: str | None = None,
+    artifact_key: str | None = ARTIFACT_KEY,
+    task_runner: Any = None,
+) -> dict:
+    """Run the engine with a ``PrefectRunner``; must run inside a flow. Logs one line per document,
+    publishes the Markdown artifact and returns the report as a dict."""
+    runner = PrefectRunner(components, retry=retry, window=window, task_runner=task_runner,
+                           source_label=source_label, index_label=index_label)
+    logger = get_run_logger()
+
+    def on_plan(plan: SyncPlan) -> None:
+        s = plan.summary()
+        logger.info("plan: %d listed: %d new, %d changed, %d deleted, %d unchanged, %d skipped or failed",
+                    plan.listed, s["added"], s["changed"], s["deleted"], s["unchanged"], len(plan.problems))
+
+    def on_result(result: DocumentResult) -> None:
+        (logger.warning if result.status == "failed" else logger.info)("%s", result.describe())
+
+    with stop_on_signals(threading.Event()) as stop:
+        report = run_ingest(runner, options=options, on_plan=on_plan, on_result=on_result, stop=stop)
+    if report.interrupted:
+        logger.warning("%s", report.interrupted_line())
+    if artifact_key:
+        create_markdown_artifact(key=artifact_key, markdown=report.to_markdown(),
+                                 description=f"Ingestion summary of {report.source}")
+    logger.info("ingestion %s: %s in %.1f s", "interrupted" if report.interrupted else "done", report.counts(),
+                report.seconds)
+    return report.to_dict()
+
+
+@flow(name="ondata-ingest", flow_run_name=_flow_run_name, validate_parameters=False,
+      task_runner=ThreadPoolTaskRunner(max_workers=4))
+def ingest_flow(
+    components: ComponentsLike,
+    options: IngestOptions = IngestOptions(),
+    retry: RetryPolicy = RetryPolicy(),
+    window: int = 8,
     source_label: str | None = None,
     index_label: str | None = None,
     artifact_key: str | None = ARTIFACT_KEY,
 ) -> dict:
-    """The body of ``ingest_flow``; must run inside a flow (it submits tasks)."""
-    if window < 1:
-        raise ConfigError("window must be >= 1")
-    t_start = time.perf_counter()
-    local = components if isinstance(components, Components) else None
-    report = IngestReport(
-        source=source_label or (repr(local.source) if local else "source"),
-        index=index_label or (_label(local.index) if local else "index"),
-        started_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        dry_run=options.dry_run,
-    )
-    before = _stats(local.embedder) if local else None
-    task_computed = task_hits = 0
+    """Bring the index in step with the source; returns the run report as a dict (see module docstring).
 
-    plan_t, fetch_t, embed_t, write_t, delete_t, finalize_t = (
-        _io(t, retry) for t in (plan_task, fetch_parse_task, embed_task, write_task, delete_task, finalize_task)
-    )
-    chunk_t = chunk_task  # pure: never retried
-
-    plan: SyncPlan = plan_t(components, options)
-    report.listed, report.unchanged = plan.listed, len(plan.unchanged)
-    report.results += problem_results(plan)
-    log.info("plan: %s", plan.summary())
-
-    def fail(item_id: str, exc: BaseException) -> None:
-        message, kind = _message(exc)
-        log.warning("%s failed: %s", item_id, message)
-        report.results.append(DocumentResult(item_id, "failed", error=message, error_type=kind))
-
-    if options.dry_run:
-        report.results += planned_results(plan)
-        return _finish(report, t_start, artifact_key)
-
-    if plan.deleted or plan.deleted_elsewhere:
-        delete_t(components, plan.deletions())
-        report.results += [r for r in planned_results(plan) if r.status == "deleted"]
-
-    changed = {i.id for i in plan.changed}
-    todo = list(plan.to_process)
-    for start in range(0, len(todo), window):
-        items = todo[start:start + window]
-        fetched = fetch_t.map(unmapped(components), items, max_bytes=unmapped(options.max_bytes))
-        wait(fetched)
-        parsed: list[tuple[SourceItem, ParsedDocument]] = []
-        for item, fut in zip(items, fetched):
-            if fut.state.is_completed():
-                parsed.append((item, fut.result()))
-            else:
-                fail(item.id, _exception_of(fut.state) or OndataError("fetching failed", doc_id=item.id))
-        chunked = chunk_t.map([d for _, d in parsed], [i for i, _ in parsed], chunking=unmapped(options.chunking))
-        wait(chunked)
-        docs: list[_Doc] = []
-        for (item, doc), fut in zip(parsed, chunked):
-            if fut.state.is_completed():
-                docs.append(_Doc(item, "updated" if item.id in changed else "added", doc, fut.result()))
-                report.documents_parsed += 1
-                report.pages_parsed += doc.page_count or 0
-            else:
-                fail(item.id, _exception_of(fut.state) or OndataError("chunking failed", doc_id=item.id))
-
-        def submit(batch: list[_Doc]) -> tuple[list[_Doc], Any, Any]:
-            chunks = [c for d in batch for c in d.chunks]
-            ef = embed_t.submit(components, chunks)
-            wf = write_t.submit(components, chunks, ef, scope=plan.scope,
-                                replace_sources=[d.item.id for d in batch if d.item.id in changed])
-            return batch, ef, wf
-
-        pending = [submit(b) for b in _batches(docs, options.batch_chunks)]
-        while pending:
-            batch, ef, wf = pending.pop(0)
-            wait([ef, wf])
-            if ef.state.is_completed():
-                task_computed += ef.result().computed
-                task_hits += ef.result().cache_hits
-            if ef.state.is_completed() and wf.state.is_completed():
-                for d in batch:
-                    report.chunks_written += len(d.chunks)
-                    report.results.append(DocumentResult(d.item.id, d.status, chunks=len(d.chunks),
-                                                         pages=d.doc.page_count,
-                                                         reason=", ".join(plan.reasons.get(d.item.id, ())) or None))
-                continue
-            exc = _exception_of(ef.state) if not ef.state.is_completed() else _exception_of(wf.state)
-            if len(batch) > 1 and not is_transient(exc):  # isolate the bad document: one by one
-                log.warning("a batch of %d documents failed (%s); retrying one by one", len(batch), exc)
-                pending.extend(submit([d]) for d in batch)
-            else:  # one document, or the service is down or throttling (splitting cannot help)
-                for d in batch:
-                    fail(d.item.id, exc or OndataError("writing failed", doc_id=d.item.id))
-
-    finalize_t(components)
-    if local is not None and before is not None:
-        after = _stats(local.embedder)
-        report.embeddings_computed, report.embedding_cache_hits = after[0] - before[0], after[1] - before[1]
-    else:
-        report.embeddings_computed, report.embedding_cache_hits = task_computed, task_hits
-    return _finish(report, t_start, artifact_key)
-
-
-def _finish(report: IngestReport, t_start: float, artifact_key: str | None) -> dict:
-    report.seconds = time.perf_counter() - t_start
-    if artifact_key:
-        create_markdown_artifact(key=artifact_key, markdown=report.to_markdown(),
-                                 description=f"Ingestion summary of {report.source}")
-    log.info("ingestion done: %s", report.counts())
-    return report.to_dict()
+    ``window``: documents fetched and parsed concurrently ahead of the batch being embedded (bounds
+    memory; concurrency is bounded by the task runner's workers).
+    """
+    return ingest_flow_body(components, options=options, retry=retry, window=window, source_label=source_label,
+                            index_label=index_label, artifact_key=artifact_key)
 
 
 def run_ingest_flow(
@@ -418,15 +399,14 @@ def run_ingest_flow(
         raise ConfigError("task runners other than threads run tasks in other processes; "
                           "pass a picklable components factory instead of built objects")
     return ingest_flow.with_options(task_runner=runner)(
-        components, options=options, retry=retry, window=window or max(8, 4 * max_workers),
+        components, options=options, retry=retry, window=window or max(8, 2 * max_workers),
         source_label=source_label, index_label=index_label, artifact_key=artifact_key,
     )
 
 
 __all__ = [
-    "ARTIFACT_KEY", "Components", "ComponentsFactory", "EmbedResult", "RetryPolicy", "TASK_RUNNERS",
-    "chunk_task", "delete_task", "embed_task", "fetch_parse_task", "finalize_task", "ingest_flow",
-    "ingest_flow_body", "is_transient", "make_task_runner", "plan_task", "resolve", "retry_after_of",
-    "retry_condition", "run_ingest_flow", "write_task",
+    "ARTIFACT_KEY", "Components", "ComponentsFactory", "IngestReport", "PrefectRunner", "RetryPolicy",
+    "TASK_RUNNERS", "delete_task", "embed_task", "finalize_task", "ingest_flow", "ingest_flow_body", "is_transient",
+    "make_task_runner", "plan_task", "prepare_task", "resolve", "retry_after_of", "retry_condition",
+    "run_ingest_flow", "run_name", "scope_of", "write_task",
 ]
-

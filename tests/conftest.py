@@ -51,6 +51,15 @@ def azurite(tmp_path_factory):
         yield server
 
 
+@pytest.fixture(scope="session")
+def prefect_harness():
+    """A temporary Prefect server for the session (flow runs, artifacts); costs seconds to start."""
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=120):
+        yield
+
+
 @pytest.fixture
 def blob_container(azurite):
     """A fresh, empty container in Azurite (deleted afterwards): an azure ContainerClient."""

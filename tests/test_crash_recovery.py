@@ -3,8 +3,10 @@ content: no duplicate chunk, nothing missing, every source complete at its liste
 
 (a) an injected crash after N upserts (the (N+1)th writes half its chunks, then the process "dies"
     with a BaseException no handler catches), Blob source on Azurite;
-(b) a real SIGKILL of a subprocess running ``ingest`` over a local folder while it is writing.
+(b) a real SIGKILL of a subprocess running the engine over a local folder while it is writing.
 
+Both run through each stage runner of the engine: ``local`` (``ingest``) and ``prefect`` (the
+``PrefectRunner`` inside a flow, against the session's Prefect test server).
 "Exactly" is checked against a fresh ingestion of the same source into a second index.
 """
 
@@ -16,6 +18,7 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -57,11 +60,30 @@ def new_index(directory: Path) -> LocalIndex:
     return LocalIndex(directory, dimensions=DIMS, model_id=HashingEmbedder(dimensions=DIMS).model_id)
 
 
-def run(source, directory: Path, *, wrap=None, options=OPTIONS):
+RUNNERS = ["local", "prefect"]
+
+
+@pytest.fixture(params=RUNNERS)
+def runner(request):
+    if request.param == "prefect":
+        request.getfixturevalue("prefect_harness")
+    return request.param
+
+
+def run(source, directory: Path, *, wrap=None, options=OPTIONS, runner: str = "local"):
+    """One ingestion; returns an object with the report's ``added``/``updated``/``failed``."""
     index = new_index(directory)
+    target = wrap(index) if wrap else index
     try:
-        return ingest(source, index=wrap(index) if wrap else index, embedder=HashingEmbedder(dimensions=DIMS),
-                      options=options)
+        if runner == "local":
+            return ingest(source, index=target, embedder=HashingEmbedder(dimensions=DIMS), options=options)
+        from pipelines.flows import Components, run_ingest_flow
+
+        summary = run_ingest_flow(Components(source, target, HashingEmbedder(dimensions=DIMS)), options=options,
+                                  max_workers=2, artifact_key=None)
+        c = summary["counts"]
+        return SimpleNamespace(added=c["added"], updated=c["updated"],
+                               failed=[r for r in summary["results"] if r["status"] == "failed"])
     finally:
         index.close()
 
@@ -84,7 +106,8 @@ def assert_exactly_the_source(source, directory: Path, tmp: Path, index_contents
 
 @pytest.mark.azurite
 @pytest.mark.parametrize("after", [0, 1, 3])
-def test_injected_crash_after_n_upserts_then_rerun_converges(after, tmp_path, azurite, blob_container, index_contents):
+def test_injected_crash_after_n_upserts_then_rerun_converges(runner, after, tmp_path, azurite, blob_container,
+                                                             index_contents):
     from pipelines.sources.blob import BlobDocumentSource
 
     for n in range(10):
@@ -107,7 +130,7 @@ def test_injected_crash_after_n_upserts_then_rerun_converges(after, tmp_path, az
         return crashing
 
     with pytest.raises(Crash):
-        run(source, idx, wrap=wrap)
+        run(source, idx, wrap=wrap, runner=runner)
     assert crashing.upserts == after + 1
     index = new_index(idx)
     try:
@@ -119,7 +142,7 @@ def test_injected_crash_after_n_upserts_then_rerun_converges(after, tmp_path, az
     if after == 0:  # the first upsert wrote half its chunks: a source is seen as incomplete
         assert any(not r.complete for r in records)
 
-    report = run(source, idx)
+    report = run(source, idx, runner=runner)
     assert not report.failed
     assert_exactly_the_source(source, idx, tmp_path, index_contents)
 
@@ -137,23 +160,35 @@ WORKER = textwrap.dedent("""
             time.sleep(0.05)
             return super().embed_documents(texts)
 
-    folder, index_dir, dims = sys.argv[1], sys.argv[2], int(sys.argv[3])
+    folder, index_dir, dims, runner = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
     emb = Slow(dimensions=dims)
     index = LocalIndex(index_dir, dimensions=dims, model_id=HashingEmbedder(dimensions=dims).model_id)
     options = IngestOptions(chunking=ChunkingConfig(chunk_size=40, overlap=0), batch_chunks=3)
-    ingest(LocalFolderSource(folder), index=index, embedder=emb, options=options,
-           on_result=lambda r: print(r.status, r.source_id, flush=True))
+    report = lambda r: print(r.status, r.source_id, flush=True)
+    if runner == "local":
+        ingest(LocalFolderSource(folder), index=index, embedder=emb, options=options, on_result=report)
+    else:
+        from prefect import flow
+        from pipelines.engine import run_ingest
+        from pipelines.flows import Components, PrefectRunner
+
+        @flow(name="sigkill-worker")
+        def worker():
+            run_ingest(PrefectRunner(Components(LocalFolderSource(folder), index, emb), window=4), options=options,
+                       on_result=report)
+
+        worker()
     print("finished", flush=True)
 """)
 
 
-def test_sigkill_mid_run_then_rerun_converges(tmp_path, index_contents):
+def test_sigkill_mid_run_then_rerun_converges(runner, tmp_path, index_contents):
     docs, idx = tmp_path / "docs", tmp_path / "idx"
     docs.mkdir()
     for n in range(30):
         (docs / f"d{n:02d}.txt").write_bytes(doc_text(n))
     source = LocalFolderSource(docs)
-    assert run(source, idx).added == 30
+    assert run(source, idx, runner=runner).added == 30
 
     for n in range(0, 30, 3):
         (docs / f"d{n:02d}.txt").write_bytes(doc_text(n, edition=2))
@@ -163,7 +198,11 @@ def test_sigkill_mid_run_then_rerun_converges(tmp_path, index_contents):
         (docs / f"d{n:02d}.txt").write_bytes(doc_text(n))
 
     env = dict(os.environ, PYTHONPATH=str(REPO))
-    proc = subprocess.Popen([sys.executable, "-c", WORKER, str(docs), str(idx), str(DIMS)],
+    if runner == "prefect":
+        from prefect.settings import PREFECT_API_URL
+
+        env["PREFECT_API_URL"] = PREFECT_API_URL.value()  # the session's test server
+    proc = subprocess.Popen([sys.executable, "-c", WORKER, str(docs), str(idx), str(DIMS), runner],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=REPO)
     written = 0
     try:
@@ -186,7 +225,7 @@ def test_sigkill_mid_run_then_rerun_converges(tmp_path, index_contents):
     finally:
         index.close()
 
-    report = run(source, idx)
+    report = run(source, idx, runner=runner)
     assert not report.failed
     assert report.added + report.updated > 0  # the kill left work undone, the re-run did it
     assert_exactly_the_source(source, idx, tmp_path, index_contents)

@@ -32,14 +32,6 @@ OPTIONS = IngestOptions(chunking=ChunkingConfig(chunk_size=40, overlap=0), batch
 FAST = RetryPolicy(attempts=3, backoff_seconds=0.05, jitter=0.0, max_retry_after_seconds=1.0)
 
 
-@pytest.fixture(scope="session")
-def prefect_harness():
-    from prefect.testing.utilities import prefect_test_harness
-
-    with prefect_test_harness(server_startup_timeout=120):
-        yield
-
-
 def read_artifact(key: str):
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+import threading
 from contextlib import closing
 from dataclasses import asdict
 from pathlib import Path
@@ -51,7 +52,8 @@ def print_report(report, console: Console) -> None:
     for r in report.skipped:
         console.print(f"[yellow]skipped[/yellow] {r.source_id}: {r.error} [dim]({r.error_type})[/dim]")
     for r in report.failed:
-        console.print(f"[red]failed[/red] {r.source_id}: {r.error} [dim]({r.error_type})[/dim]")
+        stale = f"; old version {r.stale}" if r.stale else ""
+        console.print(f"[red]failed[/red] {r.source_id}: {r.error} [dim]({r.error_type}{stale})[/dim]")
 
 
 def confirm_full_cleanup(plan, console: Console, *, yes: bool) -> None:
@@ -105,16 +107,17 @@ def check_index_dir(index_dir: Path) -> None:
 
 def ingest_with_progress(settings: Settings, path: str, console: Console, *, dry_run: bool = False,
                          include: tuple[str, ...] = (), exclude: tuple[str, ...] = (), follow_symlinks: bool = False,
-                         scope: str | None = None, cleanup: str | None = None, yes: bool = False):
+                         scope: str | None = None, cleanup: str | None = None, yes: bool = False,
+                         keep_stale_on_error: bool = False, stop: "threading.Event | None" = None):
     """Ingest ``path`` into the configured index (through the wiring), showing the plan and a progress bar
     on ``console``; returns the run report. Used by ``ondata ingest`` and ``ondata eval run --docs``.
 
     ``scope``: the source scope (default: the folder's resolved path); ``cleanup``: ``scoped``
     (default), ``none`` (default for a single file) or ``full`` (confirmed on a terminal, refused
-    elsewhere unless ``yes``)."""
-    from ondata.wiring import build_embedder, build_index, build_source
-    from pipelines.chunking import ChunkingConfig
-    from pipelines.ingest import IngestOptions, ingest as run_ingest
+    elsewhere unless ``yes``). ``stop``: set it (e.g. through ``stop_on_signals``) to interrupt the
+    run; the report says so."""
+    from ondata.wiring import build_embedder, build_index, build_source, ingest_options
+    from pipelines.ingest import ingest as run_ingest
 
     check_ingest_arguments(settings, path)
     source = build_source(settings, path, include=include, exclude=exclude, follow_symlinks=follow_symlinks,
@@ -122,14 +125,7 @@ def ingest_with_progress(settings: Settings, path: str, console: Console, *, dry
     if cleanup is None:
         cleanup = "none" if getattr(source, "single_file", False) else "scoped"
     emb = build_embedder(settings, cached=not dry_run)  # a dry run creates no cache file
-    idx = build_index(settings, emb)
-    options = IngestOptions(
-        chunking=ChunkingConfig(chunk_size=settings.chunk_size, overlap=settings.chunk_overlap,
-                                page_bounded=settings.chunk_page_bounded),
-        max_bytes=settings.max_document_bytes,
-        dry_run=dry_run,
-        cleanup=cleanup,  # type: ignore[arg-type]
-    )
+    options = ingest_options(settings, dry_run=dry_run, keep_stale_on_error=keep_stale_on_error, cleanup=cleanup)
     progress = Progress(
         TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
         TextColumn("{task.fields[current]}"), console=console, transient=False,
@@ -154,13 +150,13 @@ def ingest_with_progress(settings: Settings, path: str, console: Console, *, dry
         if task is not None and result.status != "deleted":
             progress.update(task, advance=1, current=result.source_id[-40:])
 
+    idx = build_index(settings, emb)  # not ``with``: entering a local index creates it, and a dry run creates nothing
     try:
-        return run_ingest(source, index=idx, embedder=emb, options=options, on_plan=on_plan, on_result=on_result)
+        return run_ingest(source, index=idx, embedder=emb, options=options, on_plan=on_plan,
+                          on_result=on_result, stop=stop)
     finally:
         progress.stop()
-        close = getattr(idx, "close", None)
-        if callable(close):
-            close()
+        idx.close()
 
 
 def register(app: typer.Typer) -> None:
@@ -183,11 +179,18 @@ def register(app: typer.Typer) -> None:
                                     "(default for a single file): add and update only; full: the index mirrors "
                                     "this source, deleting every other document."),
         yes: bool = typer.Option(False, "--yes", "-y", help="Confirm --cleanup full without asking."),
+        keep_stale_on_error: bool = typer.Option(
+            False, "--keep-stale-on-error",
+            help="When a changed document's new version fails, keep its old chunks (default: remove them)."),
         dry_run: bool = typer.Option(False, "--dry-run", help="Only show what would be added, updated and deleted."),
         as_json: bool = typer.Option(False, "--json", help="Print the run report as JSON."),
     ) -> None:
-        """Parse, chunk, embed and index documents; re-runs only process what changed."""
+        """Parse, chunk, embed and index documents; re-runs only process what changed.
+
+        Ctrl-C (or SIGTERM) stops after the batch in flight, keeps what was written and exits 130;
+        a second Ctrl-C exits at once. Run again to continue."""
         from indexers.errors import ConfigError
+        from pipelines.engine import stop_on_signals
         from pipelines.sync import CLEANUP_MODES
 
         if cleanup is not None and cleanup not in CLEANUP_MODES:
@@ -196,9 +199,16 @@ def register(app: typer.Typer) -> None:
             raise ConfigError("--scope must not be empty (leave it out for the folder's path)")
         settings = _settings(index, chunk_size=chunk_size, chunk_overlap=overlap, embedder=embedder)
         console = Console(stderr=as_json)
-        report = ingest_with_progress(settings, path, console, dry_run=dry_run, include=tuple(include),
-                                      exclude=tuple(exclude), follow_symlinks=follow_symlinks, scope=scope,
-                                      cleanup=cleanup, yes=yes)
+        with stop_on_signals(threading.Event()) as stop:
+            report = ingest_with_progress(settings, path, console, dry_run=dry_run, include=tuple(include),
+                                          exclude=tuple(exclude), follow_symlinks=follow_symlinks, scope=scope,
+                                          cleanup=cleanup, yes=yes, keep_stale_on_error=keep_stale_on_error,
+                                          stop=stop)
+        if report.interrupted:
+            if as_json:
+                print(json.dumps(report.to_dict(), indent=2, default=str))
+            typer.echo(report.interrupted_line(), err=True)
+            raise typer.Exit(code=130)
         if as_json:
             print(json.dumps(report.to_dict(), indent=2, default=str))
         else:

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Optional
+from typing import Iterator, Optional
 
 import typer
 
@@ -12,10 +13,13 @@ def serve_parameters(
     source: str, *, index: Optional[Path], profile: Optional[str], embedder: Optional[str], task_runner: str,
     max_workers: int,
 ) -> dict:
-    """The JSON parameters of ``ondata.flows.ingest_from_settings`` for one schedule."""
-    params: dict = {"source": source, "task_runner": task_runner, "max_workers": max_workers}
+    """The JSON parameters of ``ondata.flows.ingest_from_settings`` for one schedule (absolute paths:
+    the flow runs in another process, maybe another folder)."""
+    from ondata.flows import absolute_source
+
+    params: dict = {"source": absolute_source(source), "task_runner": task_runner, "max_workers": max_workers}
     if index is not None:
-        params["index_dir"] = str(index)
+        params["index_dir"] = str(Path(index).expanduser().resolve())
     if profile is not None:
         params["profile"] = profile
     if embedder is not None:
@@ -49,14 +53,34 @@ def register(app: typer.Typer) -> None:
             schedule_ = Cron(cron, timezone=timezone) if timezone else Cron(cron)
         except ValueError as exc:
             raise ConfigError(f"--cron {cron!r} is not a valid cron expression: {exc}") from exc
-        params = serve_parameters(source, index=index, profile=profile, embedder=embedder,
-                                  task_runner=task_runner, max_workers=max_workers)
         from prefect.settings import PREFECT_API_URL
 
         if not PREFECT_API_URL.value():
-            typer.secho("note: no PREFECT_API_URL: Prefect's temporary server does not run schedules; start "
-                        "`prefect server start` and set PREFECT_API_URL=http://127.0.0.1:4200/api", err=True,
-                        fg=typer.colors.YELLOW)
-        typer.echo(f"serving {name}: ingest {source} on '{cron}' with {task_runner} x{max_workers} (Ctrl+C to stop)")
-        # global_limit=1: a run that outlasts the interval delays the next one instead of overlapping it
-        ingest_from_settings.serve(name=name, schedules=[schedule_], parameters=params, global_limit=1)
+            raise ConfigError("ondata schedule needs a Prefect server: run `prefect server start` in another "
+                              "terminal, then set PREFECT_API_URL=http://127.0.0.1:4200/api")
+        params = serve_parameters(source, index=index, profile=profile, embedder=embedder,
+                                  task_runner=task_runner, max_workers=max_workers)
+        typer.echo(f"serving {name}: ingest {params['source']} on '{cron}' with {task_runner} x{max_workers} "
+                   f"(Ctrl+C to stop)")
+        try:
+            # global_limit=1: a run that outlasts the interval delays the next one instead of overlapping it
+            with _quiet_shutdown():
+                ingest_from_settings.serve(name=name, schedules=[schedule_], parameters=params, global_limit=1)
+        except KeyboardInterrupt:
+            pass
+        typer.echo(f"stopped serving {name}")
+
+
+@contextmanager
+def _quiet_shutdown() -> Iterator[None]:
+    """Keep Prefect's background loggers from dumping tracebacks of connections cut by Ctrl-C."""
+    import logging
+
+    loggers = [logging.getLogger(n) for n in ("prefect.events.clients", "websockets", "prefect._internal.concurrency")]
+    levels = [lg.level for lg in loggers]
+    try:
+        yield
+    finally:
+        for lg in loggers:
+            lg.setLevel(logging.CRITICAL)
+        _ = levels

@@ -142,6 +142,20 @@ class SearchIndexConformance:
         index.ensure()
         assert index.count() == 2
 
+    def test_port_members_flush_stats_close_and_context_manager(self, index, embedder):
+        from indexers.ports import SearchIndex
+
+        assert isinstance(index, SearchIndex)
+        self.load_corpus(index, embedder)
+        index.flush()
+        st = index.stats()
+        assert (st.model_id, st.dimensions) == (embedder.model_id, embedder.dimensions)
+        assert (st.sources, st.chunks) == (len(CORPUS), index.count())
+        with index as same:
+            assert same is index
+            assert self.search(index, embedder, "cats purr mice", mode="text")[0].chunk.source_id == "cats"
+        index.close()  # closing twice is fine
+
     def test_upsert_and_count(self, index, embedder):
         chunks = self.load_corpus(index, embedder)
         assert index.count() == len(chunks) == 7

@@ -1,0 +1,600 @@
+"""The one ingestion run engine: plan -> (fetch + parse -> chunk) -> embed in batches -> write; delete.
+
+``run_ingest(runner, options=...)`` is the whole run, once: the plan (``pipelines.sync.plan_sync``),
+the dry run, deletes, batching, per-document error handling, stale chunks of documents whose new
+version fails, the final flush, the counters, the stage timings, interrupts and the report. How the
+stages execute is a ``StageRunner`` (DESIGN.md "StageRunner" port):
+
+- ``pipelines.ingest.LocalRunner``: in this process, fetching, parsing and chunking a couple of
+  documents ahead in one background thread, so they overlap with the embedding model
+  (``ingest()`` = ``run_ingest(LocalRunner(...))``, used by ``ondata ingest``);
+- ``pipelines.flows.PrefectRunner``: every stage a Prefect task (retries by the one-layer rule of
+  ``indexers.retry``, thread-pool or Dask task runner), used by the Prefect flows.
+
+Documents are streamed: at most ``batch_chunks`` chunks (plus one document, plus the runner's
+look-ahead) are held in memory. A bad document is recorded as ``failed`` with its typed error and
+never stops the run; listing problems (``ItemProblem``) are reported as ``failed`` / ``skipped``.
+If a changed document's new version cannot be fetched, parsed or chunked, its old chunks are removed
+(so a narrowed access list or a withdrawn text never lingers) unless ``keep_stale_on_error``; its
+result says which (``stale``: ``removed`` / ``kept``). A batch that fails with a transient error
+(the service still throttling after the backend's retries) fails its documents together: splitting
+it one by one would only multiply the attempts; any other batch failure is retried one by one so the
+bad document fails alone.
+
+Interrupts: ``stop`` (a ``threading.Event``; ``stop_on_signals`` sets it on the first SIGINT/SIGTERM)
+stops taking new documents, rolls back the batch in flight (its embeddings are computed in slices of
+``runner.embed_slice`` chunks, checked between slices; nothing of it is written) and returns the
+report with ``interrupted=True``: every document already written stays, and the next run continues.
+
+Crash safety: a changed source is replaced in the same write as its new chunks; the index's
+``list_sources()`` reports a source with missing chunks as incomplete, and the next run re-ingests
+it, so a killed run followed by a normal run converges to exactly the source's content.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import sys
+import threading
+import time
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from typing import Callable, Iterable, Iterator, Protocol, Sequence
+
+import numpy as np
+
+from indexers.errors import OndataError
+from indexers.ports import Embedder, SearchIndex
+from indexers.records import Chunk
+from indexers.retry import is_transient
+from pipelines.chunking import ChunkingConfig, chunk_document
+from pipelines.errors import DocumentTooLargeError, EmptyDocumentError
+from pipelines.parsing import parse_document
+from pipelines.ports import DocumentSource
+from pipelines.records import ParsedDocument, SourceItem
+from pipelines.sync import SyncPlan, plan_sync
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MAX_BYTES = 50 * 1024 * 1024
+EMBED_SLICE = 64  # chunks embedded per call: bounds how long an interrupt waits for the model
+MARKDOWN_LIST_LIMIT = 50  # documents listed per status in the Markdown summary
+
+
+@dataclass(frozen=True)
+class IngestOptions:
+    """How to ingest (built from settings by ``ondata.wiring.ingest_options``).
+
+    ``batch_chunks``: chunks embedded and written together (bounded memory); ``prefetch``: documents
+    fetched, parsed and chunked ahead while the current batch is embedded (0 = one after the other);
+    ``keep_stale_on_error``: keep the old chunks of a document whose new version fails (default: remove them).
+    """
+
+    chunking: ChunkingConfig = field(default_factory=ChunkingConfig)
+    max_bytes: int = DEFAULT_MAX_BYTES
+    batch_chunks: int = 256
+    dry_run: bool = False
+    prefetch: int = 2
+    keep_stale_on_error: bool = False
+
+    def __post_init__(self) -> None:
+        if self.batch_chunks < 1:
+            raise ValueError("batch_chunks must be >= 1")
+        if self.max_bytes < 1:
+            raise ValueError("max_bytes must be >= 1")
+        if self.prefetch < 0:
+            raise ValueError("prefetch must be >= 0")
+
+
+@dataclass
+class DocumentResult:
+    """What happened to one document: added, updated, deleted, failed or skipped (with the reason).
+
+    ``stale`` (failed updates only): ``removed`` when the old version's chunks were deleted,
+    ``kept`` when they stay in the index (``--keep-stale-on-error``, or a transient failure).
+    """
+
+    source_id: str
+    status: str
+    chunks: int = 0
+    pages: int | None = None
+    error: str | None = None
+    error_type: str | None = None
+    stale: str | None = None
+
+    def describe(self) -> str:
+        """One line: what happened and why, e.g. ``failed x.pdf: ... (CorruptDocumentError; old version removed)``."""
+        if self.status in ("added", "updated"):
+            pages = f", {self.pages} pages" if self.pages else ""
+            return f"{self.status} {self.source_id} ({self.chunks} chunks{pages})"
+        if self.status in ("failed", "skipped"):
+            extra = f"; old version {self.stale}" if self.stale else ""
+            return f"{self.status} {self.source_id}: {self.error} ({self.error_type}{extra})"
+        return f"{self.status} {self.source_id}"
+
+
+@dataclass
+class IngestReport:
+    """The end-of-run summary, returned as data and rendered as text or Markdown.
+
+    ``planned``: documents the plan said to write (added + changed); ``interrupted``: the run was
+    stopped (``stop`` set) before all of them were done.
+    """
+
+    source: str
+    index: str
+    started_at: str
+    dry_run: bool = False
+    seconds: float = 0.0
+    listed: int = 0
+    unchanged: int = 0
+    planned: int = 0
+    interrupted: bool = False
+    results: list[DocumentResult] = field(default_factory=list)
+    chunks_written: int = 0
+    pages_parsed: int = 0
+    documents_parsed: int = 0
+    embeddings_computed: int = 0
+    embedding_cache_hits: int = 0
+    stage_seconds: dict[str, float] = field(default_factory=dict)
+
+    def _of(self, status: str) -> list[DocumentResult]:
+        return [r for r in self.results if r.status == status]
+
+    @property
+    def added(self) -> int:
+        return len(self._of("added"))
+
+    @property
+    def updated(self) -> int:
+        return len(self._of("updated"))
+
+    @property
+    def deleted(self) -> int:
+        return len(self._of("deleted"))
+
+    @property
+    def failed(self) -> list[DocumentResult]:
+        return self._of("failed")
+
+    @property
+    def skipped(self) -> list[DocumentResult]:
+        return self._of("skipped")
+
+    @property
+    def written(self) -> int:
+        """Documents written by this run (added + updated)."""
+        return self.added + self.updated
+
+    @property
+    def nothing_done(self) -> bool:
+        """True when documents needed work and none of it succeeded (the CLI exits non-zero)."""
+        return bool(self.failed) and not (self.added or self.updated or self.deleted or self.unchanged)
+
+    def interrupted_line(self) -> str:
+        return f"interrupted: {self.written} of {self.planned} documents written; run again to continue"
+
+    def counts(self) -> dict[str, int]:
+        return {
+            "added": self.added,
+            "updated": self.updated,
+            "deleted": self.deleted,
+            "unchanged": self.unchanged,
+            "failed": len(self.failed),
+            "skipped": len(self.skipped),
+        }
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["counts"] = self.counts()
+        return d
+
+    def to_markdown(self, *, limit: int = MARKDOWN_LIST_LIMIT) -> str:
+        """The summary table, stage timings, and the documents added, updated, deleted, failed and
+        skipped (at most ``limit`` listed per status, then a count of the rest)."""
+        c = self.counts()
+        title = "plan (dry run)" if self.dry_run else ("run (interrupted)" if self.interrupted else "run")
+        lines = [
+            f"# Ingestion {title}: {self.source}",
+            "",
+            f"Index: `{self.index}` - started {self.started_at} - {self.seconds:.1f} s",
+            "",
+            "| added | updated | deleted | unchanged | failed | skipped | chunks written | embeddings computed "
+            "| cache hits |",
+            "|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+            f"| {c['added']} | {c['updated']} | {c['deleted']} | {c['unchanged']} | {c['failed']} | {c['skipped']} | "
+            f"{self.chunks_written} | {self.embeddings_computed} | {self.embedding_cache_hits} |",
+        ]
+        if self.interrupted:
+            lines += ["", f"**{self.interrupted_line()}**"]
+        if self.stage_seconds:
+            lines += ["", "## Stage timings", "", "| stage | seconds |", "|---|---:|"]
+            lines += [f"| {k} | {v:.2f} |" for k, v in self.stage_seconds.items()]
+        for status, title_ in (("added", "Added"), ("updated", "Updated"), ("deleted", "Deleted"),
+                               ("failed", "Failed"), ("skipped", "Skipped")):
+            rows = self._of(status)
+            if not rows:
+                continue
+            lines += ["", f"## {title_} ({len(rows)})", ""]
+            if status in ("failed", "skipped"):
+                lines += ["| document | problem |", "|---|---|"]
+                lines += [f"| `{r.source_id}` | {_cell(r)} |" for r in rows[:limit]]
+            elif status == "deleted":
+                lines += ["| document |", "|---|"] + [f"| `{r.source_id}` |" for r in rows[:limit]]
+            else:
+                lines += ["| document | chunks | pages |", "|---|---:|---:|"]
+                lines += [f"| `{r.source_id}` | {r.chunks} | {r.pages or ''} |" for r in rows[:limit]]
+            if len(rows) > limit:
+                lines += ["", f"... and {len(rows) - limit} more {status}"]
+        return "\n".join(lines) + "\n"
+
+
+def _cell(r: DocumentResult) -> str:
+    stale = f"; old version {r.stale}" if r.stale else ""
+    return f"{(r.error or '').replace('|', '/')} ({r.error_type}{stale})"
+
+
+# ---------------------------------------------------------------- plain steps (each a Prefect task in flows.py)
+
+
+def list_and_plan(source: DocumentSource, index: SearchIndex) -> SyncPlan:
+    """List the source and diff it against the index (I/O on both)."""
+    items = list(source.list_items())
+    return plan_sync(items, index.list_sources())
+
+
+def problem_results(plan: SyncPlan) -> list[DocumentResult]:
+    """The listing problems of a plan as ``failed`` / ``skipped`` results naming the document and the reason."""
+    return [DocumentResult(p.id, p.status, error=p.error.message, error_type=type(p.error).__name__)
+            for p in plan.problems]
+
+
+def load_document(source: DocumentSource, item: SourceItem, *, max_bytes: int = DEFAULT_MAX_BYTES) -> ParsedDocument:
+    """Fetch an item's bytes (streamed, at most ``max_bytes``) and parse them."""
+    if item.size is not None and item.size > max_bytes:
+        raise DocumentTooLargeError(
+            f"{item.name} is {item.size:,} bytes, over the limit of {max_bytes:,} bytes", doc_id=item.id
+        )
+    with source.open(item) as stream:
+        data = stream.read(max_bytes + 1)
+    if len(data) > max_bytes:
+        raise DocumentTooLargeError(f"{item.name} is over the limit of {max_bytes:,} bytes", doc_id=item.id)
+    return parse_document(data, source_id=item.id, name=item.name, content_type=item.content_type, max_bytes=max_bytes)
+
+
+@dataclass
+class Prepared:
+    """One document fetched, parsed and chunked, with the seconds each stage took."""
+
+    doc: ParsedDocument
+    chunks: list[Chunk]
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
+def prepare_document(
+    source: DocumentSource, item: SourceItem, *, chunking: ChunkingConfig, max_bytes: int = DEFAULT_MAX_BYTES,
+) -> Prepared:
+    """Fetch, parse and chunk one document; raises a typed OndataError naming it (``EmptyDocumentError``
+    when it holds no text to index)."""
+    seconds: dict[str, float] = {}
+    with timed(seconds, "fetch_parse"):
+        doc = load_document(source, item, max_bytes=max_bytes)
+    with timed(seconds, "chunk"):
+        chunks = chunk_document(doc, item, config=chunking)
+    if not chunks:
+        raise EmptyDocumentError(f"{item.name} holds no text to index", doc_id=item.id)
+    return Prepared(doc, chunks, seconds)
+
+
+def embedding_text(chunk: Chunk) -> str:
+    """The text embedded for a chunk: its title and section (when not already leading it), then the content."""
+    head = " - ".join(p for p in (chunk.title, chunk.section) if p and p not in chunk.content[:200])
+    return f"{head}\n{chunk.content}" if head else chunk.content
+
+
+@dataclass(frozen=True)
+class Embedded:
+    """Vectors of a list of chunks, with what the embedder's cache counted while computing them."""
+
+    vectors: np.ndarray
+    computed: int = 0
+    cache_hits: int = 0
+    model_seconds: float = 0.0
+
+
+def embed_chunks(chunks: Sequence[Chunk], *, embedder: Embedder) -> Embedded:
+    """Embed the chunks' content, titled (title and section help retrieval of short chunks)."""
+    before = _model_stats(embedder)
+    vectors = embedder.embed_documents([embedding_text(c) for c in chunks])
+    after = _model_stats(embedder)
+    if before is None or after is None:
+        return Embedded(vectors, computed=len(chunks))
+    return Embedded(vectors, after[0] - before[0], after[1] - before[1], after[2] - before[2])
+
+
+def _model_stats(embedder: Embedder) -> tuple[int, int, float] | None:
+    stats = getattr(embedder, "stats", None)  # only the caching wrapper counts (not part of the Embedder port)
+    if stats is None:
+        return None
+    return int(stats.computed), int(stats.cache_hits), float(stats.seconds_in_model)
+
+
+def write_documents(
+    chunks: Sequence[Chunk], *, index: SearchIndex, vectors: np.ndarray, replace_sources: Iterable[str] = ()
+) -> None:
+    """Replace the given sources' chunks with ``chunks``: one write (one transaction on the local index)."""
+    replace = list(replace_sources)
+    if chunks or replace:
+        index.upsert(list(chunks), vectors=vectors, replace_sources=replace)
+
+
+def delete_documents(source_ids: Sequence[str], *, index: SearchIndex) -> None:
+    if source_ids:
+        index.delete_sources(list(source_ids))
+
+
+@contextmanager
+def timed(into: dict[str, float], stage: str) -> Iterator[None]:
+    """Add the seconds spent in the block to ``into[stage]``."""
+    t0 = time.perf_counter()
+    try:
+        yield
+    finally:
+        into[stage] = into.get(stage, 0.0) + time.perf_counter() - t0
+
+
+# ---------------------------------------------------------------- the StageRunner port
+
+
+class Outcome(Protocol):
+    """A document's prepare stage, maybe still running (``concurrent.futures.Future`` fits)."""
+
+    def done(self) -> bool: ...
+
+    def result(self) -> Prepared:
+        """The prepared document; raises the document's error."""
+        ...
+
+
+class StageRunner(Protocol):
+    """How the engine's stages execute (locally, or as Prefect tasks). Every I/O goes through it.
+
+    ``prepare`` yields ``(item, outcome)`` in the order of ``items``, lazily, preparing a bounded
+    number ahead; the engine stops consuming it when interrupted (the runner must not block then).
+    ``embed_slice``: chunks per ``embed`` call. Errors are raised as the backends raise them.
+    """
+
+    embed_slice: int
+    source_label: str
+    index_label: str
+
+    def plan(self, *, ensure: bool) -> SyncPlan: ...
+
+    def prepare(self, items: Sequence[SourceItem], *, options: IngestOptions) -> Iterator[tuple[SourceItem, Outcome]]: ...
+
+    def embed(self, chunks: Sequence[Chunk]) -> Embedded: ...
+
+    def write(self, chunks: Sequence[Chunk], *, vectors: np.ndarray, replace_sources: Sequence[str]) -> None: ...
+
+    def delete(self, source_ids: Sequence[str]) -> None: ...
+
+    def flush(self) -> None: ...
+
+
+def describe(obj: object) -> str:
+    """A readable label of a source or an index (its folder or name), never a default object repr."""
+    where = getattr(obj, "directory", None) or getattr(obj, "index_name", None)
+    if where:
+        return f"{type(obj).__name__}({str(where)!r})"
+    text = repr(obj)
+    return type(obj).__name__ if text.startswith("<") else text
+
+
+# ---------------------------------------------------------------- the run
+
+
+class _Interrupted(Exception):
+    """Raised inside the engine when ``stop`` is set between embedding slices (the batch is rolled back)."""
+
+
+@dataclass
+class _Pending:
+    item: SourceItem
+    status: str
+    prepared: Prepared
+
+
+def _message(exc: BaseException) -> str:
+    return exc.message if isinstance(exc, OndataError) else f"{type(exc).__name__}: {exc}"
+
+
+def run_ingest(
+    runner: StageRunner,
+    *,
+    options: IngestOptions = IngestOptions(),
+    on_plan: Callable[[SyncPlan], None] | None = None,
+    on_result: Callable[[DocumentResult], None] | None = None,
+    stop: threading.Event | None = None,
+) -> IngestReport:
+    """Bring the runner's index in step with its source and return the run report.
+
+    Raises only when the run as a whole cannot proceed (the source cannot be listed, the index
+    cannot be opened); per-document problems land in ``report.results`` as ``failed``.
+    ``on_result`` is called once per document result, as it happens.
+    """
+    t_start = time.perf_counter()
+    report = IngestReport(
+        source=runner.source_label, index=runner.index_label,
+        started_at=datetime.now(timezone.utc).isoformat(timespec="seconds"), dry_run=options.dry_run,
+    )
+    stages = report.stage_seconds
+    stopping = stop.is_set if stop is not None else (lambda: False)
+
+    def emit(result: DocumentResult) -> None:
+        report.results.append(result)
+        if on_result:
+            on_result(result)
+
+    with timed(stages, "list"):
+        plan = runner.plan(ensure=not options.dry_run)  # a dry run writes nothing, not even an empty index
+    report.listed, report.unchanged, report.planned = plan.listed, len(plan.unchanged), len(plan.to_process)
+    for result in problem_results(plan):
+        emit(result)
+    if on_plan:
+        on_plan(plan)
+
+    if options.dry_run:
+        for item in plan.added:
+            emit(DocumentResult(item.id, "added"))
+        for item in plan.changed:
+            emit(DocumentResult(item.id, "updated"))
+        for sid in plan.deleted:
+            emit(DocumentResult(sid, "deleted"))
+        report.seconds = time.perf_counter() - t_start
+        return report
+
+    if plan.deleted:
+        with timed(stages, "index"):
+            runner.delete(list(plan.deleted))
+        for sid in plan.deleted:
+            emit(DocumentResult(sid, "deleted"))
+
+    changed_ids = {i.id for i in plan.changed}
+    pending: list[_Pending] = []
+    pending_chunks = 0
+
+    def fail(item: SourceItem, exc: BaseException, *, stale_possible: bool = False) -> None:
+        stale = None
+        if item.id in changed_ids and stale_possible:
+            if options.keep_stale_on_error or is_transient(exc):
+                stale = "kept"
+            else:
+                try:
+                    with timed(stages, "index"):
+                        runner.delete([item.id])
+                    stale = "removed"
+                except OndataError as exc_del:
+                    log.warning("could not remove the old version of %s: %s", item.id, exc_del.message)
+                    stale = "kept"
+        result = DocumentResult(item.id, "failed", error=_message(exc), error_type=type(exc).__name__, stale=stale)
+        log.warning("%s", result.describe())
+        emit(result)
+
+    def embed(chunks: list[Chunk]) -> np.ndarray:
+        parts: list[np.ndarray] = []
+        step = max(1, runner.embed_slice)
+        for start in range(0, len(chunks), step):
+            if stopping():
+                raise _Interrupted()
+            with timed(stages, "embed"):
+                e = runner.embed(chunks[start:start + step])
+            report.embeddings_computed += e.computed
+            report.embedding_cache_hits += e.cache_hits
+            stages["embed_model"] = stages.get("embed_model", 0.0) + e.model_seconds
+            parts.append(e.vectors)
+        return np.concatenate(parts) if len(parts) > 1 else parts[0]
+
+    def write_batch(batch: list[_Pending]) -> None:
+        chunks = [c for p in batch for c in p.prepared.chunks]
+        vectors = embed(chunks)
+        with timed(stages, "index"):
+            runner.write(chunks, vectors=vectors, replace_sources=[p.item.id for p in batch if p.item.id in changed_ids])
+        for p in batch:
+            report.chunks_written += len(p.prepared.chunks)
+            emit(DocumentResult(p.item.id, p.status, chunks=len(p.prepared.chunks), pages=p.prepared.doc.page_count))
+
+    def flush() -> None:
+        nonlocal pending, pending_chunks
+        if not pending:
+            return
+        batch, pending, pending_chunks = pending, [], 0
+        try:
+            write_batch(batch)
+        except OndataError as exc:
+            if len(batch) == 1 or is_transient(exc):  # the service is down or throttling: splitting cannot help
+                for p in batch:
+                    fail(p.item, exc)
+                return
+            log.warning("batch of %d documents failed (%s); retrying one by one", len(batch), exc)
+            for p in batch:
+                try:
+                    write_batch([p])
+                except OndataError as exc1:
+                    fail(p.item, exc1)
+
+    try:
+        for item, outcome in runner.prepare(plan.to_process, options=options):
+            if stopping():
+                raise _Interrupted()
+            if pending and not outcome.done():
+                flush()  # keep the model busy while the next document is still being prepared
+            while not outcome.done():  # poll, so that an interrupt is seen while a long parse runs
+                if stopping():
+                    raise _Interrupted()
+                time.sleep(0.02)
+            try:
+                prepared = outcome.result()
+            except Exception as exc:  # noqa: BLE001 - recorded with its type; a library bug must not stop the run
+                if not isinstance(exc, OndataError):
+                    log.exception("unexpected error on %s", item.id)
+                fail(item, exc, stale_possible=True)
+                continue
+            for stage, secs in prepared.seconds.items():
+                stages[stage] = stages.get(stage, 0.0) + secs
+            report.documents_parsed += 1
+            report.pages_parsed += prepared.doc.page_count or 0
+            pending.append(_Pending(item, "updated" if item.id in changed_ids else "added", prepared))
+            pending_chunks += len(prepared.chunks)
+            if pending_chunks >= options.batch_chunks:
+                flush()
+        flush()
+    except _Interrupted:
+        report.interrupted = True
+        log.warning("%s", report.interrupted_line())
+
+    with timed(stages, "index"):
+        runner.flush()
+    report.seconds = time.perf_counter() - t_start
+    return report
+
+
+# ---------------------------------------------------------------- interrupts
+
+
+@contextmanager
+def stop_on_signals(stop: threading.Event, *, signals: Sequence[int] = (signal.SIGINT, signal.SIGTERM),
+                    ) -> Iterator[threading.Event]:
+    """While inside, the first SIGINT/SIGTERM sets ``stop`` (the engine stops taking new documents and
+    returns); a second one exits the process at once (status 128 + signal), which leaves an index that
+    opens and converges on the next run (see the module docstring). Outside the main thread, where
+    Python cannot install signal handlers, it only yields ``stop``."""
+    if threading.current_thread() is not threading.main_thread():
+        yield stop
+        return
+
+    def handler(signum: int, frame: object) -> None:
+        if stop.is_set():
+            try:
+                sys.stderr.write("interrupted again: stopping now; run again to continue\n")
+                sys.stderr.flush()
+            finally:
+                os._exit(128 + signum)
+        stop.set()
+
+    previous = {s: signal.signal(s, handler) for s in signals}
+    try:
+        yield stop
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)
+
+
+__all__ = [
+    "DEFAULT_MAX_BYTES", "DocumentResult", "EMBED_SLICE", "Embedded", "IngestOptions", "IngestReport", "Outcome",
+    "Prepared", "StageRunner", "delete_documents", "describe", "embed_chunks", "embedding_text", "list_and_plan",
+    "load_document", "prepare_document", "problem_results", "run_ingest", "stop_on_signals", "timed",
+    "write_documents",
+]

@@ -1,0 +1,160 @@
+"""Real SIGINT/SIGTERM against a subprocess: ``ondata ingest`` and the Prefect flow ``ingest_from_settings``.
+
+The first signal stops taking new documents, drops the batch in flight, keeps every document
+already written and (CLI) prints one line and exits 130; a second signal exits at once. Either
+way the index opens afterwards and the next run converges to a fresh ingestion. The subprocess
+slows the hashing embedder down (a sleep per call) so that the signal lands mid-run; how fast the
+real thing stops on the sample corpus is measured by bench/interrupt.py, not here.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import sqlite3
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.test_sync_blob import doc_text
+
+REPO = Path(__file__).resolve().parents[1]
+DOCS = 24
+LINE = re.compile(r"^interrupted: (\d+) of (\d+) documents written; run again to continue$")
+
+PRELUDE = textwrap.dedent("""
+    import sys, time
+    from indexers.embedders import hashing
+
+    _embed = hashing.HashingEmbedder.embed_documents
+
+    def slow(self, texts):  # stands for a real model: a signal lands while it runs
+        time.sleep(DELAY)
+        return _embed(self, texts)
+
+    hashing.HashingEmbedder.embed_documents = slow
+""")
+
+CLI = PRELUDE + textwrap.dedent("""
+    from ondata.cli import main
+    sys.argv = ["ondata", *sys.argv[1:]]
+    main()
+""")
+
+FLOW = PRELUDE + textwrap.dedent("""
+    import json
+    from ondata.flows import ingest_from_settings
+    report = ingest_from_settings(source=sys.argv[1], index_dir=sys.argv[2], embedder="hashing", max_workers=2)
+    print(json.dumps({"interrupted": report["interrupted"], "added": report["counts"]["added"],
+                      "planned": report["planned"]}), flush=True)
+""")
+
+
+def make_docs(folder: Path) -> Path:
+    folder.mkdir(parents=True)
+    for n in range(DOCS):
+        (folder / f"d{n:02d}.txt").write_bytes(doc_text(n))
+    return folder
+
+
+def stored_sources(index_dir: Path) -> dict[str, int]:
+    path = index_dir / "index.sqlite"
+    if not path.exists():
+        return {}
+    con = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)
+    try:
+        return dict(con.execute("SELECT source_id, count(*) FROM chunks GROUP BY source_id").fetchall())
+    except sqlite3.OperationalError:  # the schema is not created yet
+        return {}
+    finally:
+        con.close()
+
+
+def start(script: str, delay: float, *args: str, env: dict | None = None) -> subprocess.Popen:
+    full = dict(os.environ, PYTHONPATH=str(REPO), COLUMNS="200", ONDATA_CHUNK_SIZE="40", ONDATA_CHUNK_OVERLAP="0",
+                **(env or {}))
+    return subprocess.Popen([sys.executable, "-c", script.replace("DELAY", repr(delay)), *args], cwd=REPO, env=full,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def wait_for_written(proc: subprocess.Popen, index_dir: Path, *, at_least: int = 1, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while len(stored_sources(index_dir)) < at_least:
+        if proc.poll() is not None:
+            pytest.fail(f"the run ended before it was interrupted: {proc.communicate()[1][-2000:]}")
+        if time.monotonic() > deadline:
+            proc.kill()
+            pytest.fail("nothing was written in time")
+        time.sleep(0.05)
+
+
+def cli(*args: str) -> subprocess.CompletedProcess:
+    env = dict(os.environ, COLUMNS="200", ONDATA_CHUNK_SIZE="40", ONDATA_CHUNK_OVERLAP="0")
+    return subprocess.run([sys.executable, "-m", "ondata.cli", *args], capture_output=True, text=True, cwd=REPO, env=env)
+
+
+def assert_converges(docs: Path, idx: Path, tmp_path: Path, index_contents, written: int) -> None:
+    again = cli("ingest", str(docs), "--index", str(idx), "--embedder", "hashing", "--json")
+    assert again.returncode == 0, again.stderr
+    import json
+
+    counts = json.loads(again.stdout)["counts"]
+    assert counts["added"] + counts["updated"] == DOCS - written and counts["failed"] == 0
+    fresh = tmp_path / "fresh"
+    assert cli("ingest", str(docs), "--index", str(fresh), "--embedder", "hashing").returncode == 0
+    assert index_contents(idx) == index_contents(fresh)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_cli_first_signal_keeps_what_was_written_prints_one_line_and_exits_130(sig, tmp_path, index_contents):
+    docs, idx = make_docs(tmp_path / "docs"), tmp_path / "idx"
+    proc = start(CLI, 0.15, "ingest", str(docs), "--index", str(idx), "--embedder", "hashing")
+    wait_for_written(proc, idx)
+    proc.send_signal(sig)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err
+    lines = [ln for ln in err.splitlines() if ln.startswith("interrupted")]
+    assert len(lines) == 1 and LINE.match(lines[0]), err
+    written, planned = map(int, LINE.match(lines[0]).groups())
+    assert planned == DOCS and 1 <= written < DOCS
+    stored = stored_sources(idx)
+    assert len(stored) == written  # every document reported written is there, nothing half-written
+    assert_converges(docs, idx, tmp_path, index_contents, written)
+
+
+def test_cli_second_sigint_exits_at_once_and_the_next_run_converges(tmp_path, index_contents):
+    docs, idx = make_docs(tmp_path / "docs"), tmp_path / "idx"
+    proc = start(CLI, 1.0, "ingest", str(docs), "--index", str(idx), "--embedder", "hashing")
+    wait_for_written(proc, idx)
+    proc.send_signal(signal.SIGINT)
+    time.sleep(0.1)  # the engine is inside a (slow) embedding call
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130
+    assert "interrupted again" in err and "Traceback" not in err
+    written = len(stored_sources(idx))
+    assert_converges(docs, idx, tmp_path, index_contents, written)
+
+
+def test_prefect_flow_stops_on_sigint_keeps_what_was_written_and_converges(prefect_harness, tmp_path, index_contents):
+    import json
+
+    from prefect.settings import PREFECT_API_URL
+
+    docs, idx = make_docs(tmp_path / "docs"), tmp_path / "idx"
+    proc = start(FLOW, 0.15, str(docs), str(idx), env={"PREFECT_API_URL": PREFECT_API_URL.value()})
+    wait_for_written(proc, idx)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=90)
+    assert proc.returncode == 0, err[-3000:]
+    assert "Traceback" not in err
+    report = json.loads(out.strip().splitlines()[-1])
+    assert report["interrupted"] and report["planned"] == DOCS and 1 <= report["added"] < DOCS
+    assert len(stored_sources(idx)) == report["added"]
+    assert_converges(docs, idx, tmp_path, index_contents, report["added"])
