@@ -108,7 +108,7 @@ class DocumentResult:
     def describe(self) -> str:
         """One line: what happened and why, e.g. ``failed x.pdf: ... (CorruptDocumentError; old version removed)``."""
         if self.status in ("added", "updated"):
-            pages = f", {self.pages} pages" if self.pages else ""
+            pages = f", {self.pages} page{'s' if self.pages != 1 else ''}" if self.pages else ""
             return f"{self.status} {self.source_id} ({self.chunks} chunks{pages})"
         if self.status in ("failed", "skipped"):
             extra = f"; old version {self.stale}" if self.stale else ""
@@ -211,7 +211,8 @@ class IngestReport:
         if self.interrupted:
             lines += ["", f"**{self.interrupted_line()}**"]
         if self.stage_seconds:
-            lines += ["", "## Stage timings", "", "| stage | seconds |", "|---|---:|"]
+            lines += ["", "## Stage timings", "", "Seconds per stage, summed over documents and tasks (stages overlap, "
+                      "so they can add up to more than the run).", "", "| stage | seconds |", "|---|---:|"]
             lines += [f"| {k} | {v:.2f} |" for k, v in self.stage_seconds.items()]
         for status, title_ in (("added", "Added"), ("updated", "Updated"), ("deleted", "Deleted"),
                                ("failed", "Failed"), ("skipped", "Skipped")):
@@ -364,10 +365,13 @@ class StageRunner(Protocol):
 
     ``prepare`` yields ``(item, outcome)`` in the order of ``items``, lazily, preparing a bounded
     number ahead; the engine stops consuming it when interrupted (the runner must not block then).
-    ``embed_slice``: chunks per ``embed`` call. Errors are raised as the backends raise them.
+    ``embed_slice``: chunks per ``embed`` call; ``eager_flush``: write the pending batch as soon as
+    the next document is not ready yet (keeps one local model busy while a document is parsed),
+    instead of only when ``batch_chunks`` are pending. Errors are raised as the backends raise them.
     """
 
     embed_slice: int
+    eager_flush: bool
     source_label: str
     index_label: str
 
@@ -529,7 +533,7 @@ def run_ingest(
         for item, outcome in runner.prepare(plan.to_process, options=options):
             if stopping():
                 raise _Interrupted()
-            if pending and not outcome.done():
+            if runner.eager_flush and pending and not outcome.done():
                 flush()  # keep the model busy while the next document is still being prepared
             while not outcome.done():  # poll, so that an interrupt is seen while a long parse runs
                 if stopping():

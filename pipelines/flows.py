@@ -220,8 +220,11 @@ class PrefectRunner:
 
     ``window``: documents prepared concurrently ahead of the one being batched (concurrency is
     bounded by the task runner's workers); ``task_runner``: an entered TaskRunner to submit to
-    (default: the flow's own).
+    (default: the flow's own). Batches are written full (``batch_chunks``): documents are prepared
+    concurrently, and a remote model prefers few large requests.
     """
+
+    eager_flush = False
 
     def __init__(self, components: ComponentsLike, *, retry: RetryPolicy = RetryPolicy(), window: int = 8,
                  task_runner: Any = None, source_label: str | None = None, index_label: str | None = None,

@@ -109,6 +109,8 @@ def prefetched(items: Iterable[SourceItem], prepare: Callable[[SourceItem], T], 
 class LocalRunner:
     """The engine's stages in this process: ``prefetch`` documents prepared ahead in a background thread."""
 
+    eager_flush = True  # embed what is pending while the next document is parsed
+
     def __init__(self, source: DocumentSource, *, index: SearchIndex, embedder: Embedder, prefetch: int = 2,
                  embed_slice: int = EMBED_SLICE) -> None:
         self.source, self.index, self.embedder = source, index, embedder

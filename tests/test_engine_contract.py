@@ -199,3 +199,34 @@ def test_a_stopped_run_keeps_what_it_wrote_and_the_next_run_continues(runner, tm
     with closing(new_index(tmp_path / "fresh")) as fresh:
         run_with("local", LocalFolderSource(docs), fresh, options=small)
     assert index_contents(tmp_path / "idx") == index_contents(tmp_path / "fresh")
+
+
+# ---------------------------------------------------------------- the report and run names (no run)
+
+
+def test_markdown_summary_lists_documents_per_status_truncated_past_the_limit():
+    from pipelines.engine import DocumentResult, IngestReport
+
+    report = IngestReport(source="/data/docs", index="local /idx", started_at="2026-01-01T00:00:00+00:00",
+                          stage_seconds={"embed": 1.5, "index": 0.25})
+    report.results += [DocumentResult(f"a{n:03d}.txt", "added", chunks=2, pages=1) for n in range(60)]
+    report.results += [DocumentResult("old.txt", "deleted"),
+                       DocumentResult("x.pdf", "failed", error="x.pdf is damaged", error_type="CorruptDocumentError",
+                                      stale="removed")]
+    md = report.to_markdown()
+    assert "## Added (60)" in md and "`a049.txt`" in md and "`a050.txt`" not in md
+    assert "... and 10 more added" in md
+    assert "## Deleted (1)" in md and "`old.txt`" in md
+    assert "| `x.pdf` | x.pdf is damaged (CorruptDocumentError; old version removed) |" in md
+    assert "| embed | 1.50 |" in md and "## Updated" not in md
+
+
+def test_run_names_name_the_scope_and_the_minute():
+    from datetime import datetime, timezone
+
+    from pipelines.flows import run_name, scope_of
+
+    when = datetime(2026, 3, 4, 5, 6, tzinfo=timezone.utc)
+    assert run_name("/srv/data/hr-docs/", now=when) == "ingest-hr-docs-20260304-0506"
+    assert scope_of("az://documents/policies/") == "documents-policies"
+    assert scope_of("az://documents") == "documents"

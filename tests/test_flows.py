@@ -293,19 +293,34 @@ def test_schedule_command_serves_the_flow_with_cron_and_json_parameters(monkeypa
 
     from ondata.cli import app
 
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
     served = {}
     monkeypatch.setattr(Flow, "serve", lambda self, **kw: served.update(flow=self.name, **kw))
-    result = CliRunner().invoke(app, ["schedule", "az://docs/hr", "--cron", "*/30 * * * *", "--index",
-                                      str(tmp_path), "--task-runner", "dask", "--max-workers", "3"])
-    assert result.exit_code == 0, result.output
+    with temporary_settings(restore_defaults={PREFECT_API_URL}):  # no server: one line, exit 2, nothing served
+        refused = CliRunner().invoke(app, ["schedule", "az://docs/hr"])
+    assert refused.exit_code != 0 and not served
+    assert "prefect server start" in str(refused.exception) and "PREFECT_API_URL" in str(refused.exception)
+
+    with temporary_settings(updates={PREFECT_API_URL: "http://127.0.0.1:9/api"}):
+        result = CliRunner().invoke(app, ["schedule", "az://docs/hr", "--cron", "*/30 * * * *", "--index",
+                                          str(tmp_path), "--task-runner", "dask", "--max-workers", "3"])
+        assert result.exit_code == 0, result.output
+        monkeypatch.chdir(tmp_path)
+        relative = CliRunner().invoke(app, ["schedule", "docs", "--index", "idx"])
+        assert relative.exit_code == 0, relative.output
+        assert served["parameters"]["source"] == str(tmp_path / "docs")  # absolute: the flow runs elsewhere
+        assert served["parameters"]["index_dir"] == str(tmp_path / "idx")
+        result = CliRunner().invoke(app, ["schedule", "az://docs/hr", "--cron", "*/30 * * * *", "--index",
+                                          str(tmp_path), "--task-runner", "dask", "--max-workers", "3"])
     assert served["flow"] == "ondata-ingest-from-settings" and served["name"] == "ondata-ingest"
     assert [s.cron for s in served["schedules"]] == ["*/30 * * * *"]
     assert served["parameters"] == {"source": "az://docs/hr", "index_dir": str(tmp_path), "task_runner": "dask",
                                     "max_workers": 3}
     bad = CliRunner().invoke(app, ["schedule", "x", "--cron", "not a cron"])
-    assert bad.exit_code != 0
+    assert bad.exit_code != 0 and "not a valid cron expression" in str(bad.exception)
     bad = CliRunner().invoke(app, ["schedule", "x", "--task-runner", "ray"])
-    assert bad.exit_code != 0
+    assert bad.exit_code != 0 and "--task-runner must be one of" in str(bad.exception)
 
 
 def test_prefect_yaml_deployments_point_at_the_flow_with_valid_parameters():

@@ -136,7 +136,7 @@ def test_bad_blobs_are_reported_and_the_rest_lands(tmp_path, azurite, blob_conta
     assert failed["kb/report-01.txt"][0] == "TransientError" and "503" in failed["kb/report-01.txt"][1]
     assert report.added == 2 and not report.nothing_done
     assert {sid for sid, _ in index_contents(stack.dir)} == {"kb/report-00.txt", "kb/report-02.txt"}
-    assert "## Failed documents" in report.to_markdown() and "kb/broken.pdf" in report.to_markdown()
+    assert "## Failed (" in report.to_markdown() and "kb/broken.pdf" in report.to_markdown()
     assert sum(1 for _, u in transport.requests if "report-01.txt" in u) == 2  # the source's 2 attempts, no more
 
     transport.fail = 0  # the service recovered
