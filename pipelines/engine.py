@@ -39,10 +39,12 @@ import signal
 import sys
 import threading
 import time
+from collections import deque
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
-from typing import Callable, Iterable, Iterator, Protocol, Sequence
+from itertools import islice
+from typing import Callable, Iterable, Iterator, Protocol, Sequence, TypeVar
 
 import numpy as np
 
@@ -388,6 +390,26 @@ class StageRunner(Protocol):
     def flush(self) -> None: ...
 
 
+H = TypeVar("H")
+_END = object()
+
+
+def lookahead(items: Iterable[SourceItem], start: Callable[[SourceItem], H], *, ahead: int,
+              ) -> Iterator[tuple[SourceItem, H]]:
+    """Yield ``(item, start(item))`` in order, having started up to ``ahead`` items beyond the one yielded
+    (``start`` submits the work somewhere and returns its handle). Used by both runners' ``prepare``."""
+    window: deque[tuple[SourceItem, H]] = deque()
+    it = iter(items)
+    for item in islice(it, max(1, ahead)):
+        window.append((item, start(item)))
+    while window:
+        item, handle = window.popleft()
+        nxt = next(it, _END)
+        if nxt is not _END:
+            window.append((nxt, start(nxt)))  # type: ignore[arg-type]
+        yield item, handle
+
+
 def describe(obj: object) -> str:
     """A readable label of a source or an index (its folder or name), never a default object repr."""
     where = getattr(obj, "directory", None) or getattr(obj, "index_name", None)
@@ -599,6 +621,6 @@ def stop_on_signals(stop: threading.Event, *, signals: Sequence[int] = (signal.S
 __all__ = [
     "DEFAULT_MAX_BYTES", "DocumentResult", "EMBED_SLICE", "Embedded", "IngestOptions", "IngestReport", "Outcome",
     "Prepared", "StageRunner", "delete_documents", "describe", "embed_chunks", "embedding_text", "list_and_plan",
-    "load_document", "prepare_document", "problem_results", "run_ingest", "stop_on_signals", "timed",
+    "load_document", "lookahead", "prepare_document", "problem_results", "run_ingest", "stop_on_signals", "timed",
     "write_documents",
 ]

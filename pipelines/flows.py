@@ -43,7 +43,6 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections import deque
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import PurePosixPath
@@ -71,6 +70,7 @@ from pipelines.engine import (
     describe,
     embed_chunks,
     list_and_plan,
+    lookahead,
     prepare_document,
     run_ingest,
     stop_on_signals,
@@ -250,24 +250,13 @@ class PrefectRunner:
         return self._run(self._plan, ensure=ensure)
 
     def prepare(self, items: Sequence[SourceItem], *, options: IngestOptions) -> Iterator[tuple[SourceItem, _TaskOutcome]]:
-        queue: deque[tuple[SourceItem, _TaskOutcome]] = deque()
-        it = iter(items)
+        """Up to ``window`` prepare tasks ahead; those not started when the run stops are cancelled by the
+        task runner's shutdown."""
+        def submit(item: SourceItem) -> _TaskOutcome:
+            return _TaskOutcome(self._submit(self._prepare, components=self.components, item=item,
+                                             chunking=options.chunking, max_bytes=options.max_bytes))
 
-        def submit(item: SourceItem) -> None:
-            fut = self._submit(self._prepare, components=self.components, item=item, chunking=options.chunking,
-                               max_bytes=options.max_bytes)
-            queue.append((item, _TaskOutcome(fut)))
-
-        for item in it:  # tasks not started when the run stops are cancelled by the task runner's shutdown
-            submit(item)
-            if len(queue) >= self.window:
-                break
-        while queue:
-            item, outcome = queue.popleft()
-            nxt = next(it, None)
-            if nxt is not None:
-                submit(nxt)
-            yield item, outcome
+        return lookahead(items, submit, ahead=self.window)
 
     def embed(self, chunks: Sequence[Chunk]) -> Embedded:
         label = _documents_label([c.source_id for c in chunks], f"{len(chunks)} chunks")

@@ -15,10 +15,8 @@ from __future__ import annotations
 
 import queue
 import threading
-from collections import deque
 from concurrent.futures import Future
 from functools import partial
-from itertools import islice
 from typing import Callable, Iterable, Iterator, Sequence, TypeVar
 
 import numpy as np
@@ -39,6 +37,7 @@ from pipelines.engine import (  # noqa: F401 - re-exported
     embedding_text,
     list_and_plan,
     load_document,
+    lookahead,
     prepare_document,
     problem_results,
     run_ingest,
@@ -83,26 +82,19 @@ def prefetched(items: Iterable[SourceItem], prepare: Callable[[SourceItem], T], 
                 fut.set_exception(exc)
 
     threading.Thread(target=work, name="ondata-prepare", daemon=True).start()
-    window: deque[tuple[SourceItem, Future[T]]] = deque()
+    started: list[Future[T]] = []
 
-    def submit(item_: SourceItem) -> None:
+    def submit(item_: SourceItem) -> Future[T]:
         fut: Future[T] = Future()
-        window.append((item_, fut))
+        started.append(fut)
         jobs.put((item_, fut))
+        return fut
 
     try:
-        it = iter(items)
-        for item in islice(it, ahead):
-            submit(item)
-        while window:
-            item, fut = window.popleft()
-            nxt = next(it, None)
-            if nxt is not None:
-                submit(nxt)
-            yield item, fut
+        yield from lookahead(items, submit, ahead=ahead)
     finally:
-        for _, fut in window:
-            fut.cancel()
+        for fut in started:
+            fut.cancel()  # those not started yet (an interrupted run)
         jobs.put(None)
 
 

@@ -73,14 +73,12 @@ def register(app: typer.Typer) -> None:
 
 @contextmanager
 def _quiet_shutdown() -> Iterator[None]:
-    """Keep Prefect's background loggers from dumping tracebacks of connections cut by Ctrl-C."""
+    """After serving stops, mute Prefect's background clients: connections cut by Ctrl-C are not errors
+    worth a traceback (the events websocket used to dump one while the process exited)."""
     import logging
 
-    loggers = [logging.getLogger(n) for n in ("prefect.events.clients", "websockets", "prefect._internal.concurrency")]
-    levels = [lg.level for lg in loggers]
     try:
         yield
     finally:
-        for lg in loggers:
-            lg.setLevel(logging.CRITICAL)
-        _ = levels
+        for name in ("prefect.events.clients", "websockets", "prefect._internal.concurrency"):
+            logging.getLogger(name).setLevel(logging.CRITICAL)
