@@ -47,7 +47,9 @@ def trial(embedder: str, second: bool, after: float | None) -> dict:
         env = dict(os.environ, COLUMNS="200")
         cmd = [sys.executable, "-m", "ondata.cli", "ingest", str(SAMPLES), "--index", str(idx), "--embedder", embedder]
         t0 = time.perf_counter()
-        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        # as from a terminal: a shell starts background jobs with SIGINT ignored, which the child would inherit
+        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
         while (stored(idx) < 1 if after is None else time.perf_counter() - t0 < after) and proc.poll() is None:
             time.sleep(0.02)
         if proc.poll() is not None:
@@ -57,7 +59,7 @@ def trial(embedder: str, second: bool, after: float | None) -> dict:
         if second:
             time.sleep(0.2)
             proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=120)
+        out, err = proc.communicate(timeout=300)
         stop_s = time.perf_counter() - t_sig
         lines = [ln for ln in err.splitlines() if ln.startswith("interrupted")]
         kept = stored(idx)
