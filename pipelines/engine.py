@@ -62,7 +62,8 @@ from pipelines.sync import SyncPlan, plan_sync
 log = logging.getLogger(__name__)
 
 DEFAULT_MAX_BYTES = 50 * 1024 * 1024
-EMBED_SLICE = 64  # chunks embedded per call: bounds how long an interrupt waits for the model
+EMBED_SLICE = 64  # chunks per embedding task (Prefect): bounds how long an interrupt waits for the model
+LOCAL_EMBED_SLICE = 32  # chunks per call in this process: the local model's own batch, so slicing costs nothing
 MARKDOWN_LIST_LIMIT = 50  # documents listed per status in the Markdown summary
 
 
@@ -619,7 +620,7 @@ def stop_on_signals(stop: threading.Event, *, signals: Sequence[int] = (signal.S
 
 
 __all__ = [
-    "DEFAULT_MAX_BYTES", "DocumentResult", "EMBED_SLICE", "Embedded", "IngestOptions", "IngestReport", "Outcome",
+    "DEFAULT_MAX_BYTES", "DocumentResult", "EMBED_SLICE", "LOCAL_EMBED_SLICE", "Embedded", "IngestOptions", "IngestReport", "Outcome",
     "Prepared", "StageRunner", "delete_documents", "describe", "embed_chunks", "embedding_text", "list_and_plan",
     "load_document", "lookahead", "prepare_document", "problem_results", "run_ingest", "stop_on_signals", "timed",
     "write_documents",

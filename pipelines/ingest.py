@@ -25,7 +25,7 @@ from indexers.ports import Embedder, SearchIndex
 from indexers.records import Chunk
 from pipelines.engine import (  # noqa: F401 - re-exported
     DEFAULT_MAX_BYTES,
-    EMBED_SLICE,
+    LOCAL_EMBED_SLICE,
     DocumentResult,
     Embedded,
     IngestOptions,
@@ -104,7 +104,7 @@ class LocalRunner:
     eager_flush = True  # embed what is pending while the next document is parsed
 
     def __init__(self, source: DocumentSource, *, index: SearchIndex, embedder: Embedder, prefetch: int = 2,
-                 embed_slice: int = EMBED_SLICE) -> None:
+                 embed_slice: int = LOCAL_EMBED_SLICE) -> None:
         self.source, self.index, self.embedder = source, index, embedder
         self.prefetch, self.embed_slice = prefetch, embed_slice
         self.source_label, self.index_label = describe(source), describe(index)
