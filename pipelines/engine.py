@@ -57,7 +57,7 @@ from pipelines.errors import DocumentTooLargeError, EmptyDocumentError
 from pipelines.parsing import parse_document
 from pipelines.ports import DocumentSource
 from pipelines.records import ParsedDocument, SourceItem
-from pipelines.sync import SyncPlan, plan_sync
+from pipelines.sync import CLEANUP_MODES, CleanupMode, PipelineFingerprint, SyncPlan, plan_sync
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +73,8 @@ class IngestOptions:
 
     ``batch_chunks``: chunks embedded and written together (bounded memory); ``prefetch``: documents
     fetched, parsed and chunked ahead while the current batch is embedded (0 = one after the other);
-    ``keep_stale_on_error``: keep the old chunks of a document whose new version fails (default: remove them).
+    ``keep_stale_on_error``: keep the old chunks of a document whose new version fails (default: remove them);
+    ``cleanup``: what the run may delete (``pipelines.sync``: ``scoped``, ``none``, ``full``).
     """
 
     chunking: ChunkingConfig = field(default_factory=ChunkingConfig)
@@ -82,8 +83,11 @@ class IngestOptions:
     dry_run: bool = False
     prefetch: int = 2
     keep_stale_on_error: bool = False
+    cleanup: CleanupMode = "scoped"
 
     def __post_init__(self) -> None:
+        if self.cleanup not in CLEANUP_MODES:
+            raise ValueError(f"cleanup must be one of {', '.join(CLEANUP_MODES)}, not {self.cleanup!r}")
         if self.batch_chunks < 1:
             raise ValueError("batch_chunks must be >= 1")
         if self.max_bytes < 1:
@@ -98,6 +102,8 @@ class DocumentResult:
 
     ``stale`` (failed updates only): ``removed`` when the old version's chunks were deleted,
     ``kept`` when they stay in the index (``--keep-stale-on-error``, or a transient failure).
+    ``scope`` is set for a document of another scope (deleted by ``--cleanup full``); ``reason`` says
+    why an updated document was re-processed ("chunking settings changed", ...).
     """
 
     source_id: str
@@ -107,12 +113,15 @@ class DocumentResult:
     error: str | None = None
     error_type: str | None = None
     stale: str | None = None
+    scope: str | None = None
+    reason: str | None = None
 
     def describe(self) -> str:
         """One line: what happened and why, e.g. ``failed x.pdf: ... (CorruptDocumentError; old version removed)``."""
         if self.status in ("added", "updated"):
             pages = f", {self.pages} page{'s' if self.pages != 1 else ''}" if self.pages else ""
-            return f"{self.status} {self.source_id} ({self.chunks} chunks{pages})"
+            why = f"; {self.reason}" if self.reason else ""
+            return f"{self.status} {self.source_id} ({self.chunks} chunks{pages}{why})"
         if self.status in ("failed", "skipped"):
             extra = f"; old version {self.stale}" if self.stale else ""
             return f"{self.status} {self.source_id}: {self.error} ({self.error_type}{extra})"
@@ -244,10 +253,30 @@ def _cell(r: DocumentResult) -> str:
 # ---------------------------------------------------------------- plain steps (each a Prefect task in flows.py)
 
 
-def list_and_plan(source: DocumentSource, index: SearchIndex) -> SyncPlan:
-    """List the source and diff it against the index (I/O on both)."""
+def list_and_plan(source: DocumentSource, index: SearchIndex, *, cleanup: CleanupMode = "scoped",
+                  fingerprint: PipelineFingerprint | None = None) -> SyncPlan:
+    """List the source and diff it against the index (I/O on both), in the source's scope."""
     items = list(source.list_items())
-    return plan_sync(items, index.list_sources())
+    return plan_sync(items, index.list_sources(), scope=source.scope, cleanup=cleanup, fingerprint=fingerprint)
+
+
+def fingerprint_of(options: IngestOptions, embedder: Embedder) -> PipelineFingerprint:
+    """The pipeline fingerprint of a run with these options and this embedder (see ``pipelines.sync``)."""
+    return PipelineFingerprint.of(chunking=options.chunking, model_id=embedder.model_id,
+                                  dimensions=embedder.dimensions)
+
+
+def planned_results(plan: SyncPlan) -> list[DocumentResult]:
+    """What a dry run reports: the documents the plan adds, updates (with why) and deletes."""
+    out = [DocumentResult(i.id, "added") for i in plan.added]
+    out += [DocumentResult(i.id, "updated", reason=", ".join(plan.reasons.get(i.id, ()))) for i in plan.changed]
+    return out + deleted_results(plan)
+
+
+def deleted_results(plan: SyncPlan) -> list[DocumentResult]:
+    """The documents the plan deletes, in this scope and (``--cleanup full``) in others."""
+    return ([DocumentResult(s, "deleted") for s in plan.deleted]
+            + [DocumentResult(r.source_id, "deleted", scope=r.scope) for r in plan.deleted_elsewhere])
 
 
 def problem_results(plan: SyncPlan) -> list[DocumentResult]:
@@ -327,17 +356,24 @@ def _model_stats(embedder: Embedder) -> tuple[int, int, float] | None:
 
 
 def write_documents(
-    chunks: Sequence[Chunk], *, index: SearchIndex, vectors: np.ndarray, replace_sources: Iterable[str] = ()
+    chunks: Sequence[Chunk], *, index: SearchIndex, vectors: np.ndarray, replace_sources: Iterable[str] = (),
+    scope: str | None = None,
 ) -> None:
-    """Replace the given sources' chunks with ``chunks``: one write (one transaction on the local index)."""
+    """Replace the given sources' chunks (of ``scope``; default: the chunks' scopes) with ``chunks``: one
+    write (one transaction on the local index)."""
     replace = list(replace_sources)
     if chunks or replace:
-        index.upsert(list(chunks), vectors=vectors, replace_sources=replace)
+        index.upsert(list(chunks), vectors=vectors, replace_sources=replace, scope=scope)
 
 
-def delete_documents(source_ids: Sequence[str], *, index: SearchIndex) -> None:
-    if source_ids:
-        index.delete_sources(list(source_ids))
+Deletions = Sequence[tuple["str | None", Sequence[str]]]
+
+
+def delete_documents(deletions: Deletions, *, index: SearchIndex) -> None:
+    """Delete (scope, source ids) groups, e.g. ``SyncPlan.deletions()``; scope None = in every scope."""
+    for scope, source_ids in deletions:
+        if source_ids:
+            index.delete_sources(list(source_ids), scope=scope)
 
 
 @contextmanager
@@ -378,15 +414,16 @@ class StageRunner(Protocol):
     source_label: str
     index_label: str
 
-    def plan(self, *, ensure: bool) -> SyncPlan: ...
+    def plan(self, *, ensure: bool, options: IngestOptions) -> SyncPlan: ...
 
     def prepare(self, items: Sequence[SourceItem], *, options: IngestOptions) -> Iterator[tuple[SourceItem, Outcome]]: ...
 
     def embed(self, chunks: Sequence[Chunk]) -> Embedded: ...
 
-    def write(self, chunks: Sequence[Chunk], *, vectors: np.ndarray, replace_sources: Sequence[str]) -> None: ...
+    def write(self, chunks: Sequence[Chunk], *, vectors: np.ndarray, replace_sources: Sequence[str],
+              scope: str | None) -> None: ...
 
-    def delete(self, source_ids: Sequence[str]) -> None: ...
+    def delete(self, deletions: Deletions) -> None: ...
 
     def flush(self) -> None: ...
 
@@ -466,7 +503,7 @@ def run_ingest(
             on_result(result)
 
     with timed(stages, "list"):
-        plan = runner.plan(ensure=not options.dry_run)  # a dry run writes nothing, not even an empty index
+        plan = runner.plan(ensure=not options.dry_run, options=options)  # a dry run writes nothing, not even an index
     report.listed, report.unchanged, report.planned = plan.listed, len(plan.unchanged), len(plan.to_process)
     for result in problem_results(plan):
         emit(result)
@@ -474,20 +511,16 @@ def run_ingest(
         on_plan(plan)
 
     if options.dry_run:
-        for item in plan.added:
-            emit(DocumentResult(item.id, "added"))
-        for item in plan.changed:
-            emit(DocumentResult(item.id, "updated"))
-        for sid in plan.deleted:
-            emit(DocumentResult(sid, "deleted"))
+        for result in planned_results(plan):
+            emit(result)
         report.seconds = time.perf_counter() - t_start
         return report
 
-    if plan.deleted:
+    if plan.deleted or plan.deleted_elsewhere:
         with timed(stages, "index"):
-            runner.delete(list(plan.deleted))
-        for sid in plan.deleted:
-            emit(DocumentResult(sid, "deleted"))
+            runner.delete(plan.deletions())
+        for result in deleted_results(plan):
+            emit(result)
 
     changed_ids = {i.id for i in plan.changed}
     pending: list[_Pending] = []
@@ -501,7 +534,7 @@ def run_ingest(
             else:
                 try:
                     with timed(stages, "index"):
-                        runner.delete([item.id])
+                        runner.delete([(plan.scope, [item.id])])
                     stale = "removed"
                 except OndataError as exc_del:
                     log.warning("could not remove the old version of %s: %s", item.id, exc_del.message)
@@ -528,10 +561,12 @@ def run_ingest(
         chunks = [c for p in batch for c in p.prepared.chunks]
         vectors = embed(chunks)
         with timed(stages, "index"):
-            runner.write(chunks, vectors=vectors, replace_sources=[p.item.id for p in batch if p.item.id in changed_ids])
+            runner.write(chunks, vectors=vectors, scope=plan.scope,
+                         replace_sources=[p.item.id for p in batch if p.item.id in changed_ids])
         for p in batch:
             report.chunks_written += len(p.prepared.chunks)
-            emit(DocumentResult(p.item.id, p.status, chunks=len(p.prepared.chunks), pages=p.prepared.doc.page_count))
+            emit(DocumentResult(p.item.id, p.status, chunks=len(p.prepared.chunks), pages=p.prepared.doc.page_count,
+                                reason=", ".join(plan.reasons.get(p.item.id, ())) or None))
 
     def flush() -> None:
         nonlocal pending, pending_chunks
@@ -622,6 +657,6 @@ def stop_on_signals(stop: threading.Event, *, signals: Sequence[int] = (signal.S
 __all__ = [
     "DEFAULT_MAX_BYTES", "DocumentResult", "EMBED_SLICE", "LOCAL_EMBED_SLICE", "Embedded", "IngestOptions", "IngestReport", "Outcome",
     "Prepared", "StageRunner", "delete_documents", "describe", "embed_chunks", "embedding_text", "list_and_plan",
-    "load_document", "lookahead", "prepare_document", "problem_results", "run_ingest", "stop_on_signals", "timed",
+    "deleted_results", "fingerprint_of", "load_document", "lookahead", "planned_results", "prepare_document", "problem_results", "run_ingest", "stop_on_signals", "timed",
     "write_documents",
 ]

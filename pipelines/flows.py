@@ -61,6 +61,7 @@ from indexers.retry import RetryPolicy, attempts_of, is_transient, retry_after_o
 from pipelines.chunking import ChunkingConfig
 from pipelines.engine import (
     EMBED_SLICE,
+    Deletions,
     DocumentResult,
     Embedded,
     IngestOptions,
@@ -69,6 +70,7 @@ from pipelines.engine import (
     delete_documents,
     describe,
     embed_chunks,
+    fingerprint_of,
     list_and_plan,
     lookahead,
     prepare_document,
@@ -158,11 +160,11 @@ def _io(task_obj: Any, retry: RetryPolicy) -> Any:
 
 
 @task(name="plan", task_run_name="plan", cache_policy=NO_CACHE)
-def plan_task(components: ComponentsLike, *, ensure: bool = True) -> SyncPlan:
+def plan_task(components: ComponentsLike, *, ensure: bool = True, options: IngestOptions = IngestOptions()) -> SyncPlan:
     c = resolve(components)
     if ensure:
         c.index.ensure()
-    return list_and_plan(c.source, c.index)
+    return list_and_plan(c.source, c.index, cleanup=options.cleanup, fingerprint=fingerprint_of(options, c.embedder))
 
 
 @task(name="prepare", task_run_name="parse {item.id}", cache_policy=NO_CACHE)
@@ -177,15 +179,16 @@ def embed_task(components: ComponentsLike, chunks: Sequence[Chunk], *, label: st
 
 @task(name="write", task_run_name="write {label}", cache_policy=NO_CACHE)
 def write_task(components: ComponentsLike, chunks: Sequence[Chunk], vectors: np.ndarray,
-               *, replace_sources: Sequence[str], label: str = "") -> int:
-    write_documents(chunks, index=resolve(components).index, vectors=vectors, replace_sources=replace_sources)
+               *, replace_sources: Sequence[str], scope: str | None = None, label: str = "") -> int:
+    write_documents(chunks, index=resolve(components).index, vectors=vectors, replace_sources=replace_sources,
+                    scope=scope)
     return len(chunks)
 
 
 @task(name="delete", task_run_name="delete {label}", cache_policy=NO_CACHE)
-def delete_task(components: ComponentsLike, source_ids: Sequence[str], *, label: str = "") -> int:
-    delete_documents(list(source_ids), index=resolve(components).index)
-    return len(source_ids)
+def delete_task(components: ComponentsLike, deletions: Deletions, *, label: str = "") -> int:
+    delete_documents(list(deletions), index=resolve(components).index)
+    return sum(len(ids) for _, ids in deletions)
 
 
 @task(name="finalize", task_run_name="flush the index", cache_policy=NO_CACHE)
@@ -246,8 +249,8 @@ class PrefectRunner:
     def _run(self, task_obj: Any, **parameters: Any) -> Any:
         return self._submit(task_obj, components=self.components, **parameters).result()
 
-    def plan(self, *, ensure: bool) -> SyncPlan:
-        return self._run(self._plan, ensure=ensure)
+    def plan(self, *, ensure: bool, options: IngestOptions) -> SyncPlan:
+        return self._run(self._plan, ensure=ensure, options=options)
 
     def prepare(self, items: Sequence[SourceItem], *, options: IngestOptions) -> Iterator[tuple[SourceItem, _TaskOutcome]]:
         """Up to ``window`` prepare tasks ahead; those not started when the run stops are cancelled by the
@@ -262,13 +265,15 @@ class PrefectRunner:
         label = _documents_label([c.source_id for c in chunks], f"{len(chunks)} chunks")
         return self._run(self._embed, chunks=list(chunks), label=label)
 
-    def write(self, chunks: Sequence[Chunk], *, vectors: np.ndarray, replace_sources: Sequence[str]) -> None:
+    def write(self, chunks: Sequence[Chunk], *, vectors: np.ndarray, replace_sources: Sequence[str],
+              scope: str | None) -> None:
         ids = [c.source_id for c in chunks] or list(replace_sources)
         self._run(self._write, chunks=list(chunks), vectors=vectors, replace_sources=list(replace_sources),
-                  label=_documents_label(ids))
+                  scope=scope, label=_documents_label(ids))
 
-    def delete(self, source_ids: Sequence[str]) -> None:
-        self._run(self._delete, source_ids=list(source_ids), label=_documents_label(source_ids))
+    def delete(self, deletions: Deletions) -> None:
+        groups = [(scope, list(ids)) for scope, ids in deletions]
+        self._run(self._delete, deletions=groups, label=_documents_label([i for _, ids in groups for i in ids]))
 
     def flush(self) -> None:
         self._run(self._finalize)

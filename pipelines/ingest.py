@@ -25,6 +25,7 @@ from indexers.ports import Embedder, SearchIndex
 from indexers.records import Chunk
 from pipelines.engine import (  # noqa: F401 - re-exported
     DEFAULT_MAX_BYTES,
+    Deletions,
     LOCAL_EMBED_SLICE,
     DocumentResult,
     Embedded,
@@ -35,6 +36,8 @@ from pipelines.engine import (  # noqa: F401 - re-exported
     describe,
     embed_chunks,
     embedding_text,
+    fingerprint_of,
+    planned_results,
     list_and_plan,
     load_document,
     lookahead,
@@ -109,10 +112,11 @@ class LocalRunner:
         self.prefetch, self.embed_slice = prefetch, embed_slice
         self.source_label, self.index_label = describe(source), describe(index)
 
-    def plan(self, *, ensure: bool) -> SyncPlan:
+    def plan(self, *, ensure: bool, options: IngestOptions) -> SyncPlan:
         if ensure:
             self.index.ensure()
-        return list_and_plan(self.source, self.index)
+        return list_and_plan(self.source, self.index, cleanup=options.cleanup,
+                             fingerprint=fingerprint_of(options, self.embedder))
 
     def prepare(self, items: Sequence[SourceItem], *, options: IngestOptions) -> Iterator[tuple[SourceItem, Future]]:
         work = partial(prepare_document, self.source, chunking=options.chunking, max_bytes=options.max_bytes)
@@ -121,11 +125,12 @@ class LocalRunner:
     def embed(self, chunks: Sequence[Chunk]) -> Embedded:
         return embed_chunks(chunks, embedder=self.embedder)
 
-    def write(self, chunks: Sequence[Chunk], *, vectors: np.ndarray, replace_sources: Sequence[str]) -> None:
-        write_documents(chunks, index=self.index, vectors=vectors, replace_sources=replace_sources)
+    def write(self, chunks: Sequence[Chunk], *, vectors: np.ndarray, replace_sources: Sequence[str],
+              scope: str | None) -> None:
+        write_documents(chunks, index=self.index, vectors=vectors, replace_sources=replace_sources, scope=scope)
 
-    def delete(self, source_ids: Sequence[str]) -> None:
-        delete_documents(source_ids, index=self.index)
+    def delete(self, deletions: Deletions) -> None:
+        delete_documents(deletions, index=self.index)
 
     def flush(self) -> None:
         self.index.flush()
