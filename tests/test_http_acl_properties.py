@@ -2,8 +2,8 @@
 
 Callers are API-key principals (a keys file with a key per group set) and JWT principals (tokens
 minted with a local RSA key, groups in the ``groups`` and ``roles`` claims); hypothesis draws the
-groups, the question, the query type, ``top_n_documents``, strictness, an OData filter and
-streaming. Every chunk in ``citations`` and ``all_retrieved_documents`` (and the streamed context)
+groups, the question, the query type, ``top_n_documents``, strictness, an OData filter, On Your
+Data's ``group_ids/any(g: search.in(g, '...'))`` narrowing (may narrow, never widen) and streaming. Every chunk in ``citations`` and ``all_retrieved_documents`` (and the streamed context)
 must be public or share a group with the caller, and every chunk the caller may see must be
 reachable (a vector search with top 20 returns them all on this small corpus).
 """
@@ -83,6 +83,7 @@ requests = st.fixed_dictionaries({
     "top_n_documents": st.integers(1, 20),
     "strictness": st.integers(1, 5),
     "filter": st.sampled_from(FILTERS),
+    "narrow": st.none() | st.sets(st.sampled_from(UNIVERSE), min_size=1),
     "stream": st.booleans(),
 })
 
@@ -100,8 +101,12 @@ def test_no_chunk_outside_the_callers_groups(site, caller, req):
         headers = {"api-key": key} if caller["kind"] == "key" else {"authorization": f"Bearer {key}"}
     params = {"index_name": "docs", "query_type": req["query_type"], "top_n_documents": req["top_n_documents"],
               "strictness": req["strictness"], "include_contexts": ["citations", "all_retrieved_documents"]}
-    if req["filter"]:
-        params["filter"] = req["filter"]
+    filters = [f"({req['filter']})"] if req["filter"] else []
+    if req["narrow"] is not None:  # On Your Data's document-level access filter: narrows, never widens
+        filters.append(f"group_ids/any(g: search.in(g, '{', '.join(sorted(req['narrow']))}'))")
+        groups = groups & req["narrow"]
+    if filters:
+        params["filter"] = " and ".join(filters)
     body = {"messages": [{"role": "user", "content": req["question"]}], "stream": req["stream"],
             "data_sources": [{"type": "azure_search", "parameters": params}]}
     r = site["client"].post(CHAT, json=body, headers=headers)
