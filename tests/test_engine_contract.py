@@ -17,12 +17,12 @@ from pathlib import Path
 import pytest
 
 from indexers.embedders.hashing import HashingEmbedder
-from indexers.errors import IndexError_
 from indexers.local_index import LocalIndex
 from pipelines.chunking import ChunkingConfig
 from pipelines.engine import IngestOptions
 from pipelines.sources.local import LocalFolderSource
 from tests.test_sync_blob import doc_text
+from picky_index import PickyIndex
 
 DIMS = 32
 OPTIONS = IngestOptions(chunking=ChunkingConfig(chunk_size=40, overlap=0), batch_chunks=12)
@@ -79,21 +79,6 @@ def by_status(report: dict) -> dict[str, set[str]]:
     for r in report["results"]:
         out.setdefault(r["status"], set()).add(r["source_id"])
     return out
-
-
-class PickyIndex:
-    """Wraps an index; refuses to write chunks of one source (a document the backend rejects)."""
-
-    def __init__(self, inner, refuse):
-        self.inner, self.refuse = inner, refuse
-
-    def __getattr__(self, name):
-        return getattr(self.inner, name)
-
-    def upsert(self, chunks, *, vectors, **kw):
-        if any(c.source_id == self.refuse for c in chunks):
-            raise IndexError_("the index rejected this document", doc_id=self.refuse)
-        return self.inner.upsert(chunks, vectors=vectors, **kw)
 
 
 def test_counts_over_two_runs_and_the_result_equals_a_fresh_run(runner, tmp_path, index_contents):

@@ -16,7 +16,7 @@ import yaml
 
 from indexers.embedders.cache import CachedEmbedder, EmbeddingCache
 from indexers.embedders.hashing import HashingEmbedder
-from indexers.errors import IndexError_, OndataError, TransientError
+from indexers.errors import OndataError, TransientError
 from indexers.local_index import LocalIndex
 from pipelines.chunking import ChunkingConfig
 from pipelines.errors import CorruptDocumentError, SourceError
@@ -26,6 +26,7 @@ from pipelines.sources.blob import BlobDocumentSource
 from pipelines.sources.local import LocalFolderSource
 from tests.azurite import FaultyTransport
 from tests.test_sync_blob import doc_text
+from picky_index import PickyIndex
 
 REPO = Path(__file__).resolve().parents[1]
 OPTIONS = IngestOptions(chunking=ChunkingConfig(chunk_size=40, overlap=0), batch_chunks=16)
@@ -117,21 +118,6 @@ class FlakyEmbedder:
 
     def embed_query(self, text):
         return self.inner.embed_query(text)
-
-
-class PickyIndex:
-    """Wraps an index; refuses to write chunks of one source (a document the backend rejects)."""
-
-    def __init__(self, inner, refuse):
-        self.inner, self.refuse = inner, refuse
-
-    def __getattr__(self, name):
-        return getattr(self.inner, name)
-
-    def upsert(self, chunks, *, vectors, **kw):
-        if any(c.source_id == self.refuse for c in chunks):
-            raise IndexError_("the index rejected this document", doc_id=self.refuse)
-        return self.inner.upsert(chunks, vectors=vectors, **kw)
 
 
 @pytest.mark.azurite
