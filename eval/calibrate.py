@@ -21,7 +21,6 @@ Needs scikit-learn (a dependency of sentence-transformers), imported lazily.
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -30,7 +29,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
-from eval.datasets import file_sha256
+from eval.datasets import file_sha256, iter_json_lines
 from eval.errors import DatasetError
 from eval.groundedness import FEATURES, features_for
 from eval.pair_model import PairModel
@@ -42,24 +41,23 @@ LABELS = ("SUPPORT", "CONTRADICT", "NOT_ENOUGH_INFO")
 
 def load_claim_pairs(path: str | Path) -> list[dict[str, Any]]:
     """Rows ``{claim_id, claim, doc_id, sentences, label}`` of a claim/evidence JSONL file, validated."""
+    path = _pairs_file(path)
+    rows = []
+    for number, row in iter_json_lines(path):
+        if not isinstance(row, dict) or not isinstance(row.get("claim"), str) \
+                or not isinstance(row.get("sentences"), list):
+            raise DatasetError(f"{path}, line {number}: a pair needs a string 'claim' and a list 'sentences'")
+        if row.get("label") not in LABELS:
+            raise DatasetError(f"{path}, line {number}: label {row.get('label')!r} is not one of {', '.join(LABELS)}")
+        rows.append(row)
+    return rows
+
+
+def _pairs_file(path: str | Path) -> Path:
     path = Path(path)
     if not path.is_file():
         raise DatasetError(f"claim pairs file {path} does not exist")
-    rows = []
-    with open(path, encoding="utf-8") as fh:
-        for number, raw in enumerate(fh, start=1):
-            if not raw.strip():
-                continue
-            try:
-                row = json.loads(raw)
-            except json.JSONDecodeError as exc:
-                raise DatasetError(f"{path}, line {number}: not valid JSON ({exc.msg})") from None
-            if not isinstance(row.get("claim"), str) or not isinstance(row.get("sentences"), list):
-                raise DatasetError(f"{path}, line {number}: a pair needs a string 'claim' and a list 'sentences'")
-            if row.get("label") not in LABELS:
-                raise DatasetError(f"{path}, line {number}: label {row.get('label')!r} is not one of {', '.join(LABELS)}")
-            rows.append(row)
-    return rows
+    return path
 
 
 _CLIMATE_FEVER_LABELS = {"SUPPORTS": "SUPPORT", "REFUTES": "CONTRADICT", "NOT_ENOUGH_INFO": "NOT_ENOUGH_INFO"}
@@ -69,26 +67,18 @@ def load_climate_fever_pairs(path: str | Path) -> list[dict[str, Any]]:
     """Climate-FEVER evidence pairs (``{claim_id, claim, evidence_id, evidence, label}``, label SUPPORTS / REFUTES /
     NOT_ENOUGH_INFO) as rows of ``load_claim_pairs``' shape: the evidence sentence is the one source sentence,
     SUPPORTS -> SUPPORT, REFUTES -> CONTRADICT."""
-    path = Path(path)
-    if not path.is_file():
-        raise DatasetError(f"claim pairs file {path} does not exist")
+    path = _pairs_file(path)
     rows = []
-    with open(path, encoding="utf-8") as fh:
-        for number, raw in enumerate(fh, start=1):
-            if not raw.strip():
-                continue
-            try:
-                row = json.loads(raw)
-            except json.JSONDecodeError as exc:
-                raise DatasetError(f"{path}, line {number}: not valid JSON ({exc.msg})") from None
-            if not isinstance(row.get("claim"), str) or not isinstance(row.get("evidence"), str):
-                raise DatasetError(f"{path}, line {number}: a pair needs a string 'claim' and a string 'evidence'")
-            if row.get("label") not in _CLIMATE_FEVER_LABELS:
-                raise DatasetError(f"{path}, line {number}: label {row.get('label')!r} is not one of "
-                                   f"{', '.join(_CLIMATE_FEVER_LABELS)}")
-            rows.append({"claim_id": row.get("claim_id", number), "claim": row["claim"],
-                         "doc_id": row.get("evidence_id", number), "sentences": [row["evidence"]],
-                         "label": _CLIMATE_FEVER_LABELS[row["label"]]})
+    for number, row in iter_json_lines(path):
+        if not isinstance(row, dict) or not isinstance(row.get("claim"), str) \
+                or not isinstance(row.get("evidence"), str):
+            raise DatasetError(f"{path}, line {number}: a pair needs a string 'claim' and a string 'evidence'")
+        if row.get("label") not in _CLIMATE_FEVER_LABELS:
+            raise DatasetError(f"{path}, line {number}: label {row.get('label')!r} is not one of "
+                               f"{', '.join(_CLIMATE_FEVER_LABELS)}")
+        rows.append({"claim_id": row.get("claim_id", number), "claim": row["claim"],
+                     "doc_id": row.get("evidence_id", number), "sentences": [row["evidence"]],
+                     "label": _CLIMATE_FEVER_LABELS[row["label"]]})
     return rows
 
 

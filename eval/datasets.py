@@ -85,7 +85,9 @@ def file_sha256(path: str | Path) -> str:
     return h.hexdigest()
 
 
-def _iter_json_lines(path: Path) -> Iterator[tuple[int, Any]]:
+def iter_json_lines(path: Path) -> Iterator[tuple[int, Any]]:
+    """(line number, parsed value) of each non-blank line of a JSONL file (``.gz`` read compressed);
+    a missing file or a line that is not JSON is a ``DatasetError`` naming the file and line."""
     if not path.is_file():
         raise DatasetError(f"dataset file {path} does not exist")
     opener = gzip.open if path.suffix == ".gz" else open
@@ -152,7 +154,7 @@ def load_qa(path: str | Path, *, allow_ungraded: bool = False) -> list[QAItem]:
     path = Path(path)
     items: list[QAItem] = []
     seen: dict[str, int] = {}
-    for number, row in _iter_json_lines(path):
+    for number, row in iter_json_lines(path):
         item = _parse_qa_row(path, number, row, allow_ungraded=allow_ungraded)
         if item.qid in seen:
             raise DatasetError(f"{path}, line {number}: duplicate question (first seen on line {seen[item.qid]})")
@@ -184,7 +186,7 @@ def load_beir_corpus(path: str | Path) -> dict[str, BeirDoc]:
     """A BEIR ``corpus.jsonl[.gz]``: ``{"_id","title","text"}`` per line -> {id: BeirDoc}."""
     path = Path(path)
     corpus: dict[str, BeirDoc] = {}
-    for number, row in _iter_json_lines(path):
+    for number, row in iter_json_lines(path):
         if not isinstance(row, dict) or "_id" not in row or not isinstance(row.get("text"), str):
             raise DatasetError(f"{path}, line {number}: a corpus row needs '_id' and a string 'text'")
         corpus[str(row["_id"])] = BeirDoc(str(row["_id"]), str(row.get("title") or ""), row["text"])
@@ -195,7 +197,7 @@ def load_beir_queries(path: str | Path) -> dict[str, str]:
     """A BEIR ``queries.jsonl``: ``{"_id","text"}`` per line -> {id: text}."""
     path = Path(path)
     queries: dict[str, str] = {}
-    for number, row in _iter_json_lines(path):
+    for number, row in iter_json_lines(path):
         if not isinstance(row, dict) or "_id" not in row or not isinstance(row.get("text"), str):
             raise DatasetError(f"{path}, line {number}: a query row needs '_id' and a string 'text'")
         queries[str(row["_id"])] = row["text"]

@@ -8,7 +8,7 @@ one warning line to stderr so the choice stays visible. Both at once is a usage 
 
 from __future__ import annotations
 
-from typing import List, Optional
+from typing import Any, List, Optional
 
 import typer
 
@@ -32,3 +32,31 @@ def caller_groups(group: Optional[List[str]], all_groups: bool) -> Groups:
     if any(not name.strip() for name in names):
         raise typer.BadParameter("a group name must not be empty", param_hint="--group")
     return check_groups(names, what="--group")
+
+
+# The options that `ask`, `chat` and `search` share, declared once (each call returns a fresh typer.Option).
+INDEX_HELP = "Index folder (default .ondata or ONDATA_INDEX_DIR)."
+
+
+def index_option(help_: str = INDEX_HELP) -> Any:
+    return typer.Option(None, "--index", help=help_)
+
+
+def mode_option() -> Any:
+    return typer.Option("hybrid", "--mode", help="hybrid | vector | text")
+
+
+def strictness_option() -> Any:
+    return typer.Option(3, "--strictness", min=1, max=5, help="1 (lenient) .. 5 (strict) relevance filter.")
+
+
+def top_n_option() -> Any:
+    return typer.Option(5, "--top-n", min=1, max=20, help="At most this many sources in the prompt.")
+
+
+def group_option() -> Any:
+    return typer.Option(None, "--group", help=GROUP_HELP)
+
+
+def all_groups_option() -> Any:
+    return typer.Option(False, "--all-groups", help=ALL_GROUPS_HELP)

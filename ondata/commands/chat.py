@@ -32,7 +32,8 @@ from rich.table import Table
 
 from indexers.errors import OndataError
 from indexers.records import ALL_GROUPS, Groups, check_groups
-from ondata.commands.callers import ALL_GROUPS_HELP, GROUP_HELP, caller_groups
+from ondata.commands.callers import (all_groups_option, caller_groups, group_option, index_option, mode_option,
+                                     strictness_option, top_n_option)
 from ondata.settings import Settings
 
 HELP = """commands:
@@ -179,12 +180,12 @@ def run_session(session: ChatSession, console: Console, *, read_line=input, prom
 def register(app: typer.Typer) -> None:
     @app.command()
     def chat(
-        index: Optional[Path] = typer.Option(None, "--index", help="Index folder (default .ondata or ONDATA_INDEX_DIR)."),
-        mode: str = typer.Option("hybrid", "--mode", help="hybrid | vector | text"),
-        strictness: int = typer.Option(3, "--strictness", min=1, max=5, help="1 (lenient) .. 5 (strict) relevance filter."),
-        top_n: int = typer.Option(5, "--top-n", min=1, max=20, help="At most this many sources in the prompt."),
-        group: Optional[List[str]] = typer.Option(None, "--group", help=GROUP_HELP),
-        all_groups: bool = typer.Option(False, "--all-groups", help=ALL_GROUPS_HELP),
+        index: Optional[Path] = index_option(),
+        mode: str = mode_option(),
+        strictness: int = strictness_option(),
+        top_n: int = top_n_option(),
+        group: Optional[List[str]] = group_option(),
+        all_groups: bool = all_groups_option(),
         filter_: Optional[str] = typer.Option(None, "--filter", help="OData filter for every search (see `ondata search --help`)."),
     ) -> None:
         """Chat with the index: multi-turn questions with citations; /help lists the commands."""
@@ -209,6 +210,4 @@ def register(app: typer.Typer) -> None:
         try:
             run_session(session, console)
         finally:
-            close = getattr(retriever.index, "close", None)
-            if callable(close):
-                close()
+            retriever.index.close()

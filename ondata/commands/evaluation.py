@@ -181,9 +181,7 @@ def register(app: typer.Typer) -> None:
             summary = run_evaluation(items, answer_fn=make_answer_fn(retriever=retriever, answerer=answerer, top=top,
                                                                      strictness=strictness, groups=groups),
                                      scorer=score, out=out, config=config, k=top, on_progress=on_progress)
-        close = getattr(retriever.index, "close", None)
-        if callable(close):
-            close()
+        retriever.index.close()
         out_console = Console()
         print_summary(summary, out_console)
         if report:

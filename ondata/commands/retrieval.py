@@ -11,7 +11,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from ondata.commands.callers import ALL_GROUPS_HELP, GROUP_HELP, caller_groups
+from ondata.commands.callers import (all_groups_option, caller_groups, group_option, index_option, mode_option,
+                                     strictness_option, top_n_option)
 from ondata.settings import Settings
 
 
@@ -107,11 +108,11 @@ def register(app: typer.Typer) -> None:
     @app.command()
     def search(
         query: str = typer.Argument(..., help="What to search for."),
-        index: Optional[Path] = typer.Option(None, "--index", help="Index folder (default .ondata or ONDATA_INDEX_DIR)."),
-        mode: str = typer.Option("hybrid", "--mode", help="hybrid | vector | text"),
+        index: Optional[Path] = index_option(),
+        mode: str = mode_option(),
         top: int = typer.Option(5, "--top", min=1, help="How many hits."),
-        group: Optional[List[str]] = typer.Option(None, "--group", help=GROUP_HELP),
-        all_groups: bool = typer.Option(False, "--all-groups", help=ALL_GROUPS_HELP),
+        group: Optional[List[str]] = group_option(),
+        all_groups: bool = all_groups_option(),
         filter_: Optional[str] = typer.Option(None, "--filter", help=FILTER_HELP),
         as_json: bool = typer.Option(False, "--json", help="Print the hits as JSON."),
     ) -> None:
@@ -137,12 +138,12 @@ def register(app: typer.Typer) -> None:
     @app.command()
     def ask(
         question: str = typer.Argument(..., help="The question."),
-        index: Optional[Path] = typer.Option(None, "--index", help="Index folder (default .ondata or ONDATA_INDEX_DIR)."),
-        mode: str = typer.Option("hybrid", "--mode", help="hybrid | vector | text"),
-        strictness: int = typer.Option(3, "--strictness", min=1, max=5, help="1 (lenient) .. 5 (strict) relevance filter."),
-        top_n: int = typer.Option(5, "--top-n", min=1, max=20, help="At most this many sources in the prompt."),
-        group: Optional[List[str]] = typer.Option(None, "--group", help=GROUP_HELP),
-        all_groups: bool = typer.Option(False, "--all-groups", help=ALL_GROUPS_HELP),
+        index: Optional[Path] = index_option(),
+        mode: str = mode_option(),
+        strictness: int = strictness_option(),
+        top_n: int = top_n_option(),
+        group: Optional[List[str]] = group_option(),
+        all_groups: bool = all_groups_option(),
         filter_: Optional[str] = typer.Option(None, "--filter", help=FILTER_HELP),
         as_json: bool = typer.Option(False, "--json", help="Print the answer as JSON."),
     ) -> None:
