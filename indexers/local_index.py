@@ -21,10 +21,12 @@ which is also the FAISS id, names one chunk row forever. A search runs in one re
 allowed set, both arms and the fetch, which re-checks the filter and the trimming), so a writer in
 another process can never make it return a row its caller may not see. FAISS is updated in memory when this process holds a fresh
 copy, otherwise it is marked stale and rebuilt lazily at the next search, ``flush()`` or
-``close()``. A search with a filter or security trimming first computes the allowed row ids in
-SQL (one scan of a narrow covering index), then restricts both arms to them *before* the top-k
-cut: the keyword arm walks the BM25 ranking keeping allowed rows, the vector arm searches FAISS
-with an ID selector. Hybrid search fuses the two arms with reciprocal rank fusion.
+``close()``. A search with a filter or security trimming first takes its allowed row ids from
+cached per-group and per-filter masks (``indexers.local_allowed``, kept per generation and
+caught up incrementally from ``chunk_tombstones``, the log of deleted row ids, and the rows above
+the last row id seen), then restricts both arms to them *before* the top-k cut: the keyword arm
+walks the BM25 ranking keeping allowed rows, the vector arm searches FAISS with an ID selector
+(a bitmap). Hybrid search fuses the two arms with reciprocal rank fusion.
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ import numpy as np
 
 from indexers.errors import IndexError_, IndexSchemaError
 from indexers.filters import to_sql
+from indexers.local_allowed import AllowedCache, AllowedSet
 from indexers.fusion import hits_with_arms, reciprocal_rank_fusion
 from indexers import records
 from indexers.records import ALL_GROUPS, Chunk, Groups, SearchHit, SearchRequest, SourceRecord, check_groups
@@ -60,6 +63,10 @@ FAISS_NAME = "vectors.faiss"
 _FAISS_MAGIC = b"ONDATA-FAISS-1\n"
 
 MAX_QUERY_TERMS = 64
+#: Generations of deletes kept in ``chunk_tombstones`` for derived structures to catch up from;
+#: one further behind rebuilds from SQLite. Pruned every ``_TOMBSTONE_PRUNE_EVERY`` generations.
+TOMBSTONE_GENERATIONS = 10_000
+_TOMBSTONE_PRUNE_EVERY = 500
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS index_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -113,6 +120,15 @@ CREATE TRIGGER IF NOT EXISTS chunks_after_delete AFTER DELETE ON chunks BEGIN
     VALUES ('delete', old.rid, old.title, old.section, old.content);
     DELETE FROM chunk_groups WHERE rid = old.rid;
     DELETE FROM chunk_vectors WHERE rid = old.rid;
+END;
+CREATE TABLE IF NOT EXISTS chunk_tombstones (
+    gen INTEGER NOT NULL,
+    rid INTEGER NOT NULL,
+    PRIMARY KEY (gen, rid)
+) WITHOUT ROWID;
+CREATE TRIGGER IF NOT EXISTS chunks_tombstone AFTER DELETE ON chunks BEGIN
+    INSERT OR IGNORE INTO chunk_tombstones(gen, rid)
+    VALUES ((SELECT CAST(value AS INTEGER) FROM index_meta WHERE key = 'generation'), old.rid);
 END;
 """
 
@@ -191,6 +207,7 @@ class LocalIndex:
         self._faiss: Any = None  # faiss.IndexIDMap2, loaded lazily
         self._faiss_gen: int | None = None  # generation the in-memory FAISS reflects
         self._disk_gen: int | None = None  # generation of vectors.faiss as last read/written here
+        self._allowed_cache = AllowedCache()  # per-group / per-filter masks (indexers.local_allowed)
 
     # ------------------------------------------------------------------ opening
 
@@ -282,6 +299,11 @@ class LocalIndex:
                         ("generation", "0"),
                     ],
                 )
+                # the tombstone log (derived structures catch up from it) holds the deletes from here on
+                con.execute(
+                    "INSERT OR IGNORE INTO index_meta(key, value) "
+                    "SELECT 'tombstones_since', value FROM index_meta WHERE key = 'generation'"
+                )
                 meta = dict(con.execute("SELECT key, value FROM index_meta").fetchall())
             self._check_meta(meta)
             self._ensured = True
@@ -329,6 +351,7 @@ class LocalIndex:
                 self._faiss = None
                 self._faiss_gen = None
                 self._disk_gen = None
+                self._allowed_cache = AllowedCache()
 
     def __enter__(self) -> "LocalIndex":
         self.ensure()
@@ -483,7 +506,7 @@ class LocalIndex:
             with _read_transaction(con, failed=f"searching the index at {self.directory} failed"):
                 if request.mode in ("vector", "hybrid"):
                     self._fresh_faiss(con)  # FAISS of this snapshot's generation
-                allowed = self._allowed(con, where, params)
+                allowed = self._allowed(con, request)
                 if request.mode in ("text", "hybrid"):
                     text_ranked = self._text_arm(con, request.text or "", allowed, n)
                 if request.mode in ("vector", "hybrid"):
@@ -555,29 +578,31 @@ class LocalIndex:
             parts.append("(" + " OR ".join(alternatives) + ")")
         return (" AND ".join(parts) if parts else ""), params
 
-    def _allowed(self, con: sqlite3.Connection, where: str, params: list[Any]) -> np.ndarray | None:
-        """Row ids passing the filter and trimming, or None when nothing restricts the search.
+    def _allowed(self, con: sqlite3.Connection, request: SearchRequest) -> AllowedSet | None:
+        """Row ids passing the request's filter and trimming, or None when nothing restricts the search.
 
-        Computed once per search and shared by both arms. The query scans the narrow covering
-        index ``chunks_filter`` rather than the chunk rows.
+        Computed once per search (in its read snapshot) and shared by both arms, from the cached
+        per-group and per-filter masks of ``indexers.local_allowed`` brought to this generation.
         """
-        if not where:
+        trimmed = request.groups is not ALL_GROUPS
+        if request.filter is None and not trimmed:
             return None
+        filter_sql = to_sql(request.filter) if request.filter is not None else None
         try:
-            # One comma-separated string instead of one Python tuple per row: ~10x less overhead.
-            (joined,) = con.execute(f"SELECT group_concat(c.rid) FROM chunks c WHERE {where}", params).fetchone()
+            self._allowed_cache.refresh(con, self._generation(con))
+            return self._allowed_cache.allowed(
+                con, groups=list(request.groups) if trimmed else None,
+                public_when_no_groups=request.public_when_no_groups, filter_sql=filter_sql,
+            )
         except sqlite3.Error as exc:
             raise IndexError_(f"filtering the index at {self.directory} failed: {exc}") from exc
-        if not joined:
-            return np.empty(0, dtype=np.int64)
-        return np.array(joined.split(","), dtype=np.int64)
 
     def _text_arm(
-        self, con: sqlite3.Connection, text: str, allowed: np.ndarray | None, n: int
+        self, con: sqlite3.Connection, text: str, allowed: AllowedSet | None, n: int
     ) -> list[tuple[int, float]]:
         """BM25 over FTS5; restricted to ``allowed`` before the top-``n`` cut. Score = -bm25."""
         match = fts_query(text)
-        if not match or (allowed is not None and allowed.size == 0):
+        if not match or (allowed is not None and allowed.count == 0):
             return []
         w = ", ".join(repr(float(x)) for x in self.bm25_weights)
         sql = f"SELECT rowid, bm25(chunks_fts, {w}) AS s FROM chunks_fts WHERE chunks_fts MATCH ? ORDER BY s"
@@ -585,10 +610,9 @@ class LocalIndex:
             if allowed is None:
                 rows = con.execute(sql + " LIMIT ?", [match, n]).fetchall()
                 return [(int(rid), -float(s)) for rid, s in rows]
-            keep = set(allowed.tolist())
             out: list[tuple[int, float]] = []
             for rid, s in con.execute(sql, [match]):
-                if rid in keep:
+                if rid in allowed:
                     out.append((int(rid), -float(s)))
                     if len(out) >= n:
                         break
@@ -597,7 +621,7 @@ class LocalIndex:
             raise IndexError_(f"keyword search on the index at {self.directory} failed: {exc}") from exc
 
     def _vector_arm(
-        self, con: sqlite3.Connection, vector: Sequence[float], allowed: np.ndarray | None, n: int
+        self, con: sqlite3.Connection, vector: Sequence[float], allowed: AllowedSet | None, n: int
     ) -> list[tuple[int, float]]:
         """Exact inner product via FAISS; restricted to ``allowed`` (an ID selector) before the top-``n`` cut."""
         import faiss
@@ -609,11 +633,12 @@ class LocalIndex:
                 f"{self.dimensions} ({self.model_id})"
             )
         index = self._fresh_faiss(con)
-        if index.ntotal == 0 or (allowed is not None and allowed.size == 0):
+        if index.ntotal == 0 or (allowed is not None and allowed.count == 0):
             return []
         if allowed is not None:
-            k = min(n, int(allowed.size))
-            sel = faiss.IDSelectorBatch(allowed)
+            k = min(n, allowed.count)
+            bitmap = allowed.bitmap()  # held for the search: the selector points into it
+            sel = faiss.IDSelectorBitmap(len(bitmap), faiss.swig_ptr(bitmap))  # n: bytes
             scores, ids = index.search(q, k, params=faiss.SearchParameters(sel=sel))
         else:
             scores, ids = index.search(q, min(n, index.ntotal))
@@ -816,7 +841,12 @@ class LocalIndex:
     @staticmethod
     def _bump_generation(con: sqlite3.Connection) -> int:
         con.execute("UPDATE index_meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'generation'")
-        return LocalIndex._generation(con)
+        gen = LocalIndex._generation(con)
+        if gen % _TOMBSTONE_PRUNE_EVERY == 0 and gen > TOMBSTONE_GENERATIONS:
+            since = gen - TOMBSTONE_GENERATIONS
+            con.execute("DELETE FROM chunk_tombstones WHERE gen < ?", (since,))
+            con.execute("UPDATE index_meta SET value = ? WHERE key = 'tombstones_since'", (str(since),))
+        return gen
 
     @staticmethod
     def _take_rids(con: sqlite3.Connection, n: int) -> int:
