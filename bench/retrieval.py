@@ -2,7 +2,7 @@
 and the strictness calibration on data/samples.
 
     python bench/retrieval.py           [--index-dir DIR]   (scifact, then contoso)
-    python bench/retrieval.py scifact   [--index-dir DIR] [--limit-queries N]
+    python bench/retrieval.py scifact   [--index-dir DIR] [--limit-queries N] [--keyword-engine bm25|fts5]
     python bench/retrieval.py contoso   [--index-dir DIR]
     python bench/retrieval.py calibrate [--index-dir DIR]
 
@@ -63,7 +63,8 @@ def _table(title: str, header: list[str], rows: list[list[str]]) -> None:
 
 
 def scifact(index_dir: Path, *, limit_queries: int | None = None, rrf_k: int | None = None,
-            weights: tuple[float, float, float] | None = None, qrels_name: str = "test.tsv") -> dict:
+            weights: tuple[float, float, float] | None = None, qrels_name: str = "test.tsv",
+            keyword_engine: str | None = None) -> dict:
     import ir_measures
     from ir_measures import R, nDCG
 
@@ -78,6 +79,8 @@ def scifact(index_dir: Path, *, limit_queries: int | None = None, rrf_k: int | N
         index.rrf_k = rrf_k
     if weights is not None:
         index.bm25_weights = weights
+    if keyword_engine is not None:
+        index.keyword_engine = keyword_engine
     with gzip.open(base / "corpus.jsonl.gz", "rt", encoding="utf-8") as fh:
         docs = [json.loads(line) for line in fh]
     if index.count() != len(docs):
@@ -211,6 +214,8 @@ def main() -> None:
     ap.add_argument("--limit-queries", type=int, default=None)
     ap.add_argument("--rrf-k", type=int, default=None)
     ap.add_argument("--bm25-weights", type=str, default=None, help="title,section,content (default 2,1,1)")
+    ap.add_argument("--keyword-engine", choices=["bm25", "fts5"], default=None,
+                    help="keyword arm: bm25 (derived in-memory index, default) or fts5 (SQLite FTS5)")
     ap.add_argument("--qrels", default="test.tsv", help="qrels file (tune on train.tsv, report on test.tsv)")
     ap.add_argument("--page-bounded", action="store_true", help="contoso/calibrate: chunks never cross a page")
     ap.add_argument("--json", action="store_true")
@@ -224,7 +229,8 @@ def main() -> None:
 def run(what: str, args: argparse.Namespace) -> None:
     if what == "scifact":
         w = tuple(float(x) for x in args.bm25_weights.split(",")) if args.bm25_weights else None
-        res = scifact(args.index_dir, limit_queries=args.limit_queries, rrf_k=args.rrf_k, weights=w, qrels_name=args.qrels)
+        res = scifact(args.index_dir, limit_queries=args.limit_queries, rrf_k=args.rrf_k, weights=w, qrels_name=args.qrels,
+                      keyword_engine=args.keyword_engine)
         if args.json:
             print(json.dumps(res, indent=2))
         _table(f"SciFact ({res['queries']} queries from {args.qrels}, {res['docs']} abstracts, all-MiniLM-L6-v2)",

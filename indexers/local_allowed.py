@@ -102,16 +102,11 @@ class AllowedCache:
         tombstone log and the rows above the watermark, or rebuilt when the log does not reach back."""
         if self.generation == generation:
             return
-        if self.generation is not None and self.generation < generation and self._log_reaches(con, self.generation):
+        if self.generation is not None and self.generation < generation and log_reaches(con, self.generation):
             self._catch_up(con, self.generation)
         else:
             self._build(con)
         self.generation = generation
-
-    @staticmethod
-    def _log_reaches(con: sqlite3.Connection, generation: int) -> bool:
-        row = con.execute("SELECT value FROM index_meta WHERE key = 'tombstones_since'").fetchone()
-        return row is not None and int(row[0]) <= generation
 
     def _grow(self, bound: int) -> None:
         if bound <= self._size:
@@ -141,7 +136,7 @@ class AllowedCache:
         self.watermark = top
 
     def _catch_up(self, con: sqlite3.Connection, since: int) -> None:
-        dead = _ints(con, "SELECT group_concat(rid) FROM chunk_tombstones WHERE gen >= ?", [since])
+        dead = sql_ints(con, "SELECT group_concat(rid) FROM chunk_tombstones WHERE gen >= ?", [since])
         dead = dead[dead < self._size]
         if dead.size:
             for mask in (self._live, self._public, *self._groups.values(), *self._filters.values()):
@@ -151,14 +146,14 @@ class AllowedCache:
             self._grow(top + 1)
             self._add_rows(con, above=self.watermark)
             for (sql, params), mask in self._filters.items():
-                mask[_ints(con, f"SELECT group_concat(c.rid) FROM chunks c WHERE c.rid > ? AND ({sql})",
+                mask[sql_ints(con, f"SELECT group_concat(c.rid) FROM chunks c WHERE c.rid > ? AND ({sql})",
                            [self.watermark, *params])] = True
             self.watermark = top
 
     def _add_rows(self, con: sqlite3.Connection, *, above: int) -> None:
         """Set the live, public and group bits of the rows with ``rid > above``."""
-        self._live[_ints(con, "SELECT group_concat(rid) FROM chunks WHERE rid > ?", [above])] = True
-        self._public[_ints(con, "SELECT group_concat(rid) FROM chunks WHERE rid > ? AND has_groups = 0", [above])] = True
+        self._live[sql_ints(con, "SELECT group_concat(rid) FROM chunks WHERE rid > ?", [above])] = True
+        self._public[sql_ints(con, "SELECT group_concat(rid) FROM chunks WHERE rid > ? AND has_groups = 0", [above])] = True
         for grp, joined in con.execute(
             "SELECT grp, group_concat(rid) FROM chunk_groups WHERE rid > ? GROUP BY grp", [above]
         ):
@@ -205,7 +200,7 @@ class AllowedCache:
             self._filters.move_to_end(key)
             return mask
         mask = np.zeros(self._size, dtype=bool)
-        mask[_ints(con, f"SELECT group_concat(c.rid) FROM chunks c WHERE c.rid <= ? AND ({key[0]})",
+        mask[sql_ints(con, f"SELECT group_concat(c.rid) FROM chunks c WHERE c.rid <= ? AND ({key[0]})",
                    [self.watermark, *key[1]])] = True
         self._filters[key] = mask
         while len(self._filters) > MAX_CACHED_FILTERS:
@@ -219,7 +214,14 @@ def _split(joined: str | None) -> np.ndarray:
     return np.array(joined.split(","), dtype=np.int64)
 
 
-def _ints(con: sqlite3.Connection, sql: str, params: Sequence[Any]) -> np.ndarray:
+def log_reaches(con: sqlite3.Connection, generation: int) -> bool:
+    """Whether ``chunk_tombstones`` holds every delete after ``generation`` (so a structure at that
+    generation can catch up from it)."""
+    row = con.execute("SELECT value FROM index_meta WHERE key = 'tombstones_since'").fetchone()
+    return row is not None and int(row[0]) <= generation
+
+
+def sql_ints(con: sqlite3.Connection, sql: str, params: Sequence[Any]) -> np.ndarray:
     """The integers of a ``SELECT group_concat(x) ...`` (one string: ~10x less overhead than rows)."""
     (joined,) = con.execute(sql, list(params)).fetchone()
     return _split(joined)

@@ -1,11 +1,13 @@
-"""The embedded search index: SQLite is the source of truth, FAISS a derived acceleration structure.
+"""The embedded search index: SQLite is the source of truth, FAISS and the keyword index derived acceleration structures.
 
 Layout of ``<directory>``:
 
 - ``index.sqlite`` holds everything that matters: the chunks (every ``Chunk`` field, metadata as
   JSON, the document's scope and when it was written), their embeddings (float32 blobs), their ACL groups (one row per chunk and group, so
-  security trimming is an indexed lookup), an FTS5 table for keyword search (BM25, tokenizer
-  ``porter unicode61 remove_diacritics 2``, kept in step by triggers) and ``index_meta`` (model id,
+  security trimming is an indexed lookup), an FTS5 table (tokenizer ``porter unicode61
+  remove_diacritics 2``, kept in step by triggers; the keyword arm when ``keyword_engine = "fts5"``),
+  ``chunk_tombstones`` (the row ids each write deleted, by generation: derived structures catch up
+  from it) and ``index_meta`` (model id,
   dimensions, schema version and a *generation* counter bumped by every write). An index of an
   older schema version is migrated in place by ``ensure()`` (schema 1 -> 2 adds the scope columns;
   nothing is dropped); one of a newer or unknown version is refused with one line saying what to do.
@@ -14,6 +16,12 @@ Layout of ``<directory>``:
   written atomically (temp file + ``os.replace``). When it is missing, unreadable or stale it is
   rebuilt from SQLite (and logged), so a crash at any point leaves an index that opens and
   answers, and re-running the interrupted write converges.
+- ``keyword.bin`` is the keyword arm's BM25 inverted index (``indexers.local_keyword``: terms of
+  the one text module, base + delta segments and tombstones), tagged with the generation it
+  reflects, memory-mapped when opened and caught up from SQLite incrementally (the rows above its
+  watermark, the tombstones since its generation); missing, corrupt or unreachable by the log, it
+  is rebuilt from SQLite. ``flush()`` saves the delta since the base (``keyword.bin.delta``), or the
+  compacted whole when it was rebuilt or the delta passed 10% of the base.
 
 Writes are single SQLite transactions (re-ingesting a document, ``upsert(..., replace_sources=...)``,
 too). Row ids come from a counter that only grows (``index_meta`` key ``next_rid``), so a row id,
@@ -48,6 +56,7 @@ import numpy as np
 from indexers.errors import IndexError_, IndexSchemaError
 from indexers.filters import to_sql
 from indexers.local_allowed import AllowedCache, AllowedSet
+from indexers.local_keyword import KEYWORD_NAME, KeywordIndex
 from indexers.fusion import hits_with_arms, reciprocal_rank_fusion
 from indexers import records
 from indexers.records import ALL_GROUPS, Chunk, Groups, SearchHit, SearchRequest, SourceRecord, check_groups
@@ -192,6 +201,9 @@ class LocalIndex:
     bm25_weights: tuple[float, float, float] = (2.0, 1.0, 1.0)
     #: RRF constant for hybrid search (Azure AI Search uses 60).
     rrf_k: int = 60
+    #: Keyword arm: "bm25" (the derived in-memory index of ``indexers.local_keyword``) or "fts5"
+    #: (SQLite's FTS5 ``bm25()``, scoring every matching row; kept for comparison).
+    keyword_engine: str = "bm25"
 
     def __init__(self, directory: str | Path, *, dimensions: int, model_id: str) -> None:
         if not isinstance(dimensions, int) or dimensions < 1:
@@ -208,6 +220,7 @@ class LocalIndex:
         self._faiss_gen: int | None = None  # generation the in-memory FAISS reflects
         self._disk_gen: int | None = None  # generation of vectors.faiss as last read/written here
         self._allowed_cache = AllowedCache()  # per-group / per-filter masks (indexers.local_allowed)
+        self._keyword: KeywordIndex | None = None  # indexers.local_keyword, loaded lazily
 
     # ------------------------------------------------------------------ opening
 
@@ -218,6 +231,10 @@ class LocalIndex:
     @property
     def faiss_path(self) -> Path:
         return self.directory / FAISS_NAME
+
+    @property
+    def keyword_path(self) -> Path:
+        return self.directory / KEYWORD_NAME
 
     @staticmethod
     def read_model(directory: str | Path) -> tuple[str, int]:
@@ -352,6 +369,7 @@ class LocalIndex:
                 self._faiss_gen = None
                 self._disk_gen = None
                 self._allowed_cache = AllowedCache()
+                self._keyword = None
 
     def __enter__(self) -> "LocalIndex":
         self.ensure()
@@ -600,7 +618,11 @@ class LocalIndex:
     def _text_arm(
         self, con: sqlite3.Connection, text: str, allowed: AllowedSet | None, n: int
     ) -> list[tuple[int, float]]:
-        """BM25 over FTS5; restricted to ``allowed`` before the top-``n`` cut. Score = -bm25."""
+        """BM25 (``keyword_engine``), restricted to ``allowed`` before the top-``n`` cut."""
+        if self.keyword_engine != "fts5":
+            if allowed is not None and allowed.count == 0:
+                return []
+            return self._fresh_keyword(con).search(text, allowed, n)
         match = fts_query(text)
         if not match or (allowed is not None and allowed.count == 0):
             return []
@@ -656,14 +678,41 @@ class LocalIndex:
                 out[int(row[0])] = _row_chunk(row)
         return out
 
+    # ------------------------------------------------------------------ keyword index maintenance
+
+    def _fresh_keyword(self, con: sqlite3.Connection) -> KeywordIndex:
+        """The keyword index at the generation of ``con``'s snapshot: kept in memory, else loaded
+        from ``keyword.bin``, brought up to date from SQLite (incrementally where it can)."""
+        gen = self._generation(con)
+        kw = self._keyword
+        if kw is None or kw.weights != tuple(float(w) for w in self.bm25_weights) or \
+                (kw.generation is not None and kw.generation > gen):
+            kw = KeywordIndex(self.bm25_weights)
+            if kw.load(self.keyword_path) and kw.generation is not None and kw.generation > gen:
+                kw = KeywordIndex(self.bm25_weights)  # saved by a newer writer than this snapshot
+            self._keyword = kw
+        kw.refresh(con, gen)
+        return kw
+
+    def _flush_keyword(self, con: sqlite3.Connection) -> None:
+        """Bring the keyword index up to date and save it: its delta (``keyword.bin.delta``), or the
+        compacted whole when it was rebuilt or the delta is due for compaction."""
+        with _read_transaction(con, failed=f"updating the keyword index of {self.directory} failed"):
+            kw = self._fresh_keyword(con)
+        if kw.saved_generation != kw.generation:
+            kw.save(self.keyword_path)
+
     # ------------------------------------------------------------------ FAISS maintenance
 
     def flush(self) -> None:
-        """Bring ``vectors.faiss`` up to date with SQLite (rebuilding it if stale) and save it."""
+        """Bring ``vectors.faiss`` up to date with SQLite (rebuilding it if stale) and save it; bring the
+        keyword index up to date and save ``keyword.bin`` when it was rebuilt or its delta is due for compaction."""
         with self._lock:
             if self._db is None and not self._ensured:
                 return
             con = self._con()
+            if self.keyword_engine != "fts5":
+                self._flush_keyword(con)
             gen = self._generation(con)
             if self._faiss is None and self._disk_gen != gen and self._file_generation() == gen:
                 self._disk_gen = gen  # the file on disk is current: no need to load it
@@ -819,7 +868,7 @@ class LocalIndex:
             fresh = self._faiss_gen == gen or self._file_generation() == gen
         size = 0
         for p in self.directory.iterdir():
-            if p.name.startswith((SQLITE_NAME, FAISS_NAME)) and p.is_file():
+            if p.name.startswith((SQLITE_NAME, FAISS_NAME, KEYWORD_NAME)) and p.is_file():
                 size += p.stat().st_size
         return IndexStats(
             directory=str(self.directory),

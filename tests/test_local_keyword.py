@@ -1,0 +1,214 @@
+"""The local index's keyword arm (indexers/local_keyword.py): derived from SQLite, incremental equals
+rebuild, a missing/stale/corrupt file is rebuilt, restrictions apply before the top-k cut."""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from indexers.local_index import LocalIndex
+from indexers.local_keyword import query_terms
+from indexers.records import ALL_GROUPS, Chunk, SearchRequest
+
+DIMS = 4
+WORDS = ("rocket", "engine", "kerosene", "oxygen", "cat", "kitten", "milk", "tax", "return", "deadline",
+         "volcano", "lava", "chess", "pawn", "policy", "the", "and")
+SOURCES = ("a.md", "b.md", "c.md", "d.md", "e.md")
+QUERIES = ("rocket engine", "cat milk kitten", "tax return deadline policy", "lava", "chess pawn rocket the",
+           "policies", "Kittens' milk", "nothing matches xyzzy")
+
+
+def chunk(source: str, i: int, text: str, groups: tuple[str, ...] = ()) -> Chunk:
+    return Chunk(id=f"{source}#{i}", source_id=source, content=text, chunk_index=i, title=source.split(".")[0],
+                 section="intro" if i == 0 else "", groups=groups)
+
+
+def put(index: LocalIndex, chunks: list[Chunk], replace: list[str]) -> None:
+    index.upsert(chunks, vectors=np.ones((len(chunks), DIMS), dtype=np.float32), replace_sources=replace)
+
+
+def text_hits(index: LocalIndex, query: str, **kw) -> list[tuple[str, float]]:
+    kw.setdefault("groups", ALL_GROUPS)
+    kw.setdefault("top", 20)
+    return [(h.chunk.id, round(h.score, 9)) for h in index.search(SearchRequest(text=query, mode="text", **kw))]
+
+
+docs = st.lists(st.lists(st.sampled_from(WORDS), min_size=1, max_size=12).map(" ".join), min_size=1, max_size=4)
+write = st.tuples(st.sampled_from(["upsert", "delete"]), st.sampled_from(SOURCES), docs, st.booleans())
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(writes=st.lists(write, min_size=1, max_size=10))
+def test_incremental_keyword_index_ranks_exactly_like_a_rebuild(tmp_path_factory, writes):
+    directory = tmp_path_factory.mktemp("kw")
+    reader = LocalIndex(directory, dimensions=DIMS, model_id="m")
+    writer = LocalIndex(directory, dimensions=DIMS, model_id="m")
+    try:
+        reader.ensure()
+        text_hits(reader, "rocket")  # the reader builds its keyword index now and catches up below
+        for op, source, texts, elsewhere in writes:
+            target = writer if elsewhere else reader
+            if op == "upsert":
+                put(target, [chunk(source, i, t) for i, t in enumerate(texts)], [source])
+            else:
+                target.delete_sources([source])
+            if elsewhere:
+                writer.flush()  # may save keyword.bin (compaction) that the reader does not reload
+            incremental = {q: text_hits(reader, q) for q in QUERIES}
+            # from the saved files (base + delta of the writer's flushes), caught up from SQLite
+            opened = LocalIndex(directory, dimensions=DIMS, model_id="m")
+            assert {q: text_hits(opened, q) for q in QUERIES} == incremental
+            opened._db.close()
+            fresh = LocalIndex(directory, dimensions=DIMS, model_id="m")
+            fresh.keyword_path.unlink(missing_ok=True)  # from scratch out of SQLite
+            assert {q: text_hits(fresh, q) for q in QUERIES} == incremental
+            assert fresh._keyword.full_builds == 1
+            fresh._db.close()  # no flush: leave the files as they are
+        assert reader._keyword.full_builds == 1  # caught up, never rebuilt
+    finally:
+        reader.close()
+        writer.close()
+
+
+def corpus() -> list[Chunk]:
+    return [chunk("a.md", 0, "rocket engines burn kerosene and liquid oxygen"),
+            chunk("b.md", 0, "a kitten drinks milk", groups=("pets",)),
+            chunk("c.md", 0, "the tax return deadline is in april"),
+            chunk("c.md", 1, "late tax returns pay a penalty", groups=("finance",))]
+
+
+def test_missing_stale_and_corrupt_keyword_files_are_rebuilt(tmp_path, caplog):
+    index = LocalIndex(tmp_path, dimensions=DIMS, model_id="m")
+    put(index, corpus(), [])
+    index.close()  # flush saves keyword.bin at this generation
+    assert index.keyword_path.exists()
+    expected = {q: text_hits(LocalIndex(tmp_path, dimensions=DIMS, model_id="m"), q) for q in QUERIES}
+    assert expected["tax return deadline policy"][0][0] == "c.md#0"
+
+    good = index.keyword_path.read_bytes()
+    reopened = LocalIndex(tmp_path, dimensions=DIMS, model_id="m")
+    assert {q: text_hits(reopened, q) for q in QUERIES} == expected
+    assert reopened._keyword.full_builds == 0  # loaded, not rebuilt
+    reopened.close()
+
+    for damage in ("missing", "truncated", "garbage"):
+        if damage == "missing":
+            index.keyword_path.unlink()
+        elif damage == "truncated":
+            index.keyword_path.write_bytes(good[: len(good) // 2])
+        else:
+            index.keyword_path.write_bytes(b"\0" * 100)
+        caplog.clear()
+        with caplog.at_level(logging.INFO, logger="indexers.local_keyword"):
+            again = LocalIndex(tmp_path, dimensions=DIMS, model_id="m")
+            assert {q: text_hits(again, q) for q in QUERIES} == expected, damage
+        assert again._keyword.full_builds == 1, damage
+        assert "keyword index" in caplog.text, damage
+        again.close()  # saves a good file again
+
+    # stale: a file of an older generation catches up from the tombstone log (no rebuild)
+    stale = index.keyword_path.read_bytes()
+    writer = LocalIndex(tmp_path, dimensions=DIMS, model_id="m")
+    put(writer, [chunk("c.md", 0, "the deadline moved to may")], ["c.md"])
+    writer._db.close()  # no flush: keyword.bin stays at the old generation
+    assert index.keyword_path.read_bytes() == stale
+    reader = LocalIndex(tmp_path, dimensions=DIMS, model_id="m")
+    hits = text_hits(reader, "tax return deadline")
+    assert [i for i, _ in hits] == ["c.md#0"]
+    assert reader._keyword.full_builds == 0
+    fresh = LocalIndex(tmp_path, dimensions=DIMS, model_id="m")
+    fresh.keyword_path.unlink()
+    assert text_hits(fresh, "tax return deadline") == hits
+    reader.close()
+    fresh.close()
+
+
+def test_a_small_change_saves_a_delta_not_the_whole_index(tmp_path):
+    index = LocalIndex(tmp_path, dimensions=DIMS, model_id="m")
+    put(index, [chunk(f"s{i}.md", 0, f"tax return {i} policy rocket") for i in range(100)], [])
+    index.flush()
+    base = index.keyword_path.read_bytes()
+    delta = index.keyword_path.with_name("keyword.bin.delta")
+    assert not delta.exists()
+    put(index, [chunk("s7.md", 0, "kitten milk rocket")], ["s7.md"])  # 1% of the rows
+    index.delete_sources(["s8.md"])
+    index.flush()
+    assert index.keyword_path.read_bytes() == base and delta.exists()
+    assert delta.stat().st_size < len(base) / 4
+    expected = {q: text_hits(index, q) for q in QUERIES}
+    index.close()
+    opened = LocalIndex(tmp_path, dimensions=DIMS, model_id="m")
+    assert {q: text_hits(opened, q) for q in QUERIES} == expected
+    gen = index._generation(opened._con())
+    assert opened._keyword.full_builds == 0 and opened._keyword.saved_generation == gen  # read from the delta
+    opened._db.close()
+    delta.write_bytes(delta.read_bytes()[:40])  # a damaged delta is ignored: caught up from SQLite
+    again = LocalIndex(tmp_path, dimensions=DIMS, model_id="m")
+    assert {q: text_hits(again, q) for q in QUERIES} == expected
+    assert again._keyword.full_builds == 0
+    again.close()
+
+
+def test_allowed_set_applies_before_the_top_k_cut(tmp_path):
+    index = LocalIndex(tmp_path, dimensions=DIMS, model_id="m")
+    # 30 public chunks that match "tax" better than the one in group finance
+    put(index, [chunk("p.md", i, "tax tax tax") for i in range(30)] + [chunk("f.md", 0, "tax penalty", ("finance",))], [])
+    req = SearchRequest(text="tax", mode="text", top=5, groups=("finance",), public_when_no_groups=False)
+    assert [h.chunk.id for h in index.search(req)] == ["f.md#0"]
+    # a group change is seen by the keyword arm at once
+    put(index, [chunk("f.md", 0, "tax penalty", ("hr",))], ["f.md"])
+    assert index.search(req) == []
+    req = SearchRequest(text="tax", mode="text", top=5, groups=("hr",), public_when_no_groups=False)
+    assert [h.chunk.id for h in index.search(req)] == ["f.md#0"]
+    index.close()
+
+
+def test_query_terms_are_the_text_modules_stems():
+    assert query_terms("What are the Rocket's policies? policy") == ["rocket", "polici"]
+    assert query_terms("the and of") == []
+    assert query_terms('NEAR(a b) "x" * -y OR') == ["near", "b", "x", "y"]
+
+
+def test_ties_break_by_row_id_and_top_k_is_exact(tmp_path):
+    index = LocalIndex(tmp_path, dimensions=DIMS, model_id="m")
+    rng = np.random.default_rng(0)
+    texts = [" ".join(rng.choice(["alpha", "beta", "gamma"], size=int(rng.integers(1, 6)))) for _ in range(200)]
+    for start in range(0, 200, 40):  # several writes: several delta parts
+        put(index, [chunk("t.md", i, texts[i]) for i in range(start, start + 40)], [])
+    hits = index.search(SearchRequest(text="alpha beta", mode="text", top=200, groups=ALL_GROUPS))
+    assert hits and [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
+    kw = index._keyword
+    ranked = kw.search("alpha beta", None, 1000)
+    assert ranked == sorted(ranked, key=lambda x: (-x[1], x[0]))  # ties by row id
+    assert kw.search("alpha beta", None, 7) == ranked[:7]
+    kw.compact()
+    assert kw.search("alpha beta", None, 7) == ranked[:7]
+    index.close()
+
+
+def test_frequent_terms_looked_up_only_for_candidates_give_the_exact_top_k(tmp_path, monkeypatch):
+    import indexers.local_keyword as lk
+
+    index = LocalIndex(tmp_path, dimensions=DIMS, model_id="m")
+    rng = np.random.default_rng(3)
+    common = ["policy", "return", "engine"]  # in most rows: "frequent"
+    rare = [f"rare{i}" for i in range(40)]
+    texts = [" ".join([*rng.choice(common, size=int(rng.integers(1, 8))), *rng.choice(rare, size=int(rng.integers(0, 3)))])
+             for _ in range(600)]
+    for start in range(0, 600, 150):
+        put(index, [chunk("r.md", i, texts[i], ("g",) if i % 4 else ()) for i in range(start, start + 150)], [])
+    queries = ["rare3 policy engine", "rare7 rare9 return policy", "policy engine return", "rare1 return"]
+    pruned = {}
+    for allowed in (ALL_GROUPS, ("g",)):
+        for top in (3, 10):
+            for q in queries:
+                pruned[q, top, str(allowed)] = text_hits(index, q, top=top, k_candidates=top, groups=allowed)
+    assert index._keyword.lookup_queries >= 4  # the lookup path was taken
+    monkeypatch.setattr(lk, "FREQUENT_DF", 1.0)  # every term scored over all its postings
+    for (q, top, allowed), hits in pruned.items():
+        groups = ALL_GROUPS if allowed == str(ALL_GROUPS) else ("g",)
+        assert text_hits(index, q, top=top, k_candidates=top, groups=groups) == hits, (q, top, allowed)
+    index.close()
