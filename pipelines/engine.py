@@ -23,7 +23,8 @@ bad document fails alone.
 
 Interrupts: ``stop`` (a ``threading.Event``; ``stop_on_signals`` sets it on the first SIGINT/SIGTERM)
 stops taking new documents, rolls back the batch in flight (its embeddings are computed in slices of
-``runner.embed_slice`` chunks, checked between slices; nothing of it is written) and returns the
+``runner.embed_slice`` chunks; a slice in flight is abandoned, see ``stoppable``; nothing of the batch
+is written) and returns the
 report with ``interrupted=True``: every document already written stays, and the next run continues.
 
 Crash safety: a changed source is replaced in the same write as its new chunks; the index's
@@ -33,6 +34,7 @@ it, so a killed run followed by a normal run converges to exactly the source's c
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import os
 import signal
@@ -40,11 +42,14 @@ import sys
 import threading
 import time
 from collections import deque
+from concurrent.futures import Future, wait
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from itertools import islice
 from typing import Callable, Iterable, Iterator, Protocol, Sequence, TypeVar
+
+T = TypeVar("T")
 
 import numpy as np
 
@@ -390,9 +395,14 @@ def timed(into: dict[str, float], stage: str) -> Iterator[None]:
 
 
 class Outcome(Protocol):
-    """A document's prepare stage, maybe still running (``concurrent.futures.Future`` fits)."""
+    """A document's prepare stage, maybe still running (``pipelines.ingest.LocalOutcome``, a
+    ``concurrent.futures.Future``; ``pipelines.flows`` wraps a Prefect future)."""
 
     def done(self) -> bool: ...
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until done or ``timeout`` seconds have passed; return ``done()``."""
+        ...
 
     def result(self) -> Prepared:
         """The prepared document; raises the document's error."""
@@ -469,6 +479,34 @@ class _Pending:
     item: SourceItem
     status: str
     prepared: Prepared
+
+
+STOP_CHECK_SECONDS = 0.1  # how often a wait for a stage looks at ``stop`` (a finished stage ends the wait at once)
+
+
+def stoppable(fn: Callable[..., T], *args: object, stopping: Callable[[], bool]) -> T:
+    """``fn(*args)`` in a daemon thread (with this thread's context variables, e.g. Prefect's flow run
+    context); raises ``_Interrupted`` as soon as ``stopping()`` while it runs, abandoning the call.
+
+    So an interrupt never waits for an embedding call in flight (a model slice on a busy CPU can take
+    many seconds): the batch is rolled back (nothing of it is written) and the abandoned call only
+    computes vectors (and may put them in the embedding cache, which commits per write)."""
+    if stopping():
+        raise _Interrupted()
+    done: Future[T] = Future()
+    ctx = contextvars.copy_context()
+
+    def work() -> None:
+        try:
+            done.set_result(ctx.run(fn, *args))
+        except BaseException as exc:  # noqa: BLE001 - delivered through the future
+            done.set_exception(exc)
+
+    threading.Thread(target=work, name="ondata-stage", daemon=True).start()
+    while not wait([done], timeout=STOP_CHECK_SECONDS).done:
+        if stopping():
+            raise _Interrupted()
+    return done.result()
 
 
 def _message(exc: BaseException) -> str:
@@ -550,7 +588,7 @@ def run_ingest(
             if stopping():
                 raise _Interrupted()
             with timed(stages, "embed"):
-                e = runner.embed(chunks[start:start + step])
+                e = stoppable(runner.embed, chunks[start:start + step], stopping=stopping)
             report.embeddings_computed += e.computed
             report.embedding_cache_hits += e.cache_hits
             stages["embed_model"] = stages.get("embed_model", 0.0) + e.model_seconds
@@ -593,10 +631,9 @@ def run_ingest(
                 raise _Interrupted()
             if runner.eager_flush and pending and not outcome.done():
                 flush()  # keep the model busy while the next document is still being prepared
-            while not outcome.done():  # poll, so that an interrupt is seen while a long parse runs
+            while not outcome.wait(STOP_CHECK_SECONDS):  # an interrupt is seen while a long parse runs
                 if stopping():
                     raise _Interrupted()
-                time.sleep(0.02)
             try:
                 prepared = outcome.result()
             except Exception as exc:  # noqa: BLE001 - recorded with its type; a library bug must not stop the run
@@ -615,7 +652,7 @@ def run_ingest(
         flush()
     except _Interrupted:
         report.interrupted = True
-        log.warning("%s", report.interrupted_line())
+        log.info("%s", report.interrupted_line())  # the caller says it once, where its user sees it
 
     with timed(stages, "index"):
         runner.flush()

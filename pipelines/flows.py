@@ -214,6 +214,10 @@ class _TaskOutcome:
     def done(self) -> bool:
         return bool(self.future.state.is_final())
 
+    def wait(self, timeout: float | None = None) -> bool:
+        self.future.wait(timeout)
+        return self.done()
+
     def result(self) -> Prepared:
         return self.future.result()
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import queue
 import threading
-from concurrent.futures import Future
+from concurrent.futures import Future, wait
 from functools import partial
 from typing import Callable, Iterable, Iterator, Sequence, TypeVar
 
@@ -54,6 +54,14 @@ from pipelines.sync import SyncPlan
 T = TypeVar("T")
 
 
+class LocalOutcome(Future):
+    """A ``concurrent.futures.Future`` that is the engine's ``Outcome`` (adds ``wait(timeout)``)."""
+
+    def wait(self, timeout: float | None = None) -> bool:
+        wait([self], timeout=timeout)
+        return self.done()
+
+
 def prefetched(items: Iterable[SourceItem], prepare: Callable[[SourceItem], T], *, ahead: int,
                ) -> Iterator[tuple[SourceItem, "Future[T]"]]:
     """Yield ``(item, future of prepare(item))`` in order, preparing up to ``ahead`` items in a background thread.
@@ -65,7 +73,7 @@ def prefetched(items: Iterable[SourceItem], prepare: Callable[[SourceItem], T], 
     """
     if ahead <= 0:
         for item in items:
-            future: Future[T] = Future()
+            future: Future[T] = LocalOutcome()
             try:
                 future.set_result(prepare(item))
             except BaseException as exc:  # handed to the caller through the future, as with the thread
@@ -88,7 +96,7 @@ def prefetched(items: Iterable[SourceItem], prepare: Callable[[SourceItem], T], 
     started: list[Future[T]] = []
 
     def submit(item_: SourceItem) -> Future[T]:
-        fut: Future[T] = Future()
+        fut: Future[T] = LocalOutcome()
         started.append(fut)
         jobs.put((item_, fut))
         return fut

@@ -121,6 +121,7 @@ def test_cli_first_signal_keeps_what_was_written_prints_one_line_and_exits_130(s
     assert "Traceback" not in err
     lines = [ln for ln in err.splitlines() if ln.startswith("interrupted")]
     assert len(lines) == 1 and LINE.match(lines[0]), err
+    assert err.count("documents written; run again") == 1, err  # once on the terminal: no log line repeating it
     written, planned = map(int, LINE.match(lines[0]).groups())
     assert planned == DOCS and 1 <= written < DOCS
     stored = stored_sources(idx)
