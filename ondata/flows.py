@@ -16,8 +16,10 @@ from pathlib import Path
 from typing import Any
 
 from prefect import flow
+from prefect.states import State
 
 from ondata.settings import Settings
+from ondata.wiring import check_scope_and_cleanup
 from pipelines.flows import ARTIFACT_KEY, Components
 
 log = logging.getLogger(__name__)
@@ -39,6 +41,7 @@ class SettingsComponents:
     include: tuple[str, ...] = ()
     exclude: tuple[str, ...] = ()
     follow_symlinks: bool = False
+    scope: str | None = None
 
     def settings(self) -> Settings:
         return Settings(**dict(self.overrides))
@@ -49,7 +52,7 @@ class SettingsComponents:
         settings = self.settings()
         embedder = build_embedder(settings)
         source = build_source(settings, self.source, include=self.include, exclude=self.exclude,
-                              follow_symlinks=self.follow_symlinks)
+                              follow_symlinks=self.follow_symlinks, scope=self.scope)
         return Components(source=source, index=build_index(settings, embedder), embedder=embedder)
 
     def __call__(self) -> Components:
@@ -102,7 +105,10 @@ def ingest_from_settings(
     exclude: list[str] | None = None,
     follow_symlinks: bool = False,
     keep_stale_on_error: bool = False,
-) -> dict:
+    scope: str | None = None,
+    cleanup: str | None = None,
+    yes: bool = False,
+) -> "dict | State":
     """Ingest ``source`` (a folder, or ``az://container/prefix``) into the configured index.
 
     One flow run (named ``ingest-<scope>-<YYYYMMDD-HHMM>``) whose task runs are the stages of the
@@ -111,17 +117,19 @@ def ingest_from_settings(
     ``ONDATA_EMBEDDER``). ``include`` / ``exclude`` / ``follow_symlinks`` / ``keep_stale_on_error``
     as for `ondata ingest`. Retries: the backends built by the wiring retry their own requests, so
     the Prefect tasks run without retries (``ondata.wiring.task_retry_policy``). Returns the run
-    report as a dict; the Markdown summary is the artifact ``ingestion-summary``.
+    report as a dict; the Markdown summary is the artifact ``ingestion-summary``. An interrupted run
+    (SIGINT/SIGTERM) ends Cancelled with the report as its result (``return_state=True`` to get it).
     """
     from ondata.wiring import ingest_options, task_retry_policy
     from pipelines.flows import ingest_flow_body, make_task_runner
 
     source = absolute_source(source)
+    cleanup = check_scope_and_cleanup(source, scope=scope, cleanup=cleanup, yes=yes, unattended=True)
     factory = SettingsComponents(source, _overrides(index_dir, profile, embedder), include=tuple(include or ()),
-                                 exclude=tuple(exclude or ()), follow_symlinks=follow_symlinks)
+                                 exclude=tuple(exclude or ()), follow_symlinks=follow_symlinks, scope=scope)
     settings = factory.settings()
     options = ingest_options(settings, dry_run=dry_run, keep_stale_on_error=keep_stale_on_error,
-                             batch_chunks=batch_chunks)
+                             batch_chunks=batch_chunks, cleanup=cleanup)
     index_label = (f"Azure AI Search {settings.azure_search_index}" if settings.profile == "azure"
                    else f"local {Path(settings.index_dir).resolve()}")
     runner = make_task_runner(task_runner, max_workers=max_workers)

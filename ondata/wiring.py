@@ -178,6 +178,26 @@ def build_source(
                              scope=scope, **globs)
 
 
+def check_scope_and_cleanup(source: str, *, scope: str | None, cleanup: str | None, yes: bool,
+                            unattended: bool) -> str:
+    """The ``--scope`` / ``--cleanup`` / ``--yes`` of a run (``ondata ingest``, ``ondata schedule``, the
+    deployable flow), checked before anything is built; returns the cleanup mode (default: ``none`` for
+    a single file, else ``scoped``). ``unattended``: nobody can confirm (a schedule, a deployment), so
+    ``full`` needs ``yes``. Raises ``ConfigError`` (exit 2)."""
+    from pipelines.sync import CLEANUP_MODES
+
+    if cleanup is not None and cleanup not in CLEANUP_MODES:
+        raise ConfigError(f"--cleanup must be one of {', '.join(CLEANUP_MODES)}, not {cleanup!r}")
+    if scope is not None and not scope.strip():
+        raise ConfigError("--scope must not be empty (leave it out for the folder's path)")
+    if cleanup == "full" and unattended and not yes:
+        raise ConfigError("--cleanup full deletes every document not in this source, and a scheduled run cannot "
+                          "ask: pass --yes to confirm (try `ondata ingest --cleanup full --dry-run` first)")
+    if cleanup is None:
+        cleanup = "none" if not source.startswith("az://") and Path(source).is_file() else "scoped"
+    return cleanup
+
+
 def ingest_options(settings: Settings, *, dry_run: bool = False, keep_stale_on_error: bool = False,
                    batch_chunks: int | None = None, cleanup: str = "scoped") -> "IngestOptions":
     """The ``IngestOptions`` of a run, from settings (chunking, size limit) and the run's own flags.

@@ -35,7 +35,8 @@ the deployable flow with JSON parameters lives in ``ondata/flows.py``.
 
 Per-document failures land in the report as ``failed`` and never fail the run. Interrupts: inside
 the main thread, the first SIGINT/SIGTERM stops the run as ``ondata ingest`` does (see
-``pipelines.engine``); the returned report then has ``interrupted: true``.
+``pipelines.engine``); the flow run then ends Cancelled (message: the ``interrupted: ...`` line), its
+result the report with ``interrupted: true`` (``run_ingest_flow`` returns it).
 """
 
 from __future__ import annotations
@@ -52,6 +53,7 @@ import numpy as np
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
+from prefect.states import Cancelled, State
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from indexers.errors import ConfigError
@@ -335,7 +337,7 @@ def ingest_flow_body(
     index_label: str | None = None,
     artifact_key: str | None = ARTIFACT_KEY,
     task_runner: Any = None,
-) -> dict:
+) -> "dict | State":
     """Run the engine with a ``PrefectRunner``; must run inside a flow. Logs one line per document,
     publishes the Markdown artifact and returns the report as a dict."""
     runner = PrefectRunner(components, retry=retry, window=window, task_runner=task_runner,
@@ -359,6 +361,9 @@ def ingest_flow_body(
                                  description=f"Ingestion summary of {report.source}")
     logger.info("ingestion %s: %s in %.1f s", "interrupted" if report.interrupted else "done", report.counts(),
                 report.seconds)
+    if report.interrupted:
+        # the flow run ends Cancelled (not Completed), its message the one line; the report is its result
+        return Cancelled(message=report.interrupted_line(), data=report.to_dict())
     return report.to_dict()
 
 
@@ -372,7 +377,7 @@ def ingest_flow(
     source_label: str | None = None,
     index_label: str | None = None,
     artifact_key: str | None = ARTIFACT_KEY,
-) -> dict:
+) -> "dict | State":
     """Bring the index in step with the source; returns the run report as a dict (see module docstring).
 
     ``window``: documents fetched and parsed concurrently ahead of the batch being embedded (bounds
@@ -399,10 +404,12 @@ def run_ingest_flow(
     if isinstance(components, Components) and not isinstance(runner, ThreadPoolTaskRunner):
         raise ConfigError("task runners other than threads run tasks in other processes; "
                           "pass a picklable components factory instead of built objects")
-    return ingest_flow.with_options(task_runner=runner)(
+    state = ingest_flow.with_options(task_runner=runner)(
         components, options=options, retry=retry, window=window or max(8, 2 * max_workers),
-        source_label=source_label, index_label=index_label, artifact_key=artifact_key,
+        source_label=source_label, index_label=index_label, artifact_key=artifact_key, return_state=True,
     )
+    # an interrupted run ends Cancelled and still returns its report; a failed one raises its error
+    return state.result(raise_on_failure=not state.is_cancelled())
 
 
 __all__ = [

@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -307,6 +310,41 @@ def test_schedule_command_serves_the_flow_with_cron_and_json_parameters(monkeypa
     assert bad.exit_code != 0 and "not a valid cron expression" in str(bad.exception)
     bad = CliRunner().invoke(app, ["schedule", "x", "--task-runner", "ray"])
     assert bad.exit_code != 0 and "--task-runner must be one of" in str(bad.exception)
+
+
+def test_schedule_and_the_deployable_flow_take_scope_and_cleanup_and_refuse_unconfirmed_full(monkeypatch, tmp_path):
+    from prefect import Flow
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+    from typer.testing import CliRunner
+
+    from indexers.errors import ConfigError
+    from ondata.cli import app
+    from ondata.flows import ingest_from_settings
+
+    served = {}
+    monkeypatch.setattr(Flow, "serve", lambda self, **kw: served.update(**kw))
+    with temporary_settings(updates={PREFECT_API_URL: "http://127.0.0.1:9/api"}):
+        refused = CliRunner().invoke(app, ["schedule", "az://docs/hr", "--cleanup", "full"])
+        assert isinstance(refused.exception, ConfigError) and "--yes" in str(refused.exception) and not served
+        bad = CliRunner().invoke(app, ["schedule", "az://docs/hr", "--cleanup", "some"])
+        assert isinstance(bad.exception, ConfigError) and "--cleanup must be one of" in str(bad.exception)
+        bad = CliRunner().invoke(app, ["schedule", "az://docs/hr", "--scope", " "])
+        assert isinstance(bad.exception, ConfigError) and not served
+        ok = CliRunner().invoke(app, ["schedule", "az://docs/hr", "--scope", "hr", "--cleanup", "full", "--yes",
+                                      "--keep-stale-on-error"])
+        assert ok.exit_code == 0, ok.output
+    assert served["parameters"] == {"source": "az://docs/hr", "task_runner": "threads", "max_workers": 4,
+                                    "scope": "hr", "cleanup": "full", "yes": True, "keep_stale_on_error": True}
+    accepted = set(inspect.signature(ingest_from_settings.fn).parameters)
+    assert set(served["parameters"]) <= accepted
+    with pytest.raises(ConfigError, match="--yes"):  # before anything is built, listed or deleted
+        ingest_from_settings.fn(source=str(tmp_path / "nothing"), index_dir=str(tmp_path / "idx"), cleanup="full")
+    assert not (tmp_path / "idx").exists()
+    # the console script: one line, exit 2
+    env = dict(os.environ, PREFECT_API_URL="http://127.0.0.1:9/api")
+    run = subprocess.run([sys.executable, "-m", "ondata.cli", "schedule", str(tmp_path), "--cleanup", "full"],
+                         capture_output=True, text=True, cwd=REPO, env=env)
+    assert run.returncode == 2 and "error: --cleanup full" in run.stderr and "Traceback" not in run.stderr
 
 
 def test_prefect_yaml_deployments_point_at_the_flow_with_valid_parameters():

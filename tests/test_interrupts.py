@@ -49,9 +49,12 @@ CLI = PRELUDE + textwrap.dedent("""
 FLOW = PRELUDE + textwrap.dedent("""
     import json
     from ondata.flows import ingest_from_settings
-    report = ingest_from_settings(source=sys.argv[1], index_dir=sys.argv[2], embedder="hashing", max_workers=2)
+    state = ingest_from_settings(source=sys.argv[1], index_dir=sys.argv[2], embedder="hashing", max_workers=2,
+                                 return_state=True)
+    report = state.result(raise_on_failure=False)
     print(json.dumps({"interrupted": report["interrupted"], "added": report["counts"]["added"],
-                      "planned": report["planned"]}), flush=True)
+                      "planned": report["planned"], "state": state.type.value, "message": state.message,
+                      "flow_run_id": str(state.state_details.flow_run_id)}), flush=True)
 """)
 
 
@@ -157,5 +160,10 @@ def test_prefect_flow_stops_on_sigint_keeps_what_was_written_and_converges(prefe
     assert "Traceback" not in err
     report = json.loads(out.strip().splitlines()[-1])
     assert report["interrupted"] and report["planned"] == DOCS and 1 <= report["added"] < DOCS
+    assert report["state"] == "CANCELLED" and LINE.match(report["message"]), report  # not "Completed"
+    from prefect import get_client
+
+    with get_client(sync_client=True) as client:  # what the server recorded for the flow run
+        assert client.read_flow_run(report["flow_run_id"]).state.type.value == "CANCELLED"
     assert len(stored_sources(idx)) == report["added"]
     assert_converges(docs, idx, tmp_path, index_contents, report["added"])

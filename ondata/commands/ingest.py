@@ -189,14 +189,11 @@ def register(app: typer.Typer) -> None:
 
         Ctrl-C (or SIGTERM) stops after the batch in flight, keeps what was written and exits 130;
         a second Ctrl-C exits at once. Run again to continue."""
-        from indexers.errors import ConfigError
+        from ondata.wiring import check_scope_and_cleanup
         from pipelines.engine import stop_on_signals
-        from pipelines.sync import CLEANUP_MODES
 
-        if cleanup is not None and cleanup not in CLEANUP_MODES:
-            raise ConfigError(f"--cleanup must be one of {', '.join(CLEANUP_MODES)}, not {cleanup!r}")
-        if scope is not None and not scope.strip():
-            raise ConfigError("--scope must not be empty (leave it out for the folder's path)")
+        # the default mode is decided once the source is built (a single file: none)
+        check_scope_and_cleanup(path, scope=scope, cleanup=cleanup, yes=yes, unattended=False)
         settings = _settings(index, chunk_size=chunk_size, chunk_overlap=overlap, embedder=embedder)
         console = Console(stderr=as_json)
         with stop_on_signals(threading.Event()) as stop:

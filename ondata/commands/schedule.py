@@ -11,7 +11,8 @@ import typer
 
 def serve_parameters(
     source: str, *, index: Optional[Path], profile: Optional[str], embedder: Optional[str], task_runner: str,
-    max_workers: int,
+    max_workers: int, scope: Optional[str] = None, cleanup: Optional[str] = None, yes: bool = False,
+    keep_stale_on_error: bool = False,
 ) -> dict:
     """The JSON parameters of ``ondata.flows.ingest_from_settings`` for one schedule (absolute paths:
     the flow runs in another process, maybe another folder)."""
@@ -24,6 +25,13 @@ def serve_parameters(
         params["profile"] = profile
     if embedder is not None:
         params["embedder"] = embedder
+    for key, value in (("scope", scope), ("cleanup", cleanup)):
+        if value is not None:
+            params[key] = value
+    if yes:
+        params["yes"] = True
+    if keep_stale_on_error:
+        params["keep_stale_on_error"] = True
     return params
 
 
@@ -39,11 +47,20 @@ def register(app: typer.Typer) -> None:
         max_workers: int = typer.Option(4, "--max-workers", min=1, help="Concurrent tasks (threads or Dask workers)."),
         name: str = typer.Option("ondata-ingest", "--name", help="Deployment name."),
         timezone: Optional[str] = typer.Option(None, "--timezone", help="IANA time zone of the cron schedule."),
+        scope: Optional[str] = typer.Option(None, "--scope", help="Source scope, as for `ondata ingest`."),
+        cleanup: Optional[str] = typer.Option(
+            None, "--cleanup", help="scoped (default) | none | full, as for `ondata ingest`; full needs --yes."),
+        yes: bool = typer.Option(False, "--yes", "-y", help="Confirm --cleanup full (a scheduled run cannot ask)."),
+        keep_stale_on_error: bool = typer.Option(
+            False, "--keep-stale-on-error", help="Keep a changed document's old chunks when its new version fails."),
     ) -> None:
         """Run the ingestion on a schedule until interrupted (Prefect serve; see prefect.yaml for work pools)."""
         from indexers.errors import ConfigError
-        from ondata.flows import ingest_from_settings
+        from ondata.flows import absolute_source, ingest_from_settings
+        from ondata.wiring import check_scope_and_cleanup
         from pipelines.flows import TASK_RUNNERS
+
+        check_scope_and_cleanup(absolute_source(source), scope=scope, cleanup=cleanup, yes=yes, unattended=True)
 
         if task_runner not in TASK_RUNNERS:
             raise ConfigError(f"--task-runner must be one of {', '.join(TASK_RUNNERS)}, not {task_runner!r}")
@@ -59,7 +76,8 @@ def register(app: typer.Typer) -> None:
             raise ConfigError("ondata schedule needs a Prefect server: run `prefect server start` in another "
                               "terminal, then set PREFECT_API_URL=http://127.0.0.1:4200/api")
         params = serve_parameters(source, index=index, profile=profile, embedder=embedder,
-                                  task_runner=task_runner, max_workers=max_workers)
+                                  task_runner=task_runner, max_workers=max_workers, scope=scope, cleanup=cleanup,
+                                  yes=yes, keep_stale_on_error=keep_stale_on_error)
         typer.echo(f"serving {name}: ingest {params['source']} on '{cron}' with {task_runner} x{max_workers} "
                    f"(Ctrl+C to stop)")
         try:
