@@ -218,6 +218,33 @@ def test_throttling_beyond_the_attempts_is_transient(server):
     assert len(server.requests) - before == 2  # the SDK's own retries are off
 
 
+def test_tpm_quota_answers_429_with_the_wait_and_the_embedder_honours_it(server):
+    server.tokens_per_minute, server.quota_window = 60, 0.8  # a short window stands in for Azure's 60 s
+    server.latency = (0.01, 0.03)
+    texts = [" ".join(f"w{i}x{j}" for j in range(5)) for i in range(6)]
+    per_text = count_tokens(texts[0])
+    emb = make(server, max_batch_inputs=2, max_concurrency=1)
+    t0 = time.monotonic()
+    vectors = emb.embed_documents(texts)
+    elapsed = time.monotonic() - t0
+    assert vectors.shape == (6, 32)
+    answered = sum(len(b["input"]) * per_text for b in server.embedding_calls)
+    assert answered == 6 * per_text  # every input answered once: throttled requests were not counted
+    assert 6 * per_text > server.tokens_per_minute and server.throttled >= 1
+    assert elapsed >= 0.8 - 0.05  # waited (at least) until the first batch left the window
+    sent = [r for r in server.requests if r.path.endswith("/embeddings")]
+    assert len(sent) == len(server.embedding_calls) + server.throttled
+
+
+def test_tpm_quota_retry_after_says_when_the_request_fits(server):
+    server.tokens_per_minute, server.quota_window = 10, 5.0
+    emb = make(server, attempts=1)
+    emb.embed_documents(["one two three four five six seven eight"])
+    with pytest.raises(TransientError) as info:
+        emb.embed_documents(["nine ten eleven twelve thirteen fourteen"])
+    assert 4.0 < info.value.retry_after <= 5.0 and server.throttled == 1
+
+
 def test_5xx_is_retried(server):
     emb = make(server)
     server.fail_next(1, status=503, retry_after=0.05, kind="embeddings")

@@ -15,6 +15,10 @@ Implements the documented REST shapes the ``openai`` SDK uses:
 - Auth: ``api-key: <key>`` (Azure) or ``Authorization: Bearer <key or token>``; 401 otherwise.
 - Failure injection: ``fail_next(n, status=429, retry_after=0.2)`` answers the next ``n`` matching
   requests with that status and ``Retry-After`` / ``retry-after-ms`` headers.
+- Quota and latency, as a deployment has them: ``latency`` is seconds per embeddings request, a number
+  or a ``(low, high)`` range drawn uniformly per request; ``tokens_per_minute`` (TPM) admits an
+  embeddings request only while the tokens of the last 60 s plus its own fit, else answers 429 with
+  ``Retry-After`` / ``retry-after-ms`` saying when they will (``throttled`` counts those answers).
 
 Use it from a test::
 
@@ -35,6 +39,8 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import math
+import random
 import re
 import time
 import uuid
@@ -137,7 +143,11 @@ class FakeAzureOpenAI(TestServer):
     - ``embedding_deployments``: deployment -> native dimensions (unknown deployments answer 404);
       ``None`` accepts any deployment with 1536 dimensions.
     - ``chat_deployments``: accepted chat deployments; ``None`` accepts any.
-    - ``latency``: seconds each embeddings request takes (to observe client concurrency).
+    - ``latency``: seconds each embeddings request takes (to observe client concurrency), or a
+      ``(low, high)`` range drawn uniformly per request (``seed`` makes the draws repeatable).
+    - ``tokens_per_minute``: the deployment's TPM quota over a sliding 60 s window (``None``: no limit);
+      a request that would exceed it answers 429 with the wait until it fits as ``Retry-After``.
+      ``quota_window``: that window in seconds (Azure's is 60; tests shorten it).
     """
 
     def __init__(
@@ -147,7 +157,10 @@ class FakeAzureOpenAI(TestServer):
         bearer_tokens: tuple[str, ...] = (),
         embedding_deployments: Mapping[str, int] | None = None,
         chat_deployments: tuple[str, ...] | None = None,
-        latency: float = 0.0,
+        latency: float | tuple[float, float] = 0.0,
+        tokens_per_minute: int | None = None,
+        quota_window: float = 60.0,
+        seed: int = 0,
     ) -> None:
         super().__init__()
         self.api_key = api_key
@@ -155,6 +168,11 @@ class FakeAzureOpenAI(TestServer):
         self.embedding_deployments = dict(embedding_deployments) if embedding_deployments is not None else None
         self.chat_deployments = tuple(chat_deployments) if chat_deployments is not None else None
         self.latency = latency
+        self.tokens_per_minute = tokens_per_minute
+        self.quota_window = quota_window
+        self._rng = random.Random(seed)
+        self._window: deque[tuple[float, int]] = deque()  # (admitted at, tokens) of the last 60 s
+        self.throttled = 0  # requests answered 429 by the TPM quota
         self.remaining_requests: int = 1000
         self.remaining_tokens: int = 1_000_000
         self._failures: deque[_Failure] = deque()
@@ -269,6 +287,28 @@ class FakeAzureOpenAI(TestServer):
         }
 
     # ------------------------------------------------------------------ embeddings
+    def _admit(self, tokens: int) -> float | None:
+        """Count ``tokens`` against the TPM window; ``None`` when admitted, else seconds until they fit."""
+        if self.tokens_per_minute is None:
+            return None
+        now = time.monotonic()
+        with self.lock:
+            while self._window and self._window[0][0] <= now - self.quota_window:
+                self._window.popleft()
+            used = sum(n for _, n in self._window)
+            if used + tokens <= self.tokens_per_minute:
+                self._window.append((now, tokens))
+                return None
+            self.throttled += 1
+            if tokens > self.tokens_per_minute:
+                return self.quota_window
+            freed = 0  # the oldest entries leave the window first: wait until enough have
+            for at, n in self._window:
+                freed += n
+                if used - freed + tokens <= self.tokens_per_minute:
+                    return max(0.001, at + self.quota_window - now)
+            return self.quota_window  # pragma: no cover - the loop always returns once every entry has left
+
     def _embeddings(self, deployment: str, body: dict) -> Response:
         if self.embedding_deployments is not None and deployment not in self.embedding_deployments:
             return _error(
@@ -321,12 +361,20 @@ class FakeAzureOpenAI(TestServer):
         if total > MAX_REQUEST_TOKENS:
             return _error(400, "invalid_request_error", f"Requested {total} tokens, max {MAX_REQUEST_TOKENS} tokens per request")
 
+        wait = self._admit(total)
+        if wait is not None:
+            return Response(429, {"error": {"code": "429", "message": (
+                "Requests to the Embeddings_Create Operation under Azure OpenAI API version have exceeded the "
+                f"token rate limit of your current tier. Please retry after {math.ceil(wait)} seconds.")}},
+                {"Retry-After": str(math.ceil(wait)), "retry-after-ms": str(math.ceil(wait * 1000)),
+                 "x-ratelimit-remaining-tokens": "0"})
         with self.lock:
             self.in_flight += 1
             self.max_in_flight = max(self.max_in_flight, self.in_flight)
+            delay = self._rng.uniform(*self.latency) if isinstance(self.latency, tuple) else self.latency
         try:
-            if self.latency:
-                time.sleep(self.latency)
+            if delay:
+                time.sleep(delay)
             fmt = body.get("encoding_format") or "float"
             data = []
             for i, t in enumerate(texts):
