@@ -59,7 +59,7 @@ class BeirCorpusSource:
     def _text(rec: dict) -> bytes:
         return f"{rec.get('title', '')}\n\n{rec['text']}".encode("utf-8")
 
-    def list_items(self) -> Iterator[SourceItem]:
+    def list_items(self, known=None) -> Iterator[SourceItem]:
         for rec in self._records():
             data = self._text(rec)
             yield SourceItem(

@@ -650,6 +650,9 @@ class AzureSearchIndex:
         client = self._docs()
         return int(self._call(f"counting chunks of index {self.index_name!r}", client.get_document_count))
 
+    def record_source_stats(self, scope: str, stats: dict[str, str]) -> None:
+        """Change tokens are not stored in Azure AI Search: folder sources are re-hashed every run."""
+
     def list_sources(self, *, scope: str | None = None) -> list[SourceRecord]:
         """One record per document (scope and source id) of ``scope`` (``None``: every scope), sorted by
         scope then source id, paging through every chunk (no facet limits).

@@ -57,6 +57,7 @@ from indexers.errors import IndexError_, IndexSchemaError
 from indexers.filters import to_sql
 from indexers.local_allowed import AllowedCache, AllowedSet
 from indexers.local_keyword import KEYWORD_NAME, KeywordIndex
+from indexers import local_manifest as manifest
 from indexers.fusion import hits_with_arms, reciprocal_rank_fusion
 from indexers import records
 from indexers.records import ALL_GROUPS, Chunk, Groups, SearchHit, SearchRequest, SourceRecord, check_groups
@@ -64,9 +65,9 @@ from indexers.text import STOPWORDS, words
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = "2"
+SCHEMA_VERSION = "3"
 #: Schema versions ``ensure()`` migrates in place (see ``_MIGRATIONS``).
-MIGRATABLE_VERSIONS = ("1",)
+MIGRATABLE_VERSIONS = ("1", "2")
 SQLITE_NAME = "index.sqlite"
 FAISS_NAME = "vectors.faiss"
 _FAISS_MAGIC = b"ONDATA-FAISS-1\n"
@@ -99,6 +100,7 @@ CREATE TABLE IF NOT EXISTS chunks (
     source_chunks INTEGER NOT NULL,
     scope TEXT NOT NULL DEFAULT '',
     ingested_at TEXT NOT NULL DEFAULT '',
+    source_stat TEXT NOT NULL DEFAULT '',
     content TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS chunks_source ON chunks(source_id, source_version, source_chunks);
@@ -141,15 +143,19 @@ CREATE TRIGGER IF NOT EXISTS chunks_tombstone AFTER DELETE ON chunks BEGIN
 END;
 """
 
-# Schema 1 -> 2 (scopes): two columns and the covering index of ``list_sources``. Chunks written
+# Schema 1 -> 2 (scopes): two columns and the covering index of the manifest. Chunks written
 # before scopes get scope '' and no ingestion time; ``pipelines.sync`` adopts them into the first
-# scope that lists their id. Run inside ``ensure()``'s write transaction, before ``_SCHEMA``.
+# scope that lists their id. Schema 2 -> 3: the per-document manifest ``sources`` (built from the
+# chunks) and the chunks' ``source_stat`` (``indexers.local_manifest``). Run inside ``ensure()``'s
+# write transaction, before ``_SCHEMA``; a version's statements bring it to the next one.
 _MIGRATIONS: dict[str, tuple[str, ...]] = {
     "1": (
         "ALTER TABLE chunks ADD COLUMN scope TEXT NOT NULL DEFAULT ''",
         "ALTER TABLE chunks ADD COLUMN ingested_at TEXT NOT NULL DEFAULT ''",
     ),
+    "2": manifest.MIGRATION_2_TO_3,
 }
+_NEXT_VERSION = {"1": "2", "2": "3"}
 
 # ``content`` is the last column: rows are read for their small fields (filters, trimming) far
 # more often than for their text, and SQLite reads columns after a large one from overflow pages.
@@ -305,7 +311,7 @@ class LocalIndex:
                     old = dict(con.execute("SELECT key, value FROM index_meta").fetchall())
                     self._check_meta(old)
                     self._migrate(con, old.get("schema_version", SCHEMA_VERSION))
-                for statement in _split_sql(_SCHEMA):
+                for statement in _split_sql(_SCHEMA + manifest.SCHEMA):
                     con.execute(statement)
                 con.executemany(
                     "INSERT OR IGNORE INTO index_meta(key, value) VALUES (?, ?)",
@@ -346,12 +352,16 @@ class LocalIndex:
         """Bring an index of schema ``version`` to ``SCHEMA_VERSION`` in place (in the caller's transaction)."""
         if version == SCHEMA_VERSION:
             return
-        for statement in _MIGRATIONS[version]:
-            con.execute(statement)
+        step = version
+        while step != SCHEMA_VERSION:
+            for statement in _MIGRATIONS[step]:
+                con.execute(statement)
+            step = _NEXT_VERSION[step]
         con.execute("UPDATE index_meta SET value = ? WHERE key = 'schema_version'", (SCHEMA_VERSION,))
         log.warning(
-            "migrated the local index at %s from schema %s to %s in place; its documents have no scope "
-            "yet and are adopted by the next ingest that lists them", self.directory, version, SCHEMA_VERSION,
+            "migrated the local index at %s from schema %s to %s in place%s", self.directory, version, SCHEMA_VERSION,
+            "; its documents have no scope yet and are adopted by the next ingest that lists them"
+            if version == "1" else " (built its per-document manifest)",
         )
 
     def close(self) -> None:
@@ -422,7 +432,9 @@ class LocalIndex:
                 gen_before = self._generation(con)
                 ids = [c.id for c in chunks]
                 old_rids = self._select_ints(con, "SELECT rid FROM chunks WHERE id IN ({})", ids)
+                touched = manifest.keys_of_rows(con, "id IN ({})", ids) | {(c.scope, c.source_id) for c in chunks}
                 for sc in scopes:
+                    touched |= manifest.keys_of_rows(con, "scope = ? AND source_id IN ({})", replace, prefix=(sc,))
                     old_rids += self._select_ints(con, "SELECT rid FROM chunks WHERE scope = ? AND source_id IN ({})",
                                                   replace, prefix=(sc,))
                 con.executemany("DELETE FROM chunks WHERE id = ?", [(i,) for i in ids])
@@ -433,14 +445,15 @@ class LocalIndex:
                 rids = list(range(first, first + len(chunks)))
                 now = _utc_now()
                 con.executemany(
-                    f"INSERT INTO chunks ({_CHUNK_COLUMNS}) VALUES ({', '.join('?' * 20)})",
-                    [_chunk_row(rid, c, now) for rid, c in zip(rids, chunks)],
+                    f"INSERT INTO chunks ({_CHUNK_COLUMNS}, source_stat) VALUES ({', '.join('?' * 21)})",
+                    [(*_chunk_row(rid, c, now), c.source_stat) for rid, c in zip(rids, chunks)],
                 )
                 con.executemany(
                     "INSERT OR IGNORE INTO chunk_groups(grp, rid) VALUES (?, ?)",
                     [(g, rid) for rid, c in zip(rids, chunks) for g in c.groups],
                 )
                 self._write_vectors(con, rids, vecs)
+                manifest.refresh(con, touched)
                 gen_after = self._bump_generation(con)
             self._apply_to_faiss(gen_before, gen_after, remove=old_rids, add_ids=rids, add_vectors=vecs)
 
@@ -469,7 +482,9 @@ class LocalIndex:
                 old_rids = self._select_ints(con, select, ids, prefix=extra)
                 if not old_rids:
                     return  # commits the (empty) transaction
+                touched = manifest.keys_of_rows(con, select.split(" WHERE ", 1)[1], ids, prefix=extra)
                 con.executemany(delete, [(*extra, s) for s in ids])
+                manifest.refresh(con, touched)
                 gen_after = self._bump_generation(con)
             self._apply_to_faiss(gen_before, gen_after, remove=old_rids, add_ids=[], add_vectors=None)
 
@@ -483,29 +498,26 @@ class LocalIndex:
 
     def list_sources(self, *, scope: str | None = None) -> list[SourceRecord]:
         """One record per document (scope and source id) of ``scope`` (``None``: every scope), sorted by
-        scope then source id.
+        scope then source id, from the manifest (``indexers.local_manifest``: O(documents)).
 
         ``complete`` is False when the source's chunks carry several versions, disagree on
         ``source_chunks``, or their number differs from ``source_chunks`` (0 means "unknown" and
         is not checked). ``groups`` are those of its chunks (all of them, should they differ);
-        ``ingested_at`` the latest write. Reads the covering index ``chunks_documents`` only.
+        ``ingested_at`` the latest write; ``stat`` the change token it was listed with.
         """
         if self._absent():
             return []
-        where, params = ("WHERE scope = ? ", [scope]) if scope is not None else ("", [])
         with self._lock:
-            rows = self._con().execute(
-                "SELECT scope, source_id, count(*), count(DISTINCT source_version), max(source_version), "
-                "min(source_chunks), max(source_chunks), max(ingested_at), json_group_array(DISTINCT groups) "
-                f"FROM chunks {where}GROUP BY scope, source_id ORDER BY scope, source_id", params,
-            ).fetchall()
-        out = []
-        for scope_, source_id, n, n_versions, version, min_sc, max_sc, ingested_at, groups in rows:
-            complete = n_versions == 1 and min_sc == max_sc and (max_sc == 0 or max_sc == n)
-            all_groups = dict.fromkeys(g for gs in json.loads(groups) for g in json.loads(gs))
-            out.append(SourceRecord(source_id=source_id, version=version, chunk_count=n, complete=complete,
-                                    scope=scope_, groups=tuple(all_groups), ingested_at=ingested_at))
-        return out
+            return manifest.read(self._con(), scope)
+
+    def record_source_stats(self, scope: str, stats: dict[str, str]) -> None:
+        """Store new change tokens (``SourceItem.stat``) of documents of ``scope`` listed unchanged."""
+        if not stats or self._absent():
+            return
+        with self._lock:
+            con = self._con()
+            with _write_transaction(con, failed=f"recording {len(stats)} change tokens in {self.directory} failed"):
+                manifest.set_stats(con, scope, stats)
 
     def search(self, request: SearchRequest) -> list[SearchHit]:
         """Text (FTS5 BM25), vector (FAISS inner product) or hybrid (RRF of both) search."""
@@ -862,8 +874,8 @@ class LocalIndex:
         with self._lock:
             con = self._con()
             chunks = int(con.execute("SELECT count(*) FROM chunks").fetchone()[0])
-            sources = int(con.execute("SELECT count(*) FROM (SELECT DISTINCT scope, source_id FROM chunks)").fetchone()[0])
-            scopes = int(con.execute("SELECT count(DISTINCT scope) FROM chunks").fetchone()[0])
+            sources = int(con.execute("SELECT count(*) FROM sources").fetchone()[0])
+            scopes = int(con.execute("SELECT count(DISTINCT scope) FROM sources").fetchone()[0])
             gen = self._generation(con)
             fresh = self._faiss_gen == gen or self._file_generation() == gen
         size = 0

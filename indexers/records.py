@@ -153,7 +153,8 @@ class Chunk:
     document uniquely. ``source_version`` is the stored version of the source the chunk was cut from
     (content version plus pipeline fingerprint, see ``pipelines.sync``); ``source_chunks`` is how
     many chunks that source version has in total. Together they let an index tell a completely
-    written source from one cut short by a crash (see ``SourceRecord``).
+    written source from one cut short by a crash (see ``SourceRecord``). ``source_stat`` is the
+    source's change token of that version (``SourceItem.stat``), stored in the index's manifest.
     """
 
     id: str
@@ -173,6 +174,7 @@ class Chunk:
     source_version: str = ""
     source_chunks: int = 0
     scope: str = ""
+    source_stat: str = ""
 
     def __post_init__(self) -> None:
         if not self.id:
@@ -211,7 +213,9 @@ class SourceRecord:
     ``complete`` is False when the stored chunks do not add up to one whole version of the
     source (a run was killed mid-way): the next run must re-ingest it. ``scope`` is the source
     scope (``""``: stored before scopes existed); ``groups`` the ACL groups of its chunks;
-    ``ingested_at`` when it was last written (ISO 8601 UTC, ``""`` when the backend does not know).
+    ``ingested_at`` when it was last written (ISO 8601 UTC, ``""`` when the backend does not know);
+    ``stat`` the change token the source listed it with (``SourceItem.stat``, ``""``: unknown), which
+    lets the source skip re-reading a document whose token has not changed.
     """
 
     source_id: str
@@ -221,6 +225,7 @@ class SourceRecord:
     scope: str = ""
     groups: tuple[str, ...] = ()
     ingested_at: str = ""
+    stat: str = ""
 
 
 @dataclass(frozen=True)

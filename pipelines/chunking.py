@@ -435,6 +435,7 @@ def chunk_document(doc: ParsedDocument, item: SourceItem, *, config: ChunkingCon
                 source_version=item.version,
                 source_chunks=total,
                 scope=item.scope,
+                source_stat=item.stat,
             )
         )
     logger.debug("chunked %s into %d chunks (%d units)", item.id, total, len(units))

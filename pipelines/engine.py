@@ -259,10 +259,19 @@ def _cell(r: DocumentResult) -> str:
 
 
 def list_and_plan(source: DocumentSource, index: SearchIndex, *, cleanup: CleanupMode = "scoped",
-                  fingerprint: PipelineFingerprint | None = None) -> SyncPlan:
-    """List the source and diff it against the index (I/O on both), in the source's scope."""
-    items = list(source.list_items())
-    return plan_sync(items, index.list_sources(), scope=source.scope, cleanup=cleanup, fingerprint=fingerprint)
+                  fingerprint: PipelineFingerprint | None = None, record_stats: bool = False) -> SyncPlan:
+    """List the source and diff it against the index (I/O on both), in the source's scope.
+
+    The source gets the index's records of its scope (``known``), so it may skip re-reading what its
+    change tokens say is unchanged; ``record_stats`` (not on a dry run) stores the new tokens of
+    documents listed unchanged (a file touched, or first seen racy), so the next run can skip them."""
+    records = index.list_sources()
+    scope = source.scope
+    items = list(source.list_items(known={r.source_id: r for r in records if r.scope == scope}))
+    plan = plan_sync(items, records, scope=scope, cleanup=cleanup, fingerprint=fingerprint)
+    if record_stats and plan.restat:
+        index.record_source_stats(scope, dict(plan.restat))
+    return plan
 
 
 def fingerprint_of(options: IngestOptions, embedder: Embedder) -> PipelineFingerprint:

@@ -166,7 +166,8 @@ def plan_task(components: ComponentsLike, *, ensure: bool = True, options: Inges
     c = resolve(components)
     if ensure:
         c.index.ensure()
-    return list_and_plan(c.source, c.index, cleanup=options.cleanup, fingerprint=fingerprint_of(options, c.embedder))
+    return list_and_plan(c.source, c.index, cleanup=options.cleanup, fingerprint=fingerprint_of(options, c.embedder),
+                         record_stats=ensure)
 
 
 @task(name="prepare", task_run_name="parse {item.id}", cache_policy=NO_CACHE)

@@ -124,7 +124,7 @@ class LocalRunner:
         if ensure:
             self.index.ensure()
         return list_and_plan(self.source, self.index, cleanup=options.cleanup,
-                             fingerprint=fingerprint_of(options, self.embedder))
+                             fingerprint=fingerprint_of(options, self.embedder), record_stats=ensure)
 
     def prepare(self, items: Sequence[SourceItem], *, options: IngestOptions) -> Iterator[tuple[SourceItem, Future]]:
         work = partial(prepare_document, self.source, chunking=options.chunking, max_bytes=options.max_bytes)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from typing import BinaryIO, Iterable, Protocol, runtime_checkable
+from typing import BinaryIO, Iterable, Mapping, Protocol, runtime_checkable
+
+from indexers.records import SourceRecord
 
 from pipelines.records import ItemProblem, ParsedDocument, SourceItem
 
@@ -20,7 +22,10 @@ class DocumentSource(Protocol):
     @property
     def scope(self) -> str: ...
 
-    def list_items(self) -> Iterable[SourceItem | ItemProblem]: ...
+    def list_items(self, known: Mapping[str, SourceRecord] | None = None) -> Iterable[SourceItem | ItemProblem]:
+        """The items; ``known`` (the index's records of this scope, by source id) may let a source skip
+        re-reading what its change token (``SourceItem.stat``) says is unchanged. Sources may ignore it."""
+        ...
 
     def open(self, item: SourceItem) -> BinaryIO:
         """A readable binary stream of the item's content; raises ``SourceError`` naming the item."""

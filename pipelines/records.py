@@ -19,7 +19,9 @@ class SourceItem:
     (the source scope: a folder's resolved path, ``account/container/prefix`` for Blob Storage, or
     the name given with ``--scope``); ``version`` changes whenever the content changes (content
     hash, ETag, MD5; a ``+meta:<hash>`` suffix covers its metadata). ``groups`` are the ACL groups
-    allowed to see it.
+    allowed to see it. ``stat`` is an optional change token (a file's size, mtime, ctime and inode):
+    the index stores it with the document (``SourceRecord.stat``), and a source given the stored
+    records may reuse the stored content version when the token is unchanged instead of re-reading.
     """
 
     id: str
@@ -33,6 +35,7 @@ class SourceItem:
     groups: tuple[str, ...] = ()
     metadata: Mapping[str, Any] = field(default_factory=dict)
     scope: str = ""
+    stat: str = ""
 
     def __post_init__(self) -> None:
         if not self.id:

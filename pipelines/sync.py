@@ -150,6 +150,7 @@ class SyncPlan:
     deleted_elsewhere: tuple[SourceRecord, ...] = ()
     reasons: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     adopted: frozenset[str] = frozenset()
+    restat: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def to_process(self) -> tuple[SourceItem, ...]:
@@ -212,6 +213,7 @@ def plan_sync(
     problems: list[ItemProblem] = []
     reasons: dict[str, tuple[str, ...]] = {}
     adopted: set[str] = set()
+    restat: dict[str, str] = {}
     seen: set[str] = set()
     kept: set[str] = set()
     kept_folders: list[str] = []
@@ -241,6 +243,8 @@ def plan_sync(
             reasons[item.id] = change_reasons(rec.version, item.version)
         else:
             unchanged.append(item)
+            if item.stat and item.stat != rec.stat:
+                restat[item.id] = item.stat
     listed = {i.id for i in (*added, *changed, *unchanged)}
 
     def gone(sid: str) -> bool:
@@ -257,4 +261,4 @@ def plan_sync(
         ))
     return SyncPlan(tuple(added), tuple(changed), deleted, tuple(unchanged), listed=len(listed),
                     problems=tuple(problems), scope=scope, cleanup=cleanup, deleted_elsewhere=elsewhere,
-                    reasons=reasons, adopted=frozenset(adopted))
+                    reasons=reasons, adopted=frozenset(adopted), restat=restat)

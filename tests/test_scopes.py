@@ -337,7 +337,7 @@ def test_an_index_built_before_scopes_is_migrated_in_place_and_adopted(tmp_path,
     with caplog.at_level("WARNING"):
         assert _docs(index) == [("", "a.txt"), ("", "elsewhere.txt")]  # opened: nothing lost
         index.ensure()
-    assert "migrated the local index" in caplog.text and "from schema 1 to 2" in caplog.text
+    assert "migrated the local index" in caplog.text and "from schema 1 to 3" in caplog.text
     con = sqlite3.connect(path / "index.sqlite")
     assert con.execute("SELECT value FROM index_meta WHERE key = 'schema_version'").fetchone() == ("2",)
     con.close()

@@ -213,8 +213,11 @@ class BlobDocumentSource:
         return self.retry.call(fn, what=what, sleep=self._sleep,
                                give_up=lambda exc, n: map_azure_error(exc, what=what, doc_id=doc_id, attempts=n))
 
-    def list_items(self) -> Iterator[SourceItem | ItemProblem]:
+    def list_items(self, known: Mapping[str, Any] | None = None) -> Iterator[SourceItem | ItemProblem]:
         """The container's blobs under the prefix, page by page (lazily), in the service's (name) order.
+
+        ``known`` is not needed: versions come from the listing itself (content MD5 or ETag), no blob
+        is downloaded to tell whether it changed.
 
         Raises (``SourceError`` / ``TransientError``) only when the container cannot be listed; a
         bad blob is yielded as an ``ItemProblem``.

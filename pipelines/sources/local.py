@@ -7,6 +7,13 @@
   updates that folder's document of the same id.
 - ``version``: ``sha256:<hex>`` of the file's bytes, plus ``+meta:<hash>`` of its sidecar when it
   has one, so editing either re-ingests the file (and ``pipelines.sync`` can tell which changed).
+- ``stat`` (the change token): ``size:mtime_ns:ctime_ns:inode:device@<when it was taken, ns>``.
+  ``list_items(known=...)`` (the index's records of this scope) skips hashing a file whose token
+  is unchanged since it was stored and reuses the stored content hash, as git's index does; the
+  sidecar (small, and the ACL) is always read. Racy files (git's "racy git"): a token taken
+  less than ``RACY_NS`` (1 s) after the file's mtime or ctime is never trusted, because a second
+  write within the filesystem's timestamp granularity may leave size and times as they were;
+  the next run hashes the file and stores a fresh token.
 - Sidecar ``<file>.meta.json`` (optional): a JSON object ``{"title": "...", "url": "...",
   "groups": ["..."], <any other key>: ...}``; ``title``/``url`` (strings) and ``groups`` (a list of
   non-empty strings, ``pipelines.sources.acl``) fill the item, other keys become metadata.
@@ -55,9 +62,10 @@ import logging
 import mimetypes
 import os
 import stat
+import time
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, BinaryIO, Iterator, Sequence
+from typing import Any, BinaryIO, Iterator, Mapping, Sequence
 
 from indexers.errors import OndataError
 from pipelines.errors import (
@@ -67,6 +75,7 @@ from pipelines.errors import (
     SpecialFileError,
     SymlinkError,
 )
+from indexers.records import SourceRecord
 from pipelines.records import ItemProblem, SourceItem
 from pipelines.sources.acl import groups_from_list
 
@@ -80,6 +89,27 @@ _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 _NONBLOCK = getattr(os, "O_NONBLOCK", 0)
 _DIRECTORY = getattr(os, "O_DIRECTORY", 0)
 _SAFE_OPEN = os.open in os.supports_dir_fd and os.scandir in os.supports_fd and bool(_NOFOLLOW)
+#: A change token taken within this long after the file's mtime/ctime is not trusted (racy git).
+RACY_NS = 1_000_000_000
+
+
+def stat_token(st: os.stat_result) -> str:
+    """The file part of a change token: what changes when the file's content may have changed."""
+    return f"{st.st_size}:{st.st_mtime_ns}:{st.st_ctime_ns}:{st.st_ino}:{st.st_dev}"
+
+
+def stored_content_version(token: str, st: os.stat_result, record: SourceRecord | None) -> str | None:
+    """The content hash stored for a file listed with ``st`` when its stored token ``record.stat`` is
+    unchanged and was not racy when taken; None when the file must be hashed."""
+    if record is None or not record.stat:
+        return None
+    stored, _, taken = record.stat.rpartition("@")
+    content = record.version.split("|", 1)[0].partition("+meta:")[0]
+    if stored != token or not taken.isdigit() or not content.startswith("sha256:"):
+        return None
+    if int(taken) - max(st.st_mtime_ns, st.st_ctime_ns) < RACY_NS:
+        return None
+    return content
 
 
 @lru_cache(maxsize=1)
@@ -137,6 +167,7 @@ class LocalFolderSource:
         self.exclude = tuple(exclude)
         self.max_bytes = max_bytes
         self.follow_symlinks = follow_symlinks
+        self._known: Mapping[str, SourceRecord] = {}
 
     def __repr__(self) -> str:
         return f"LocalFolderSource({str(self.root)!r})"
@@ -182,7 +213,10 @@ class LocalFolderSource:
 
     # ------------------------------------------------------------------ listing
 
-    def list_items(self) -> Iterator[SourceItem | ItemProblem]:
+    def list_items(self, known: Mapping[str, SourceRecord] | None = None) -> Iterator[SourceItem | ItemProblem]:
+        """The folder's items (see the module docstring); ``known``: the stored records of this scope by
+        source id, whose change tokens let unchanged files skip hashing."""
+        self._known = known or {}
         base, single = self._base()
         try:
             base_fd = os.open(base, _READ | _DIRECTORY)
@@ -330,20 +364,29 @@ class LocalFolderSource:
     def _item(self, base: str, base_fd: int, target: tuple[int, list[str]], here: tuple[int, list[str]], rel: str,
               sidecar: Any) -> SourceItem:
         name = rel.rsplit("/", 1)[-1]
-        h = hashlib.sha256()
         fd = _open_file(*target, rel)
         with os.fdopen(fd, "rb") as fh:
-            size = os.fstat(fh.fileno()).st_size
+            taken = time.time_ns()
+            st = os.fstat(fh.fileno())
+            size = st.st_size
             if self.max_bytes is not None and size > self.max_bytes:
                 raise DocumentTooLargeError(f"{rel} is {size:,} bytes, over the limit of {self.max_bytes:,} bytes",
                                             doc_id=rel)
-            try:
-                for block in iter(lambda: fh.read(1 << 20), b""):
-                    h.update(block)
-            except OSError as exc:
-                raise _os_error(exc, rel, "read") from exc
+            token = stat_token(st)
+            record = self._known.get(rel)
+            version = stored_content_version(token, st, record)
+            if version is not None:
+                change_token = record.stat  # type: ignore[union-attr]  # unchanged: keep the stored one
+            else:
+                change_token = f"{token}@{taken}"
+                h = hashlib.sha256()
+                try:
+                    for block in iter(lambda: fh.read(1 << 20), b""):
+                        h.update(block)
+                except OSError as exc:
+                    raise _os_error(exc, rel, "read") from exc
+                version = "sha256:" + h.hexdigest()
         meta: dict = {"title": "", "url": "", "groups": (), "metadata": {}}
-        version = "sha256:" + h.hexdigest()
         if sidecar is not None:
             raw = self._sidecar_bytes(base, base_fd, here, rel, sidecar)
             version += "+meta:" + hashlib.sha256(raw).hexdigest()[:16]
@@ -360,6 +403,7 @@ class LocalFolderSource:
             filepath=rel,
             groups=meta["groups"],
             metadata=meta["metadata"],
+            stat=change_token,
         )
 
     def _sidecar_bytes(self, base: str, base_fd: int, here: tuple[int, list[str]], rel: str, entry: Any) -> bytes:

@@ -1,0 +1,139 @@
+"""O(changed) re-runs of a folder: files whose change token (size, mtime, ctime, inode) is unchanged since
+it was stored are not hashed again; a touched file is not re-embedded; racy files are always hashed."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+from indexers.embedders.cache import CachedEmbedder, EmbeddingCache
+from indexers.embedders.hashing import HashingEmbedder
+from indexers.local_index import LocalIndex
+from indexers.records import SourceRecord
+from pipelines.ingest import IngestOptions, ingest
+from pipelines.sources import local
+from pipelines.sources.local import LocalFolderSource, stat_token, stored_content_version
+
+DIMS = 32
+
+
+class HashCounter:
+    """Stands in for ``hashlib`` in pipelines.sources.local and counts the documents hashed (not sidecars)."""
+
+    def __init__(self) -> None:
+        self.files = 0
+
+    def sha256(self, data: bytes = b""):
+        if not data:  # documents are hashed block by block from an empty hasher; sidecars in one call
+            self.files += 1
+        return hashlib.sha256(data)
+
+
+@pytest.fixture
+def hashed(monkeypatch) -> HashCounter:
+    counter = HashCounter()
+    monkeypatch.setattr(local, "hashlib", counter)
+    return counter
+
+
+def _old(path: Path, seconds_ago: float = 3600) -> None:
+    t = time.time_ns() - int(seconds_ago * 1e9)
+    os.utime(path, ns=(t, t))
+
+
+def _corpus(root: Path, n: int = 6) -> list[Path]:
+    root.mkdir()
+    files = []
+    for i in range(n):
+        p = root / f"doc{i}.txt"
+        p.write_text(f"Document {i} is about topic {i}. It has a second sentence about apples {i}.\n")
+        files.append(p)
+    (root / "doc0.txt.meta.json").write_text('{"groups": ["hr"]}')
+    return files
+
+
+def _run(root: Path, tmp: Path):
+    embedder = CachedEmbedder(HashingEmbedder(dimensions=DIMS), EmbeddingCache(tmp / "cache.sqlite"))
+    with LocalIndex(tmp / "idx", dimensions=DIMS, model_id=embedder.model_id) as index:
+        report = ingest(LocalFolderSource(root), index=index, embedder=embedder, options=IngestOptions(prefetch=0))
+        records = {r.source_id: r for r in index.list_sources()}
+    return report, records
+
+
+def test_unchanged_files_are_not_hashed_again_and_changed_ones_are(tmp_path, hashed, monkeypatch):
+    monkeypatch.setattr(local, "RACY_NS", 50_000_000)  # 50 ms instead of 1 s keeps the test short
+    files = _corpus(tmp_path / "docs")
+    time.sleep(0.1)
+    report, records = _run(tmp_path / "docs", tmp_path)
+    assert hashed.files == 6 and report.chunks_written == 6
+    assert records["doc1.txt"].stat.startswith(stat_token(os.stat(files[1])) + "@")
+
+    hashed.files = 0
+    report, again = _run(tmp_path / "docs", tmp_path)
+    assert hashed.files == 0  # nothing changed: no document read
+    assert report.unchanged == 6 and report.chunks_written == 0
+    assert {k: (r.version, r.stat) for k, r in again.items()} == {k: (r.version, r.stat) for k, r in records.items()}
+
+    files[2].write_text("Document 2 now says something else entirely, about pears.\n")
+    (tmp_path / "docs" / "doc0.txt.meta.json").write_text('{"groups": ["eng"]}')  # sidecar: always read
+    time.sleep(0.1)
+    hashed.files = 0
+    report, after = _run(tmp_path / "docs", tmp_path)
+    assert hashed.files == 1  # only the changed file
+    assert sorted(r.source_id for r in report.results if r.status == "updated") == ["doc0.txt", "doc2.txt"]
+    assert after["doc0.txt"].groups == ("eng",) and after["doc2.txt"].version != records["doc2.txt"].version
+
+
+def test_a_touched_file_with_the_same_content_is_not_re_embedded_and_its_new_token_is_kept(tmp_path, hashed, monkeypatch):
+    monkeypatch.setattr(local, "RACY_NS", 50_000_000)
+    files = _corpus(tmp_path / "docs")
+    time.sleep(0.1)
+    _, records = _run(tmp_path / "docs", tmp_path)
+    _old(files[1])  # touched: new mtime (and ctime), same bytes
+    time.sleep(0.1)
+    hashed.files = 0
+    report, after = _run(tmp_path / "docs", tmp_path)
+    assert hashed.files == 1  # its token changed: hashed, found unchanged
+    assert report.unchanged == 6 and report.chunks_written == 0 and report.embeddings_computed == 0
+    assert after["doc1.txt"].version == records["doc1.txt"].version
+    assert after["doc1.txt"].stat != records["doc1.txt"].stat  # the new token was stored ...
+    hashed.files = 0
+    _run(tmp_path / "docs", tmp_path)
+    assert hashed.files == 0  # ... so the next run skips it
+
+
+def test_a_same_size_same_mtime_edit_within_the_racy_window_is_detected(tmp_path, hashed, monkeypatch):
+    # A filesystem whose timestamps do not move within its granularity: size and times stay the same
+    # across the edit. Simulated by a token without ctime (utime cannot set ctime back).
+    monkeypatch.setattr(local, "stat_token", lambda st: f"{st.st_size}:{st.st_mtime_ns}:{st.st_ino}:{st.st_dev}")
+    monkeypatch.setattr(local, "RACY_NS", 10**12)  # ~17 min: every write in this test is within the window
+    files = _corpus(tmp_path / "docs")
+    _run(tmp_path / "docs", tmp_path)
+    before = os.stat(files[3])
+    files[3].write_text(files[3].read_text().replace("apples", "plumss"))  # same size
+    os.utime(files[3], ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert os.stat(files[3]).st_size == before.st_size and os.stat(files[3]).st_mtime_ns == before.st_mtime_ns
+    hashed.files = 0
+    report, _ = _run(tmp_path / "docs", tmp_path)
+    assert hashed.files == 6  # every token is racy: every file hashed
+    assert [r.source_id for r in report.results if r.status == "updated"] == ["doc3.txt"]
+
+
+def test_the_racy_rule_trusts_a_token_only_when_taken_a_second_after_the_last_change(tmp_path):
+    p = tmp_path / "f.txt"
+    p.write_text("hello")
+    _old(p, 10)
+    st = os.stat(p)
+    changed = max(st.st_mtime_ns, st.st_ctime_ns)
+    rec = lambda taken: SourceRecord("f.txt", "sha256:ab+meta:cd|p=x", 1, stat=f"{stat_token(st)}@{taken}")  # noqa: E731
+    assert stored_content_version(stat_token(st), st, rec(changed + 1_000_000_000)) == "sha256:ab"
+    assert stored_content_version(stat_token(st), st, rec(changed + 999_999_999)) is None  # same second: racy
+    assert stored_content_version(stat_token(st), st, rec(changed - 5)) is None
+    assert stored_content_version("0:0:0:0:0", st, rec(changed + 5_000_000_000)) is None  # another file state
+    assert stored_content_version(stat_token(st), st, None) is None
+    assert stored_content_version(stat_token(st), st, SourceRecord("f.txt", "md5:ab", 1,
+                                                                   stat=f"{stat_token(st)}@{changed + 10**10}")) is None
