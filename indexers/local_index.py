@@ -165,6 +165,7 @@ _CHUNK_COLUMNS = (
     "ingested_at, content"
 )
 _BATCH = 500  # max bound parameters per IN (...) list
+_BUILD_SLICE = 16384  # vectors read from SQLite per slice when building FAISS (about 25 MB at 384 dims)
 
 
 def fts_query(text: str) -> str:
@@ -777,19 +778,21 @@ class LocalIndex:
             log.info("no FAISS file at %s; rebuilding it from SQLite", path)
             return None
         try:
-            data = path.read_bytes()
-            if not data.startswith(_FAISS_MAGIC):
-                raise ValueError("bad header")
-            header_end = len(_FAISS_MAGIC) + 16
-            file_gen = int.from_bytes(data[len(_FAISS_MAGIC) : len(_FAISS_MAGIC) + 8], "little")
-            file_dims = int.from_bytes(data[len(_FAISS_MAGIC) + 8 : header_end], "little")
-            if file_gen != gen or file_dims != self.dimensions:
-                log.info(
-                    "FAISS file %s is stale (generation %d, index at %d); rebuilding it from SQLite",
-                    path, file_gen, gen,
-                )
-                return None
-            index = faiss.deserialize_index(np.frombuffer(data, dtype=np.uint8, offset=header_end))
+            with open(path, "rb") as fh:  # streamed: the index is read once, never held as bytes too
+                head = fh.read(len(_FAISS_MAGIC) + 16)
+                if not head.startswith(_FAISS_MAGIC) or len(head) < len(_FAISS_MAGIC) + 16:
+                    raise ValueError("bad header")
+                file_gen = int.from_bytes(head[len(_FAISS_MAGIC) : len(_FAISS_MAGIC) + 8], "little")
+                file_dims = int.from_bytes(head[len(_FAISS_MAGIC) + 8 :], "little")
+                if file_gen != gen or file_dims != self.dimensions:
+                    log.info(
+                        "FAISS file %s is stale (generation %d, index at %d); rebuilding it from SQLite",
+                        path, file_gen, gen,
+                    )
+                    return None
+                reader = faiss.PyCallbackIOReader(fh.read)
+                index = faiss.read_index(reader)
+                del reader
             if index.d != self.dimensions:
                 raise ValueError("dimension mismatch")
             return index
@@ -808,17 +811,23 @@ class LocalIndex:
             con.execute("BEGIN")  # one read snapshot for the generation and the vectors
         try:
             gen = self._generation(con)
-            rows = con.execute("SELECT rid, vector FROM chunk_vectors ORDER BY rid").fetchall()
+            index = faiss.IndexIDMap2(faiss.IndexFlatIP(self.dimensions))
+            total = 0
+            cur = con.execute("SELECT rid, vector FROM chunk_vectors ORDER BY rid")
+            while True:  # streamed in slices: the peak is the index itself plus one slice
+                rows = cur.fetchmany(_BUILD_SLICE)
+                if not rows:
+                    break
+                ids = np.fromiter((r for r, _ in rows), dtype=np.int64, count=len(rows))
+                matrix = np.frombuffer(b"".join(v for _, v in rows), dtype=np.float32)
+                index.add_with_ids(matrix.reshape(len(rows), self.dimensions), ids)
+                total += len(rows)
+                del rows, ids, matrix
         finally:
             if own:
                 con.execute("COMMIT")
-        index = faiss.IndexIDMap2(faiss.IndexFlatIP(self.dimensions))
-        if rows:
-            ids = np.fromiter((r for r, _ in rows), dtype=np.int64, count=len(rows))
-            matrix = np.frombuffer(b"".join(v for _, v in rows), dtype=np.float32).reshape(len(rows), self.dimensions)
-            index.add_with_ids(np.ascontiguousarray(matrix), ids)
         log.info(
-            "built FAISS over %d vectors of %s in %.0f ms", len(rows), self.directory,
+            "built FAISS over %d vectors of %s in %.0f ms", total, self.directory,
             (time.perf_counter() - started) * 1000,
         )
         return index, gen
@@ -833,7 +842,9 @@ class LocalIndex:
         try:
             with open(tmp, "wb") as fh:
                 fh.write(header)
-                fh.write(faiss.serialize_index(index).tobytes())
+                writer = faiss.PyCallbackIOWriter(fh.write)  # streamed: no in-memory copy of the index
+                faiss.write_index(index, writer)
+                del writer
                 fh.flush()
                 os.fsync(fh.fileno())
             os.replace(tmp, self.faiss_path)
