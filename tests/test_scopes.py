@@ -339,7 +339,7 @@ def test_an_index_built_before_scopes_is_migrated_in_place_and_adopted(tmp_path,
         index.ensure()
     assert "migrated the local index" in caplog.text and "from schema 1 to 3" in caplog.text
     con = sqlite3.connect(path / "index.sqlite")
-    assert con.execute("SELECT value FROM index_meta WHERE key = 'schema_version'").fetchone() == ("2",)
+    assert con.execute("SELECT value FROM index_meta WHERE key = 'schema_version'").fetchone() == ("3",)
     con.close()
     assert [h.chunk.source_id for h in index.search(SearchRequest(text="apples", mode="text"))] == ["a.txt"]
 
