@@ -310,13 +310,17 @@ class KeywordIndex:
         while split > 1 and info[split - 1][0] > FREQUENT_DF * big_n:
             split -= 1
         acc = self._acc
-        for _df, _tid, idf, rids, tfs in info[:split]:
-            live = self._live[rids]
-            if allowed is not None:
-                live &= allowed.take(rids)
-            r = rids[live]
-            if r.size:
-                acc[r] += self._bm25(idf, tfs[live], r)
+
+        def add_postings(terms_info: list) -> None:  # every live, allowed posting of these terms
+            for _df, _tid, idf, rids, tfs in terms_info:
+                live = self._live[rids]
+                if allowed is not None:
+                    live &= allowed.take(rids)
+                r = rids[live]
+                if r.size:
+                    acc[r] += self._bm25(idf, tfs[live], r)
+
+        add_postings(info[:split])
         rest = info[split:]
         cand = np.flatnonzero(acc)
         if rest:
@@ -330,13 +334,7 @@ class KeywordIndex:
                     if r.size:
                         acc[r] += self._bm25(idf, tfs[pos[hit]], r)
             else:
-                for _df, _tid, idf, rids, tfs in rest:
-                    live = self._live[rids]
-                    if allowed is not None:
-                        live &= allowed.take(rids)
-                    r = rids[live]
-                    if r.size:
-                        acc[r] += self._bm25(idf, tfs[live], r)
+                add_postings(rest)
                 cand = np.flatnonzero(acc)
         if cand.size == 0:
             return []
