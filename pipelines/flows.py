@@ -112,12 +112,19 @@ def resolve(components: ComponentsLike) -> Components:
 
 # ---------------------------------------------------------------- retries
 
+def state_result(state: Any, *, raise_on_failure: bool = True) -> Any:
+    """A final state's result, always synchronously. Prefect's ``State.result`` returns a coroutine
+    instead when it *guesses* it runs in async code (an event loop or an async run context in this
+    thread, e.g. left by a Dask client), which once handed a caller a coroutine for its report."""
+    return state.result(raise_on_failure=raise_on_failure, _sync=True)
+
+
 def _exception_of(state: Any) -> BaseException | None:
     data = getattr(state, "data", None)
     if isinstance(data, BaseException):
         return data
     try:
-        state.result()
+        state_result(state)
     except BaseException as exc:  # noqa: BLE001 - we only read the failure out of the state
         return exc
     return None
@@ -410,7 +417,7 @@ def run_ingest_flow(
         source_label=source_label, index_label=index_label, artifact_key=artifact_key, return_state=True,
     )
     # an interrupted run ends Cancelled and still returns its report; a failed one raises its error
-    return state.result(raise_on_failure=not state.is_cancelled())
+    return state_result(state, raise_on_failure=not state.is_cancelled())
 
 
 __all__ = [

@@ -51,7 +51,8 @@ FLOW = PRELUDE + textwrap.dedent("""
     from ondata.flows import ingest_from_settings
     state = ingest_from_settings(source=sys.argv[1], index_dir=sys.argv[2], embedder="hashing", max_workers=2,
                                  return_state=True)
-    report = state.result(raise_on_failure=False)
+    from pipelines.flows import state_result
+    report = state_result(state, raise_on_failure=False)
     print(json.dumps({"interrupted": report["interrupted"], "added": report["counts"]["added"],
                       "planned": report["planned"], "state": state.type.value, "message": state.message,
                       "flow_run_id": str(state.state_details.flow_run_id)}), flush=True)
