@@ -12,10 +12,10 @@ Layout of ``<directory>``:
   older schema version is migrated in place by ``ensure()`` (schema 1 -> 2 adds the scope columns;
   nothing is dropped); one of a newer or unknown version is refused with one line saying what to do.
 - ``vectors.faiss`` is an exact inner-product FAISS index (``IndexIDMap2(IndexFlatIP)``) over the
-  embeddings keyed by the chunk's SQLite row id, stored with the generation it reflects and
-  written atomically (temp file + ``os.replace``). When it is missing, unreadable or stale it is
-  rebuilt from SQLite (and logged), so a crash at any point leaves an index that opens and
-  answers, and re-running the interrupted write converges.
+  embeddings keyed by the chunk's SQLite row id, owned by ``indexers.local_vectors.VectorIndex``:
+  stored with the generation it reflects and written atomically. When it is missing, unreadable
+  or stale it is rebuilt from SQLite (and logged), so a crash at any point leaves an index that
+  opens and answers, and re-running the interrupted write converges.
 - ``keyword.bin`` is the keyword arm's BM25 inverted index (``indexers.local_keyword``: terms of
   the one text module, base + delta segments and tombstones), tagged with the generation it
   reflects, memory-mapped when opened and caught up from SQLite incrementally (the rows above its
@@ -41,10 +41,8 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import sqlite3
 import threading
-import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -57,6 +55,7 @@ from indexers.errors import IndexError_, IndexSchemaError
 from indexers.filters import to_sql
 from indexers.local_allowed import AllowedCache, AllowedSet
 from indexers.local_keyword import KEYWORD_NAME, KeywordIndex
+from indexers.local_vectors import FAISS_NAME, VectorIndex
 from indexers import local_manifest as manifest
 from indexers.fusion import hits_with_arms, reciprocal_rank_fusion
 from indexers import records
@@ -69,8 +68,6 @@ SCHEMA_VERSION = "3"
 #: Schema versions ``ensure()`` migrates in place (see ``_MIGRATIONS``).
 MIGRATABLE_VERSIONS = ("1", "2")
 SQLITE_NAME = "index.sqlite"
-FAISS_NAME = "vectors.faiss"
-_FAISS_MAGIC = b"ONDATA-FAISS-1\n"
 
 MAX_QUERY_TERMS = 64
 #: Generations of deletes kept in ``chunk_tombstones`` for derived structures to catch up from;
@@ -165,7 +162,6 @@ _CHUNK_COLUMNS = (
     "ingested_at, content"
 )
 _BATCH = 500  # max bound parameters per IN (...) list
-_BUILD_SLICE = 16384  # vectors read from SQLite per slice when building FAISS (about 25 MB at 384 dims)
 
 
 def fts_query(text: str) -> str:
@@ -223,9 +219,7 @@ class LocalIndex:
         self._lock = threading.RLock()
         self._db: sqlite3.Connection | None = None
         self._ensured = False
-        self._faiss: Any = None  # faiss.IndexIDMap2, loaded lazily
-        self._faiss_gen: int | None = None  # generation the in-memory FAISS reflects
-        self._disk_gen: int | None = None  # generation of vectors.faiss as last read/written here
+        self._vectors = VectorIndex(self.directory, dimensions=dimensions, generation=self._generation)
         self._allowed_cache = AllowedCache()  # per-group / per-filter masks (indexers.local_allowed)
         self._keyword: KeywordIndex | None = None  # indexers.local_keyword, loaded lazily
 
@@ -376,9 +370,7 @@ class LocalIndex:
                 self._db.close()
                 self._db = None
                 self._ensured = False
-                self._faiss = None
-                self._faiss_gen = None
-                self._disk_gen = None
+                self._vectors.reset()
                 self._allowed_cache = AllowedCache()
                 self._keyword = None
 
@@ -456,7 +448,7 @@ class LocalIndex:
                 self._write_vectors(con, rids, vecs)
                 manifest.refresh(con, touched)
                 gen_after = self._bump_generation(con)
-            self._apply_to_faiss(gen_before, gen_after, remove=old_rids, add_ids=rids, add_vectors=vecs)
+            self._vectors.apply(gen_before, gen_after, remove=old_rids, add_ids=rids, add_vectors=vecs)
 
     def _write_vectors(self, con: sqlite3.Connection, rids: list[int], vecs: np.ndarray) -> None:
         con.executemany(
@@ -487,7 +479,7 @@ class LocalIndex:
                 con.executemany(delete, [(*extra, s) for s in ids])
                 manifest.refresh(con, touched)
                 gen_after = self._bump_generation(con)
-            self._apply_to_faiss(gen_before, gen_after, remove=old_rids, add_ids=[], add_vectors=None)
+            self._vectors.apply(gen_before, gen_after, remove=old_rids, add_ids=[], add_vectors=None)
 
     # ------------------------------------------------------------------ reads
 
@@ -536,7 +528,7 @@ class LocalIndex:
             # meanwhile (another process) is either wholly seen or not at all.
             with _read_transaction(con, failed=f"searching the index at {self.directory} failed"):
                 if request.mode in ("vector", "hybrid"):
-                    self._fresh_faiss(con)  # FAISS of this snapshot's generation
+                    self._vectors.fresh(con)  # FAISS of this snapshot's generation
                 allowed = self._allowed(con, request)
                 if request.mode in ("text", "hybrid"):
                     text_ranked = self._text_arm(con, request.text or "", allowed, n)
@@ -658,26 +650,14 @@ class LocalIndex:
     def _vector_arm(
         self, con: sqlite3.Connection, vector: Sequence[float], allowed: AllowedSet | None, n: int
     ) -> list[tuple[int, float]]:
-        """Exact inner product via FAISS; restricted to ``allowed`` (an ID selector) before the top-``n`` cut."""
-        import faiss
-
+        """Exact inner product via FAISS (``indexers.local_vectors``); restricted to ``allowed`` before the top-``n`` cut."""
         q = np.asarray(vector, dtype=np.float32).reshape(1, -1)
         if q.shape[1] != self.dimensions:
             raise IndexSchemaError(
                 f"the query vector has {q.shape[1]} dims but the index at {self.directory} uses "
                 f"{self.dimensions} ({self.model_id})"
             )
-        index = self._fresh_faiss(con)
-        if index.ntotal == 0 or (allowed is not None and allowed.count == 0):
-            return []
-        if allowed is not None:
-            k = min(n, allowed.count)
-            bitmap = allowed.bitmap()  # held for the search: the selector points into it
-            sel = faiss.IDSelectorBitmap(len(bitmap), faiss.swig_ptr(bitmap))  # n: bytes
-            scores, ids = index.search(q, k, params=faiss.SearchParameters(sel=sel))
-        else:
-            scores, ids = index.search(q, min(n, index.ntotal))
-        return [(int(i), float(s)) for i, s in zip(ids[0], scores[0]) if i >= 0]
+        return self._vectors.search(con, q, allowed, n)
 
     def _fetch_chunks(self, con: sqlite3.Connection, rids: list[int], *, where: str = "",
                       params: Sequence[Any] = ()) -> dict[int, Chunk]:
@@ -726,158 +706,12 @@ class LocalIndex:
             con = self._con()
             if self.keyword_engine != "fts5":
                 self._flush_keyword(con)
-            gen = self._generation(con)
-            if self._faiss is None and self._disk_gen != gen and self._file_generation() == gen:
-                self._disk_gen = gen  # the file on disk is current: no need to load it
-            if self._disk_gen == gen and (self._faiss is None or self._faiss_gen == gen):
-                return
-            self._fresh_faiss(con)
-            if self._faiss is not None and self._faiss_gen != self._disk_gen:
-                self._save_faiss(self._faiss, self._faiss_gen)
-
-    def _file_generation(self) -> int | None:
-        """The generation recorded in the FAISS file's header (None if missing or unreadable)."""
-        try:
-            with open(self.faiss_path, "rb") as fh:
-                head = fh.read(len(_FAISS_MAGIC) + 16)
-        except OSError:
-            return None
-        if not head.startswith(_FAISS_MAGIC) or len(head) < len(_FAISS_MAGIC) + 16:
-            return None
-        return int.from_bytes(head[len(_FAISS_MAGIC) : len(_FAISS_MAGIC) + 8], "little")
+            self._vectors.flush(con)
 
     def rebuild_vectors(self) -> None:
         """Rebuild the FAISS structure from the embeddings in SQLite and save it, unconditionally."""
         with self._lock:
-            con = self._con()
-            index, gen = self._build_faiss(con)
-            self._faiss, self._faiss_gen = index, gen
-            self._save_faiss(index, gen)
-
-    def _fresh_faiss(self, con: sqlite3.Connection) -> Any:
-        gen = self._generation(con)
-        if self._faiss is not None and self._faiss_gen == gen:
-            return self._faiss
-        loaded = self._load_faiss(gen)
-        if loaded is not None:
-            self._faiss, self._faiss_gen = loaded, gen
-            self._disk_gen = gen
-            return loaded
-        index, built_gen = self._build_faiss(con)
-        self._faiss, self._faiss_gen = index, built_gen
-        self._save_faiss(index, built_gen)
-        return index
-
-    def _load_faiss(self, gen: int) -> Any:
-        import faiss
-
-        _limit_faiss_threads()
-
-        path = self.faiss_path
-        if not path.exists():
-            log.info("no FAISS file at %s; rebuilding it from SQLite", path)
-            return None
-        try:
-            with open(path, "rb") as fh:  # streamed: the index is read once, never held as bytes too
-                head = fh.read(len(_FAISS_MAGIC) + 16)
-                if not head.startswith(_FAISS_MAGIC) or len(head) < len(_FAISS_MAGIC) + 16:
-                    raise ValueError("bad header")
-                file_gen = int.from_bytes(head[len(_FAISS_MAGIC) : len(_FAISS_MAGIC) + 8], "little")
-                file_dims = int.from_bytes(head[len(_FAISS_MAGIC) + 8 :], "little")
-                if file_gen != gen or file_dims != self.dimensions:
-                    log.info(
-                        "FAISS file %s is stale (generation %d, index at %d); rebuilding it from SQLite",
-                        path, file_gen, gen,
-                    )
-                    return None
-                reader = faiss.PyCallbackIOReader(fh.read)
-                index = faiss.read_index(reader)
-                del reader
-            if index.d != self.dimensions:
-                raise ValueError("dimension mismatch")
-            return index
-        except Exception as exc:  # any unreadable file is rebuilt: it is derived data
-            log.warning("FAISS file %s is unreadable (%s); rebuilding it from SQLite", path, exc)
-            return None
-
-    def _build_faiss(self, con: sqlite3.Connection) -> tuple[Any, int]:
-        import faiss
-
-        _limit_faiss_threads()
-
-        started = time.perf_counter()
-        own = not con.in_transaction  # inside a search: its snapshot; else one of its own
-        if own:
-            con.execute("BEGIN")  # one read snapshot for the generation and the vectors
-        try:
-            gen = self._generation(con)
-            index = faiss.IndexIDMap2(faiss.IndexFlatIP(self.dimensions))
-            total = 0
-            cur = con.execute("SELECT rid, vector FROM chunk_vectors ORDER BY rid")
-            while True:  # streamed in slices: the peak is the index itself plus one slice
-                rows = cur.fetchmany(_BUILD_SLICE)
-                if not rows:
-                    break
-                ids = np.fromiter((r for r, _ in rows), dtype=np.int64, count=len(rows))
-                matrix = np.frombuffer(b"".join(v for _, v in rows), dtype=np.float32)
-                index.add_with_ids(matrix.reshape(len(rows), self.dimensions), ids)
-                total += len(rows)
-                del rows, ids, matrix
-        finally:
-            if own:
-                con.execute("COMMIT")
-        log.info(
-            "built FAISS over %d vectors of %s in %.0f ms", total, self.directory,
-            (time.perf_counter() - started) * 1000,
-        )
-        return index, gen
-
-    def _save_faiss(self, index: Any, gen: int | None) -> None:
-        import faiss
-
-        if gen is None:
-            return
-        header = _FAISS_MAGIC + int(gen).to_bytes(8, "little") + int(self.dimensions).to_bytes(8, "little")
-        tmp = self.faiss_path.with_name(f"{FAISS_NAME}.tmp-{os.getpid()}-{threading.get_ident()}")
-        try:
-            with open(tmp, "wb") as fh:
-                fh.write(header)
-                writer = faiss.PyCallbackIOWriter(fh.write)  # streamed: no in-memory copy of the index
-                faiss.write_index(index, writer)
-                del writer
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, self.faiss_path)
-            self._disk_gen = gen
-        except OSError as exc:  # derived data: an unsaved file only costs a rebuild later
-            log.warning("could not save FAISS file %s: %s", self.faiss_path, exc)
-            try:
-                tmp.unlink()
-            except OSError:
-                pass
-
-    def _apply_to_faiss(
-        self,
-        gen_before: int,
-        gen_after: int,
-        *,
-        remove: list[int],
-        add_ids: list[int],
-        add_vectors: np.ndarray | None,
-    ) -> None:
-        """Keep an in-memory FAISS current after our own write; otherwise leave it stale."""
-        if self._faiss is None or self._faiss_gen != gen_before:
-            self._faiss, self._faiss_gen = None, None
-            return
-        try:
-            if remove:
-                self._faiss.remove_ids(np.asarray(remove, dtype=np.int64))
-            if add_ids and add_vectors is not None:
-                self._faiss.add_with_ids(add_vectors, np.asarray(add_ids, dtype=np.int64))
-            self._faiss_gen = gen_after
-        except Exception as exc:  # pragma: no cover - fall back to a rebuild at next search
-            log.warning("in-memory FAISS update failed (%s); it will be rebuilt", exc)
-            self._faiss, self._faiss_gen = None, None
+            self._vectors.rebuild(self._con())
 
     # ------------------------------------------------------------------ stats and helpers
 
@@ -888,7 +722,7 @@ class LocalIndex:
             sources = int(con.execute("SELECT count(*) FROM sources").fetchone()[0])
             scopes = int(con.execute("SELECT count(DISTINCT scope) FROM sources").fetchone()[0])
             gen = self._generation(con)
-            fresh = self._faiss_gen == gen or self._file_generation() == gen
+            fresh = self._vectors.is_fresh(gen)
         size = 0
         for p in self.directory.iterdir():
             if p.name.startswith((SQLITE_NAME, FAISS_NAME, KEYWORD_NAME)) and p.is_file():
@@ -937,23 +771,6 @@ class LocalIndex:
             part = values[start : start + _BATCH]
             out.extend(r for (r,) in con.execute(sql.format(", ".join("?" * len(part))), [*prefix, *part]))
         return out
-
-
-_faiss_threads_set = False
-
-
-def _limit_faiss_threads() -> None:
-    """Search one query at a time on one OpenMP thread (done once, process-wide).
-
-    An exact search of one query over ~10k vectors takes well under a millisecond on one core;
-    OpenMP workers only add wake-up and contention costs, badly so on a busy machine.
-    """
-    global _faiss_threads_set
-    if not _faiss_threads_set:
-        import faiss
-
-        faiss.omp_set_num_threads(1)
-        _faiss_threads_set = True
 
 
 def _utc_now() -> str:

@@ -261,7 +261,7 @@ def test_close_after_ingestion_writes_a_fresh_faiss_file(tmp_path, embedder):
     with LocalIndex(directory, dimensions=128, model_id=embedder.model_id) as ix:
         for chunk in all_chunks():  # many small upserts, no search: FAISS is never loaded
             put(ix, embedder, [chunk])
-        assert ix._faiss is None  # noqa: SLF001 - no rebuild per upsert
+        assert not ix._vectors.loaded  # noqa: SLF001 - no rebuild per upsert
         assert not ix.stats().vectors_fresh
     reopened = LocalIndex(directory, dimensions=128, model_id=embedder.model_id)
     assert reopened.stats().vectors_fresh  # close() saved it
