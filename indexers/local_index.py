@@ -11,8 +11,8 @@ Layout of ``<directory>``:
   dimensions, schema version and a *generation* counter bumped by every write). An index of an
   older schema version is migrated in place by ``ensure()`` (schema 1 -> 2 adds the scope columns;
   nothing is dropped); one of a newer or unknown version is refused with one line saying what to do.
-- ``vectors.faiss`` is an exact inner-product FAISS index (``IndexIDMap2(IndexFlatIP)``) over the
-  embeddings keyed by the chunk's SQLite row id, owned by ``indexers.local_vectors.VectorIndex``:
+- ``vectors.faiss`` is an inner-product FAISS index over the embeddings keyed by the chunk's SQLite
+  row id, exact (``IndexFlatIP``) or HNSW as ``VectorConfig`` says, owned by ``indexers.local_vectors.VectorIndex``:
   stored with the generation it reflects and written atomically. When it is missing, unreadable
   or stale it is rebuilt from SQLite (and logged), so a crash at any point leaves an index that
   opens and answers, and re-running the interrupted write converges.
@@ -55,7 +55,7 @@ from indexers.errors import IndexError_, IndexSchemaError
 from indexers.filters import to_sql
 from indexers.local_allowed import AllowedCache, AllowedSet
 from indexers.local_keyword import KEYWORD_NAME, KeywordIndex
-from indexers.local_vectors import FAISS_NAME, VectorIndex
+from indexers.local_vectors import FAISS_NAME, VectorConfig, VectorIndex
 from indexers import local_manifest as manifest
 from indexers.fusion import hits_with_arms, reciprocal_rank_fusion
 from indexers import records
@@ -208,7 +208,8 @@ class LocalIndex:
     #: (SQLite's FTS5 ``bm25()``, scoring every matching row; kept for comparison).
     keyword_engine: str = "bm25"
 
-    def __init__(self, directory: str | Path, *, dimensions: int, model_id: str) -> None:
+    def __init__(self, directory: str | Path, *, dimensions: int, model_id: str,
+                 vectors: VectorConfig | None = None) -> None:
         if not isinstance(dimensions, int) or dimensions < 1:
             raise ValueError("dimensions must be a positive int")
         if not model_id:
@@ -219,7 +220,8 @@ class LocalIndex:
         self._lock = threading.RLock()
         self._db: sqlite3.Connection | None = None
         self._ensured = False
-        self._vectors = VectorIndex(self.directory, dimensions=dimensions, generation=self._generation)
+        self._vectors = VectorIndex(self.directory, dimensions=dimensions, generation=self._generation,
+                                    config=vectors)
         self._allowed_cache = AllowedCache()  # per-group / per-filter masks (indexers.local_allowed)
         self._keyword: KeywordIndex | None = None  # indexers.local_keyword, loaded lazily
 
@@ -256,10 +258,10 @@ class LocalIndex:
         return str(meta["model_id"]), int(meta["dimensions"])
 
     @classmethod
-    def open_existing(cls, directory: str | Path) -> "LocalIndex":
+    def open_existing(cls, directory: str | Path, *, vectors: VectorConfig | None = None) -> "LocalIndex":
         """Open an index that already exists, reading its model id and dimensions from its metadata."""
         model_id, dimensions = cls.read_model(directory)
-        index = cls(directory, dimensions=dimensions, model_id=model_id)
+        index = cls(directory, dimensions=dimensions, model_id=model_id, vectors=vectors)
         index.ensure()
         return index
 

@@ -39,6 +39,15 @@ class Settings(BaseSettings):
     hashing_dimensions: int = 256
     embedding_cache: Path | None = Field(None, description="SQLite embedding cache (default: <index_dir>/embeddings.sqlite)")
 
+    # --- local index: vector arm (indexers.local_vectors.VectorConfig)
+    vector_index: Literal["auto", "flat", "hnsw"] = Field(
+        "auto", description="Local vector index: flat (exact), hnsw (approximate) or auto (exact below vector_exact_below)")
+    vector_exact_below: int = Field(100_000, ge=0, description="auto: exact search below this many vectors, HNSW from there")
+    hnsw_m: int = Field(32, ge=2, description="HNSW links per node")
+    hnsw_ef_construction: int = Field(80, ge=1, description="HNSW beam width when building")
+    hnsw_ef_search: int = Field(64, ge=1, description="HNSW beam width when searching (raised to k when smaller)")
+    faiss_threads: int = Field(1, ge=1, description="FAISS OpenMP threads (process-wide)")
+
     # --- ingestion
     chunk_size: int = 512
     chunk_overlap: int = 51

@@ -22,6 +22,7 @@ from ondata.settings import Settings
 if TYPE_CHECKING:  # pragma: no cover
     from indexers.ports import Embedder, SearchIndex
     from indexers.retry import RetryPolicy
+    from indexers.local_vectors import VectorConfig
     from pipelines.engine import IngestOptions
     from pipelines.ports import DocumentSource
 
@@ -131,7 +132,18 @@ def build_index(settings: Settings, embedder: "Embedder") -> "SearchIndex":
         )
     from indexers.local_index import LocalIndex
 
-    return LocalIndex(settings.index_dir, dimensions=embedder.dimensions, model_id=embedder.model_id)
+    return LocalIndex(settings.index_dir, dimensions=embedder.dimensions, model_id=embedder.model_id,
+                      vectors=vector_config(settings))
+
+
+def vector_config(settings: Settings) -> "VectorConfig":
+    """The local index's vector arm settings (``ONDATA_VECTOR_INDEX``, ``ONDATA_HNSW_*``, ``ONDATA_FAISS_THREADS``)."""
+    from indexers.local_vectors import VectorConfig
+
+    return VectorConfig(
+        kind=settings.vector_index, hnsw_m=settings.hnsw_m, ef_construction=settings.hnsw_ef_construction,
+        ef_search=settings.hnsw_ef_search, exact_below=settings.vector_exact_below, threads=settings.faiss_threads,
+    )
 
 
 def build_source(
@@ -223,7 +235,7 @@ def open_local_index(settings: Settings):
 
     if not (Path(settings.index_dir) / "index.sqlite").exists():
         raise ConfigError(f"no index at {settings.index_dir}; run `ondata ingest PATH` first")
-    return LocalIndex.open_existing(settings.index_dir)
+    return LocalIndex.open_existing(settings.index_dir, vectors=vector_config(settings))
 
 
 def open_index(settings: Settings) -> "SearchIndex":

@@ -14,6 +14,7 @@ import pytest
 from indexers.embedders.hashing import HashingEmbedder
 from indexers.errors import IndexError_, IndexSchemaError
 from indexers.local_index import FAISS_NAME, LocalIndex, fts_query
+from indexers.local_vectors import VectorConfig
 from indexers.ports import SearchIndex
 from indexers.records import ALL_GROUPS, Chunk, SearchRequest
 
@@ -40,6 +41,19 @@ def index(tmp_path, embedder):
 
 class TestLocalIndexConformance(SearchIndexConformance):
     pass
+
+
+class TestLocalIndexHNSWConformance(SearchIndexConformance):
+    """The same contract with the approximate vector index forced on a small index: filtered searches
+    through HNSW's ID selector (``exact_allowed_max=0``) or exactly among a small allowed set."""
+
+    @pytest.fixture(params=[0, 4096], ids=["selector", "exact-small-allowed"])
+    def index(self, request, tmp_path, embedder):
+        config = VectorConfig(kind="hnsw", exact_allowed_max=request.param)
+        ix = LocalIndex(tmp_path / "ix", dimensions=embedder.dimensions, model_id=embedder.model_id, vectors=config)
+        ix.ensure()
+        yield ix
+        ix.close()
 
 
 # ---------------------------------------------------------------- helpers
