@@ -25,6 +25,8 @@ What it does (every phase in a fresh subprocess, so each peak RSS is that phase'
    ``metadata/dept eq 'd3'`` with trimming off). ``vector_recall_at_10``: the index's vector arm
    against exact inner-product search (FAISS ``IndexFlatIP``) over the same stored vectors
    (``vector_recall_at_10()`` takes any search function, for approximate indexes to hook in).
+   The index is opened with the vector settings of the environment (``ONDATA_VECTOR_INDEX``,
+   ``ONDATA_HNSW_*``, ``ONDATA_VECTOR_EXACT_BELOW``); ``vector_index`` says which kind was searched.
 5. cold first query: a fresh process opens the index and runs one hybrid query (imports excluded,
    reported apart as ``cold_import_s``).
 
@@ -150,8 +152,17 @@ def _components(dirpath: Path, dims: int):
     from indexers.local_index import LocalIndex
 
     embedder = CachedEmbedder(HashingEmbedder(dimensions=dims), EmbeddingCache(dirpath / "embeddings.sqlite"))
-    index = LocalIndex(dirpath / "index", dimensions=embedder.dimensions, model_id=embedder.model_id)
+    index = LocalIndex(dirpath / "index", dimensions=embedder.dimensions, model_id=embedder.model_id,
+                       vectors=_vector_config())
     return embedder, index
+
+
+def _vector_config():
+    """The vector arm settings from the environment (``ONDATA_VECTOR_INDEX``, ``ONDATA_HNSW_*``, ...)."""
+    from ondata.settings import Settings
+    from ondata.wiring import vector_config
+
+    return vector_config(Settings())
 
 
 def phase_ingest(dirpath: Path, dims: int, path: str) -> dict:
@@ -213,7 +224,7 @@ def phase_search(dirpath: Path, dims: int, modes: Sequence[str], n_queries: int)
     emb = HashingEmbedder(dimensions=dims)
     qs = queries(n_queries)
     qv = np.asarray([emb.embed_query(q) for q in qs], dtype=np.float32)
-    index = LocalIndex.open_existing(dirpath / "index")
+    index = LocalIndex.open_existing(dirpath / "index", vectors=_vector_config())
     flt = parse_odata(FILTER)
     rss_open = peak_rss_mb()
 
@@ -250,6 +261,10 @@ def phase_search(dirpath: Path, dims: int, modes: Sequence[str], n_queries: int)
                      "mean_ms": round(sum(times) / len(times), 2)}
     out["peak_rss_mb"] = peak_rss_mb()
     out["rss_after_open_mb"] = rss_open
+    config = _vector_config()
+    out["vector_index"] = {"kind": config.kind_for(index.count()), "setting": config.kind, "hnsw_m": config.hnsw_m,
+                           "ef_construction": config.ef_construction, "ef_search": config.ef_search,
+                           "exact_below": config.exact_below}
     index.close()
     if "vector" in modes:
         out["vector_recall_at_10"] = vector_recall_at_10(dirpath / "index", qv, vector_hits)
@@ -307,7 +322,7 @@ def phase_cold(dirpath: Path, dims: int) -> dict:
     q = queries(1)[0]
     vec = tuple(float(x) for x in HashingEmbedder(dimensions=dims).embed_query(q))
     t0 = time.perf_counter()
-    index = LocalIndex.open_existing(dirpath / "index")
+    index = LocalIndex.open_existing(dirpath / "index", vectors=_vector_config())
     hits = index.search(SearchRequest(text=q, vector=vec, mode="hybrid", top=TOP, groups=ALL_GROUPS))
     t1 = time.perf_counter()
     index.close()
@@ -433,6 +448,7 @@ def main() -> int:
         for m in modes:
             result[m] = srch.pop(m)
         result["vector_recall_at_10"] = srch.pop("vector_recall_at_10", None)
+        result["vector_index"] = srch.pop("vector_index", None)
         result["search_peak_rss_mb"] = round(srch["peak_rss_mb"], 1)
         result["peak_rss_mb"] = result["search_peak_rss_mb"]
         result["search"] = srch
