@@ -41,7 +41,7 @@ class Settings(BaseSettings):
 
     # --- local index: vector arm (indexers.local_vectors.VectorConfig)
     vector_index: Literal["auto", "flat", "hnsw"] = Field(
-        "auto", description="Local vector index: flat (exact), hnsw (approximate) or auto (exact below vector_exact_below)")
+        "flat", description="Local vector index: flat (exact), hnsw (approximate) or auto (exact below vector_exact_below)")
     vector_exact_below: int = Field(100_000, ge=0, description="auto: exact search below this many vectors, HNSW from there")
     hnsw_m: int = Field(32, ge=2, description="HNSW links per node")
     hnsw_ef_construction: int = Field(80, ge=1, description="HNSW beam width when building")

@@ -82,12 +82,12 @@ def test_broad_filter_through_the_hnsw_selector_keeps_recall(tmp_path):
 
 
 def test_auto_is_exact_below_the_threshold_and_hnsw_from_it(tmp_path):
-    small = LocalIndex(tmp_path / "small", dimensions=DIMS, model_id="random", vectors=VectorConfig(exact_below=500))
+    small = LocalIndex(tmp_path / "small", dimensions=DIMS, model_id="random", vectors=VectorConfig(kind="auto", exact_below=500))
     small.upsert(_chunks(100), vectors=_vectors(100))
     small.rebuild_vectors()
     assert kind_of(small._vectors.fresh(small._con())) == "flat"  # noqa: SLF001
     small.close()
-    big = LocalIndex(tmp_path / "big", dimensions=DIMS, model_id="random", vectors=VectorConfig(exact_below=500))
+    big = LocalIndex(tmp_path / "big", dimensions=DIMS, model_id="random", vectors=VectorConfig(kind="auto", exact_below=500))
     big.upsert(_chunks(600), vectors=_vectors(600))
     big.rebuild_vectors()
     assert kind_of(big._vectors.fresh(big._con())) == "hnsw"  # noqa: SLF001
