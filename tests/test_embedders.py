@@ -380,3 +380,16 @@ def test_minilm_runs_without_sentence_transformers_and_gives_its_vectors_exactly
     assert ours.dtype == theirs.dtype == np.float32 and np.array_equal(ours, theirs)
     for q in ("Is delivery free for parts orders?", "battery pack price"):
         assert np.array_equal(minilm.embed_query(q), reference.embed_query(q))
+
+
+def test_settings_choose_the_cache_precision(tmp_path, monkeypatch):
+    from ondata.settings import Settings
+    from ondata.wiring import build_embedder
+
+    monkeypatch.setenv("ONDATA_EMBEDDING_CACHE_DTYPE", "float32")
+    exact = build_embedder(Settings(index_dir=tmp_path / "a", embedder="hashing", hashing_dimensions=32))
+    assert isinstance(exact, CachedEmbedder) and exact.cache.dtype == "float32"
+    np.testing.assert_array_equal(exact.embed_documents(["t"]), HashingEmbedder(dimensions=32).embed_documents(["t"]))
+    monkeypatch.delenv("ONDATA_EMBEDDING_CACHE_DTYPE")
+    half = build_embedder(Settings(index_dir=tmp_path / "b", embedder="hashing", hashing_dimensions=32))
+    assert half.cache.dtype == "float16"
