@@ -62,6 +62,7 @@ FREQUENT_DF = 0.05
 #: At most this many distinct query terms are scored.
 MAX_QUERY_TERMS = 64
 _READ_BATCH = 2000
+_SLICE = 1 << 20  # postings per slice when the base is rebuilt (bounds its temporaries)
 
 
 def analyze(text: str) -> list[str]:
@@ -227,7 +228,9 @@ class KeywordIndex:
         t, d, w = t[keep], np.array(flat_i, dtype=np.int64)[keep], np.array(flat_w, dtype=np.float64)[keep]
         keys, inverse = np.unique(t * len(rows) + d, return_inverse=True)  # sorted by term, then row
         tf = np.bincount(inverse, weights=w).astype(np.float32)
-        self._push_part(keys // len(rows), rids[keys % len(rows)], tf, merge=merge)
+        r = rids[keys % len(rows)]
+        self._push_part((keys // len(rows)).astype(np.int32),  # 12 bytes a delta posting, not 20
+                        r.astype(np.int32) if int(rids[-1]) < 2**31 else r, tf, merge=merge)
 
     def _push_part(self, t: np.ndarray, r: np.ndarray, f: np.ndarray, *, merge: bool) -> None:
         """Add a part (sorted by term, then row id) and merge while the last is not smaller than
@@ -244,23 +247,48 @@ class KeywordIndex:
                 or self._dead_since_base > COMPACT_FRACTION * max(self._n_live, 1))
 
     def compact(self) -> None:
-        """Merge the delta into the base segment and drop the postings of dead rows."""
+        """Merge the delta into the base segment and drop the postings of dead rows.
+
+        The base and the delta parts hold ascending, disjoint row-id ranges (rows are added in rid
+        order), so the merged order (term, then row id) is each term's postings taken part by part:
+        a counting sort by term, scattered slice by slice into the new arrays (about 8 bytes a
+        posting plus one slice of temporaries, instead of int64 copies and a lexsort of everything)."""
         n_terms = len(self._vocab)
-        base_terms = np.repeat(np.arange(self._base_offsets.shape[0] - 1, dtype=np.int64),
-                               np.diff(self._base_offsets))
-        t, r, f = _merge_sorted([(base_terms, self._base_rids, self._base_tfs), *self._parts],
-                                keep=self._live)
-        small = r.size == 0 or int(r.max()) < 2**31
-        self._base_rids = r.astype(np.int32 if small else np.int64)  # 4 bytes a posting
-        self._base_tfs = f
-        self._base_offsets = np.zeros(n_terms + 1, dtype=np.int64)
-        np.cumsum(np.bincount(t, minlength=n_terms), out=self._base_offsets[1:])
+        merged = _scatter_by_term(self._slices, n_terms, self._live) if self._rid_ranges_ascend() else None
+        if merged is None:  # not expected; the general merge is kept for safety
+            base_terms = np.repeat(np.arange(self._base_offsets.shape[0] - 1, dtype=np.int64),
+                                   np.diff(self._base_offsets))
+            t, r, f = _merge_sorted([(base_terms, self._base_rids, self._base_tfs), *self._parts],
+                                    keep=self._live)
+            small = r.size == 0 or int(r.max()) < 2**31
+            offsets = np.zeros(n_terms + 1, dtype=np.int64)
+            np.cumsum(np.bincount(t, minlength=n_terms), out=offsets[1:])
+            merged = offsets, r.astype(np.int32 if small else np.int64), f  # 4 bytes a posting
+        self._base_offsets, self._base_rids, self._base_tfs = merged
         self._parts = []
         self._delta_postings = self._dead_since_base = 0
         self._base_watermark = self.watermark
-        self._base_id = None  # not saved yet
 
-    # ---------------------------------------------------------------- search
+    def _rid_ranges_ascend(self) -> bool:
+        prev = -1
+        for r in [self._base_rids, *(p[1] for p in self._parts)]:
+            if r.size:
+                if int(r.min()) <= prev:
+                    return False
+                prev = int(r.max())
+        return True
+
+    def _slices(self):
+        """(term ids, row ids, frequencies) of the base then the delta parts, in order, in slices
+        of at most ``_SLICE`` postings (the base's term ids derived per slice from its offsets)."""
+        offsets, n = self._base_offsets, int(self._base_rids.shape[0])
+        for a in range(0, n, _SLICE):
+            b = min(a + _SLICE, n)
+            terms = np.searchsorted(offsets, np.arange(a, b, dtype=np.int64), "right") - 1
+            yield terms, self._base_rids[a:b], self._base_tfs[a:b]
+        for t, r, f in self._parts:
+            for a in range(0, int(t.shape[0]), _SLICE):
+                yield t[a : a + _SLICE], r[a : a + _SLICE], f[a : a + _SLICE]
 
     def _postings(self, tid: int) -> tuple[np.ndarray, np.ndarray]:
         parts_r, parts_f = [], []
@@ -471,6 +499,37 @@ class KeywordIndex:
         self._n_live, self._total_len = int(header["n_live"]), float(header["total_len"])
         self.watermark = watermark
         self.generation = self.saved_generation = int(header["generation"])
+
+
+def _scatter_by_term(slices, n_terms: int, keep: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(offsets, row ids, frequencies) of the live postings of ``slices()``, grouped by term in
+    slice order: two passes, a count by term then a scatter; ``slices`` yields each term's postings
+    in ascending row-id order when taken in turn."""
+    counts = np.zeros(n_terms, dtype=np.int64)
+    top = -1
+    for t, r, _ in slices():
+        alive = keep[r]
+        counts += np.bincount(t[alive], minlength=n_terms)
+        if r.size:
+            top = max(top, int(r.max()))
+    offsets = np.zeros(n_terms + 1, dtype=np.int64)
+    np.cumsum(counts, out=offsets[1:])
+    total = int(offsets[-1])
+    out_r = np.empty(total, dtype=np.int32 if top < 2**31 else np.int64)  # 4 bytes a posting
+    out_f = np.empty(total, dtype=np.float32)
+    fill = offsets[:-1].copy()
+    for t, r, f in slices():
+        alive = keep[r]
+        t, r, f = t[alive], r[alive], f[alive]
+        if not t.size:
+            continue
+        c = np.bincount(t, minlength=n_terms)
+        first = np.cumsum(c) - c  # where each term starts within this slice (sorted by term)
+        pos = fill[t] + (np.arange(t.shape[0], dtype=np.int64) - first[t])
+        out_r[pos] = r
+        out_f[pos] = f
+        fill += c
+    return offsets, out_r, out_f
 
 
 def _merge_sorted(parts: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray]], *,

@@ -38,6 +38,9 @@ class Settings(BaseSettings):
     local_model: str | None = Field(None, description="sentence-transformers model path or name (default all-MiniLM-L6-v2)")
     hashing_dimensions: int = 256
     embedding_cache: Path | None = Field(None, description="SQLite embedding cache (default: <index_dir>/embeddings.sqlite)")
+    embedding_cache_dtype: Literal["float16", "float32"] = Field(
+        "float16", description="Storage precision of cached vectors: float16 (half the bytes) or float32 (exact)"
+    )
 
     # --- local index: vector arm (indexers.local_vectors.VectorConfig)
     vector_index: Literal["auto", "flat", "hnsw"] = Field(

@@ -109,7 +109,7 @@ def build_embedder(settings: Settings, *, cached: bool = True, probe: bool = Fal
 
     path = Path(settings.embedding_cache_path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    return CachedEmbedder(inner, EmbeddingCache(path))
+    return CachedEmbedder(inner, EmbeddingCache(path, dtype=settings.embedding_cache_dtype))
 
 
 def build_index(settings: Settings, embedder: "Embedder") -> "SearchIndex":

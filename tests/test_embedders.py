@@ -102,7 +102,10 @@ def test_cached_embedder_computes_only_misses_in_one_batch(tmp_path):
     first = e.embed_documents(["a b", "c d", "a b"])
     assert inner.batches == [["a b", "c d"]]  # a repeated text is embedded once
     assert (e.stats.cache_hits, e.stats.computed) == (0, 2)
-    np.testing.assert_array_equal(first, inner.inner.embed_documents(["a b", "c d", "a b"]))
+    exact = inner.inner.embed_documents(["a b", "c d", "a b"])
+    # returned at the cache's precision (float16 by default), whether computed now or read back later
+    np.testing.assert_array_equal(first, exact.astype(np.float16).astype(np.float32))
+    np.testing.assert_allclose(first, exact, rtol=0, atol=1e-3)
 
     second = e.embed_documents(["c d", "e f", "a b"])
     assert inner.batches[-1] == ["e f"]
@@ -133,6 +136,84 @@ def test_cache_key_includes_model_and_dimensions(tmp_path):
     assert other.stats.computed == 1
     assert cache.get_many("another-model", 32, ["same text"]) == {}
     assert set(cache.get_many("hashing-v1", 32, ["x", "same text"])) == {1}
+
+
+def test_float32_cache_round_trips_exactly(tmp_path):
+    inner = HashingEmbedder(dimensions=48)
+    texts = [f"exact text {i}" for i in range(5)]
+    e = CachedEmbedder(inner, EmbeddingCache(tmp_path / "c.sqlite", dtype="float32"))
+    np.testing.assert_array_equal(e.embed_documents(texts), inner.embed_documents(texts))
+    e.cache.close()
+    again = EmbeddingCache(tmp_path / "c.sqlite", dtype="float32").get_many(inner.model_id, 48, texts)
+    np.testing.assert_array_equal(np.stack([again[i] for i in range(5)]), inner.embed_documents(texts))
+    with pytest.raises(ValueError, match="dtype"):
+        EmbeddingCache(tmp_path / "x.sqlite", dtype="int4")
+
+
+def test_float16_cache_stores_two_bytes_a_dimension_in_a_rowid_table(tmp_path):
+    import sqlite3
+
+    inner = HashingEmbedder(dimensions=384)
+    texts = [f"compact {i}" for i in range(20)]
+    e = CachedEmbedder(inner, EmbeddingCache(tmp_path / "c.sqlite"))
+    got = e.embed_documents(texts)
+    np.testing.assert_allclose(got, inner.embed_documents(texts), rtol=0, atol=1e-3)
+    e.cache.close()
+    con = sqlite3.connect(tmp_path / "c.sqlite")
+    assert {n for (n,) in con.execute("SELECT length(vector) FROM embedding_vectors")} == {2 * 384}
+    assert con.execute("SELECT sql FROM sqlite_master WHERE name = 'embedding_vectors'").fetchone()[0].find("WITHOUT ROWID") < 0
+    con.close()
+
+
+def test_schema1_cache_is_migrated_in_place_without_loss(tmp_path, caplog):
+    import logging
+    import sqlite3
+
+    from indexers.embedders.cache import text_key
+
+    path = tmp_path / "old.sqlite"
+    inner = HashingEmbedder(dimensions=32)
+    texts = [f"old text {i}" for i in range(30)]
+    vecs = inner.embed_documents(texts)
+    con = sqlite3.connect(path)
+    con.execute(
+        "CREATE TABLE embedding_cache (model_id TEXT NOT NULL, dimensions INTEGER NOT NULL, text_sha256 BLOB NOT NULL,"
+        " vector BLOB NOT NULL, PRIMARY KEY (model_id, dimensions, text_sha256)) WITHOUT ROWID"
+    )
+    con.executemany(
+        "INSERT INTO embedding_cache VALUES (?, ?, ?, ?)",
+        [(inner.model_id, 32, text_key(t), vecs[i].tobytes()) for i, t in enumerate(texts)]
+        + [("other-model", 32, text_key("q"), vecs[0].tobytes())],
+    )
+    con.commit()
+    con.close()
+
+    counting = CountingEmbedder(inner)
+    with caplog.at_level(logging.INFO, logger="indexers.embedders.cache"):
+        e = CachedEmbedder(counting, EmbeddingCache(path))
+        got = e.embed_documents(texts)
+    assert counting.batches == [] and e.stats.cache_hits == 30  # every old vector was kept
+    np.testing.assert_allclose(got, vecs, rtol=0, atol=1e-3)
+    assert e.cache.count() == 31 and e.cache.count("other-model") == 1
+    assert any("migrated 31 vectors" in r.getMessage() for r in caplog.records)
+    e.cache.close()
+    con = sqlite3.connect(path)
+    assert con.execute("SELECT 1 FROM sqlite_master WHERE name = 'embedding_cache'").fetchone() is None
+    con.close()
+
+
+def test_a_rowid_collision_is_a_miss_never_another_texts_vector(tmp_path, monkeypatch):
+    import indexers.embedders.cache as cache_mod
+
+    monkeypatch.setattr(cache_mod, "row_key", lambda ref, digest: 7)  # every text lands on one rowid
+    inner = CountingEmbedder(HashingEmbedder(dimensions=32))
+    e = CachedEmbedder(inner, EmbeddingCache(tmp_path / "c.sqlite"))
+    e.embed_documents(["first text"])
+    second = e.embed_documents(["second text"])  # replaces row 7
+    assert e.stats.computed == 2
+    found = e.cache.get_many("hashing-v1", 32, ["first text", "second text"])
+    assert set(found) == {1}
+    np.testing.assert_array_equal(found[1], second[0])
 
 
 def test_cached_query_uses_inner_embed_query_and_cache(tmp_path):
@@ -299,3 +380,16 @@ def test_minilm_runs_without_sentence_transformers_and_gives_its_vectors_exactly
     assert ours.dtype == theirs.dtype == np.float32 and np.array_equal(ours, theirs)
     for q in ("Is delivery free for parts orders?", "battery pack price"):
         assert np.array_equal(minilm.embed_query(q), reference.embed_query(q))
+
+
+def test_settings_choose_the_cache_precision(tmp_path, monkeypatch):
+    from ondata.settings import Settings
+    from ondata.wiring import build_embedder
+
+    monkeypatch.setenv("ONDATA_EMBEDDING_CACHE_DTYPE", "float32")
+    exact = build_embedder(Settings(index_dir=tmp_path / "a", embedder="hashing", hashing_dimensions=32))
+    assert isinstance(exact, CachedEmbedder) and exact.cache.dtype == "float32"
+    np.testing.assert_array_equal(exact.embed_documents(["t"]), HashingEmbedder(dimensions=32).embed_documents(["t"]))
+    monkeypatch.delenv("ONDATA_EMBEDDING_CACHE_DTYPE")
+    half = build_embedder(Settings(index_dir=tmp_path / "b", embedder="hashing", hashing_dimensions=32))
+    assert half.cache.dtype == "float16"

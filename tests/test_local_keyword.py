@@ -212,3 +212,45 @@ def test_frequent_terms_looked_up_only_for_candidates_give_the_exact_top_k(tmp_p
         groups = ALL_GROUPS if allowed == str(ALL_GROUPS) else ("g",)
         assert text_hits(index, q, top=top, k_candidates=top, groups=groups) == hits, (q, top, allowed)
     index.close()
+
+
+def test_compaction_by_term_scatter_equals_the_general_merge(monkeypatch):
+    import copy
+    import random
+    import sqlite3
+
+    import indexers.local_keyword as kw
+
+    monkeypatch.setattr(kw, "_READ_BATCH", 3)  # many delta parts
+    monkeypatch.setattr(kw, "_SLICE", 5)  # many slices of the base and of each part
+    rng = random.Random(7)
+    con = sqlite3.connect(":memory:")
+    con.execute("CREATE TABLE chunks (rid INTEGER PRIMARY KEY, title TEXT, section TEXT, content TEXT)")
+
+    def add(n):
+        con.executemany("INSERT INTO chunks(title, section, content) VALUES (?, ?, ?)",
+                        [(rng.choice(WORDS), "", " ".join(rng.choices(WORDS, k=rng.randint(1, 9)))) for _ in range(n)])
+
+    def arrays(index):
+        return [np.asarray(a).tolist() for a in (index._base_offsets, index._base_rids, index._base_tfs)]
+
+    index = kw.KeywordIndex((2.0, 1.0, 1.0))
+    add(40)
+    index._add_rows(con, above=0)
+    general = copy.deepcopy(index)
+    index.compact()
+    monkeypatch.setattr(general, "_rid_ranges_ascend", lambda: False)
+    general.compact()
+    assert arrays(index) == arrays(general) and len(index._base_rids) > 40
+    add(25)
+    index._add_rows(con, above=index.watermark)
+    for rid in (1, 2, 17, 41, 60):  # dead rows in the base and in the delta
+        index._live[rid] = False
+    general = copy.deepcopy(index)
+    assert index._rid_ranges_ascend()
+    index.compact()
+    monkeypatch.setattr(general, "_rid_ranges_ascend", lambda: False)
+    general.compact()
+    assert arrays(index) == arrays(general)
+    assert not set(np.asarray(index._base_rids).tolist()) & {1, 2, 17, 41, 60}
+    assert index._base_rids.dtype == np.int32
