@@ -6,14 +6,15 @@ Tasks are thin wrappers over the engine's plain steps (DESIGN.md 3):
 task              plain function                             retried (transient errors only)
 ================  =========================================  ===================================
 plan              ``index.ensure`` + ``list_and_plan``       yes (lists the source and the index)
-prepare           ``prepare_document`` (fetch, parse, chunk) yes (download); never a ParseError
+prepare           ``prepare_document`` over a group of       yes (download); never a ParseError
+                  documents (fetch, parse, chunk)
 embed             ``embed_chunks``                           yes (remote embedders)
 write             ``write_documents`` (delete+upsert)        yes (idempotent)
 delete            ``delete_documents``                       yes (idempotent)
 finalize          ``index.flush()``                          yes
 ================  =========================================  ===================================
 
-Task runs are named after what they work on (``parse hr/policy.pdf``, ``embed 64 chunks: a.pdf +2``),
+Task runs are named after what they work on (``parse hr/policy.pdf, a.md +6``, ``embed 64 chunks: a.pdf +2``),
 flow runs ``ingest-<scope>-<YYYYMMDD-HHMM>`` (``run_name``), each document's result is one log line
 of the flow run, and the report is the Markdown artifact ``ingestion-summary`` (documents added,
 updated, deleted, failed and skipped, with stage timings).
@@ -47,7 +48,7 @@ import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import PurePosixPath
-from typing import Any, Callable, Iterator, Sequence, Union
+from typing import Any, Callable, Iterable, Iterator, Sequence, Union
 
 import numpy as np
 from prefect import flow, get_run_logger, task
@@ -87,6 +88,8 @@ from pipelines.sync import SyncPlan
 log = logging.getLogger(__name__)
 
 ARTIFACT_KEY = "ingestion-summary"
+PREPARE_GROUP = 8  # documents per prepare task (see PrefectRunner)
+PREPARE_GROUP_BYTES = 8 << 20  # and at most about this many listed bytes
 TASK_RUNNERS = ("threads", "dask")
 
 
@@ -177,9 +180,23 @@ def plan_task(components: ComponentsLike, *, ensure: bool = True, options: Inges
                          record_stats=ensure)
 
 
-@task(name="prepare", task_run_name="parse {item.id}", cache_policy=NO_CACHE)
-def prepare_task(components: ComponentsLike, item: SourceItem, *, chunking: ChunkingConfig, max_bytes: int) -> Prepared:
-    return prepare_document(resolve(components).source, item, chunking=chunking, max_bytes=max_bytes)
+@task(name="prepare", task_run_name="parse {label}", cache_policy=NO_CACHE)
+def prepare_task(components: ComponentsLike, items: Sequence[SourceItem], *, chunking: ChunkingConfig, max_bytes: int,
+                 label: str = "") -> list[Prepared | Exception]:
+    """Fetch, parse and chunk a group of documents in one task run (Prefect's cost is per task run, about
+    0.25 CPU s: see docs/scaling.md). One result per item, in order: its ``Prepared``, or the exception
+    that failed it (a bad document fails alone). A transient error (the source still failing after its
+    own retries) fails the task, so the task's retry policy covers the group."""
+    source = resolve(components).source
+    out: list[Prepared | Exception] = []
+    for item in items:
+        try:
+            out.append(prepare_document(source, item, chunking=chunking, max_bytes=max_bytes))
+        except Exception as exc:  # noqa: BLE001 - returned and recorded per document by the engine
+            if is_transient(exc):
+                raise
+            out.append(exc)
+    return out
 
 
 @task(name="embed", task_run_name="embed {label}", cache_policy=NO_CACHE)
@@ -216,10 +233,10 @@ def _documents_label(ids: Sequence[str], what: str = "") -> str:
 
 
 class _TaskOutcome:
-    """A submitted prepare task as the engine's ``Outcome``."""
+    """One document of a submitted prepare task (a group of documents) as the engine's ``Outcome``."""
 
-    def __init__(self, future: Any) -> None:
-        self.future = future
+    def __init__(self, future: Any, position: int) -> None:
+        self.future, self.position = future, position
 
     def done(self) -> bool:
         return bool(self.future.state.is_final())
@@ -229,13 +246,33 @@ class _TaskOutcome:
         return self.done()
 
     def result(self) -> Prepared:
-        return self.future.result()
+        got = self.future.result()[self.position]  # a failed task (transient) raises here, for each of its items
+        if isinstance(got, Exception):
+            raise got
+        return got
+
+
+def _groups(items: Iterable[SourceItem], *, size: int, max_bytes: int) -> Iterator[list[SourceItem]]:
+    """Consecutive groups of at most ``size`` items and about ``max_bytes`` of listed size (a large file
+    goes alone; an item of unknown size counts as empty)."""
+    group: list[SourceItem] = []
+    total = 0
+    for item in items:
+        if group and (len(group) >= size or total + (item.size or 0) > max_bytes):
+            yield group
+            group, total = [], 0
+        group.append(item)
+        total += item.size or 0
+    if group:
+        yield group
 
 
 class PrefectRunner:
     """The engine's stages as Prefect tasks (must run inside a flow).
 
-    ``window``: documents prepared concurrently ahead of the one being batched (concurrency is
+    ``group`` / ``group_bytes``: documents (at most, and about this many listed bytes) fetched, parsed and
+    chunked by one prepare task: Prefect's per-task-run cost, not the parsing, bounded per-document tasks
+    (docs/scaling.md); ``window``: prepare tasks submitted ahead of the one being batched (concurrency is
     bounded by the task runner's workers); ``task_runner``: an entered TaskRunner to submit to
     (default: the flow's own). Batches are written full (``batch_chunks``): documents are prepared
     concurrently, and a remote model prefers few large requests.
@@ -245,10 +282,14 @@ class PrefectRunner:
 
     def __init__(self, components: ComponentsLike, *, retry: RetryPolicy = RetryPolicy(), window: int = 8,
                  task_runner: Any = None, source_label: str | None = None, index_label: str | None = None,
-                 embed_slice: int = EMBED_SLICE) -> None:
+                 embed_slice: int = EMBED_SLICE, group: int = PREPARE_GROUP, group_bytes: int = PREPARE_GROUP_BYTES,
+                 ) -> None:
         if window < 1:
             raise ConfigError("window must be >= 1")
+        if group < 1 or group_bytes < 1:
+            raise ConfigError("group and group_bytes must be >= 1")
         self.components, self.window, self.task_runner, self.embed_slice = components, window, task_runner, embed_slice
+        self.group, self.group_bytes = group, group_bytes
         local = components if isinstance(components, Components) else None
         self.source_label = source_label or (describe(local.source) if local else "source")
         self.index_label = index_label or (describe(local.index) if local else "index")
@@ -267,13 +308,16 @@ class PrefectRunner:
         return self._run(self._plan, ensure=ensure, options=options)
 
     def prepare(self, items: Sequence[SourceItem], *, options: IngestOptions) -> Iterator[tuple[SourceItem, _TaskOutcome]]:
-        """Up to ``window`` prepare tasks ahead; those not started when the run stops are cancelled by the
-        task runner's shutdown."""
-        def submit(item: SourceItem) -> _TaskOutcome:
-            return _TaskOutcome(self._submit(self._prepare, components=self.components, item=item,
-                                             chunking=options.chunking, max_bytes=options.max_bytes))
+        """Documents in groups of up to ``group`` (and ``group_bytes``) per prepare task, up to ``window``
+        tasks ahead; those not started when the run stops are cancelled by the task runner's shutdown."""
+        def submit(group: list[SourceItem]) -> Any:
+            return self._submit(self._prepare, components=self.components, items=group, chunking=options.chunking,
+                                max_bytes=options.max_bytes, label=_documents_label([i.id for i in group]))
 
-        return lookahead(items, submit, ahead=self.window)
+        for group, future in lookahead(_groups(items, size=self.group, max_bytes=self.group_bytes), submit,
+                                       ahead=self.window):
+            for position, item in enumerate(group):
+                yield item, _TaskOutcome(future, position)
 
     def embed(self, chunks: Sequence[Chunk]) -> Embedded:
         label = _documents_label([c.source_id for c in chunks], f"{len(chunks)} chunks")

@@ -364,3 +364,49 @@ def test_prefect_yaml_deployments_point_at_the_flow_with_valid_parameters():
         for s in dep["schedules"]:
             Cron(s["cron"], timezone=s.get("timezone"))
         assert not any(k in str(dep).lower() for k in ("accountkey", "api_key", "sig="))
+
+
+def test_prepare_tasks_take_documents_in_groups_and_a_bad_one_fails_alone(prefect_harness, tmp_path, index_contents):
+    from prefect import flow
+
+    from pipelines.engine import run_ingest
+    from pipelines.flows import PrefectRunner
+
+    folder = tmp_path / "docs"
+    _write_docs(folder, range(6))
+    (folder / "broken.pdf").write_bytes(b"%PDF-1.7 not really")
+    embedder = HashingEmbedder(dimensions=64)
+    index = LocalIndex(tmp_path / "idx", dimensions=64, model_id=embedder.model_id)
+    groups: list[list[str]] = []
+
+    class Recording(PrefectRunner):
+        def _submit(self, task_obj, **parameters):
+            if "items" in parameters:
+                groups.append([item.id for item in parameters["items"]])
+            return super()._submit(task_obj, **parameters)
+
+    @flow(name="grouped-prepare")
+    def grouped() -> dict:
+        runner = Recording(Components(LocalFolderSource(folder), index, embedder), window=2, group=3)
+        return run_ingest(runner, options=OPTIONS).to_dict()
+
+    report = grouped()
+    assert [len(g) for g in groups] == [3, 3, 1]  # 7 documents, 3 task runs
+    assert sorted(i for g in groups for i in g) == sorted(["broken.pdf"] + [f"doc-{n}.txt" for n in range(6)])
+    assert report["counts"]["added"] == 6 and report["counts"]["failed"] == 1
+    assert [r["error_type"] for r in report["results"] if r["status"] == "failed"] == ["CorruptDocumentError"]
+    assert {sid for sid, _ in index_contents(tmp_path / "idx")} == {f"doc-{n}.txt" for n in range(6)}
+    index.close()
+
+
+def test_prepare_groups_are_bounded_by_count_and_listed_bytes():
+    from pipelines.flows import _groups
+    from pipelines.records import SourceItem
+
+    def item(name, size):
+        return SourceItem(id=name, version="v", name=name, size=size)
+
+    sizes = [10, 10, 500, 10, None, 10, 10, 10]
+    got = [[i.id for i in g] for g in _groups([item(f"f{n}", s) for n, s in enumerate(sizes)], size=3, max_bytes=100)]
+    assert got == [["f0", "f1"], ["f2"], ["f3", "f4", "f5"], ["f6", "f7"]]  # the 500-byte file goes alone
+    assert list(_groups([], size=3, max_bytes=100)) == []
