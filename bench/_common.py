@@ -1,4 +1,4 @@
-"""Helpers shared by the bench scripts: dataset location, a BEIR corpus source, peak RSS."""
+"""Helpers shared by the bench scripts: dataset location, SciFact-or-synthetic documents, a BEIR corpus source, peak RSS."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import hashlib
 import io
 import json
 import os
+import random
 import resource
 import sys
 from pathlib import Path
@@ -20,6 +21,32 @@ from pipelines.records import SourceItem  # noqa: E402
 
 def datasets_dir() -> Path:
     return Path(os.environ.get("ONDATA_SHARED_DATASETS", ROOT.parent / "shared" / "datasets"))
+
+
+def scifact_documents(n: int, *, min_chars: int = 200) -> tuple[list[tuple[str, str, str]], str]:
+    """``(id, title, text)`` of n documents: SciFact abstracts of at least ``min_chars`` (``$ONDATA_SHARED_DATASETS``),
+    topped up with seeded synthetic studies when there are too few or the dataset is absent; and where
+    they came from (``scifact``, ``scifact+synthetic``, ``synthetic``)."""
+    path = datasets_dir() / "scifact" / "corpus.jsonl.gz"
+    out: list[tuple[str, str, str]] = []
+    if path.exists():
+        with gzip.open(path, "rt", encoding="utf-8") as fh:
+            for line in fh:
+                rec = json.loads(line)
+                if len(rec.get("text", "")) < min_chars:
+                    continue
+                out.append((rec["_id"], rec.get("title", ""), f"{rec.get('title', '')}\n\n{rec['text']}"))
+                if len(out) == n:
+                    return out, "scifact"
+    found = len(out)
+    rng = random.Random(7)
+    words = ("cell protein gene tissue signal receptor pathway cohort trial dose response model risk rate "
+             "analysis sample effect level marker therapy patient outcome factor network structure").split()
+    while len(out) < n:
+        i = len(out)
+        sents = [" ".join(rng.choice(words) for _ in range(rng.randint(8, 20))).capitalize() + "." for _ in range(12)]
+        out.append((f"synthetic-{i:05d}", f"Synthetic study {i}", f"Synthetic study {i}\n\n" + " ".join(sents)))
+    return out, ("scifact+synthetic" if found else "synthetic")
 
 
 def require(path: Path) -> Path:

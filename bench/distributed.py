@@ -31,10 +31,8 @@ machine's cores, and the doubles answer in microseconds apart from the injected 
 from __future__ import annotations
 
 import argparse
-import gzip
 import json
 import os
-import random
 import sys
 import tempfile
 import time
@@ -52,32 +50,23 @@ for _k, _v in QUIET_ENV.items():
 SEARCH_KEY, AOAI_KEY, DEPLOYMENT = "bench-search-key", "bench-aoai-key", "emb"
 
 
-def datasets_dir() -> Path:
-    return Path(os.environ.get("ONDATA_SHARED_DATASETS", ROOT.parent / "shared" / "datasets"))
+def _bench_common():
+    """``bench/_common.py`` by its path (this folder is kept off the import path, see above)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("bench_common", Path(__file__).resolve().parent / "_common.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)  # type: ignore[union-attr]
+    return module
 
 
 def write_documents(folder: Path, n: int) -> str:
     """n text files in ``folder``; returns where their text came from."""
     folder.mkdir(parents=True, exist_ok=True)
-    path = datasets_dir() / "scifact" / "corpus.jsonl.gz"
-    written = 0
-    if path.exists():
-        with gzip.open(path, "rt", encoding="utf-8") as fh:
-            for line in fh:
-                rec = json.loads(line)
-                if len(rec.get("text", "")) < 200:
-                    continue
-                (folder / f"{rec['_id']}.txt").write_text(f"{rec.get('title', '')}\n\n{rec['text']}", encoding="utf-8")
-                written += 1
-                if written == n:
-                    return "scifact"
-    rng = random.Random(7)
-    words = ("cell protein gene tissue signal receptor pathway cohort trial dose response model risk rate "
-             "analysis sample effect level marker therapy patient outcome factor network structure").split()
-    for i in range(written, n):
-        sents = [" ".join(rng.choice(words) for _ in range(rng.randint(8, 20))).capitalize() + "." for _ in range(14)]
-        (folder / f"synthetic-{i:05d}.txt").write_text(f"Synthetic study {i}\n\n" + " ".join(sents), encoding="utf-8")
-    return "scifact+synthetic" if written else "synthetic"
+    docs, origin = _bench_common().scifact_documents(n)
+    for doc_id, _title, text in docs:
+        (folder / f"{doc_id}.txt").write_text(text, encoding="utf-8")
+    return origin
 
 
 # ---------------------------------------------------------------- the doubles, in their own process

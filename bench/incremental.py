@@ -16,8 +16,6 @@ temporary Prefect server instead of the plain ``ingest()``.
 from __future__ import annotations
 
 import argparse
-import gzip
-import json
 import os
 import random
 import sys
@@ -25,41 +23,19 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 for _k, _v in {"DO_NOT_TRACK": "1", "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "HF_HUB_OFFLINE": "1",
                "TRANSFORMERS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}.items():
     os.environ.setdefault(_k, _v)
-
-
-def datasets_dir() -> Path:
-    return Path(os.environ.get("ONDATA_SHARED_DATASETS", ROOT.parent / "shared" / "datasets"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import datasets_dir, scifact_documents  # noqa: E402  (_common puts the repository on the path)
 
 
 def documents(n: int) -> list[tuple[str, str, str]]:
     """(blob name, title, text) for n documents."""
-    path = datasets_dir() / "scifact" / "corpus.jsonl.gz"
-    out: list[tuple[str, str, str]] = []
-    if path.exists():
-        with gzip.open(path, "rt", encoding="utf-8") as fh:
-            for line in fh:
-                rec = json.loads(line)
-                if len(rec.get("text", "")) < 200:
-                    continue
-                out.append((f"scifact/{rec['_id']}.txt", rec.get("title", ""), f"{rec.get('title', '')}\n\n{rec['text']}"))
-                if len(out) == n:
-                    return out
-        print(f"note: {path} has only {len(out)} usable abstracts; the rest is synthetic")
-    else:
-        print(f"note: {path} is absent; using synthetic documents")
-    rng = random.Random(7)
-    words = ("cell protein gene tissue signal receptor pathway cohort trial dose response model risk rate "
-             "analysis sample effect level marker therapy patient outcome factor network structure").split()
-    while len(out) < n:
-        i = len(out)
-        sents = [" ".join(rng.choice(words) for _ in range(rng.randint(8, 20))).capitalize() + "." for _ in range(12)]
-        out.append((f"synthetic/doc-{i:04d}.txt", f"Synthetic study {i}", f"Synthetic study {i}\n\n" + " ".join(sents)))
-    return out
+    docs, origin = scifact_documents(n)
+    if origin != "scifact":
+        print(f"note: {origin} documents (SciFact under {datasets_dir()} is absent or too small)")
+    return [(f"{'synthetic' if i.startswith('synthetic') else 'scifact'}/{i}.txt", title, text) for i, title, text in docs]
 
 
 def main() -> int:

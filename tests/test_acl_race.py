@@ -8,18 +8,11 @@ fetch outside one snapshot, row ids reused, delete and upsert in two transaction
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
-ROOT = Path(__file__).resolve().parents[1]
+from tests.bench_scripts import load_bench
 
 
 def _race_module():
-    spec = importlib.util.spec_from_file_location("acl_race", ROOT / "bench" / "acl_race.py")
-    module = importlib.util.module_from_spec(spec)
-    assert spec.loader is not None
-    spec.loader.exec_module(module)
-    return module
+    return load_bench("acl_race")
 
 
 def test_public_only_readers_racing_a_writer_never_see_restricted_chunks(tmp_path):
