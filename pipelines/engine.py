@@ -354,19 +354,12 @@ class Embedded:
 
 def embed_chunks(chunks: Sequence[Chunk], *, embedder: Embedder) -> Embedded:
     """Embed the chunks' content, titled (title and section help retrieval of short chunks)."""
-    before = _model_stats(embedder)
     vectors = embedder.embed_documents([embedding_text(c) for c in chunks])
-    after = _model_stats(embedder)
-    if before is None or after is None:
+    last_call = getattr(embedder, "last_call", None)  # only the caching wrapper counts (not part of the Embedder port)
+    if last_call is None:
         return Embedded(vectors, computed=len(chunks))
-    return Embedded(vectors, after[0] - before[0], after[1] - before[1], after[2] - before[2])
-
-
-def _model_stats(embedder: Embedder) -> tuple[int, int, float] | None:
-    stats = getattr(embedder, "stats", None)  # only the caching wrapper counts (not part of the Embedder port)
-    if stats is None:
-        return None
-    return int(stats.computed), int(stats.cache_hits), float(stats.seconds_in_model)
+    call = last_call()
+    return Embedded(vectors, call.computed, call.cache_hits, call.seconds_in_model)
 
 
 def write_documents(

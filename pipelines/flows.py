@@ -89,6 +89,7 @@ log = logging.getLogger(__name__)
 
 ARTIFACT_KEY = "ingestion-summary"
 PREPARE_GROUP = 8  # documents per prepare task (see PrefectRunner)
+EMBED_PARALLEL = 4  # embed tasks (of EMBED_SLICE chunks each) in flight together
 PREPARE_GROUP_BYTES = 8 << 20  # and at most about this many listed bytes
 TASK_RUNNERS = ("threads", "dask")
 
@@ -270,7 +271,8 @@ def _groups(items: Iterable[SourceItem], *, size: int, max_bytes: int) -> Iterat
 class PrefectRunner:
     """The engine's stages as Prefect tasks (must run inside a flow).
 
-    ``group`` / ``group_bytes``: documents (at most, and about this many listed bytes) fetched, parsed and
+    ``request_chunks``: chunks per embed task (one request to a remote model); ``embed_parallel``: embed
+    tasks in flight together; ``group`` / ``group_bytes``: documents (at most, and about this many listed bytes) fetched, parsed and
     chunked by one prepare task: Prefect's per-task-run cost, not the parsing, bounded per-document tasks
     (docs/scaling.md); ``window``: prepare tasks submitted ahead of the one being batched (concurrency is
     bounded by the task runner's workers); ``task_runner``: an entered TaskRunner to submit to
@@ -282,13 +284,14 @@ class PrefectRunner:
 
     def __init__(self, components: ComponentsLike, *, retry: RetryPolicy = RetryPolicy(), window: int = 8,
                  task_runner: Any = None, source_label: str | None = None, index_label: str | None = None,
-                 embed_slice: int = EMBED_SLICE, group: int = PREPARE_GROUP, group_bytes: int = PREPARE_GROUP_BYTES,
-                 ) -> None:
+                 request_chunks: int = EMBED_SLICE, embed_parallel: int = EMBED_PARALLEL, group: int = PREPARE_GROUP,
+                 group_bytes: int = PREPARE_GROUP_BYTES) -> None:
         if window < 1:
             raise ConfigError("window must be >= 1")
-        if group < 1 or group_bytes < 1:
-            raise ConfigError("group and group_bytes must be >= 1")
-        self.components, self.window, self.task_runner, self.embed_slice = components, window, task_runner, embed_slice
+        if min(group, group_bytes, request_chunks, embed_parallel) < 1:
+            raise ConfigError("group, group_bytes, request_chunks and embed_parallel must be >= 1")
+        self.components, self.window, self.task_runner = components, window, task_runner
+        self.request_chunks, self.embed_slice = request_chunks, request_chunks * embed_parallel
         self.group, self.group_bytes = group, group_bytes
         local = components if isinstance(components, Components) else None
         self.source_label = source_label or (describe(local.source) if local else "source")
@@ -320,8 +323,19 @@ class PrefectRunner:
                 yield item, _TaskOutcome(future, position)
 
     def embed(self, chunks: Sequence[Chunk]) -> Embedded:
-        label = _documents_label([c.source_id for c in chunks], f"{len(chunks)} chunks")
-        return self._run(self._embed, chunks=list(chunks), label=label)
+        """One embed task per ``request_chunks`` chunks, all in flight together (the engine hands over
+        ``embed_slice`` = ``request_chunks`` x ``embed_parallel`` chunks at a time): the remote model's
+        latency is paid once per slice instead of once per request. The embedder's retry policy waits
+        out any 429 the quota answers."""
+        chunks = list(chunks)
+        futures = [self._submit(self._embed, components=self.components, chunks=part,
+                                label=_documents_label([c.source_id for c in part], f"{len(part)} chunks"))
+                   for part in (chunks[i:i + self.request_chunks] for i in range(0, len(chunks), self.request_chunks))]
+        parts = [f.result() for f in futures]
+        if len(parts) == 1:
+            return parts[0]
+        return Embedded(np.concatenate([e.vectors for e in parts]), computed=sum(e.computed for e in parts),
+                        cache_hits=sum(e.cache_hits for e in parts), model_seconds=sum(e.model_seconds for e in parts))
 
     def write(self, chunks: Sequence[Chunk], *, vectors: np.ndarray, replace_sources: Sequence[str],
               scope: str | None) -> None:

@@ -393,3 +393,40 @@ def test_settings_choose_the_cache_precision(tmp_path, monkeypatch):
     monkeypatch.delenv("ONDATA_EMBEDDING_CACHE_DTYPE")
     half = build_embedder(Settings(index_dir=tmp_path / "b", embedder="hashing", hashing_dimensions=32))
     assert half.cache.dtype == "float16"
+
+
+def test_cached_embedder_counts_each_threads_own_call_while_others_embed(tmp_path):
+    import threading
+    import time
+
+    from indexers.embedders.cache import CachedEmbedder, EmbeddingCache
+    from indexers.embedders.hashing import HashingEmbedder
+
+    inner = HashingEmbedder(dimensions=16)
+
+    class Slow:
+        model_id, dimensions = inner.model_id, inner.dimensions
+
+        def embed_documents(self, texts):
+            time.sleep(0.2)
+            return inner.embed_documents(texts)
+
+        def embed_query(self, text):
+            return inner.embed_query(text)
+
+    cached = CachedEmbedder(Slow(), EmbeddingCache(tmp_path / "cache.sqlite"))
+    cached.embed_documents(["seen before"])
+    got: dict[int, tuple[int, int]] = {}
+
+    def work(n: int) -> None:
+        cached.embed_documents(["seen before"] + [f"thread {n} text {i}" for i in range(n)])
+        call = cached.last_call()
+        got[n] = (call.computed, call.cache_hits)
+
+    threads = [threading.Thread(target=work, args=(n,)) for n in (2, 5)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert got == {2: (2, 1), 5: (5, 1)}  # each call's own counts, not the other thread's
+    assert cached.stats.computed == 1 + 2 + 5 and cached.stats.cache_hits == 2

@@ -111,6 +111,7 @@ class FlakyEmbedder:
     model_id = property(lambda self: self.inner.model_id)
     dimensions = property(lambda self: self.inner.dimensions)
     stats = property(lambda self: self.inner.stats)
+    last_call = property(lambda self: self.inner.last_call)
 
     def embed_documents(self, texts):
         self.calls += 1
@@ -410,3 +411,50 @@ def test_prepare_groups_are_bounded_by_count_and_listed_bytes():
     got = [[i.id for i in g] for g in _groups([item(f"f{n}", s) for n, s in enumerate(sizes)], size=3, max_bytes=100)]
     assert got == [["f0", "f1"], ["f2"], ["f3", "f4", "f5"], ["f6", "f7"]]  # the 500-byte file goes alone
     assert list(_groups([], size=3, max_bytes=100)) == []
+
+
+def test_embedding_requests_of_a_slice_are_in_flight_together_and_come_back_in_order(prefect_harness, tmp_path):
+    import threading
+    import time
+
+    from prefect import flow
+    from prefect.task_runners import ThreadPoolTaskRunner
+
+    from indexers.records import Chunk
+    from pipelines.flows import PrefectRunner
+
+    inner = HashingEmbedder(dimensions=32)
+
+    class Slow:
+        model_id, dimensions = inner.model_id, inner.dimensions
+        lock, active, peak, calls = threading.Lock(), 0, 0, 0
+
+        def embed_documents(self, texts):
+            with self.lock:
+                self.active += 1
+                self.calls += 1
+                self.peak = max(self.peak, self.active)
+            time.sleep(0.3)  # a remote model's latency
+            with self.lock:
+                self.active -= 1
+            return inner.embed_documents(texts)
+
+        def embed_query(self, text):
+            return inner.embed_query(text)
+
+    slow = Slow()
+    chunks = [Chunk(id=f"d{n}-0", source_id=f"d{n}.txt", chunk_index=0, content=f"text number {n} about topic {n % 3}")
+              for n in range(7)]
+
+    @flow(name="parallel-embed", task_runner=ThreadPoolTaskRunner(max_workers=4))
+    def run():
+        runner = PrefectRunner(Components(LocalFolderSource(tmp_path), None, slow), request_chunks=2, embed_parallel=3)
+        assert runner.embed_slice == 6
+        return runner.embed(chunks)
+
+    got = run()
+    assert slow.calls == 4 and slow.peak >= 2  # 7 chunks in 4 requests, several at once
+    assert got.vectors.shape == (7, 32)
+    from pipelines.engine import embedding_text
+
+    np.testing.assert_allclose(got.vectors, np.asarray(inner.embed_documents([embedding_text(c) for c in chunks])))

@@ -275,7 +275,8 @@ class CachedEmbedder:
     Misses of one ``embed_documents`` call go to the inner embedder in a single batch (a text
     repeated within the call is embedded once). Vectors come back at the cache's precision
     (``EmbeddingCache.quantize``) whether cached or computed now. ``stats`` counts hits, computed texts and time in
-    the model.
+    the model; ``last_call()`` is the same for this thread's latest ``embed_documents`` call (exact while
+    other threads embed concurrently, unlike differences of ``stats``).
     """
 
     def __init__(self, inner: Embedder, cache: EmbeddingCache) -> None:
@@ -283,6 +284,11 @@ class CachedEmbedder:
         self.cache = cache
         self.stats = EmbedderStats()
         self._stats_lock = threading.Lock()
+        self._last = threading.local()
+
+    def last_call(self) -> EmbedderStats:
+        """Hits, computed texts and model time of this thread's latest ``embed_documents`` call."""
+        return getattr(self._last, "stats", EmbedderStats())
 
     @property
     def model_id(self) -> str:
@@ -305,6 +311,8 @@ class CachedEmbedder:
         for i, t in enumerate(texts):
             if i not in found:
                 missing.setdefault(t, []).append(i)
+        call = EmbedderStats(cache_hits=len(found))
+        self._last.stats = call
         with self._stats_lock:
             self.stats.cache_hits += len(found)
         if missing:
@@ -317,6 +325,7 @@ class CachedEmbedder:
                     f"embedder {model_id} returned vectors of shape {computed.shape} for {len(todo)} texts; "
                     f"expected {(len(todo), dims)}"
                 )
+            call.computed, call.seconds_in_model = len(todo), elapsed
             with self._stats_lock:
                 self.stats.computed += len(todo)
                 self.stats.seconds_in_model += elapsed
