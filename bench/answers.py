@@ -13,12 +13,13 @@ The question sets (``--set``, repeatable; default all):
 
 The documents are ingested once with the normal pipeline (local profile, all-MiniLM-L6-v2) into
 ``--index-dir``; every question's grounded request (``retrieval.answer.prepare_grounded_request``:
-hybrid search, strictness 3, top 5 — what ``ondata eval run`` does) is cached there, so re-running
+hybrid search, the re-ranking of ``retrieval.rerank`` (``--rerank N`` candidates, 0: off), strictness 3,
+top 5 — what ``ondata eval run`` does) is cached there, so re-running
 with other answerer parameters only re-answers. ``--refresh`` rebuilds the index and the cache
 (needed after a change to ingestion or search). Printed per set: page recall@5 (exact / ±1), and
 from the answers ``citations_matched`` (exact / ±1 page, the reference app's definition, via
 ``eval.metrics.citations``), false abstention, abstention on unanswerable questions, and the p95 of
-retrieval + answer latency (search from the cache's timings; the answer timed here).
+retrieval + answer latency (search and re-ranking from the cache's timings; the answer timed here).
 """
 
 from __future__ import annotations
@@ -69,18 +70,21 @@ def _settings(index_dir: Path):
     return Settings(index_dir=index_dir, embedder="local")
 
 
-def build_cache(name: str, index_dir: Path, *, refresh: bool, page_bounded: bool) -> tuple[list[tuple[Any, Any, dict]], Any]:
+def build_cache(name: str, index_dir: Path, *, refresh: bool, page_bounded: bool,
+                rerank: int | None = None) -> tuple[list[tuple[Any, Any, dict]], Any]:
     """[(item, grounded request, timings)] of a set, and the embedder; ingests and searches when not cached."""
     from ondata.wiring import build_embedder, build_index, build_source
     from pipelines.chunking import ChunkingConfig
     from pipelines.ingest import IngestOptions, ingest
     from retrieval.answer import prepare_grounded_request
+    from retrieval.rerank import RERANK_CANDIDATES
     from retrieval.retriever import Retriever
 
     docs, items = _corpus(name)
     corpus = "samples" if name == "samples" else "contoso"
     folder = index_dir / (corpus + ("-paged" if page_bounded else ""))
-    cache = folder / f"requests-{name}.pkl"
+    rerank = RERANK_CANDIDATES if rerank is None else rerank
+    cache = folder / f"requests-{name}-rerank{rerank}.pkl"
     settings = _settings(folder)
     embedder = build_embedder(settings)
     if cache.exists() and not refresh:
@@ -105,7 +109,8 @@ def build_cache(name: str, index_dir: Path, *, refresh: bool, page_bounded: bool
     for item in items:
         timings: dict[str, float] = {}
         req = prepare_grounded_request(item.question, retriever=retriever, top=5, top_n_documents=5, strictness=3,
-                                       groups=() if item.groups is None else item.groups, timings=timings)
+                                       groups=() if item.groups is None else item.groups, timings=timings,
+                                       rerank_candidates=rerank)
         rows.append((item, req, timings))
     close = getattr(index, "close", None)
     if callable(close):
@@ -132,7 +137,8 @@ def evaluate(rows, answerer, *, split: str | None = None) -> dict[str, Any]:
         answer = answerer.answer(req)
         ms = (time.perf_counter() - t0) * 1000
         own.append(ms)
-        lat.append(ms + timings.get("rewrite", 0) + timings.get("search", 0) + timings.get("prompt", 0))
+        lat.append(ms + timings.get("rewrite", 0) + timings.get("search", 0) + timings.get("rerank", 0)
+                   + timings.get("prompt", 0))
         answer = replace(answer, retrieved=tuple(req.retrieved()))
         r = answer_record(item, answer, k=5)
         if item.answerable:
@@ -174,6 +180,8 @@ def main() -> None:
     ap.add_argument("--set", action="append", dest="sets", help="contoso | unanswerable[:tune|:heldout] | samples")
     ap.add_argument("--refresh", action="store_true", help="re-ingest and re-search (after an ingestion/search change)")
     ap.add_argument("--page-bounded", action="store_true", help="chunks never cross a page (ChunkingConfig.page_bounded)")
+    ap.add_argument("--rerank", type=int, default=None,
+                    help="candidates re-ranked before the top 5 (default retrieval.rerank.RERANK_CANDIDATES; 0: off)")
     ap.add_argument("--no-embedder", action="store_true", help="the answerer without the embedding model")
     ap.add_argument("--param", action="append", default=[], help="NAME=VALUE (JSON) for ExtractiveAnswerer")
     ap.add_argument("--sweep", action="append", default=[], help="NAME=V1;V2;... (JSON values): every combination")
@@ -192,7 +200,8 @@ def main() -> None:
     for s in sets:
         name = s.split(":")[0]
         if name not in loaded:
-            loaded[name], embedder = build_cache(name, args.index_dir, refresh=args.refresh, page_bounded=args.page_bounded)
+            loaded[name], embedder = build_cache(name, args.index_dir, refresh=args.refresh,
+                                                   page_bounded=args.page_bounded, rerank=args.rerank)
     combos = [dict(zip([k for k, _ in grid], vals)) for vals in itertools.product(*[v for _, v in grid])] or [{}]
     for combo in combos:
         kw = {**params, **combo}

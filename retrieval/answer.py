@@ -1,5 +1,5 @@
-"""``answer_question``: rewrite a follow-up, search, apply strictness, build the grounded request, answer it
-with an ``Answerer`` — timing each stage."""
+"""``answer_question``: rewrite a follow-up, search, re-rank the first hits (``retrieval.rerank``), apply
+strictness, build the grounded request, answer it with an ``Answerer`` — timing each stage."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from retrieval.answerer import Answerer
 from retrieval.chat import ChatModel
 from retrieval.prompt import build_grounded_request, rewrite_query
 from retrieval.records import Answer, GroundedRequest
+from retrieval.rerank import RERANK_CANDIDATES, rerank
 from retrieval.retriever import Retriever
 
 log = logging.getLogger(__name__)
@@ -34,12 +35,16 @@ def prepare_grounded_request(
     role_information: str | None = None,
     top_n_documents: int = 5,
     max_context_tokens: int = 3000,
+    rerank_candidates: int = RERANK_CANDIDATES,
     timings: dict[str, float] | None = None,
 ) -> GroundedRequest:
-    """The first half of ``answer_question``: rewrite, search, strictness, prompt. Stage times go into ``timings``.
+    """The first half of ``answer_question``: rewrite, search, re-rank, strictness, prompt. Stage times go
+    into ``timings``.
 
     ``rewriter``: the chat model that rewrites a follow-up question into a search query (None: the
-    heuristic rewrite)."""
+    heuristic rewrite). ``rerank_candidates``: the search fetches at least this many hits and
+    ``retrieval.rerank.rerank`` orders them again before the cut to ``max(top, top_n_documents)``
+    (0: the search order)."""
     timings = timings if timings is not None else {}
     t = time.perf_counter()
 
@@ -51,9 +56,16 @@ def prepare_grounded_request(
 
     search_query = rewrite_query(question, history, chat_model=rewriter)
     lap("rewrite")
-    hits = retriever.search(search_query, top=max(top, top_n_documents), mode=mode, filter=filter, groups=groups)
+    if rerank_candidates < 0:
+        raise ValueError("rerank_candidates must be >= 0")
+    keep = max(top, top_n_documents)
+    hits = retriever.search(search_query, top=max(keep, rerank_candidates), mode=mode, filter=filter, groups=groups)
     lap("search")
     timings["embed"] = round(retriever.last_timings.get("embed_ms", 0.0), 3)
+    if rerank_candidates:
+        hits = rerank(search_query, hits)
+        lap("rerank")
+    hits = hits[:keep]
     request = build_grounded_request(
         question,
         hits=hits,
@@ -84,11 +96,13 @@ def answer_question(
     role_information: str | None = None,
     top_n_documents: int = 5,
     max_context_tokens: int = 3000,
+    rerank_candidates: int = RERANK_CANDIDATES,
     **options: object,
 ) -> Answer:
     """A grounded, cited answer to ``question``.
 
-    The search fetches ``max(top, top_n_documents)`` hits; those below the ``strictness`` threshold
+    The search fetches ``max(top, top_n_documents, rerank_candidates)`` hits, re-ranks them
+    (``retrieval.rerank``) and keeps ``max(top, top_n_documents)``; those below the ``strictness`` threshold
     and those beyond ``top_n_documents`` / ``max_context_tokens`` are reported in
     ``Answer.retrieved`` with their ``filter_reason``. ``groups`` are the caller's ACL groups:
     ``()`` (the default) sees public chunks only, ``ALL_GROUPS`` everything. ``options`` go to the
@@ -99,7 +113,8 @@ def answer_question(
     request = prepare_grounded_request(
         question, retriever=retriever, rewriter=answerer.chat_model, history=history, mode=mode, top=top,
         filter=filter, groups=groups, strictness=strictness, in_scope=in_scope, role_information=role_information,
-        top_n_documents=top_n_documents, max_context_tokens=max_context_tokens, timings=timings,
+        top_n_documents=top_n_documents, max_context_tokens=max_context_tokens,
+        rerank_candidates=rerank_candidates, timings=timings,
     )
     t = time.perf_counter()
     answer = answerer.answer(request, **options)
