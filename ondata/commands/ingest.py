@@ -1,4 +1,4 @@
-"""`ondata ingest` and `ondata index stats|sources|remove`."""
+"""`ondata ingest` and `ondata index stats|sources|remove` (`index rebuild|drop-old`: ``ondata.commands.rebuild``)."""
 
 from __future__ import annotations
 
@@ -213,8 +213,12 @@ def register(app: typer.Typer) -> None:
         if report.nothing_done:
             raise typer.Exit(code=1)
 
-    index_app = typer.Typer(help="Inspect the index; list and remove its documents by scope.", no_args_is_help=True)
+    index_app = typer.Typer(help="Inspect the index; list and remove its documents by scope; rebuild it.",
+                            no_args_is_help=True)
     app.add_typer(index_app, name="index")
+    from ondata.commands import rebuild as rebuild_commands
+
+    rebuild_commands.register(index_app)
 
     @index_app.command("stats")
     def stats(
