@@ -31,7 +31,7 @@ from typing import Optional
 import typer
 from rich.console import Console
 
-from indexers.errors import ConfigError
+from indexers.errors import ConfigError, OndataError
 from indexers.records import ScopeRecord
 from ondata.settings import Settings
 
@@ -91,8 +91,9 @@ def scope_settings(base: Settings, record: ScopeRecord, *, chunk_size: int | Non
     try:
         ChunkingConfig(chunk_size=values["chunk_size"], overlap=values["chunk_overlap"],
                        page_bounded=values["chunk_page_bounded"])
-    except (TypeError, ValueError) as exc:
-        raise ConfigError(f"scope {record.scope}: invalid chunking settings: {exc}") from None
+    except (TypeError, ValueError, OndataError) as exc:
+        hint = "; give --overlap too" if chunk_size is not None and overlap is None else ""
+        raise ConfigError(f"scope {record.scope}: invalid chunking settings: {getattr(exc, 'message', exc)}{hint}") from None
     return base.model_copy(update=values)
 
 
