@@ -10,7 +10,13 @@ filterable ``groups`` (``Collection(Edm.String)``, ACLs);
 ``metadata`` as a JSON string; one ``meta_<key>`` filterable field per ``filterable_metadata`` key;
 ``content_vector`` (HNSW, cosine, ``dimensions`` from the embedder, optional scalar/binary
 quantization); a semantic configuration ``ondata-semantic`` (title + content). The embedder's
-``model_id`` and the dimensions are stored in the index description and checked by ``ensure()``.
+``model_id`` and the dimensions are stored in the index description and checked by ``ensure()``;
+so are the recorded scopes (``record_scope`` / ``list_scopes``: where each scope was ingested from).
+
+``index_name`` may name an index alias (the service resolves it for document operations and index
+definitions): ``ondata index rebuild`` fills a new index ``<name>-v<N+1>`` and points the alias at it
+(``alias_target``, ``point_alias``), keeping the old index until it is dropped (``delete_index_named``;
+the service refuses to delete an index an alias maps to).
 
 Retries: the SDK's own retry policy is DISABLED (``retry_total=0``); this backend is the one layer
 that retries (``indexers.retry``): every service call gets ``retry.attempts`` attempts in all, for

@@ -72,9 +72,7 @@ def pointer_token(root: Path) -> tuple[int, int, int] | None:
     """What changes when ``CURRENT`` is swapped (inode, mtime, size); None without a pointer."""
     try:
         st = os.stat(root / POINTER_NAME)
-    except FileNotFoundError:
-        return None
-    except NotADirectoryError:
+    except OSError:  # no pointer (or no folder): the folder is its own generation
         return None
     return (st.st_ino, st.st_mtime_ns, st.st_size)
 
@@ -83,10 +81,12 @@ def live_name(root: Path) -> str:
     """The name of the live generation of ``root`` (``.`` without a pointer); ``IndexError_`` for a bad pointer."""
     try:
         text = (root / POINTER_NAME).read_text(encoding="utf-8").strip()
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):
         return IN_PLACE
-    except NotADirectoryError:
-        return IN_PLACE
+    except PermissionError:
+        if not os.path.lexists(root / POINTER_NAME):
+            return IN_PLACE  # an unreadable folder: opening it says so
+        raise IndexError_(f"the index pointer {root / POINTER_NAME} cannot be read (permission denied)") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise IndexError_(f"the index pointer {root / POINTER_NAME} cannot be read: {exc}") from exc
     if text != IN_PLACE and not _GENERATION.match(text):

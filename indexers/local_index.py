@@ -1,16 +1,19 @@
 """The embedded search index: SQLite is the source of truth, FAISS and the keyword index derived acceleration structures.
 
-Layout of ``<directory>``:
+Layout of ``<directory>`` (of its live generation, ``<directory>/gen-<ts>/``, after an ``ondata index
+rebuild``: ``indexers.local_generations`` owns the ``CURRENT`` pointer, which every operation
+follows, so a reader switches to a rebuilt index on its next operation without reopening):
 
 - ``index.sqlite`` holds everything that matters: the chunks (every ``Chunk`` field, metadata as
   JSON, the document's scope and when it was written), their embeddings (float32 blobs), their ACL groups (one row per chunk and group, so
   security trimming is an indexed lookup), an FTS5 table (tokenizer ``porter unicode61
   remove_diacritics 2``, kept in step by triggers; the keyword arm when ``keyword_engine = "fts5"``),
   ``chunk_tombstones`` (the row ids each write deleted, by generation: derived structures catch up
-  from it) and ``index_meta`` (model id,
+  from it), ``scopes`` (where each scope was ingested from: ``record_scope``, read by the rebuild)
+  and ``index_meta`` (model id,
   dimensions, schema version and a *generation* counter bumped by every write). An index of an
-  older schema version is migrated in place by ``ensure()`` (schema 1 -> 2 adds the scope columns;
-  nothing is dropped); one of a newer or unknown version is refused with one line saying what to do.
+  older schema version is migrated in place by ``ensure()`` (schema 1 -> 2 adds the scope columns,
+  2 -> 3 the manifest, 3 -> 4 the scopes table; nothing is dropped); one of a newer or unknown version is refused with one line saying what to do.
 - ``vectors.faiss`` is an inner-product FAISS index over the embeddings keyed by the chunk's SQLite
   row id, exact (``IndexFlatIP``) or HNSW as ``VectorConfig`` says, owned by ``indexers.local_vectors.VectorIndex``:
   stored with the generation it reflects and written atomically. When it is missing, unreadable
@@ -209,6 +212,8 @@ class IndexStats(records.IndexStats):
     generation: int
     bytes_on_disk: int
     vectors_fresh: bool
+    #: the live generation: ``.`` (the folder itself) or ``gen-<ts>`` after ``ondata index rebuild``
+    live_generation: str = "."
 
 
 class LocalIndex:
@@ -272,7 +277,11 @@ class LocalIndex:
     def read_model(directory: str | Path) -> tuple[str, int]:
         """(model_id, dimensions) an existing index (its live generation) was built with, read without
         opening it for writing."""
-        path = generations.live_dir(Path(directory)) / SQLITE_NAME
+        return LocalIndex._read_model_at(generations.live_dir(Path(directory)), directory)
+
+    @staticmethod
+    def _read_model_at(data: Path, directory: str | Path) -> tuple[str, int]:
+        path = data / SQLITE_NAME
         if not path.is_file():
             raise IndexError_(f"there is no local index at {directory} (no {SQLITE_NAME} file)")
         try:
@@ -337,7 +346,9 @@ class LocalIndex:
         """Switch to the live generation when ``CURRENT`` was swapped (``ondata index rebuild``): one ``stat``
         per operation. Called under the lock at the start of an operation, so an operation in flight
         finishes on the generation it started on. The old generation's connection is closed without
-        flushing (it is no longer live); the new one is checked against this instance's model."""
+        flushing (it is no longer live). A generation built with another model or dimensions is not
+        followed (this process could not embed queries for it): it keeps serving its generation, with a
+        warning, until it is restarted with that model."""
         token = generations.pointer_token(self.directory)
         if token == self._pointer:
             return
@@ -345,8 +356,14 @@ class LocalIndex:
         self._pointer = token
         if data == self._data:
             return
-        log.warning("the index at %s switched to its generation %s", self.directory,
-                    data.name if data != self.directory else generations.IN_PLACE)
+        name = data.name if data != self.directory else generations.IN_PLACE
+        model = self._read_model_at(data, self.directory)
+        if model != (self.model_id, self.dimensions):  # this process cannot embed for it: keep what it serves
+            log.warning("the index at %s was rebuilt with model %s (%d dims) as generation %s; this process uses %s "
+                        "(%d dims) and keeps serving generation %s until it is restarted with that model",
+                        self.directory, model[0], model[1], name, self.model_id, self.dimensions, self._data.name)
+            return
+        log.warning("the index at %s switched to its generation %s", self.directory, name)
         self._release()
         self._data = data
         self._vectors = VectorIndex(data, dimensions=self.dimensions, generation=self._generation,
@@ -820,6 +837,7 @@ class LocalIndex:
             generation=gen,
             bytes_on_disk=size,
             vectors_fresh=fresh,
+            live_generation=self._data.name if self._data != self.directory else generations.IN_PLACE,
         )
 
     @staticmethod

@@ -264,7 +264,8 @@ def list_and_plan(source: DocumentSource, index: SearchIndex, *, cleanup: Cleanu
 
     The source gets the index's records of its scope (``known``), so it may skip re-reading what its
     change tokens say is unchanged; ``record_stats`` (not on a dry run) stores the new tokens of
-    documents listed unchanged (a file touched, or first seen racy), so the next run can skip them."""
+    documents listed unchanged (a file touched, or first seen racy), so the next run can skip them,
+    and records the source's scope (``scope_record``: what ``ondata index rebuild`` re-reads)."""
     records = index.list_sources()
     scope = source.scope
     items = list(source.list_items(known={r.source_id: r for r in records if r.scope == scope}))

@@ -66,7 +66,7 @@ def first_ingest(docs: Path, idx: Path, *, chunk_size: int = 128) -> None:
 
 
 def settings_for(idx: Path, **kw) -> Settings:
-    return Settings(index_dir=idx, embedder="hashing", hashing_dimensions=DIMS, **kw)
+    return Settings(**({"index_dir": idx, "embedder": "hashing", "hashing_dimensions": DIMS} | kw))
 
 
 def rebuild(idx: Path, *, chunk_size=None, dry_run=False, drop_old=False, **kw) -> dict:
@@ -149,6 +149,7 @@ def test_rebuild_swaps_in_a_new_generation_with_the_same_documents_and_groups(tm
     with LocalIndex.open_existing(idx) as fresh:
         (record,) = fresh.list_scopes()  # the new generation records its scope with the new settings
         assert json.loads(record.chunking)["chunk_size"] == 48
+        assert fresh.stats().live_generation == result["live"] and fresh.stats().chunks == len(new_ids)
     reader.close()
     assert not generations.leftover_builds(idx)
 
@@ -186,6 +187,20 @@ def test_a_reader_searching_in_a_loop_during_a_rebuild_never_errors_nor_sees_a_p
     assert not errors, errors
     assert seen[0] == frozenset(old_ids) and seen[-1] == frozenset(new_ids)
     assert all(s in (frozenset(old_ids), frozenset(new_ids)) for s in seen)  # whole old or whole new, nothing between
+
+
+def test_a_reader_of_another_model_keeps_serving_its_generation(tmp_path, caplog):
+    docs, idx = make_docs(tmp_path / "docs"), tmp_path / "idx"
+    first_ingest(docs, idx)
+    reader = LocalIndex.open_existing(idx)
+    old_ids = chunk_ids(idx)
+    result = rebuild(idx, hashing_dimensions=32)  # a new embedding model: 32 dimensions
+    assert result["changes"] == [f"embedding model: hashing-v1/{DIMS} -> hashing-v1/32"]
+    with caplog.at_level("WARNING"):
+        hits = search(reader, "kerosene thrust")  # a 64-dimension query: this reader stays on its generation
+    assert hits and {h.chunk.id for h in hits} <= old_ids and "keeps serving generation" in caplog.text
+    reader.close()
+    assert LocalIndex.read_model(idx) == ("hashing-v1", 32)  # a new process opens the new generation
 
 
 def test_dry_run_writes_nothing_and_says_what_changes(tmp_path):
