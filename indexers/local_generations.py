@@ -171,7 +171,8 @@ def generations(root: Path) -> list[Generation]:
 
 
 def leftover_builds(root: Path) -> list[Path]:
-    """Build folders of rebuilds that stopped before their swap (``<root>.rebuild-*``, real folders only)."""
+    """Build folders of rebuilds killed before their swap (``<root>.rebuild-*``, real folders only; a rebuild that
+    fails or is interrupted removes its own)."""
     root = Path(os.path.abspath(root))
     prefix = root.name + BUILD_INFIX
     return sorted(Path(e.path) for e in os.scandir(root.parent)

@@ -269,7 +269,9 @@ class ScopeRecord:
 
     def where(self) -> str:
         """The source as a user names it: the folder (or file), or ``az://container/prefix``."""
-        return self.root if self.kind == "folder" else f"az://{self.root}/{self.prefix}".rstrip("/")
+        if self.kind == "folder":
+            return self.root
+        return f"az://{self.root}/{self.prefix}" if self.prefix else f"az://{self.root}"  # the prefix exactly as given
 
     def to_dict(self) -> dict[str, Any]:
         from dataclasses import asdict

@@ -69,10 +69,10 @@ def settings_for(idx: Path, **kw) -> Settings:
     return Settings(**({"index_dir": idx, "embedder": "hashing", "hashing_dimensions": DIMS} | kw))
 
 
-def rebuild(idx: Path, *, chunk_size=None, dry_run=False, drop_old=False, **kw) -> dict:
+def rebuild(idx: Path, *, chunk_size=None, dry_run=False, drop_old=False, stop=None, **kw) -> dict:
     s = settings_for(idx, **kw)
     return rebuild_local(s, build_settings(s, None), Console(file=open(os.devnull, "w")), chunk_size=chunk_size,
-                         overlap=None, dry_run=dry_run, drop_old=drop_old, stop=None)
+                         overlap=None, dry_run=dry_run, drop_old=drop_old, stop=stop)
 
 
 def chunk_ids(directory: Path) -> set[str]:
@@ -103,6 +103,20 @@ def test_every_ingest_records_its_scope(tmp_path):
     assert (record.scope, record.kind, record.root) == (str(docs.resolve()), "folder", str(docs.resolve()))
     assert json.loads(record.chunking)["chunk_size"] == 128 and record.embedding == f"hashing-v1/{DIMS}"
     assert record.include == ("*",) and record.cleanup == "scoped" and record.ingested_at
+
+
+def test_a_blob_scope_records_account_container_and_prefix_never_a_credential():
+    from pipelines.engine import scope_record
+    from pipelines.sources.blob import BlobDocumentSource
+
+    secret = "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey=c2VjcmV0LWtleQ==;" \
+             "BlobEndpoint=http://127.0.0.1:1/devstoreaccount1;"
+    source = BlobDocumentSource(container="docs", prefix="hr/", connection_string=secret, include=("*.pdf",))
+    record = scope_record(source, cleanup="scoped")
+    assert (record.kind, record.root, record.prefix, record.account) == ("blob", "docs", "hr/", "devstoreaccount1")
+    assert record.scope == "devstoreaccount1/docs/hr" and record.include == ("*.pdf",)
+    assert record.where() == "az://docs/hr/"  # the prefix as given: never widened to hr*
+    assert "c2VjcmV0LWtleQ" not in json.dumps(record.to_dict()) and "AccountKey" not in json.dumps(record.to_dict())
 
 
 def test_a_schema_3_index_is_migrated_and_keeps_opening(tmp_path):
@@ -259,7 +273,19 @@ def test_documents_without_a_recorded_source_or_a_vanished_folder_are_refused(tm
     docs2.rmdir()
     with pytest.raises(ConfigError, match="no longer exists; nothing rebuilt"):
         rebuild(idx2)
-    assert generations.live_name(idx2) == "."  # nothing swapped
+    assert generations.live_name(idx2) == "." and not generations.leftover_builds(idx2)  # nothing built
+
+
+def test_an_interrupted_rebuild_removes_its_build_and_leaves_the_live_index(tmp_path):
+    docs, idx = make_docs(tmp_path / "docs"), tmp_path / "idx"
+    first_ingest(docs, idx)
+    stop = threading.Event()
+    stop.set()  # Ctrl-C before the first document
+    result = rebuild(idx, chunk_size=48, stop=stop)
+    assert result["interrupted"] and not result["swapped"]
+    assert generations.live_name(idx) == "." and not generations.leftover_builds(idx)
+    with LocalIndex.open_existing(idx) as index:
+        assert search(index, "kerosene")
 
 
 def _cli(*args, env=None):
@@ -360,5 +386,9 @@ def test_azure_rebuild_fills_a_new_index_and_points_the_alias_at_it(tmp_path):
             reader.delete_index_named("docs-v2")
         from ondata.commands.rebuild import drop_azure
 
-        assert drop_azure(s, dry_run=False) == ["index docs-v1"]
+        build_index(s.model_copy(update={"azure_search_index": "docs-v3"}), embedder).ensure()  # a build in progress
+        with pytest.raises(ConfigError, match="'docs-v3' already exists"):
+            rebuild_azure(s, s, quiet, chunk_size=48, overlap=None, dry_run=False, drop_old=False, stop=None)
+        assert drop_azure(s, dry_run=True) == ["index docs-v1", "index docs-v3"] and len(server.indexes) == 3
+        assert drop_azure(s, dry_run=False) == ["index docs-v1", "index docs-v3"]
         assert sorted(server.indexes) == ["docs-v2"] and server.aliases == {"docs": "docs-v2"}

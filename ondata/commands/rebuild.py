@@ -22,7 +22,9 @@ that no longer exists, a Blob scope of another storage account.
 from __future__ import annotations
 
 import json
+import logging
 import os
+import shutil
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,6 +36,8 @@ from rich.console import Console
 from indexers.errors import ConfigError, OndataError
 from indexers.records import ScopeRecord
 from ondata.settings import Settings
+
+log = logging.getLogger(__name__)
 
 
 class NothingToRebuild(ConfigError):
@@ -128,14 +132,15 @@ def _check_scopes(index_name: str, scopes: list[ScopeRecord], sources: list) -> 
             f"the index {index_name} holds documents with no recorded source, which a rebuild would lose: {shown}; "
             "ingest them again (that records their source) or remove them with `ondata index remove --scope`")
     live = [r for r in scopes if documents.get(r.scope)]
+    for r in live:
+        if r.kind == "folder" and not os.path.lexists(r.root):
+            raise ConfigError(f"scope {r.scope}: its folder {r.root} no longer exists; nothing rebuilt "
+                              f"(remove the scope with `ondata index remove --scope {r.scope!r}` first)")
     return live, [r for r in scopes if not documents.get(r.scope)], documents
 
 
 def _check_source(record: ScopeRecord, source) -> None:
-    """A recorded folder must still exist; a Blob scope must be of the configured storage account."""
-    if record.kind == "folder" and not os.path.lexists(record.root):
-        raise ConfigError(f"scope {record.scope}: its folder {record.root} no longer exists; nothing rebuilt "
-                          f"(remove the scope with `ondata index remove --scope {record.scope!r}` first)")
+    """A Blob scope must be of the configured storage account (a folder's existence is checked by the plan)."""
     if record.kind == "blob" and record.account:
         account = getattr(source.container_client, "account_name", None)
         if account and account != record.account:
@@ -158,49 +163,58 @@ def build_settings(settings: Settings, embedder: Optional[str]) -> Settings:
     return settings.model_copy(update=values)
 
 
-def _ingest_scopes(plan: RebuildPlan, settings: Settings, index, emb, console: Console, *, chunk_size, overlap,
-                   stop: threading.Event | None) -> list:
-    """Every scope of the plan into ``index``, through the normal ingest flow (the run engine); the reports."""
-    from ondata.commands.ingest import print_report
-    from ondata.wiring import build_source, ingest_options
-    from pipelines.ingest import ingest
+def _sources(plan: RebuildPlan, settings: Settings, *, chunk_size, overlap) -> list[tuple[ScopeRecord, Settings, object]]:
+    """(record, its settings, its source) of every scope of the plan, built and checked before anything is written."""
+    from ondata.wiring import build_source
 
-    reports = []
+    out = []
     for record in plan.scopes:
         s = scope_settings(settings, record, chunk_size=chunk_size, overlap=overlap)
         source = build_source(s, record.where(), include=record.include, exclude=record.exclude,
                               follow_symlinks=record.follow_symlinks, scope=record.scope)
         _check_source(record, source)
-        # the new index starts empty: "full" has nothing of other scopes to delete (and must not delete the
-        # scopes rebuilt before this one)
-        cleanup = "scoped" if record.cleanup == "full" else record.cleanup
-        console.print(f"rebuilding scope {record.scope} from {record.where()}", highlight=False, markup=False)
-        report = ingest(source, index=index, embedder=emb, options=ingest_options(s, cleanup=cleanup), stop=stop)
-        print_report(report, console)
-        reports.append(report)
-        if report.interrupted:
-            break
-    return reports
+        out.append((record, s, source))
+    return out
 
 
 def _fill(plan: RebuildPlan, target: Settings, emb, console: Console, result: dict, *, chunk_size, overlap,
-          stop: threading.Event | None) -> bool:
-    """Create the new index of ``target`` settings and ingest every scope of the plan into it; records the
-    counts in ``result``; False (and ``result["interrupted"]``) when it stopped before the end."""
-    from ondata.wiring import build_index
+          stop: threading.Event | None, discard) -> bool:
+    """Create the new index of ``target`` settings and ingest every scope of the plan into it, through the normal
+    ingest flow (the run engine); records the counts in ``result``. When it fails or is interrupted, the
+    unfinished new index is removed (``discard()``) and it returns False (``result["interrupted"]``)."""
+    from ondata.commands.ingest import print_report
+    from ondata.wiring import build_index, ingest_options
+    from pipelines.ingest import ingest
 
+    sources = _sources(plan, target, chunk_size=chunk_size, overlap=overlap)
+    reports: list = []
+    complete = False
     index = build_index(target, emb)
     try:
         index.ensure()
-        reports = _ingest_scopes(plan, target, index, emb, console, chunk_size=chunk_size, overlap=overlap, stop=stop)
+        for record, s, source in sources:
+            # the new index starts empty: "full" has nothing of other scopes to delete (and must not delete
+            # the scopes rebuilt before this one)
+            cleanup = "scoped" if record.cleanup == "full" else record.cleanup
+            console.print(f"rebuilding scope {record.scope} from {record.where()}", highlight=False, markup=False)
+            report = ingest(source, index=index, embedder=emb, options=ingest_options(s, cleanup=cleanup), stop=stop)
+            print_report(report, console)
+            reports.append(report)
+            if report.interrupted:
+                break
+        complete = len(reports) == len(sources) and not any(r.interrupted for r in reports)
     finally:
         index.close()
+        if not complete:
+            try:
+                discard()
+            except Exception as exc:  # noqa: BLE001 - the first failure is the one to report
+                log.warning("could not remove the unfinished new index: %s", exc)
     result["documents_written"] = sum(r.written for r in reports)
     result["failed"] = [f.describe() for r in reports for f in r.failed]
-    if any(r.interrupted for r in reports) or len(reports) < len(plan.scopes):
+    if not complete:
         result["interrupted"] = True
-        return False
-    return True
+    return complete
 
 
 # ---------------------------------------------------------------- local
@@ -253,9 +267,10 @@ def rebuild_local(settings: Settings, new_settings: Settings, console: Console, 
             console.print(line, highlight=False, markup=False)
         emb = build_embedder(new_settings)
         if not _fill(plan, new_settings.model_copy(update={"index_dir": build}), emb, console, result,
-                     chunk_size=chunk_size, overlap=overlap, stop=stop):
-            console.print(f"rebuild interrupted: the live index is unchanged; {build} is left unfinished "
-                          "(--drop-old removes it)", highlight=False, markup=False)
+                     chunk_size=chunk_size, overlap=overlap, stop=stop,
+                     discard=lambda: shutil.rmtree(build, ignore_errors=True)):
+            console.print(f"rebuild interrupted: the live index is unchanged (the unfinished {build} was removed)",
+                          highlight=False, markup=False)
             return result
         result["live"] = generations.install(root, build, when)
         result["swapped"] = True
@@ -343,9 +358,9 @@ def rebuild_azure(settings: Settings, new_settings: Settings, console: Console, 
         result["dropped"] = [f"index {n}" for n in _old_versions(plan.index, live, names) + [live]] if drop_old else []
         return result
     if not _fill(plan, new_settings.model_copy(update={"azure_search_index": new}), emb, console, result,
-                 chunk_size=chunk_size, overlap=overlap, stop=stop):
-        console.print(f"rebuild interrupted: alias {plan.index} still maps to {live}; index {new} is left unfinished "
-                      "(--drop-old deletes it)", highlight=False, markup=False)
+                 chunk_size=chunk_size, overlap=overlap, stop=stop, discard=lambda: alias.delete_index_named(new)):
+        console.print(f"rebuild interrupted: alias {plan.index} still maps to {live} (the unfinished index {new} "
+                      "was deleted)", highlight=False, markup=False)
         return result
     alias.point_alias(new)
     result |= {"live": new, "swapped": True}
