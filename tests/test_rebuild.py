@@ -382,6 +382,12 @@ def test_azure_rebuild_fills_a_new_index_and_points_the_alias_at_it(tmp_path):
         public = reader.search(SearchRequest(text="income tax", mode="text", top=50, groups=()))
         assert "tax.txt" not in {h.chunk.source_id for h in public}  # groups as in an ingest
 
+        (docs / "zebra.txt").write_text("Zebra stripes on the savanna. " * 10, encoding="utf-8")
+        report = ingest(LocalFolderSource(docs), index=reader, embedder=embedder,  # an ingest through the alias
+                        options=IngestOptions(chunking=ChunkingConfig(chunk_size=48, overlap=10)))
+        assert report.added == 1 and report.unchanged == 3  # the rebuilt index is in step with the sources
+        assert "zebra.txt" in {d["source_id"] for d in server.documents("docs-v2").values()}
+        assert [r.root for r in reader.list_scopes()] == [str(docs.resolve())]
         with pytest.raises(Exception, match="map to it"):  # the service never deletes an index an alias maps to
             reader.delete_index_named("docs-v2")
         from ondata.commands.rebuild import drop_azure
