@@ -71,7 +71,7 @@ def stamp() -> str:
 def pointer_token(root: Path) -> tuple[int, int, int] | None:
     """What changes when ``CURRENT`` is swapped (inode, mtime, size); None without a pointer."""
     try:
-        st = os.stat(root / POINTER_NAME)
+        st = os.stat(os.path.join(root, POINTER_NAME))
     except OSError:  # no pointer (or no folder): the folder is its own generation
         return None
     return (st.st_ino, st.st_mtime_ns, st.st_size)

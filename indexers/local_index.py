@@ -331,6 +331,8 @@ class LocalIndex:
 
     def _absent(self) -> bool:
         """True when no index exists on disk yet: reads then answer empty and write nothing."""
+        if self._db is not None or self._ensured:
+            return False  # open: the operation's own ``_con()`` follows the pointer
         with self._lock:
             self._follow_generation()
             return self._db is None and not self._ensured and not self.sqlite_path.exists()
@@ -363,7 +365,7 @@ class LocalIndex:
                         "(%d dims) and keeps serving generation %s until it is restarted with that model",
                         self.directory, model[0], model[1], name, self.model_id, self.dimensions, self._data.name)
             return
-        log.warning("the index at %s switched to its generation %s", self.directory, name)
+        log.info("the index at %s switched to its generation %s", self.directory, name)
         self._release()
         self._data = data
         self._vectors = VectorIndex(data, dimensions=self.dimensions, generation=self._generation,
