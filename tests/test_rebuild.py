@@ -308,6 +308,10 @@ def test_cli_errors_are_one_line_exit_2(tmp_path):
     assert bad.returncode == 2 and "Traceback" not in bad.stderr
     assert f"scope {docs.resolve()}: invalid chunking settings" in bad.stderr and "give --overlap too" in bad.stderr
     assert generations.live_name(idx) == "." and not generations.leftover_builds(idx)
+    with generations.rebuild_lock(idx):  # another process is rebuilding
+        busy = _cli("index", "rebuild", "--index", str(idx), "--embedder", "hashing", "--chunk-size", "64")
+    assert busy.returncode == 2 and "Traceback" not in busy.stderr
+    assert f"a rebuild of the index at {idx} is already in progress (pid {os.getpid()}" in busy.stderr
 
 
 def test_ondata_serve_switches_to_the_rebuilt_index_without_a_restart(tmp_path):
