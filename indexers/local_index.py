@@ -13,7 +13,8 @@ follows, so a reader switches to a rebuilt index on its next operation without r
   and ``index_meta`` (model id,
   dimensions, schema version and a *generation* counter bumped by every write). An index of an
   older schema version is migrated in place by ``ensure()`` (schema 1 -> 2 adds the scope columns,
-  2 -> 3 the manifest, 3 -> 4 the scopes table; nothing is dropped); one of a newer or unknown version is refused with one line saying what to do.
+  2 -> 3 the manifest, 3 -> 4 the scopes table; nothing is dropped); one of a newer or unknown
+  version is refused with one line saying what to do.
 - ``vectors.faiss`` is an inner-product FAISS index over the embeddings keyed by the chunk's SQLite
   row id, exact (``IndexFlatIP``) or HNSW as ``VectorConfig`` says, owned by ``indexers.local_vectors.VectorIndex``:
   stored with the generation it reflects and written atomically. When it is missing, unreadable
@@ -166,8 +167,8 @@ _MIGRATIONS: dict[str, tuple[str, ...]] = {
     ),
     "2": manifest.MIGRATION_2_TO_3,
     "3": (
-        "CREATE TABLE scopes (scope TEXT NOT NULL, kind TEXT NOT NULL, root TEXT NOT NULL, prefix TEXT NOT NULL, "
-        "record TEXT NOT NULL, PRIMARY KEY (scope, kind, root, prefix)) WITHOUT ROWID",
+        "CREATE TABLE IF NOT EXISTS scopes (scope TEXT NOT NULL, kind TEXT NOT NULL, root TEXT NOT NULL, "
+        "prefix TEXT NOT NULL, record TEXT NOT NULL, PRIMARY KEY (scope, kind, root, prefix)) WITHOUT ROWID",
     ),
 }
 _NEXT_VERSION = {"1": "2", "2": "3", "3": "4"}
