@@ -310,6 +310,9 @@ def test_cli_errors_are_one_line_exit_2(tmp_path):
     assert generations.live_name(idx) == "." and not generations.leftover_builds(idx)
     with generations.rebuild_lock(idx):  # another process is rebuilding
         busy = _cli("index", "rebuild", "--index", str(idx), "--embedder", "hashing", "--chunk-size", "64")
+        writer = _cli("ingest", str(docs), "--index", str(idx), "--embedder", "hashing",
+                      env={"ONDATA_HASHING_DIMENSIONS": str(DIMS)})
+    assert writer.returncode == 0 and f"warning: a rebuild of {idx} is in progress" in writer.stdout
     assert busy.returncode == 2 and "Traceback" not in busy.stderr
     assert f"a rebuild of the index at {idx} is already in progress (pid {os.getpid()}" in busy.stderr
 

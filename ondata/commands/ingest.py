@@ -120,6 +120,14 @@ def ingest_with_progress(settings: Settings, path: str, console: Console, *, dry
     from pipelines.ingest import ingest as run_ingest
 
     check_ingest_arguments(settings, path)
+    if settings.profile == "local" and not dry_run:
+        from indexers.local_generations import lock_holder
+
+        holder = lock_holder(Path(settings.index_dir))
+        if holder is not None:
+            console.print(f"[yellow]warning[/yellow]: a rebuild of {settings.index_dir} is in progress ({holder}); this "
+                          "run writes to the generation it replaces: run it again once the rebuild is done",
+                          highlight=False)
     source = build_source(settings, path, include=include, exclude=exclude, follow_symlinks=follow_symlinks,
                           scope=scope)
     if cleanup is None:
