@@ -25,7 +25,8 @@ from indexers.embedders.hashing import HashingEmbedder
 from indexers.errors import ConfigError, IndexError_
 from indexers.local_index import LocalIndex
 from indexers.records import ALL_GROUPS, SearchRequest
-from ondata.commands.rebuild import NothingToRebuild, build_settings, drop_local, rebuild_azure, rebuild_local
+from ondata.commands.rebuild import (NothingToRebuild, alias_azure, build_settings, drop_local, rebuild_azure,
+                                     rebuild_local)
 from ondata.settings import Settings
 from pipelines.chunking import ChunkingConfig
 from pipelines.ingest import IngestOptions, ingest
@@ -373,7 +374,11 @@ def test_azure_rebuild_fills_a_new_index_and_points_the_alias_at_it(tmp_path):
             plain = s.model_copy(update={"azure_search_index": "docs-v1"})
             rebuild_azure(plain, plain, Console(file=open(os.devnull, "w")), chunk_size=48, overlap=None,
                           dry_run=True, drop_old=False, stop=None)
-        build_index(s, embedder).point_alias("docs-v1")
+        with pytest.raises(ConfigError, match="'docs-v1' is an index: an alias cannot take an index's name"):
+            alias_azure(s, "docs-v1", "docs-v1")
+        with pytest.raises(ConfigError, match="no Azure AI Search index 'nope'"):
+            alias_azure(s, "docs", "nope")
+        assert alias_azure(s, "docs", "docs-v1") == "alias docs now maps to index docs-v1"  # once, for a plain index
         quiet = Console(file=open(os.devnull, "w"))
         dry = rebuild_azure(s, s, quiet, chunk_size=48, overlap=None, dry_run=True, drop_old=True, stop=None)
         assert (dry["live"], dry["new"], dry["swapped"]) == ("docs-v1", "docs-v2", False)

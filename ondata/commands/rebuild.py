@@ -1,4 +1,5 @@
-"""`ondata index rebuild` and `ondata index drop-old`: a new index built beside the live one, then swapped in.
+"""`ondata index rebuild`, `ondata index drop-old` (and, on Azure, `ondata index alias`): a new index built
+beside the live one, then swapped in.
 
 A rebuild (for a new embedding model or new chunking settings) re-reads exactly the scopes the live
 index recorded (``SearchIndex.list_scopes``: a folder's resolved root, or a Blob container and
@@ -325,7 +326,8 @@ def _azure_live(settings: Settings):
             raise ConfigError(
                 f"Azure AI Search index {settings.azure_search_index!r} is an index, not an alias, so its readers "
                 "cannot be switched atomically (an alias cannot take an existing index's name): create an alias "
-                f"that maps to it, point AZURE_SEARCH_INDEX (and your readers) at the alias, then rebuild")
+                f"that maps to it (`ondata index alias NAME --to {settings.azure_search_index}`), point "
+                "AZURE_SEARCH_INDEX (and your readers) at the alias, then rebuild")
         raise ConfigError(f"no Azure AI Search index or alias {settings.azure_search_index!r} at "
                           f"{settings.azure_search_endpoint}: nothing to rebuild")
     return alias, live
@@ -382,6 +384,24 @@ def drop_azure(settings: Settings, *, dry_run: bool) -> list[str]:
     return [f"index {n}" for n in doomed]
 
 
+def alias_azure(settings: Settings, alias: str, index: str) -> str:
+    """Point the Azure AI Search alias ``alias`` at the existing index ``index`` (created when missing): the
+    one-time step that lets readers of an index created without an alias be switched by later rebuilds."""
+    from ondata.wiring import build_embedder, build_index
+
+    if settings.profile != "azure":
+        raise ConfigError("`ondata index alias` is for the azure profile (ONDATA_PROFILE=azure); a local index "
+                          "switches through its CURRENT pointer")
+    named = build_index(settings.model_copy(update={"azure_search_index": alias}), build_embedder(settings, cached=False))
+    if not named.index_exists(index):
+        raise ConfigError(f"no Azure AI Search index {index!r} at {settings.azure_search_endpoint}")
+    if alias in named.list_index_names():
+        raise ConfigError(f"{alias!r} is an index: an alias cannot take an index's name; choose another alias name")
+    before = named.alias_target()
+    named.point_alias(index)
+    return f"alias {alias} now maps to index {index}" + (f" (was {before})" if before and before != index else "")
+
+
 # ---------------------------------------------------------------- commands
 
 
@@ -417,6 +437,15 @@ def register(index_app: typer.Typer) -> None:
                 console.print(("would delete " if dry_run else "deleted ") + line, highlight=False, markup=False)
         if result.get("interrupted"):
             raise typer.Exit(code=130)
+
+    @index_app.command("alias")
+    def alias_command(
+        name: str = typer.Argument(..., help="The alias readers and AZURE_SEARCH_INDEX name."),
+        to: str = typer.Option(..., "--to", help="The existing index it maps to."),
+    ) -> None:
+        """Azure AI Search: point alias NAME at index --to (once, for an index created without an alias;
+        `ondata index rebuild` switches it afterwards)."""
+        print(alias_azure(Settings(), name, to))
 
     @index_app.command("drop-old")
     def drop_old_command(
