@@ -10,7 +10,13 @@ filterable ``groups`` (``Collection(Edm.String)``, ACLs);
 ``metadata`` as a JSON string; one ``meta_<key>`` filterable field per ``filterable_metadata`` key;
 ``content_vector`` (HNSW, cosine, ``dimensions`` from the embedder, optional scalar/binary
 quantization); a semantic configuration ``ondata-semantic`` (title + content). The embedder's
-``model_id`` and the dimensions are stored in the index description and checked by ``ensure()``.
+``model_id`` and the dimensions are stored in the index description and checked by ``ensure()``;
+so are the recorded scopes (``record_scope`` / ``list_scopes``: where each scope was ingested from).
+
+``index_name`` may name an index alias (the service resolves it for document operations and index
+definitions): ``ondata index rebuild`` fills a new index ``<name>-v<N+1>`` and points the alias at it
+(``alias_target``, ``point_alias``), keeping the old index until it is dropped (``delete_index_named``;
+the service refuses to delete an index an alias maps to).
 
 Retries: the SDK's own retry policy is DISABLED (``retry_total=0``); this backend is the one layer
 that retries (``indexers.retry``): every service call gets ``retry.attempts`` attempts in all, for
@@ -34,7 +40,8 @@ import numpy as np
 
 from indexers.errors import IndexError_, IndexSchemaError, OndataError, TransientError
 from indexers.filters import CORE_FIELDS, FilterError, check_field, odata_quote, odata_search_in, to_odata
-from indexers.records import ALL_GROUPS, Chunk, Groups, IndexStats, SearchHit, SearchRequest, SourceRecord, check_groups
+from indexers.records import (ALL_GROUPS, Chunk, Groups, IndexStats, ScopeRecord, SearchHit, SearchRequest, SourceRecord,
+                              check_groups)
 from indexers.retry import RetryPolicy, is_transient, retry_after_of
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -401,17 +408,8 @@ class AzureSearchIndex:
 
     def ensure(self) -> None:
         """Create the index, or check the existing one fits (dimensions, model) and add missing fields."""
-        from azure.core.exceptions import ResourceNotFoundError
-
         client = self._indexes()
-
-        def get() -> Any:
-            try:
-                return client.get_index(self.index_name)
-            except ResourceNotFoundError:
-                return None
-
-        existing = self._call(f"reading index {self.index_name!r}", get)
+        existing = self._get_index(self.index_name)
         if existing is None:
             self._call(f"creating index {self.index_name!r}", lambda: client.create_or_update_index(self._desired_index()))
             log.info("created Azure AI Search index %r (%d dimensions)", self.index_name, self._dimensions)
@@ -446,11 +444,7 @@ class AzureSearchIndex:
                 f"{self._dimensions}; use another index name or delete the index and re-ingest"
             )
         if ours:
-            try:
-                meta = json.loads(index.description[len(_DESCRIPTION_PREFIX):])
-            except ValueError:
-                meta = {}
-            stored = meta.get("model_id")
+            stored = _description_meta(index.description).get("model_id")
             if stored and stored != self.model_id:
                 raise IndexSchemaError(
                     f"index {self.index_name!r} was built with embeddings of {stored!r} but the embedder is "
@@ -459,15 +453,7 @@ class AzureSearchIndex:
 
     def schema_dimensions(self) -> int | None:
         """The dimensions of the existing index's vector field, or None when the index does not exist."""
-        from azure.core.exceptions import ResourceNotFoundError
-
-        def get() -> Any:
-            try:
-                return self._indexes().get_index(self.index_name)
-            except ResourceNotFoundError:
-                return None
-
-        index = self._call(f"reading index {self.index_name!r}", get)
+        index = self._get_index(self.index_name)
         if index is None:
             return None
         for f in index.fields:
@@ -477,15 +463,85 @@ class AzureSearchIndex:
 
     def delete_index(self) -> None:
         """Delete the whole index (used by live tests for their temporary index); missing succeeds."""
+        self.delete_index_named(self.index_name)
+
+    # ------------------------------------------------------------------ aliases and recorded scopes
+    def _get_index(self, name: str) -> Any:
+        """The definition of index (or alias) ``name``, or None when there is none."""
+        from azure.core.exceptions import ResourceNotFoundError
+
+        def get() -> Any:
+            try:
+                return self._indexes().get_index(name)
+            except ResourceNotFoundError:
+                return None
+
+        return self._call(f"reading index {name!r}", get)
+
+    def index_exists(self, name: str | None = None) -> bool:
+        """Whether an index (or an alias) named ``name`` (default: this one) exists."""
+        return self._get_index(name or self.index_name) is not None
+
+    def alias_target(self) -> str | None:
+        """The index the alias named ``index_name`` maps to, or None when ``index_name`` is no alias."""
+        from azure.core.exceptions import ResourceNotFoundError
+
+        def get() -> Any:
+            try:
+                return self._indexes().get_alias(self.index_name)
+            except ResourceNotFoundError:
+                return None
+
+        alias = self._call(f"reading alias {self.index_name!r}", get)
+        return str(alias.indexes[0]) if alias is not None and alias.indexes else None
+
+    def point_alias(self, index: str) -> None:
+        """Map the alias ``index_name`` to ``index`` (creating the alias when missing): readers of the alias
+        switch at once, the service resolving the alias per request."""
+        from azure.search.documents.indexes.models import SearchAlias
+
+        self._call(f"pointing alias {self.index_name!r} to index {index!r}",
+                   lambda: self._indexes().create_or_update_alias(SearchAlias(name=self.index_name, indexes=[index])))
+
+    def list_index_names(self) -> list[str]:
+        """The names of every index of the service (not the aliases)."""
+        return sorted(self._call("listing indexes", lambda: list(self._indexes().list_index_names())))
+
+    def delete_index_named(self, name: str) -> None:
+        """Delete index ``name`` (missing succeeds); the service refuses (400) while an alias maps to it."""
         from azure.core.exceptions import ResourceNotFoundError
 
         def delete() -> None:
             try:
-                self._indexes().delete_index(self.index_name)
+                self._indexes().delete_index(name)
             except ResourceNotFoundError:
                 pass
 
-        self._call(f"deleting index {self.index_name!r}", delete)
+        self._call(f"deleting index {name!r}", delete)
+
+    def record_scope(self, record: ScopeRecord) -> None:
+        """Record where a scope's documents come from, in the index definition's description (read by
+        ``ondata index rebuild``); replaces the record of the same key."""
+        existing = self._get_index(self.index_name)
+        if existing is None:
+            raise IndexError_(f"index {self.index_name!r} does not exist at {self.endpoint}; run ensure() first")
+        meta = _description_meta(existing.description)
+        stamped = record.to_dict() | {"ingested_at": record.ingested_at or datetime.now(timezone.utc).isoformat(timespec="seconds")}
+        scopes = [d for d in meta.get("scopes", []) if ScopeRecord.from_dict(d).key != record.key] + [stamped]
+        meta.setdefault("model_id", self.model_id)
+        meta.setdefault("dimensions", self._dimensions)
+        meta.setdefault("schema", SCHEMA_VERSION)
+        meta["scopes"] = sorted(scopes, key=lambda d: ScopeRecord.from_dict(d).key)
+        existing.description = _DESCRIPTION_PREFIX + json.dumps(meta, sort_keys=True, ensure_ascii=False)
+        self._call(f"recording scope {record.scope!r} in index {self.index_name!r}",
+                   lambda: self._indexes().create_or_update_index(existing))
+
+    def list_scopes(self) -> list[ScopeRecord]:
+        """The scopes recorded in the index definition (empty when none, or when the index does not exist)."""
+        existing = self._get_index(self.index_name)
+        if existing is None:
+            return []
+        return [ScopeRecord.from_dict(d) for d in _description_meta(existing.description).get("scopes", [])]
 
     # ------------------------------------------------------------------ writes
     def _document(self, chunk: Chunk, vector: np.ndarray) -> dict[str, Any]:
@@ -937,6 +993,17 @@ def _chunk_from(doc: Mapping[str, Any]) -> Chunk:
         source_chunks=int(doc.get("source_chunks") or 0),
         scope=str(doc.get("scope") or ""),
     )
+
+
+def _description_meta(description: str | None) -> dict[str, Any]:
+    """The JSON ondata keeps in an index's description (model, dimensions, schema, recorded scopes); {} when none."""
+    if not description or not description.startswith(_DESCRIPTION_PREFIX):
+        return {}
+    try:
+        meta = json.loads(description[len(_DESCRIPTION_PREFIX):])
+    except ValueError:
+        return {}
+    return meta if isinstance(meta, dict) else {}
 
 
 def _scope_filter(scope: str) -> str:

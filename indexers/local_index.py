@@ -1,16 +1,20 @@
 """The embedded search index: SQLite is the source of truth, FAISS and the keyword index derived acceleration structures.
 
-Layout of ``<directory>``:
+Layout of ``<directory>`` (of its live generation, ``<directory>/gen-<ts>/``, after an ``ondata index
+rebuild``: ``indexers.local_generations`` owns the ``CURRENT`` pointer, which every operation
+follows, so a reader switches to a rebuilt index on its next operation without reopening):
 
 - ``index.sqlite`` holds everything that matters: the chunks (every ``Chunk`` field, metadata as
   JSON, the document's scope and when it was written), their embeddings (float32 blobs), their ACL groups (one row per chunk and group, so
   security trimming is an indexed lookup), an FTS5 table (tokenizer ``porter unicode61
   remove_diacritics 2``, kept in step by triggers; the keyword arm when ``keyword_engine = "fts5"``),
   ``chunk_tombstones`` (the row ids each write deleted, by generation: derived structures catch up
-  from it) and ``index_meta`` (model id,
+  from it), ``scopes`` (where each scope was ingested from: ``record_scope``, read by the rebuild)
+  and ``index_meta`` (model id,
   dimensions, schema version and a *generation* counter bumped by every write). An index of an
-  older schema version is migrated in place by ``ensure()`` (schema 1 -> 2 adds the scope columns;
-  nothing is dropped); one of a newer or unknown version is refused with one line saying what to do.
+  older schema version is migrated in place by ``ensure()`` (schema 1 -> 2 adds the scope columns,
+  2 -> 3 the manifest, 3 -> 4 the scopes table; nothing is dropped); one of a newer or unknown
+  version is refused with one line saying what to do.
 - ``vectors.faiss`` is an inner-product FAISS index over the embeddings keyed by the chunk's SQLite
   row id, exact (``IndexFlatIP``) or HNSW as ``VectorConfig`` says, owned by ``indexers.local_vectors.VectorIndex``:
   stored with the generation it reflects and written atomically. When it is missing, unreadable
@@ -54,20 +58,21 @@ import numpy as np
 from indexers.errors import IndexError_, IndexSchemaError
 from indexers.filters import to_sql
 from indexers.local_allowed import AllowedCache, AllowedSet
+from indexers import local_generations as generations
+from indexers.local_generations import SQLITE_NAME
 from indexers.local_keyword import KEYWORD_NAME, KeywordIndex
 from indexers.local_vectors import FAISS_NAME, VectorConfig, VectorIndex
 from indexers import local_manifest as manifest
 from indexers.fusion import hits_with_arms, reciprocal_rank_fusion
 from indexers import records
-from indexers.records import ALL_GROUPS, Chunk, Groups, SearchHit, SearchRequest, SourceRecord, check_groups
+from indexers.records import ALL_GROUPS, Chunk, Groups, ScopeRecord, SearchHit, SearchRequest, SourceRecord, check_groups
 from indexers.text import STOPWORDS, words
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = "3"
+SCHEMA_VERSION = "4"
 #: Schema versions ``ensure()`` migrates in place (see ``_MIGRATIONS``).
-MIGRATABLE_VERSIONS = ("1", "2")
-SQLITE_NAME = "index.sqlite"
+MIGRATABLE_VERSIONS = ("1", "2", "3")
 
 MAX_QUERY_TERMS = 64
 #: Generations of deletes kept in ``chunk_tombstones`` for derived structures to catch up from;
@@ -129,6 +134,14 @@ CREATE TRIGGER IF NOT EXISTS chunks_after_delete AFTER DELETE ON chunks BEGIN
     DELETE FROM chunk_groups WHERE rid = old.rid;
     DELETE FROM chunk_vectors WHERE rid = old.rid;
 END;
+CREATE TABLE IF NOT EXISTS scopes (
+    scope TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    root TEXT NOT NULL,
+    prefix TEXT NOT NULL,
+    record TEXT NOT NULL,
+    PRIMARY KEY (scope, kind, root, prefix)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS chunk_tombstones (
     gen INTEGER NOT NULL,
     rid INTEGER NOT NULL,
@@ -143,7 +156,9 @@ END;
 # Schema 1 -> 2 (scopes): two columns and the covering index of the manifest. Chunks written
 # before scopes get scope '' and no ingestion time; ``pipelines.sync`` adopts them into the first
 # scope that lists their id. Schema 2 -> 3: the per-document manifest ``sources`` (built from the
-# chunks) and the chunks' ``source_stat`` (``indexers.local_manifest``). Run inside ``ensure()``'s
+# chunks) and the chunks' ``source_stat`` (``indexers.local_manifest``). Schema 3 -> 4: the ``scopes``
+# table (where each scope was ingested from, what ``ondata index rebuild`` re-reads), empty until
+# the next ingest of each scope records it. Run inside ``ensure()``'s
 # write transaction, before ``_SCHEMA``; a version's statements bring it to the next one.
 _MIGRATIONS: dict[str, tuple[str, ...]] = {
     "1": (
@@ -151,8 +166,17 @@ _MIGRATIONS: dict[str, tuple[str, ...]] = {
         "ALTER TABLE chunks ADD COLUMN ingested_at TEXT NOT NULL DEFAULT ''",
     ),
     "2": manifest.MIGRATION_2_TO_3,
+    "3": (
+        "CREATE TABLE IF NOT EXISTS scopes (scope TEXT NOT NULL, kind TEXT NOT NULL, root TEXT NOT NULL, "
+        "prefix TEXT NOT NULL, record TEXT NOT NULL, PRIMARY KEY (scope, kind, root, prefix)) WITHOUT ROWID",
+    ),
 }
-_NEXT_VERSION = {"1": "2", "2": "3"}
+_NEXT_VERSION = {"1": "2", "2": "3", "3": "4"}
+_MIGRATION_NOTES = {
+    "1": "its documents have no scope yet and are adopted by the next ingest that lists them",
+    "2": "built its per-document manifest",
+    "3": "added the scopes table (`ondata index rebuild` can rebuild a scope once it is ingested again)",
+}
 
 # ``content`` is the last column: rows are read for their small fields (filters, trimming) far
 # more often than for their text, and SQLite reads columns after a large one from overflow pages.
@@ -189,6 +213,8 @@ class IndexStats(records.IndexStats):
     generation: int
     bytes_on_disk: int
     vectors_fresh: bool
+    #: the live generation: ``.`` (the folder itself) or ``gen-<ts>`` after ``ondata index rebuild``
+    live_generation: str = "."
 
 
 class LocalIndex:
@@ -220,7 +246,11 @@ class LocalIndex:
         self._lock = threading.RLock()
         self._db: sqlite3.Connection | None = None
         self._ensured = False
-        self._vectors = VectorIndex(self.directory, dimensions=dimensions, generation=self._generation,
+        self._vector_config = vectors
+        # the folder of the live generation (``indexers.local_generations``) and the pointer it was read from
+        self._pointer = generations.pointer_token(self.directory)
+        self._data = generations.live_dir(self.directory)
+        self._vectors = VectorIndex(self._data, dimensions=dimensions, generation=self._generation,
                                     config=vectors)
         self._allowed_cache = AllowedCache()  # per-group / per-filter masks (indexers.local_allowed)
         self._keyword: KeywordIndex | None = None  # indexers.local_keyword, loaded lazily
@@ -228,21 +258,31 @@ class LocalIndex:
     # ------------------------------------------------------------------ opening
 
     @property
+    def data_directory(self) -> Path:
+        """The folder of the live generation: ``directory`` itself, or ``directory/gen-...`` after a rebuild."""
+        return self._data
+
+    @property
     def sqlite_path(self) -> Path:
-        return self.directory / SQLITE_NAME
+        return self._data / SQLITE_NAME
 
     @property
     def faiss_path(self) -> Path:
-        return self.directory / FAISS_NAME
+        return self._data / FAISS_NAME
 
     @property
     def keyword_path(self) -> Path:
-        return self.directory / KEYWORD_NAME
+        return self._data / KEYWORD_NAME
 
     @staticmethod
     def read_model(directory: str | Path) -> tuple[str, int]:
-        """(model_id, dimensions) an existing index was built with, read without opening it for writing."""
-        path = Path(directory) / SQLITE_NAME
+        """(model_id, dimensions) an existing index (its live generation) was built with, read without
+        opening it for writing."""
+        return LocalIndex._read_model_at(generations.live_dir(Path(directory)), directory)
+
+    @staticmethod
+    def _read_model_at(data: Path, directory: str | Path) -> tuple[str, int]:
+        path = data / SQLITE_NAME
         if not path.is_file():
             raise IndexError_(f"there is no local index at {directory} (no {SQLITE_NAME} file)")
         try:
@@ -269,10 +309,14 @@ class LocalIndex:
         if self._db is None:
             if self.directory.exists() and not self.directory.is_dir():
                 raise IndexError_(f"the index path {self.directory} is a file, not a folder; give a folder")
-            try:
-                self.directory.mkdir(parents=True, exist_ok=True)
-            except OSError as exc:
-                raise IndexError_(f"the index folder {self.directory} could not be created: {exc.strerror or exc}") from exc
+            if self._data != self.directory:  # a generation of a rebuild: never re-created when it was dropped
+                if not self._data.is_dir():
+                    raise IndexError_(f"the generation {self._data.name} of the index at {self.directory} is gone")
+            else:
+                try:
+                    self.directory.mkdir(parents=True, exist_ok=True)
+                except OSError as exc:
+                    raise IndexError_(f"the index folder {self.directory} could not be created: {exc.strerror or exc}") from exc
             try:
                 con = sqlite3.connect(
                     self.sqlite_path, isolation_level=None, check_same_thread=False, timeout=30.0
@@ -288,17 +332,50 @@ class LocalIndex:
 
     def _absent(self) -> bool:
         """True when no index exists on disk yet: reads then answer empty and write nothing."""
-        return self._db is None and not self._ensured and not self.sqlite_path.exists()
+        if self._db is not None or self._ensured:
+            return False  # open: the operation's own ``_con()`` follows the pointer
+        with self._lock:
+            self._follow_generation()
+            return self._db is None and not self._ensured and not self.sqlite_path.exists()
 
     def _con(self) -> sqlite3.Connection:
-        """The connection of an ensured index (ensures on first use)."""
+        """The connection of an ensured index of the live generation (ensures on first use)."""
+        self._follow_generation()
         if not self._ensured:
             self.ensure()
         return self._connect()
 
+    def _follow_generation(self) -> None:
+        """Switch to the live generation when ``CURRENT`` was swapped (``ondata index rebuild``): one ``stat``
+        per operation. Called under the lock at the start of an operation, so an operation in flight
+        finishes on the generation it started on. The old generation's connection is closed without
+        flushing (it is no longer live). A generation built with another model or dimensions is not
+        followed (this process could not embed queries for it): it keeps serving its generation, with a
+        warning, until it is restarted with that model."""
+        token = generations.pointer_token(self.directory)
+        if token == self._pointer:
+            return
+        data = generations.live_dir(self.directory)
+        self._pointer = token
+        if data == self._data:
+            return
+        name = data.name if data != self.directory else generations.IN_PLACE
+        model = self._read_model_at(data, self.directory)
+        if model != (self.model_id, self.dimensions):  # this process cannot embed for it: keep what it serves
+            log.warning("the index at %s was rebuilt with model %s (%d dims) as generation %s; this process uses %s "
+                        "(%d dims) and keeps serving generation %s until it is restarted with that model",
+                        self.directory, model[0], model[1], name, self.model_id, self.dimensions, self._data.name)
+            return
+        log.info("the index at %s switched to its generation %s", self.directory, name)
+        self._release()
+        self._data = data
+        self._vectors = VectorIndex(data, dimensions=self.dimensions, generation=self._generation,
+                                    config=self._vector_config)
+
     def ensure(self) -> None:
         """Create the index if missing; raise ``IndexSchemaError`` if it was built for another model."""
         with self._lock:
+            self._follow_generation()
             con = self._connect()
             with _write_transaction(con, failed=f"the local index at {self.directory} could not be created"):
                 has_meta = con.execute(
@@ -355,11 +432,12 @@ class LocalIndex:
                 con.execute(statement)
             step = _NEXT_VERSION[step]
         con.execute("UPDATE index_meta SET value = ? WHERE key = 'schema_version'", (SCHEMA_VERSION,))
-        log.warning(
-            "migrated the local index at %s from schema %s to %s in place%s", self.directory, version, SCHEMA_VERSION,
-            "; its documents have no scope yet and are adopted by the next ingest that lists them"
-            if version == "1" else " (built its per-document manifest)",
-        )
+        notes, step = [], version
+        while step != SCHEMA_VERSION:
+            notes.append(_MIGRATION_NOTES[step])
+            step = _NEXT_VERSION[step]
+        log.warning("migrated the local index at %s from schema %s to %s in place: %s", self.directory, version,
+                    SCHEMA_VERSION, "; ".join(notes))
 
     def close(self) -> None:
         """Save a fresh FAISS file if needed and close the database connection."""
@@ -369,12 +447,17 @@ class LocalIndex:
             try:
                 self.flush()
             finally:
-                self._db.close()
-                self._db = None
-                self._ensured = False
-                self._vectors.reset()
-                self._allowed_cache = AllowedCache()
-                self._keyword = None
+                self._release()
+
+    def _release(self) -> None:
+        """Close the connection and forget the derived structures held in memory (no flush)."""
+        if self._db is not None:
+            self._db.close()
+        self._db = None
+        self._ensured = False
+        self._vectors.reset()
+        self._allowed_cache = AllowedCache()
+        self._keyword = None
 
     def __enter__(self) -> "LocalIndex":
         self.ensure()
@@ -513,6 +596,24 @@ class LocalIndex:
             con = self._con()
             with _write_transaction(con, failed=f"recording {len(stats)} change tokens in {self.directory} failed"):
                 manifest.set_stats(con, scope, stats)
+
+    def record_scope(self, record: ScopeRecord) -> None:
+        """Record where a scope's documents come from (``ondata index rebuild`` re-reads it); replaces the
+        record of the same (scope, kind, root, prefix)."""
+        with self._lock:
+            con = self._con()
+            with _write_transaction(con, failed=f"recording scope {record.scope!r} in {self.directory} failed"):
+                data = record.to_dict() | {"ingested_at": record.ingested_at or _utc_now()}
+                con.execute("INSERT OR REPLACE INTO scopes(scope, kind, root, prefix, record) VALUES (?, ?, ?, ?, ?)",
+                            (*record.key, json.dumps(data, ensure_ascii=False, sort_keys=True)))
+
+    def list_scopes(self) -> list[ScopeRecord]:
+        """The recorded scopes (``record_scope``), sorted by their key; empty when none were recorded."""
+        if self._absent():
+            return []
+        with self._lock:
+            rows = self._con().execute("SELECT record FROM scopes ORDER BY scope, kind, root, prefix").fetchall()
+        return [ScopeRecord.from_dict(json.loads(r)) for (r,) in rows]
 
     def search(self, request: SearchRequest) -> list[SearchHit]:
         """Text (FTS5 BM25), vector (FAISS inner product) or hybrid (RRF of both) search."""
@@ -726,7 +827,7 @@ class LocalIndex:
             gen = self._generation(con)
             fresh = self._vectors.is_fresh(gen)
         size = 0
-        for p in self.directory.iterdir():
+        for p in self._data.iterdir():
             if p.name.startswith((SQLITE_NAME, FAISS_NAME, KEYWORD_NAME)) and p.is_file():
                 size += p.stat().st_size
         return IndexStats(
@@ -739,6 +840,7 @@ class LocalIndex:
             generation=gen,
             bytes_on_disk=size,
             vectors_fresh=fresh,
+            live_generation=self._data.name if self._data != self.directory else generations.IN_PLACE,
         )
 
     @staticmethod

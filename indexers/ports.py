@@ -6,7 +6,7 @@ from typing import Iterable, Protocol, Sequence, runtime_checkable
 
 import numpy as np
 
-from indexers.records import Chunk, Groups, IndexStats, SearchHit, SearchRequest, SourceRecord
+from indexers.records import Chunk, Groups, IndexStats, ScopeRecord, SearchHit, SearchRequest, SourceRecord
 
 
 @runtime_checkable
@@ -52,6 +52,8 @@ class SearchIndex(Protocol):
     - ``count()`` is the number of chunks; ``list_sources(scope=...)`` what the index holds per
       document of that scope (``None``: every scope), sorted by scope then source id (empty when empty).
       ``stats()`` the model, dimensions, chunks and sources (backends add fields of their own).
+    - ``record_scope(record)`` / ``list_scopes()``: where each scope was ingested from (written by every
+      ingest run that writes, read by ``ondata index rebuild``).
     - ``flush()`` makes every write so far durable and searchable (the end of an ingestion run);
       ``close()`` releases files and clients (idempotent). An index is a context manager that
       closes on exit (entering may create it, as ``ensure()``).
@@ -76,6 +78,15 @@ class SearchIndex(Protocol):
     def record_source_stats(self, scope: str, stats: dict[str, str]) -> None:
         """Store the change tokens (``SourceItem.stat``) of documents of ``scope`` listed unchanged; a
         backend that keeps no tokens does nothing (its sources are then re-read every run)."""
+        ...
+
+    def record_scope(self, record: ScopeRecord) -> None:
+        """Record where a scope's documents come from (source kind, root or container + prefix, settings;
+        never a credential), replacing the record of the same key (``ScopeRecord.key``)."""
+        ...
+
+    def list_scopes(self) -> list[ScopeRecord]:
+        """The recorded scopes, sorted by key (empty when none): what ``ondata index rebuild`` re-reads."""
         ...
 
     def stats(self) -> IndexStats: ...

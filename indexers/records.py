@@ -229,6 +229,64 @@ class SourceRecord:
 
 
 @dataclass(frozen=True)
+class ScopeRecord:
+    """Where the documents of one scope were ingested from, and with which settings: what ``ondata index
+    rebuild`` re-reads (only those roots) to build a new index.
+
+    ``kind``: ``folder`` (``root`` the resolved absolute path of the folder, or of the file for a
+    single-file ingest) or ``blob`` (``root`` the container, ``prefix`` the blob prefix, ``account``
+    the storage account name; never a credential). ``include`` / ``exclude`` / ``follow_symlinks`` /
+    ``cleanup`` as the run was given them; ``chunking`` the chunking settings (a JSON object) and
+    ``embedding`` ``<model id>/<dimensions>`` of the last run; ``ingested_at`` when it was recorded.
+    A scope can hold several records (single files ingested one by one): they are keyed by
+    (``scope``, ``kind``, ``root``, ``prefix``), and the latest run of a key replaces its record.
+    """
+
+    scope: str
+    kind: Literal["folder", "blob"]
+    root: str
+    prefix: str = ""
+    account: str = ""
+    include: tuple[str, ...] = ("*",)
+    exclude: tuple[str, ...] = ()
+    follow_symlinks: bool = False
+    cleanup: str = "scoped"
+    chunking: str = "{}"
+    embedding: str = ""
+    ingested_at: str = ""
+
+    def __post_init__(self) -> None:
+        if self.kind not in ("folder", "blob"):
+            raise ValueError(f"ScopeRecord.kind must be 'folder' or 'blob', not {self.kind!r}")
+        if not self.root:
+            raise ValueError("ScopeRecord.root must not be empty")
+        object.__setattr__(self, "include", tuple(self.include))
+        object.__setattr__(self, "exclude", tuple(self.exclude))
+
+    @property
+    def key(self) -> tuple[str, str, str, str]:
+        return (self.scope, self.kind, self.root, self.prefix)
+
+    def where(self) -> str:
+        """The source as a user names it: the folder (or file), or ``az://container/prefix``."""
+        if self.kind == "folder":
+            return self.root
+        return f"az://{self.root}/{self.prefix}" if self.prefix else f"az://{self.root}"  # the prefix exactly as given
+
+    def to_dict(self) -> dict[str, Any]:
+        from dataclasses import asdict
+
+        d = asdict(self)
+        d["include"], d["exclude"] = list(self.include), list(self.exclude)
+        return d
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "ScopeRecord":
+        names = {f for f in cls.__dataclass_fields__}
+        return cls(**{k: v for k, v in data.items() if k in names})
+
+
+@dataclass(frozen=True)
 class SearchRequest:
     """One search against a SearchIndex.
 

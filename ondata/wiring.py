@@ -231,9 +231,10 @@ def ingest_options(settings: Settings, *, dry_run: bool = False, keep_stale_on_e
 
 def open_local_index(settings: Settings):
     """Open an existing local index without knowing its model; a clear error when there is none."""
+    from indexers.local_generations import has_index
     from indexers.local_index import LocalIndex
 
-    if not (Path(settings.index_dir) / "index.sqlite").exists():
+    if not has_index(Path(settings.index_dir)):
         raise ConfigError(f"no index at {settings.index_dir}; run `ondata ingest PATH` first")
     return LocalIndex.open_existing(settings.index_dir, vectors=vector_config(settings))
 

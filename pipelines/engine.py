@@ -55,7 +55,7 @@ import numpy as np
 
 from indexers.errors import OndataError
 from indexers.ports import Embedder, SearchIndex
-from indexers.records import Chunk
+from indexers.records import Chunk, ScopeRecord
 from indexers.retry import is_transient
 from pipelines.chunking import ChunkingConfig, chunk_document
 from pipelines.errors import DocumentTooLargeError, EmptyDocumentError
@@ -264,14 +264,41 @@ def list_and_plan(source: DocumentSource, index: SearchIndex, *, cleanup: Cleanu
 
     The source gets the index's records of its scope (``known``), so it may skip re-reading what its
     change tokens say is unchanged; ``record_stats`` (not on a dry run) stores the new tokens of
-    documents listed unchanged (a file touched, or first seen racy), so the next run can skip them."""
+    documents listed unchanged (a file touched, or first seen racy), so the next run can skip them,
+    and records the source's scope (``scope_record``: what ``ondata index rebuild`` re-reads)."""
     records = index.list_sources()
     scope = source.scope
     items = list(source.list_items(known={r.source_id: r for r in records if r.scope == scope}))
     plan = plan_sync(items, records, scope=scope, cleanup=cleanup, fingerprint=fingerprint)
     if record_stats and plan.restat:
         index.record_source_stats(scope, dict(plan.restat))
+    if record_stats:
+        record = scope_record(source, cleanup=cleanup, fingerprint=fingerprint)
+        if record is not None:
+            index.record_scope(record)
     return plan
+
+
+def scope_record(source: DocumentSource, *, cleanup: CleanupMode = "scoped",
+                 fingerprint: PipelineFingerprint | None = None) -> ScopeRecord | None:
+    """Where ``source`` reads from, as the index records it for ``ondata index rebuild``: a folder
+    source's resolved root (a single file's own path), or a Blob source's account, container and
+    prefix (never a credential), with its globs, the cleanup mode and the run's chunking and
+    embedding settings. None for a source of another kind (nothing is recorded)."""
+    from pipelines.sources.blob import BlobDocumentSource
+    from pipelines.sources.local import LocalFolderSource
+
+    settings = {"cleanup": cleanup, "chunking": fingerprint.chunking if fingerprint else "{}",
+                "embedding": fingerprint.embedding if fingerprint else ""}
+    if isinstance(source, LocalFolderSource):
+        return ScopeRecord(scope=source.scope, kind="folder", root=os.path.realpath(source.root),
+                           include=source.include, exclude=source.exclude, follow_symlinks=source.follow_symlinks,
+                           **settings)
+    if isinstance(source, BlobDocumentSource):
+        account = str(getattr(source.container_client, "account_name", "") or "")
+        return ScopeRecord(scope=source.scope, kind="blob", root=source.container, prefix=source.prefix,
+                           account=account, include=source.include or ("*",), exclude=source.exclude, **settings)
+    return None
 
 
 def fingerprint_of(options: IngestOptions, embedder: Embedder) -> PipelineFingerprint:
@@ -696,6 +723,6 @@ def stop_on_signals(stop: threading.Event, *, signals: Sequence[int] = (signal.S
 __all__ = [
     "DEFAULT_MAX_BYTES", "DocumentResult", "EMBED_SLICE", "LOCAL_EMBED_SLICE", "Embedded", "IngestOptions", "IngestReport", "Outcome",
     "Prepared", "StageRunner", "delete_documents", "describe", "embed_chunks", "embedding_text", "list_and_plan",
-    "deleted_results", "fingerprint_of", "load_document", "lookahead", "planned_results", "prepare_document", "problem_results", "run_ingest", "stop_on_signals", "timed",
+    "deleted_results", "fingerprint_of", "load_document", "scope_record", "lookahead", "planned_results", "prepare_document", "problem_results", "run_ingest", "stop_on_signals", "timed",
     "write_documents",
 ]

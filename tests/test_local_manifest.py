@@ -1,5 +1,5 @@
 """The local index's per-document manifest (indexers/local_manifest.py, table ``sources``) equals a GROUP BY
-over the chunks after any sequence of writes, and an index of schema 2 is migrated to 3 in place."""
+over the chunks after any sequence of writes, and an index of schema 2 is migrated to the current schema in place."""
 
 from __future__ import annotations
 
@@ -68,7 +68,7 @@ def test_manifest_equals_group_by_over_chunks_after_any_writes(tmp_path_factory,
     index.close()
 
 
-def test_a_schema_2_index_is_migrated_to_3_in_place(tmp_path, caplog):
+def test_a_schema_2_index_is_migrated_to_the_current_schema_in_place(tmp_path, caplog):
     path = tmp_path / "idx"
     docs = [("/docs", "a.md", "sha256:aa|p=1", ["Alpha apples.", "More alpha."], ["hr"]),
             ("/docs", "b.md", "sha256:bb|p=1", ["Bravo bananas."], []),
@@ -80,9 +80,9 @@ def test_a_schema_2_index_is_migrated_to_3_in_place(tmp_path, caplog):
     index = LocalIndex(path, dimensions=DIMS, model_id="hashing-v1")
     with caplog.at_level("WARNING"):
         index.ensure()
-    assert "from schema 2 to 3 in place" in caplog.text
+    assert "from schema 2 to 4 in place" in caplog.text
     con = index._con()
-    assert con.execute("SELECT value FROM index_meta WHERE key = 'schema_version'").fetchone()[0] == SCHEMA_VERSION == "3"
+    assert con.execute("SELECT value FROM index_meta WHERE key = 'schema_version'").fetchone()[0] == SCHEMA_VERSION == "4"
     assert con.execute("SELECT rid, id, content FROM chunks ORDER BY rid").fetchall() == rows_before  # nothing lost
     got = [(r.scope, r.source_id, r.version, r.chunk_count, r.complete, set(r.groups), r.stat) for r in index.list_sources()]
     assert got == [("/docs", "a.md", "sha256:aa|p=1", 2, True, {"hr"}, ""),

@@ -34,6 +34,7 @@ import pytest
 import typer.main
 from typer.testing import CliRunner
 
+from indexers import local_generations
 from ondata.cli import app
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -218,16 +219,20 @@ def test_readme_commands_run_or_parse_as_written(sandbox, monkeypatch):
     assert not failures, "\n".join(failures)
     # what ran for real: the local walkthrough
     ran = " | ".join(done["ran"])
-    for expected in ("ondata ingest data/samples/docs", "ondata index stats", "ondata search", "ondata ask",
-                     "ondata eval report runs/baseline", "ondata eval compare runs/baseline runs/new", "ondata doctor"):
+    for expected in ("ondata ingest data/samples/docs", "ondata index stats", "ondata index rebuild", "ondata search",
+                     "ondata ask", "ondata eval report runs/baseline", "ondata eval compare runs/baseline runs/new",
+                     "ondata doctor"):
         assert expected in ran, (expected, done)
-    assert (sandbox / ".ondata" / "index.sqlite").is_file() and (sandbox / "runs" / "baseline" / "report.html").is_file()
+    # the index lives on in the generation the README's rebuild swapped in; drop-old left only that one
+    live = local_generations.live_name(sandbox / ".ondata")
+    assert live.startswith("gen-") and [g.name for g in local_generations.generations(sandbox / ".ondata")] == [live]
+    assert local_generations.has_index(sandbox / ".ondata") and (sandbox / "runs" / "baseline" / "report.html").is_file()
 
 
 def test_readme_python_examples_run(sandbox, monkeypatch):
     monkeypatch.chdir(sandbox)
     monkeypatch.setenv("ONDATA_EMBEDDER", "hashing")
-    if not (sandbox / ".ondata" / "index.sqlite").is_file():
+    if not local_generations.has_index(sandbox / ".ondata"):
         assert CliRunner().invoke(app, ["ingest", "data/samples/docs"]).exit_code == 0
     (first, api), (_, client) = python_blocks()
     api_run = subprocess.run([sys.executable, "-c", api], cwd=sandbox, capture_output=True, text=True, timeout=120,

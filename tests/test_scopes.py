@@ -337,9 +337,9 @@ def test_an_index_built_before_scopes_is_migrated_in_place_and_adopted(tmp_path,
     with caplog.at_level("WARNING"):
         assert _docs(index) == [("", "a.txt"), ("", "elsewhere.txt")]  # opened: nothing lost
         index.ensure()
-    assert "migrated the local index" in caplog.text and "from schema 1 to 3" in caplog.text
+    assert "migrated the local index" in caplog.text and "from schema 1 to 4" in caplog.text
     con = sqlite3.connect(path / "index.sqlite")
-    assert con.execute("SELECT value FROM index_meta WHERE key = 'schema_version'").fetchone() == ("3",)
+    assert con.execute("SELECT value FROM index_meta WHERE key = 'schema_version'").fetchone() == ("4",)
     con.close()
     assert [h.chunk.source_id for h in index.search(SearchRequest(text="apples", mode="text"))] == ["a.txt"]
 

@@ -1,4 +1,4 @@
-"""`ondata ingest` and `ondata index stats|sources|remove`."""
+"""`ondata ingest` and `ondata index stats|sources|remove` (`index rebuild|drop-old`: ``ondata.commands.rebuild``)."""
 
 from __future__ import annotations
 
@@ -120,6 +120,14 @@ def ingest_with_progress(settings: Settings, path: str, console: Console, *, dry
     from pipelines.ingest import ingest as run_ingest
 
     check_ingest_arguments(settings, path)
+    if settings.profile == "local" and not dry_run:
+        from indexers.local_generations import lock_holder
+
+        holder = lock_holder(Path(settings.index_dir))
+        if holder is not None:
+            console.print(f"[yellow]warning[/yellow]: a rebuild of {settings.index_dir} is in progress ({holder}); this "
+                          "run writes to the generation it replaces: run it again once the rebuild is done",
+                          highlight=False)
     source = build_source(settings, path, include=include, exclude=exclude, follow_symlinks=follow_symlinks,
                           scope=scope)
     if cleanup is None:
@@ -213,8 +221,12 @@ def register(app: typer.Typer) -> None:
         if report.nothing_done:
             raise typer.Exit(code=1)
 
-    index_app = typer.Typer(help="Inspect the index; list and remove its documents by scope.", no_args_is_help=True)
+    index_app = typer.Typer(help="Inspect the index; list and remove its documents by scope; rebuild it.",
+                            no_args_is_help=True)
     app.add_typer(index_app, name="index")
+    from ondata.commands import rebuild as rebuild_commands
+
+    rebuild_commands.register(index_app)
 
     @index_app.command("stats")
     def stats(

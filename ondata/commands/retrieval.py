@@ -22,12 +22,12 @@ def _settings(index: Optional[Path]) -> Settings:
 
 def build_retriever(settings: Settings):
     """The retriever over the configured index; a one-line error when the local index does not exist."""
-    from indexers.local_index import SQLITE_NAME
+    from indexers.local_generations import has_index
     from ondata.wiring import build_embedder, build_index
     from retrieval.errors import MissingIndexError
     from retrieval.retriever import Retriever
 
-    if settings.profile == "local" and not (Path(settings.index_dir) / SQLITE_NAME).is_file():
+    if settings.profile == "local" and not has_index(Path(settings.index_dir)):
         raise MissingIndexError(f"no index at {settings.index_dir}; run `ondata ingest PATH` first")
     embedder = build_embedder(settings)
     index = build_index(settings, embedder)

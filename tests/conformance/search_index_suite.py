@@ -6,8 +6,8 @@ A backend's test module subclasses ``SearchIndexConformance`` and provides two p
 - ``embedder``: an Embedder, normally ``HashingEmbedder`` (whose ``dimensions``/``model_id`` the
   index was built for).
 
-Only port behaviour is tested here (upsert/replace, delete, count, list_sources, the three search
-modes, filters, security trimming, hostile input); backend internals have their own tests.
+Only port behaviour is tested here (upsert/replace, delete, count, list_sources, recorded scopes,
+the three search modes, filters, security trimming, hostile input); backend internals have their own tests.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from indexers.filters import and_, any_of, eq, ne, not_, or_, prefix
-from indexers.records import ALL_GROUPS, Chunk, SearchRequest, chunk_id_for
+from indexers.records import ALL_GROUPS, Chunk, ScopeRecord, SearchRequest, chunk_id_for
 
 # Six sources on unrelated topics; ``key`` -> (filepath, title, [chunk texts], metadata, groups).
 CORPUS: dict[str, tuple[str, str, list[str], dict[str, Any], tuple[str, ...]]] = {
@@ -517,3 +517,20 @@ class SearchIndexConformance:
         expected = {cid for cid, c in stored.items()
                     if self.allowed(c, groups, public) and (source is None or c.source_id == source)}
         assert {h.chunk.id for h in hits} == expected  # every allowed chunk matches "shared"
+
+    def test_recorded_scopes_are_listed_by_key_and_replaced_by_key(self, index, embedder):
+        from dataclasses import replace
+
+        assert index.list_scopes() == []
+        folder = ScopeRecord(scope="/docs", kind="folder", root="/docs", include=("*.md",),
+                             chunking='{"chunk_size": 128}', embedding=f"{embedder.model_id}/{embedder.dimensions}")
+        blob = ScopeRecord(scope="acct/c/p", kind="blob", root="c", prefix="p/", account="acct", cleanup="none")
+        index.record_scope(blob)
+        index.record_scope(folder)
+        got = index.list_scopes()
+        assert [r.key for r in got] == sorted([folder.key, blob.key])
+        assert all(r.ingested_at for r in got)
+        assert [replace(r, ingested_at="") for r in got] == sorted([folder, blob], key=lambda r: r.key)
+        index.record_scope(replace(folder, exclude=("drafts/*",)))  # the same key: the latest run replaces it
+        assert [r.exclude for r in index.list_scopes() if r.key == folder.key] == [("drafts/*",)]
+        assert len(index.list_scopes()) == 2

@@ -15,6 +15,10 @@ Implements the documented REST shapes the SDK (12.x) sends, small and honest:
   parentheses, ``search.in(f, 'a|b', '|')``, ``groups/any(g: ...)``, ``groups/any()``; fields must be
   filterable), ``top``, ``skip``, ``select``, ``orderby``, ``count``, ``facets`` (``field,count:N``).
 - ``GET /indexes('name')/docs/$count``.
+- index aliases (GA in 2026-04-01): ``POST /aliases``, ``GET /aliases``, ``PUT / GET / DELETE
+  /aliases('name')`` (``{"name", "indexes": [one index]}``). An alias stands for its index in
+  document operations and in ``GET / PUT /indexes('alias')``; it cannot delete an index (404), an
+  index an alias maps to cannot be deleted (400), and an alias and an index never share a name (400).
 - auth: ``api-key`` header must equal the configured key (401 when absent, 403 when wrong).
 
 Failure injection controlled by the test:
@@ -49,6 +53,7 @@ MAX_BYTES = 16 * 1024 * 1024
 _KEY_OK = re.compile(r"^[A-Za-z0-9_\-=]+$")
 _WORD = re.compile(r"\w+", re.UNICODE)
 _INDEX_PATH = re.compile(r"^/indexes(?:\('(?P<q>[^']+)'\)|/(?P<p>[^/]+))(?P<rest>/.*)?$")
+_ALIAS_PATH = re.compile(r"^/aliases(?:\('(?P<q>[^']+)'\)|/(?P<p>[^/]+))$")
 
 
 class ODataError(ValueError):
@@ -298,6 +303,7 @@ class FakeAzureSearch(TestServer):
         self.api_key = api_key
         self.service_name = service_name
         self.indexes: dict[str, _Index] = {}
+        self.aliases: dict[str, str] = {}  # alias name -> index name
         self._failures: deque[_Failure] = deque()
         self._doc_failures: dict[str, deque[int]] = {}
         self.index_batches: list[dict] = []  # summary of each docs/search.index request: actions, bytes, status
@@ -324,7 +330,7 @@ class FakeAzureSearch(TestServer):
 
     def documents(self, index: str) -> dict[str, dict]:
         with self.lock:
-            return copy.deepcopy(self.indexes[index].docs)
+            return copy.deepcopy(self.indexes[self.aliases.get(index, index)].docs)
 
     # ------------------------------------------------------------------ dispatch
     def handle(self, request: Request) -> Response:
@@ -358,11 +364,16 @@ class FakeAzureSearch(TestServer):
             if request.method == "POST":
                 return self._put_index(None, request)
             return _err(405, "MethodNotAllowed", "method not allowed")
+        if request.path in ("/aliases", "/aliases/") or _ALIAS_PATH.match(request.path):
+            return self._alias_request(request)
         m = _INDEX_PATH.match(request.path)
         if not m:
             return _err(404, "NotFound", f"The test double does not serve {request.path}")
         name = m.group("q") or m.group("p")
         rest = m.group("rest") or ""
+        with self.lock:
+            if request.method != "DELETE":
+                name = self.aliases.get(name, name)  # an alias stands for its index, except to delete it
         try:
             if rest == "":
                 if request.method == "PUT":
@@ -373,6 +384,10 @@ class FakeAzureSearch(TestServer):
                         return Response(200, idx.public()) if idx else self._no_index(name)
                 if request.method == "DELETE":
                     with self.lock:
+                        mapped = sorted(a for a, target in self.aliases.items() if target == name)
+                        if mapped and name in self.indexes:
+                            return _err(400, "InvalidOperation", f"The index '{name}' cannot be deleted: the alias(es) "
+                                        f"{', '.join(mapped)} map to it; delete them or map them to another index first.")
                         return Response(204) if self.indexes.pop(name, None) else self._no_index(name)
                 return _err(405, "MethodNotAllowed", "method not allowed")
             with self.lock:
@@ -414,6 +429,8 @@ class FakeAzureSearch(TestServer):
                         f"The vector field '{f['name']}' needs dimensions and an existing vectorSearchProfile.",
                     )
         with self.lock:
+            if name in self.aliases:
+                return _err(400, "InvalidName", f"The name '{name}' is already used by an alias.")
             existing = self.indexes.get(name)
             if existing is not None:
                 old = existing.fields
@@ -437,6 +454,49 @@ class FakeAzureSearch(TestServer):
             idx = _Index(body)
             self.indexes[name] = idx
             return Response(201, idx.public())
+
+    # ------------------------------------------------------------------ aliases
+    def _alias_request(self, request: Request) -> Response:
+        m = _ALIAS_PATH.match(request.path)
+        name = (m.group("q") or m.group("p")) if m else None
+        with self.lock:
+            if name is None:
+                if request.method == "GET":
+                    return Response(200, {"value": [_alias(a, i) for a, i in sorted(self.aliases.items())]})
+                if request.method == "POST":
+                    body = request.json()
+                    if isinstance(body, dict) and body.get("name") in self.aliases:
+                        return _err(409, "Conflict", f"The alias '{body['name']}' already exists.")
+                    return self._put_alias(None, body)
+                return _err(405, "MethodNotAllowed", "method not allowed")
+            if request.method == "GET":
+                target = self.aliases.get(name)
+                return Response(200, _alias(name, target)) if target else self._no_alias(name)
+            if request.method == "PUT":
+                return self._put_alias(name, request.json())
+            if request.method == "DELETE":
+                return Response(204) if self.aliases.pop(name, None) else self._no_alias(name)
+            return _err(405, "MethodNotAllowed", "method not allowed")
+
+    def _put_alias(self, name: str | None, body: Any) -> Response:
+        if not isinstance(body, dict) or not body.get("name"):
+            return _err(400, "InvalidRequestParameter", "The alias definition needs a name.")
+        name = name or body["name"]
+        if body["name"] != name:
+            return _err(400, "InvalidRequestParameter", "The alias name in the URL and the body differ.")
+        indexes = body.get("indexes")
+        if not isinstance(indexes, list) or len(indexes) != 1:
+            return _err(400, "InvalidRequestParameter", "An alias maps to exactly one index.")
+        if name in self.indexes:
+            return _err(400, "InvalidName", f"The name '{name}' is already used by an index.")
+        if indexes[0] not in self.indexes:
+            return self._no_index(indexes[0])
+        created = name not in self.aliases
+        self.aliases[name] = indexes[0]
+        return Response(201 if created else 200, _alias(name, indexes[0]))
+
+    def _no_alias(self, name: str) -> Response:
+        return _err(404, "", f"No alias with the name '{name}' was found in the service '{self.service_name}'.")
 
     # ------------------------------------------------------------------ documents
     def _index_docs(self, idx: _Index, request: Request) -> Response:
@@ -698,6 +758,10 @@ def _csv(value: Any) -> list[str]:
 
 def _fmt(x: float) -> str:
     return str(int(x)) if float(x).is_integer() else repr(float(x))
+
+
+def _alias(name: str, index: str) -> dict:
+    return {"name": name, "indexes": [index], "@odata.etag": '"' + uuid.uuid5(uuid.NAMESPACE_URL, name + "/" + index).hex + '"'}
 
 
 def _err(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> Response:
