@@ -11,11 +11,14 @@ Layout of ``<directory>``:
   dimensions, schema version and a *generation* counter bumped by every write). An index of an
   older schema version is migrated in place by ``ensure()`` (schema 1 -> 2 adds the scope columns;
   nothing is dropped); one of a newer or unknown version is refused with one line saying what to do.
-- ``vectors.faiss`` is an inner-product FAISS index over the embeddings keyed by the chunk's SQLite
-  row id, exact (``IndexFlatIP``) or HNSW as ``VectorConfig`` says, owned by ``indexers.local_vectors.VectorIndex``:
-  stored with the generation it reflects and written atomically. When it is missing, unreadable
-  or stale it is rebuilt from SQLite (and logged), so a crash at any point leaves an index that
-  opens and answers, and re-running the interrupted write converges.
+- ``vectors.faiss`` (+ ``vectors.faiss.delta``) is the vector arm over the embeddings keyed by the
+  chunk's SQLite row id, exact (``IndexFlatIP``), IVF (PQ codes re-ranked exactly) or HNSW as
+  ``VectorConfig`` says, owned by ``indexers.local_vectors.VectorIndex``: a base file and a delta
+  (rows added, row ids removed since the base), each tagged with the generation it reflects and
+  written atomically; caught up from SQLite incrementally (rows above its watermark, tombstones
+  since its generation). When it is missing, unreadable or beyond the tombstone log it is rebuilt
+  from SQLite (and logged), so a crash at any point leaves an index that opens and answers, and
+  re-running the interrupted write converges.
 - ``keyword.bin`` is the keyword arm's BM25 inverted index (``indexers.local_keyword``: terms of
   the one text module, base + delta segments and tombstones), tagged with the generation it
   reflects, memory-mapped when opened and caught up from SQLite incrementally (the rows above its
@@ -27,9 +30,8 @@ Writes are single SQLite transactions (re-ingesting a document, ``upsert(..., re
 too). Row ids come from a counter that only grows (``index_meta`` key ``next_rid``), so a row id,
 which is also the FAISS id, names one chunk row forever. A search runs in one read snapshot (the
 allowed set, both arms and the fetch, which re-checks the filter and the trimming), so a writer in
-another process can never make it return a row its caller may not see. FAISS is updated in memory when this process holds a fresh
-copy, otherwise it is marked stale and rebuilt lazily at the next search, ``flush()`` or
-``close()``. A search with a filter or security trimming first takes its allowed row ids from
+another process can never make it return a row its caller may not see. The vector structure is updated in memory when this process holds a fresh
+copy, otherwise it catches up from SQLite at the next search, ``flush()`` or ``close()``. A search with a filter or security trimming first takes its allowed row ids from
 cached per-group and per-filter masks (``indexers.local_allowed``, kept per generation and
 caught up incrementally from ``chunk_tombstones``, the log of deleted row ids, and the rows above
 the last row id seen), then restricts both arms to them *before* the top-k cut: the keyword arm
@@ -652,7 +654,7 @@ class LocalIndex:
     def _vector_arm(
         self, con: sqlite3.Connection, vector: Sequence[float], allowed: AllowedSet | None, n: int
     ) -> list[tuple[int, float]]:
-        """Exact inner product via FAISS (``indexers.local_vectors``); restricted to ``allowed`` before the top-``n`` cut."""
+        """Inner product via FAISS (``indexers.local_vectors``: exact or approximate); restricted to ``allowed`` before the top-``n`` cut."""
         q = np.asarray(vector, dtype=np.float32).reshape(1, -1)
         if q.shape[1] != self.dimensions:
             raise IndexSchemaError(
