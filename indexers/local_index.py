@@ -199,7 +199,8 @@ class LocalIndex:
     The index is created on first use (or by ``ensure()``); opening an existing index built with
     another model or another number of dimensions raises ``IndexSchemaError``. Instances are
     safe to share between threads (operations are serialised) and several processes may open the
-    same directory (SQLite WAL; FAISS is re-derived when another process wrote).
+    same directory (SQLite WAL; the vector arm catches up, or is refreshed in the background, when
+    another process wrote).
     """
 
     #: BM25 column weights for (title, section, content).
@@ -223,7 +224,7 @@ class LocalIndex:
         self._db: sqlite3.Connection | None = None
         self._ensured = False
         self._vectors = VectorIndex(self.directory, dimensions=dimensions, generation=self._generation,
-                                    config=vectors)
+                                    config=vectors, connect=self._connect_read_only)
         self._allowed_cache = AllowedCache()  # per-group / per-filter masks (indexers.local_allowed)
         self._keyword: KeywordIndex | None = None  # indexers.local_keyword, loaded lazily
 
@@ -287,6 +288,13 @@ class LocalIndex:
                 raise IndexError_(f"the local index at {self.directory} could not be opened: {exc}") from exc
             self._db = con
         return self._db
+
+    def _connect_read_only(self) -> sqlite3.Connection:
+        """A read-only connection of its own (the vector arm's background refresh)."""
+        con = sqlite3.connect(f"file:{self.sqlite_path}?mode=ro", uri=True, isolation_level=None,
+                              check_same_thread=False, timeout=30.0)
+        con.execute("PRAGMA busy_timeout=30000")
+        return con
 
     def _absent(self) -> bool:
         """True when no index exists on disk yet: reads then answer empty and write nothing."""
@@ -532,7 +540,7 @@ class LocalIndex:
             # meanwhile (another process) is either wholly seen or not at all.
             with _read_transaction(con, failed=f"searching the index at {self.directory} failed"):
                 if request.mode in ("vector", "hybrid"):
-                    self._vectors.fresh(con)  # FAISS of this snapshot's generation
+                    self._vectors.current(con)  # the vector structure (never rebuilt here once held)
                 allowed = self._allowed(con, request)
                 if request.mode in ("text", "hybrid"):
                     text_ranked = self._text_arm(con, request.text or "", allowed, n)

@@ -72,6 +72,8 @@ BUILD_SLICE = 16384  # vectors read from SQLite per slice when building (about 2
 _FETCH_BATCH = 500  # row ids per IN (...) list when reading vectors of a small allowed set
 #: Compact (rebuild the base) when the delta's rows or the dead rows exceed this fraction of the base.
 COMPACT_FRACTION = 0.10
+#: A search catches up in place with at most this many changed rows; more are left to a background refresh.
+CATCH_UP_INLINE = 4096
 #: IVF training sample: at most this many vectors per list (FAISS wants at least 39).
 TRAIN_PER_LIST = 64
 _MIN_TRAIN = 39 * 16
@@ -283,13 +285,18 @@ class VectorIndex:
     its own: ``LocalIndex`` calls it under its lock."""
 
     def __init__(self, directory: Path, *, dimensions: int, generation: Callable[[sqlite3.Connection], int],
-                 config: VectorConfig | None = None) -> None:
+                 config: VectorConfig | None = None,
+                 connect: Callable[[], sqlite3.Connection] | None = None) -> None:
         self.directory = directory
         self.dimensions = dimensions
         self.config = config or VectorConfig()
         self._generation = generation  # reads the index's generation from a connection
         self._st: Structure | None = None
+        self._connect = connect  # opens a read-only connection for background refreshes (None: none)
+        self._swap_lock = threading.Lock()
+        self._refreshing: threading.Thread | None = None
         self.full_builds = 0  # structures built from scratch (tests, logs)
+        self.swaps = 0  # structures swapped in by a background refresh
 
     @property
     def path(self) -> Path:
@@ -305,7 +312,8 @@ class VectorIndex:
         return self._st is not None
 
     def reset(self) -> None:
-        """Forget the in-memory structure (on ``close()``)."""
+        """Forget the in-memory structure (on ``close()``), after any background refresh."""
+        self.wait_refreshed()
         self._st = None
 
     def is_fresh(self, gen: int) -> bool:
@@ -320,7 +328,7 @@ class VectorIndex:
         restricted to ``allowed`` (an ID selector) before the cut."""
         import faiss
 
-        st = self.fresh(con)
+        st = self.current(con)
         if st.live <= 0 or (allowed is not None and allowed.count == 0):
             return []
         if allowed is not None and st.kind != "flat" and allowed.count <= self.config.exact_allowed_max:
@@ -379,7 +387,8 @@ class VectorIndex:
 
     def fresh(self, con: sqlite3.Connection) -> Structure:
         """The structure at the generation of ``con``'s snapshot: kept in memory (caught up from
-        SQLite when behind), else loaded from the files (and caught up), else built from SQLite."""
+        SQLite when behind), else loaded from the files (and caught up), else built from SQLite.
+        Writers (``flush``, ``rebuild``) and a first search use it; a later search uses ``current``."""
         gen = self._generation(con)
         st = self._st
         if st is not None and st.generation != gen:
@@ -391,11 +400,77 @@ class VectorIndex:
         self._st = st
         return st
 
+    def current(self, con: sqlite3.Connection) -> Structure:
+        """The structure a search uses; never rebuilt here once one is held.
+
+        Behind ``con``'s snapshot by at most ``CATCH_UP_INLINE`` rows (added plus removed), it catches
+        up in place (a small change costs its size); further behind, or when it cannot catch up (the
+        tombstone log no longer reaches it, the file was compacted by another process), the search
+        keeps using it as it is while a background thread (its own read-only SQLite connection)
+        prepares the new one from the files and SQLite, then swaps the reference. Until then the
+        rows added since are missing and the rows removed since are dropped by the caller's fetch
+        (which re-checks every row against the snapshot). With nothing held yet (the first search) it
+        is ``fresh``: loaded, or built when there is no usable file."""
+        st = self._st
+        if st is None or self._connect is None:
+            return self.fresh(con)
+        gen = self._generation(con)
+        if st.generation >= gen:
+            return st  # current, or newer than this snapshot (the fetch re-checks every row)
+        if self._refreshing is None and log_reaches(con, st.generation) and \
+                _change_since(con, st) <= CATCH_UP_INLINE and self._catch_up(con, st, gen):
+            return st
+        self._refresh_in_background(gen)
+        return st
+
+    def _refresh_in_background(self, gen: int) -> None:
+        with self._swap_lock:
+            if self._refreshing is not None and self._refreshing.is_alive():
+                return
+            thread = threading.Thread(target=self._refresh, args=(gen,), name="ondata-vectors-refresh", daemon=True)
+            self._refreshing = thread
+        thread.start()
+
+    def _refresh(self, gen: int) -> None:
+        """Background: a new structure at (at least) ``gen`` from the files and SQLite, then swapped in."""
+        assert self._connect is not None
+        try:
+            con = self._connect()
+            try:
+                con.execute("BEGIN")
+                try:
+                    target = self._generation(con)
+                    new = self._load(con, target)
+                    if new is None:
+                        new = self._build(con)
+                finally:
+                    con.execute("COMMIT")
+            finally:
+                con.close()
+            with self._swap_lock:
+                old = self._st
+                if old is None or old.generation < new.generation:
+                    self._st = new
+                    self.swaps += 1
+        except Exception as exc:  # the old structure keeps serving; the next search tries again
+            log.warning("refreshing the vector index of %s in the background failed: %s", self.directory, exc)
+        finally:
+            with self._swap_lock:
+                self._refreshing = None
+
+    def wait_refreshed(self, timeout: float | None = None) -> None:
+        """Wait for a background refresh to finish (tests, ``close()``)."""
+        thread = self._refreshing
+        if thread is not None:
+            thread.join(timeout)
+
     def _catch_up(self, con: sqlite3.Connection, st: Structure, gen: int) -> bool:
         """Bring ``st`` forward to ``gen`` from SQLite (rows above its watermark, tombstones since
         its generation); False when it cannot (newer than ``gen``, the log does not reach back, or
         the setting now asks for another kind)."""
-        if st.generation > gen or not log_reaches(con, st.generation):
+        if st.generation > gen:
+            return True  # newer than this snapshot (a reader's): used as it is, the fetch re-checks rows
+        if not log_reaches(con, st.generation):
             return False
         if st.kind == "ivf" and not st.index.is_trained:
             return False  # built empty: nothing to add the rows to
@@ -496,7 +571,7 @@ class VectorIndex:
             log.info("vector file %s is %s but the setting asks for %s; rebuilding it from SQLite",
                      path, st.kind, self.config.kind_for(st.live))
             return None
-        if st.generation != gen and not self._catch_up(con, st, gen):
+        if st.generation < gen and not self._catch_up(con, st, gen):
             log.info("vector file %s (generation %d) cannot catch up with the index (at %d); rebuilding it from SQLite",
                      path, st.generation, gen)
             return None
@@ -630,6 +705,13 @@ class VectorIndex:
         if n:
             index.train(_train_sample(con, d, min(n, TRAIN_PER_LIST * nlist)))
         return index
+
+
+def _change_since(con: sqlite3.Connection, st: Structure) -> int:
+    """Rows added above ``st``'s watermark plus row ids removed since its generation."""
+    added = int(con.execute("SELECT count(*) FROM chunk_vectors WHERE rid > ?", [st.watermark]).fetchone()[0])
+    removed = int(con.execute("SELECT count(*) FROM chunk_tombstones WHERE gen >= ?", [st.generation]).fetchone()[0])
+    return added + removed
 
 
 def bench_index(directory: Path, config: VectorConfig, vectors: np.ndarray) -> tuple[VectorIndex, sqlite3.Connection]:

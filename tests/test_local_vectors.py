@@ -184,6 +184,30 @@ def test_a_reader_catches_up_with_another_writer_without_a_rebuild(tmp_path):
     writer.close()
 
 
+def test_a_reader_far_behind_keeps_serving_and_swaps_in_the_new_structure(tmp_path, monkeypatch):
+    import indexers.local_vectors as lv
+
+    monkeypatch.setattr(lv, "CATCH_UP_INLINE", 3)  # more than 3 changed rows: refreshed in the background
+    config = VectorConfig(kind="ivf")
+    writer, chunks, vecs = _index(tmp_path, config, 2000)
+    writer.flush()
+    reader = LocalIndex(tmp_path / "ix", dimensions=DIMS, model_id="random", vectors=config)
+    assert _top(reader, vecs[5], k=1) == ["c5"]
+    held = reader._vectors._st  # noqa: SLF001
+    new_vecs = _vectors(300, seed=12)  # 15%: the writer's flush compacts into a new base file
+    writer.upsert([Chunk(id=f"w{i}", source_id="w", content="w", chunk_index=i) for i in range(300)], vectors=new_vecs)
+    writer.delete_sources(["s0"])
+    writer.flush()
+    got = _top(reader, new_vecs[2], k=50)  # answered from the structure it holds
+    assert not set(got) & {f"c{i}" for i in range(10)}  # removed rows are never returned (the fetch re-checks)
+    reader._vectors.wait_refreshed(30)  # noqa: SLF001
+    assert reader._vectors._st is not held and reader._vectors.swaps == 1  # noqa: SLF001
+    assert _top(reader, new_vecs[2], k=1) == ["w2"]
+    assert reader._vectors.full_builds == 0  # noqa: SLF001 - loaded the writer's new base, never rebuilt
+    reader.close()
+    writer.close()
+
+
 def test_auto_is_exact_below_the_threshold_and_ivf_from_it(tmp_path):
     small = LocalIndex(tmp_path / "small", dimensions=DIMS, model_id="random", vectors=VectorConfig(kind="auto", exact_below=500))
     small.upsert(_chunks(100), vectors=_vectors(100))
