@@ -157,34 +157,98 @@ def measure(index, xq: np.ndarray, truth: np.ndarray, *, nprobe=None, k_factor=N
             "p95_ms": round(times[int(len(times) * 0.95)], 2)}
 
 
-def measure_ondata(xb, xq, truth, truth_f, mask, *, kind: str, nprobe: int, rerank: int, nlist: int) -> dict:
-    """The local index's own vector structure (``indexers.local_vectors``) over the same vectors,
-    searched through ``VectorIndex.search`` (row id = position + 1)."""
+def _phase(directory: Path, phase: str, config, dims: int, q: np.ndarray) -> dict:
+    """Run ``phase`` (cold open + first query, or a rebuild from SQLite) in a fresh process."""
+    import dataclasses
+    import subprocess
+
+    np.save(directory / "q.npy", q)
+    cmd = [sys.executable, __file__, "--phase", phase, "--dir", str(directory), "--dims", str(dims),
+           "--config", json.dumps(dataclasses.asdict(config))]
+    out = subprocess.run(cmd, capture_output=True, text=True)
+    if out.returncode != 0:
+        raise SystemExit(f"phase {phase} failed:\n{out.stderr[-2000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def _hwm_mb() -> float:
+    """This process's peak RSS (VmHWM: unlike ru_maxrss, not inherited across exec from the parent)."""
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024.0
+    return peak_rss_mb()
+
+
+def run_phase(directory: Path, phase: str, config_json: str, dims: int) -> dict:
+    import sqlite3
+
+    from indexers.local_vectors import VectorConfig, VectorIndex
+
+    t0 = time.perf_counter()
+    con = sqlite3.connect(directory / "vectors.sqlite", isolation_level=None)
+
+    def generation(c):
+        return int(c.execute("SELECT value FROM index_meta WHERE key = 'generation'").fetchone()[0])
+
+    index = VectorIndex(directory, dimensions=dims, generation=generation, config=VectorConfig(**json.loads(config_json)))
+    rss0 = _hwm_mb()
+    if phase == "cold":
+        hits = index.search(con, np.load(directory / "q.npy"), None, CANDIDATES)
+        return {"cold_first_query_s": round(time.perf_counter() - t0, 3), "hits": len(hits),
+                "peak_rss_mb": round(_hwm_mb(), 1), "rss_before_mb": round(rss0, 1),
+                "builds": index.full_builds}
+    index.rebuild(con)
+    return {"rebuild_s": round(time.perf_counter() - t0, 1), "peak_rss_mb": round(_hwm_mb(), 1),
+            "rss_before_mb": round(rss0, 1)}
+
+
+def measure_ondata(xb, xq, truth, truth_f, mask, *, kind: str, settings: list[tuple[int, int]], nlist: int,
+                   phases: bool = True) -> list[dict]:
+    """The local index's own vector structure (``indexers.local_vectors``) over the same vectors, built
+    once and searched through ``VectorIndex.search`` (row id = position + 1) at each (nprobe, rerank)
+    of ``settings`` (0: the default); ``phases``: also a cold open + first query and a rebuild, each
+    in a fresh process (their own peak RSS)."""
+    import dataclasses
     import tempfile
 
     from indexers.local_allowed import AllowedSet
     from indexers.local_vectors import VectorConfig, bench_index
 
-    config = VectorConfig(kind=kind, ivf_nprobe=nprobe, ivf_rerank=rerank, ivf_nlist=nlist, exact_allowed_max=0)
+    config = VectorConfig(kind=kind, ivf_nlist=nlist, exact_allowed_max=0)
+    rows = []
     with tempfile.TemporaryDirectory(prefix="ondata-vbench-") as tmp:
         t0 = time.perf_counter()
         index, con = bench_index(Path(tmp), config, np.asarray(xb))
-        row: dict = {"spec": f"ondata:{kind}", "nlist": nlist or "auto", "nprobe": nprobe or "auto",
-                     "rerank": rerank, "build_s": round(time.perf_counter() - t0, 1),
-                     "file_mb": round((Path(tmp) / "vectors.faiss").stat().st_size / 2**20, 1)}
+        build_s = round(time.perf_counter() - t0, 1)
+        extra: dict = {}
+        if phases:
+            for phase in ("cold", "rebuild"):
+                extra[phase] = _phase(Path(tmp), phase, config, xb.shape[1], xq[:1])
         allowed = AllowedSet(np.concatenate([[False], mask]))
-        for name, sel, want in (("all", None, truth), ("filtered_10pct", allowed, truth_f)):
-            times, hits = [], 0
-            for i in range(len(xq)):
-                t1 = time.perf_counter()
-                got = index.search(con, xq[i : i + 1], sel, CANDIDATES)[:TOP]  # as LocalIndex asks: k = 50
-                times.append((time.perf_counter() - t1) * 1000)
-                hits += len({r - 1 for r, _ in got} & set(want[i].tolist()))
-            times.sort()
-            row[name] = {"recall_at_10": round(hits / (TOP * len(xq)), 4), "p50_ms": round(times[len(times) // 2], 2),
-                         "p95_ms": round(times[int(len(times) * 0.95)], 2)}
+        st = index.fresh(con)
+        for nprobe, rerank in settings:
+            index.config = dataclasses.replace(config, ivf_nprobe=nprobe, ivf_rerank=rerank or config.ivf_rerank)
+            if st.kind == "ivf":
+                import faiss
+
+                st.nprobe = index.config.nprobe_for(faiss.extract_index_ivf(st.index).nlist)
+            row: dict = {"spec": f"ondata:{kind}", "nlist": config.nlist_for(len(xb)), "nprobe": st.nprobe,
+                         "rerank": index.config.ivf_rerank, "build_s": build_s,
+                         "file_mb": round((Path(tmp) / "vectors.faiss").stat().st_size / 2**20, 1), **extra}
+            for name, sel, want in (("all", None, truth), ("filtered_10pct", allowed, truth_f)):
+                times, hits = [], 0
+                for i in range(len(xq)):
+                    t1 = time.perf_counter()
+                    got = index.search(con, xq[i : i + 1], sel, CANDIDATES)[:TOP]  # as LocalIndex asks: k = 50
+                    times.append((time.perf_counter() - t1) * 1000)
+                    hits += len({r - 1 for r, _ in got} & set(want[i].tolist()))
+                times.sort()
+                row[name] = {"recall_at_10": round(hits / (TOP * len(xq)), 4),
+                             "p50_ms": round(times[len(times) // 2], 2), "p95_ms": round(times[int(len(times) * 0.95)], 2)}
+            rows.append(row)
         con.close()
-    return row
+    return rows
 
 
 def main() -> int:
@@ -203,7 +267,14 @@ def main() -> int:
     ap.add_argument("--mix-from", type=int, default=0,
                     help="real hashing vectors for the first N, normalised sums of two of them beyond (1M)")
     ap.add_argument("--json", action="store_true")
+    ap.add_argument("--no-phases", action="store_true", help="with --spec ondata: skip the cold-open and rebuild phases")
+    ap.add_argument("--phase", help=argparse.SUPPRESS)
+    ap.add_argument("--dir", type=Path, help=argparse.SUPPRESS)
+    ap.add_argument("--config", help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.phase:
+        print(json.dumps(run_phase(args.dir, args.phase, args.config, args.dims)))
+        return 0
 
     import faiss
 
@@ -229,13 +300,12 @@ def main() -> int:
         t0 = time.perf_counter()
         if spec == "ondata":
             build_s = None
-            for npb in nprobes:
-                for kf in kfs:
-                    row = measure_ondata(xb, xq, truth, truth_f, mask, kind=args.kind, nprobe=npb or 0,
-                                         rerank=int(kf or 50), nlist=args.nlist)
-                    row["loadavg"] = round(os.getloadavg()[0], 2)
-                    out["runs"].append(row)
-                    say(json.dumps(row))
+            settings = [(npb or 0, int(kf) if kf else 0) for npb in nprobes for kf in kfs]
+            for row in measure_ondata(xb, xq, truth, truth_f, mask, kind=args.kind, settings=settings,
+                                      nlist=args.nlist, phases=not args.no_phases):
+                row["loadavg"] = round(os.getloadavg()[0], 2)
+                out["runs"].append(row)
+                say(json.dumps(row))
             continue
         else:
             index = faiss.index_factory(args.dims, "Flat" if spec == "flat" else spec, faiss.METRIC_INNER_PRODUCT)

@@ -46,7 +46,7 @@ class Settings(BaseSettings):
     vector_index: Literal["auto", "flat", "ivf", "hnsw"] = Field(
         "auto", description="Local vector index: flat (exact), ivf (PQ codes in inverted lists, re-ranked exactly), "
         "hnsw (approximate) or auto (exact below vector_exact_below, ivf from there)")
-    vector_exact_below: int = Field(100_000, ge=0, description="auto: exact search below this many vectors, IVF from there")
+    vector_exact_below: int = Field(20_000, ge=0, description="auto: exact search below this many vectors, IVF from there")
     ivf_nlist: int = Field(0, ge=0, description="IVF lists (0: about sqrt(vectors))")
     ivf_nprobe: int = Field(0, ge=0, description="IVF lists searched per query (0: three quarters of them)")
     ivf_rerank: int = Field(10, ge=1, description="IVF candidates per hit re-ranked exactly from the float32 vectors")
