@@ -98,7 +98,7 @@ class VectorConfig:
     kind: Literal["auto", "flat", "ivf", "hnsw"] = "auto"
     ivf_nlist: int = 0
     ivf_nprobe: int = 0
-    ivf_rerank: int = 10
+    ivf_rerank: int = 30
     hnsw_m: int = 32
     ef_construction: int = 80
     ef_search: int = 64
@@ -559,8 +559,7 @@ class VectorIndex:
                 count = int(head["count"])
                 st.base_rids = np.array(np.memmap(path, dtype=np.int64, mode="r", offset=int(head["rids_offset"]),
                                                   shape=(count,))) if count else st.base_rids
-                st.base_vecs = np.memmap(path, dtype=np.float32, mode="r", offset=int(head["vecs_offset"]),
-                                         shape=(count, self.dimensions)) if count else None
+                st.base_vecs = _map_vectors(path, int(head["vecs_offset"]), count, self.dimensions) if count else None
                 st.nprobe = self.config.nprobe_for(faiss.extract_index_ivf(index).nlist)
             st.saved_generation = st.generation
             self._load_delta(st)
@@ -672,7 +671,7 @@ class VectorIndex:
                 src = self.path if saved else None
                 if src is not None:
                     st.base_rids = np.array(np.memmap(src, dtype=np.int64, mode="r", offset=rids_offset, shape=(total,)))
-                    st.base_vecs = np.memmap(src, dtype=np.float32, mode="r", offset=vecs_offset, shape=(total, d))
+                    st.base_vecs = _map_vectors(src, vecs_offset, total, d)
                 else:  # unsaved (read-only folder): read the vectors back from SQLite
                     st.base_rids, st.base_vecs = _all_vectors(con, d)
         if saved:
@@ -705,6 +704,12 @@ class VectorIndex:
         if n:
             index.train(_train_sample(con, d, min(n, TRAIN_PER_LIST * nlist)))
         return index
+
+
+def _map_vectors(path: Path, offset: int, count: int, dims: int) -> np.ndarray:
+    """The base's float32 vectors, memory-mapped read-only (pages are read when re-ranking touches
+    them; they are the page cache's, shared, and count in RSS once mapped)."""
+    return np.memmap(path, dtype=np.float32, mode="r", offset=offset, shape=(count, dims))
 
 
 def _change_since(con: sqlite3.Connection, st: Structure) -> int:

@@ -49,7 +49,7 @@ class Settings(BaseSettings):
     vector_exact_below: int = Field(20_000, ge=0, description="auto: exact search below this many vectors, IVF from there")
     ivf_nlist: int = Field(0, ge=0, description="IVF lists (0: about sqrt(vectors))")
     ivf_nprobe: int = Field(0, ge=0, description="IVF lists searched per query (0: three quarters of them)")
-    ivf_rerank: int = Field(10, ge=1, description="IVF candidates per hit re-ranked exactly from the float32 vectors")
+    ivf_rerank: int = Field(30, ge=1, description="IVF candidates per hit re-ranked exactly from the float32 vectors")
     hnsw_m: int = Field(32, ge=2, description="HNSW links per node")
     hnsw_ef_construction: int = Field(80, ge=1, description="HNSW beam width when building")
     hnsw_ef_search: int = Field(64, ge=1, description="HNSW beam width when searching (raised to k when smaller)")
