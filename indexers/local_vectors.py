@@ -29,6 +29,12 @@ SQLite (``ivf`` retrains its lists then) and removes the delta. Nothing else reb
 unreadable or foreign file, one of another kind than the setting asks for, or one the tombstone
 log no longer reaches, is rebuilt from SQLite (and logged): it is derived data.
 
+**Readers never rebuild on the search path** (``current``): once a structure is held, a search
+catches up in place with at most ``CATCH_UP_INLINE`` changed rows; further behind, it keeps
+answering from what it holds while a background thread (its own read-only SQLite connection) loads
+the new files and catches up, then swaps the reference. A structure newer than the caller's
+snapshot is used as it is: the caller's fetch re-checks every row against its snapshot.
+
 - **Files**: both start with ``_MAGIC`` and a JSON header (generation, dimensions, kind, counts,
   offsets), are written to a temporary file, fsynced and renamed over the old one
   (``os.replace``): a reader that memory-mapped the old base keeps reading the old inode. The
@@ -42,7 +48,8 @@ log no longer reaches, is rebuilt from SQLite (and logged): it is derived data.
 - **Threads**: FAISS runs on ``VectorConfig.threads`` OpenMP threads (default 1; ``limit_threads``).
 
 The caller (``indexers.local_index.LocalIndex``) serialises access (its lock) and passes the SQLite
-connection; this module never writes SQLite.
+connection (the background refresh opens its own through ``connect``); this module never writes
+SQLite. ``bench_index`` builds one over given vectors for ``bench/vectors.py``.
 """
 
 from __future__ import annotations
