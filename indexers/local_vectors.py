@@ -45,7 +45,9 @@ snapshot is used as it is: the caller's fetch re-checks every row against its sn
 - **Build**: streamed from ``chunk_vectors`` in slices of ``BUILD_SLICE`` rows inside one read
   snapshot, so the peak is the structure plus one slice (``ivf``: the codes plus one slice; the
   float32 vectors go straight to the file). ``ivf`` first trains on a sample of at most
-  ``TRAIN_PER_LIST`` vectors per list, read by random row ids.
+  ``TRAIN_PER_LIST`` vectors per list, read by random row ids. A folder that cannot be written
+  only costs the saving (logged): the structure is built in memory (``ivf``: with its float32
+  vectors read from SQLite).
 - **Threads**: FAISS runs on ``VectorConfig.threads`` OpenMP threads (default 1; ``limit_threads``).
 
 The caller (``indexers.local_index.LocalIndex``) serialises access (its lock) and passes the SQLite
@@ -644,34 +646,22 @@ class VectorIndex:
             rids_offset = _HEADER_BYTES
             vecs_offset = rids_offset + n * 8
             faiss_offset = vecs_offset + n * d * 4 if kind == "ivf" else _HEADER_BYTES
-            fh = open(tmp, "wb")
-            try:
-                total = 0
-                cur = con.execute("SELECT rid, vector FROM chunk_vectors ORDER BY rid")
-                while rows := cur.fetchmany(BUILD_SLICE):  # the peak: the structure plus one slice
-                    ids = np.fromiter((r for r, _ in rows), dtype=np.int64, count=len(rows))
-                    matrix = np.frombuffer(b"".join(v for _, v in rows), dtype=np.float32).reshape(len(rows), d)
-                    index.add_with_ids(matrix, ids)
-                    if kind == "ivf":  # the float32 vectors go straight to the file
-                        fh.seek(rids_offset + total * 8)
-                        fh.write(ids.tobytes())
-                        fh.seek(vecs_offset + total * d * 4)
-                        fh.write(matrix.tobytes())
-                    total += len(rows)
-                    del rows, ids, matrix
-                fh.seek(faiss_offset)
-                writer = faiss.PyCallbackIOWriter(fh.write)  # streamed: no in-memory copy of the index
-                faiss.write_index(index, writer)
-                del writer
-                head = {"generation": gen, "dims": d, "kind": kind, "count": total, "watermark": top,
-                        "base_id": base_id, "rids_offset": rids_offset, "vecs_offset": vecs_offset,
-                        "faiss_offset": faiss_offset}
-                fh.seek(0)
-                fh.write(_header_bytes(head))
-                fh.flush()
-                os.fsync(fh.fileno())
-            finally:
-                fh.close()
+            out = _Out(tmp)  # a folder we cannot write to only costs the saving: built in memory then
+            total = 0
+            cur = con.execute("SELECT rid, vector FROM chunk_vectors ORDER BY rid")
+            while rows := cur.fetchmany(BUILD_SLICE):  # the peak: the structure plus one slice
+                ids = np.fromiter((r for r, _ in rows), dtype=np.int64, count=len(rows))
+                matrix = np.frombuffer(b"".join(v for _, v in rows), dtype=np.float32).reshape(len(rows), d)
+                index.add_with_ids(matrix, ids)
+                if kind == "ivf":  # the float32 vectors go straight to the file
+                    out.write_at(rids_offset + total * 8, ids.tobytes())
+                    out.write_at(vecs_offset + total * d * 4, matrix.tobytes())
+                total += len(rows)
+                del rows, ids, matrix
+            head = {"generation": gen, "dims": d, "kind": kind, "count": total, "watermark": top,
+                    "base_id": base_id, "rids_offset": rids_offset, "vecs_offset": vecs_offset,
+                    "faiss_offset": faiss_offset}
+            saved = out.finish(index, head)
         except BaseException:
             _unlink(tmp)
             raise
@@ -679,16 +669,15 @@ class VectorIndex:
             if own:
                 con.execute("COMMIT")
         st = Structure(kind, index, d, generation=gen, watermark=top, base_count=total, base_id=base_id)
-        saved = _replace(tmp, self.path)
+        saved = saved and _replace(tmp, self.path)
         if kind == "ivf":
             st.nprobe = self.config.nprobe_for(faiss.extract_index_ivf(index).nlist)
-            if total:
-                src = self.path if saved else None
-                if src is not None:
-                    st.base_rids = np.array(np.memmap(src, dtype=np.int64, mode="r", offset=rids_offset, shape=(total,)))
-                    st.base_vecs = _map_vectors(src, vecs_offset, total, d)
-                else:  # unsaved (read-only folder): read the vectors back from SQLite
-                    st.base_rids, st.base_vecs = _all_vectors(con, d)
+            if saved and total:
+                st.base_rids = np.array(np.memmap(self.path, dtype=np.int64, mode="r", offset=rids_offset,
+                                                  shape=(total,)))
+                st.base_vecs = _map_vectors(self.path, vecs_offset, total, d)
+            elif total:  # unsaved (read-only folder, full disk): the vectors held in memory, from SQLite
+                st.base_rids, st.base_vecs = _all_vectors(con, d)  # rows never change: any snapshot has them
         if saved:
             st.saved_generation = gen
             _unlink(self.delta_path)
@@ -841,6 +830,59 @@ def _read_exact(fh, size: int) -> bytes:
     if len(data) != size:
         raise ValueError("truncated")
     return data
+
+
+class _Out:
+    """A new base file being written at offsets; the first ``OSError`` (read-only folder, full disk)
+    is logged and ends the saving: the structure is still built, in memory."""
+
+    def __init__(self, tmp: Path) -> None:
+        self.tmp = tmp
+        try:
+            self.fh: Any = open(tmp, "wb")
+        except OSError as exc:
+            self._fail(exc)
+
+    def _fail(self, exc: OSError) -> None:
+        log.warning("could not save vector file %s: %s", self.tmp, exc)
+        fh, self.fh = getattr(self, "fh", None), None
+        if fh is not None:
+            try:
+                fh.close()
+            except OSError:
+                pass
+        _unlink(self.tmp)
+
+    def write_at(self, offset: int, data: bytes) -> None:
+        if self.fh is None:
+            return
+        try:
+            self.fh.seek(offset)
+            self.fh.write(data)
+        except OSError as exc:
+            self._fail(exc)
+
+    def finish(self, index: Any, head: dict) -> bool:
+        """Write the FAISS part (streamed) and the header, fsync and close; False when not saved."""
+        import faiss
+
+        if self.fh is None:
+            return False
+        try:
+            self.fh.seek(int(head["faiss_offset"]))
+            writer = faiss.PyCallbackIOWriter(self.fh.write)  # streamed: no in-memory copy of the index
+            faiss.write_index(index, writer)
+            del writer
+            self.fh.seek(0)
+            self.fh.write(_header_bytes(head))
+            self.fh.flush()
+            os.fsync(self.fh.fileno())
+            self.fh.close()
+            self.fh = None
+            return True
+        except OSError as exc:
+            self._fail(exc)
+            return False
 
 
 def _tmp_path(path: Path) -> Path:

@@ -208,6 +208,16 @@ def test_a_reader_far_behind_keeps_serving_and_swaps_in_the_new_structure(tmp_pa
     writer.close()
 
 
+def test_an_unwritable_folder_only_costs_the_saving(tmp_path, monkeypatch):
+    import indexers.local_vectors as lv
+
+    monkeypatch.setattr(lv, "_tmp_path", lambda path: tmp_path / "missing-folder" / path.name)  # open() fails
+    ix, _, vecs = _index(tmp_path, VectorConfig(kind="ivf"), 2000)
+    assert _top(ix, vecs[11], k=1) == ["c11"]  # built in memory, its vectors read from SQLite
+    assert not ix._vectors.path.exists()  # noqa: SLF001
+    ix.close()
+
+
 def test_auto_is_exact_below_the_threshold_and_ivf_from_it(tmp_path):
     small = LocalIndex(tmp_path / "small", dimensions=DIMS, model_id="random", vectors=VectorConfig(kind="auto", exact_below=500))
     small.upsert(_chunks(100), vectors=_vectors(100))
