@@ -26,7 +26,8 @@ What it does (every phase in a fresh subprocess, so each peak RSS is that phase'
    against exact inner-product search (FAISS ``IndexFlatIP``) over the same stored vectors
    (``vector_recall_at_10()`` takes any search function, for approximate indexes to hook in).
    The index is opened with the vector settings of the environment (``ONDATA_VECTOR_INDEX``,
-   ``ONDATA_HNSW_*``, ``ONDATA_VECTOR_EXACT_BELOW``); ``vector_index`` says which kind was searched.
+   ``ONDATA_IVF_*``, ``ONDATA_HNSW_*``, ``ONDATA_VECTOR_EXACT_BELOW``); ``vector_index`` says which
+   kind was searched, with its parameters.
 5. cold first query: a fresh process opens the index and runs one hybrid query (imports excluded,
    reported apart as ``cold_import_s``).
 
@@ -262,9 +263,12 @@ def phase_search(dirpath: Path, dims: int, modes: Sequence[str], n_queries: int)
     out["peak_rss_mb"] = peak_rss_mb()
     out["rss_after_open_mb"] = rss_open
     config = _vector_config()
-    out["vector_index"] = {"kind": config.kind_for(index.count()), "setting": config.kind, "hnsw_m": config.hnsw_m,
-                           "ef_construction": config.ef_construction, "ef_search": config.ef_search,
-                           "exact_below": config.exact_below}
+    n_vec = index.count()
+    nlist = config.nlist_for(n_vec)
+    out["vector_index"] = {"kind": config.kind_for(n_vec), "setting": config.kind, "exact_below": config.exact_below,
+                           "ivf_nlist": nlist, "ivf_nprobe": config.nprobe_for(nlist), "ivf_rerank": config.ivf_rerank,
+                           "hnsw_m": config.hnsw_m, "ef_construction": config.ef_construction,
+                           "ef_search": config.ef_search}
     index.close()
     if "vector" in modes:
         out["vector_recall_at_10"] = vector_recall_at_10(dirpath / "index", qv, vector_hits)

@@ -15,11 +15,14 @@ follows, so a reader switches to a rebuilt index on its next operation without r
   older schema version is migrated in place by ``ensure()`` (schema 1 -> 2 adds the scope columns,
   2 -> 3 the manifest, 3 -> 4 the scopes table; nothing is dropped); one of a newer or unknown
   version is refused with one line saying what to do.
-- ``vectors.faiss`` is an inner-product FAISS index over the embeddings keyed by the chunk's SQLite
-  row id, exact (``IndexFlatIP``) or HNSW as ``VectorConfig`` says, owned by ``indexers.local_vectors.VectorIndex``:
-  stored with the generation it reflects and written atomically. When it is missing, unreadable
-  or stale it is rebuilt from SQLite (and logged), so a crash at any point leaves an index that
-  opens and answers, and re-running the interrupted write converges.
+- ``vectors.faiss`` (+ ``vectors.faiss.delta``) is the vector arm over the embeddings keyed by the
+  chunk's SQLite row id, exact (``IndexFlatIP``), IVF (PQ codes re-ranked exactly) or HNSW as
+  ``VectorConfig`` says, owned by ``indexers.local_vectors.VectorIndex``: a base file and a delta
+  (rows added, row ids removed since the base), each tagged with the generation it reflects and
+  written atomically; caught up from SQLite incrementally (rows above its watermark, tombstones
+  since its generation). When it is missing, unreadable or beyond the tombstone log it is rebuilt
+  from SQLite (and logged), so a crash at any point leaves an index that opens and answers, and
+  re-running the interrupted write converges.
 - ``keyword.bin`` is the keyword arm's BM25 inverted index (``indexers.local_keyword``: terms of
   the one text module, base + delta segments and tombstones), tagged with the generation it
   reflects, memory-mapped when opened and caught up from SQLite incrementally (the rows above its
@@ -31,9 +34,8 @@ Writes are single SQLite transactions (re-ingesting a document, ``upsert(..., re
 too). Row ids come from a counter that only grows (``index_meta`` key ``next_rid``), so a row id,
 which is also the FAISS id, names one chunk row forever. A search runs in one read snapshot (the
 allowed set, both arms and the fetch, which re-checks the filter and the trimming), so a writer in
-another process can never make it return a row its caller may not see. FAISS is updated in memory when this process holds a fresh
-copy, otherwise it is marked stale and rebuilt lazily at the next search, ``flush()`` or
-``close()``. A search with a filter or security trimming first takes its allowed row ids from
+another process can never make it return a row its caller may not see. The vector structure is updated in memory when this process holds a fresh
+copy, otherwise it catches up from SQLite at the next search, ``flush()`` or ``close()``. A search with a filter or security trimming first takes its allowed row ids from
 cached per-group and per-filter masks (``indexers.local_allowed``, kept per generation and
 caught up incrementally from ``chunk_tombstones``, the log of deleted row ids, and the rows above
 the last row id seen), then restricts both arms to them *before* the top-k cut: the keyword arm
@@ -223,7 +225,8 @@ class LocalIndex:
     The index is created on first use (or by ``ensure()``); opening an existing index built with
     another model or another number of dimensions raises ``IndexSchemaError``. Instances are
     safe to share between threads (operations are serialised) and several processes may open the
-    same directory (SQLite WAL; FAISS is re-derived when another process wrote).
+    same directory (SQLite WAL; the vector arm catches up, or is refreshed in the background, when
+    another process wrote).
     """
 
     #: BM25 column weights for (title, section, content).
@@ -251,7 +254,7 @@ class LocalIndex:
         self._pointer = generations.pointer_token(self.directory)
         self._data = generations.live_dir(self.directory)
         self._vectors = VectorIndex(self._data, dimensions=dimensions, generation=self._generation,
-                                    config=vectors)
+                                    config=vectors, connect=self._connect_read_only)
         self._allowed_cache = AllowedCache()  # per-group / per-filter masks (indexers.local_allowed)
         self._keyword: KeywordIndex | None = None  # indexers.local_keyword, loaded lazily
 
@@ -330,6 +333,13 @@ class LocalIndex:
             self._db = con
         return self._db
 
+    def _connect_read_only(self) -> sqlite3.Connection:
+        """A read-only connection of its own (the vector arm's background refresh)."""
+        con = sqlite3.connect(f"file:{self.sqlite_path}?mode=ro", uri=True, isolation_level=None,
+                              check_same_thread=False, timeout=30.0)
+        con.execute("PRAGMA busy_timeout=30000")
+        return con
+
     def _absent(self) -> bool:
         """True when no index exists on disk yet: reads then answer empty and write nothing."""
         if self._db is not None or self._ensured:
@@ -370,7 +380,7 @@ class LocalIndex:
         self._release()
         self._data = data
         self._vectors = VectorIndex(data, dimensions=self.dimensions, generation=self._generation,
-                                    config=self._vector_config)
+                                    config=self._vector_config, connect=self._connect_read_only)
 
     def ensure(self) -> None:
         """Create the index if missing; raise ``IndexSchemaError`` if it was built for another model."""
@@ -631,7 +641,7 @@ class LocalIndex:
             # meanwhile (another process) is either wholly seen or not at all.
             with _read_transaction(con, failed=f"searching the index at {self.directory} failed"):
                 if request.mode in ("vector", "hybrid"):
-                    self._vectors.fresh(con)  # FAISS of this snapshot's generation
+                    self._vectors.current(con)  # the vector structure (never rebuilt here once held)
                 allowed = self._allowed(con, request)
                 if request.mode in ("text", "hybrid"):
                     text_ranked = self._text_arm(con, request.text or "", allowed, n)
@@ -753,7 +763,7 @@ class LocalIndex:
     def _vector_arm(
         self, con: sqlite3.Connection, vector: Sequence[float], allowed: AllowedSet | None, n: int
     ) -> list[tuple[int, float]]:
-        """Exact inner product via FAISS (``indexers.local_vectors``); restricted to ``allowed`` before the top-``n`` cut."""
+        """Inner product via FAISS (``indexers.local_vectors``: exact or approximate); restricted to ``allowed`` before the top-``n`` cut."""
         q = np.asarray(vector, dtype=np.float32).reshape(1, -1)
         if q.shape[1] != self.dimensions:
             raise IndexSchemaError(

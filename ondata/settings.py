@@ -43,9 +43,13 @@ class Settings(BaseSettings):
     )
 
     # --- local index: vector arm (indexers.local_vectors.VectorConfig)
-    vector_index: Literal["auto", "flat", "hnsw"] = Field(
-        "flat", description="Local vector index: flat (exact), hnsw (approximate) or auto (exact below vector_exact_below)")
-    vector_exact_below: int = Field(100_000, ge=0, description="auto: exact search below this many vectors, HNSW from there")
+    vector_index: Literal["auto", "flat", "ivf", "hnsw"] = Field(
+        "auto", description="Local vector index: flat (exact), ivf (PQ codes in inverted lists, re-ranked exactly), "
+        "hnsw (approximate) or auto (exact below vector_exact_below, ivf from there)")
+    vector_exact_below: int = Field(20_000, ge=0, description="auto: exact search below this many vectors, IVF from there")
+    ivf_nlist: int = Field(0, ge=0, description="IVF lists (0: about sqrt(vectors))")
+    ivf_nprobe: int = Field(0, ge=0, description="IVF lists searched per query (0: three quarters of them)")
+    ivf_rerank: int = Field(30, ge=1, description="IVF candidates per hit re-ranked exactly from the float32 vectors")
     hnsw_m: int = Field(32, ge=2, description="HNSW links per node")
     hnsw_ef_construction: int = Field(80, ge=1, description="HNSW beam width when building")
     hnsw_ef_search: int = Field(64, ge=1, description="HNSW beam width when searching (raised to k when smaller)")

@@ -137,11 +137,13 @@ def build_index(settings: Settings, embedder: "Embedder") -> "SearchIndex":
 
 
 def vector_config(settings: Settings) -> "VectorConfig":
-    """The local index's vector arm settings (``ONDATA_VECTOR_INDEX``, ``ONDATA_HNSW_*``, ``ONDATA_FAISS_THREADS``)."""
+    """The local index's vector arm settings (``ONDATA_VECTOR_INDEX``, ``ONDATA_IVF_*``, ``ONDATA_HNSW_*``,
+    ``ONDATA_FAISS_THREADS``)."""
     from indexers.local_vectors import VectorConfig
 
     return VectorConfig(
-        kind=settings.vector_index, hnsw_m=settings.hnsw_m, ef_construction=settings.hnsw_ef_construction,
+        kind=settings.vector_index, ivf_nlist=settings.ivf_nlist, ivf_nprobe=settings.ivf_nprobe,
+        ivf_rerank=settings.ivf_rerank, hnsw_m=settings.hnsw_m, ef_construction=settings.hnsw_ef_construction,
         ef_search=settings.hnsw_ef_search, exact_below=settings.vector_exact_below, threads=settings.faiss_threads,
     )
 

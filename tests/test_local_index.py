@@ -43,13 +43,16 @@ class TestLocalIndexConformance(SearchIndexConformance):
     pass
 
 
-class TestLocalIndexHNSWConformance(SearchIndexConformance):
-    """The same contract with the approximate vector index forced on a small index: filtered searches
-    through HNSW's ID selector (``exact_allowed_max=0``) or exactly among a small allowed set."""
+class TestLocalIndexApproximateConformance(SearchIndexConformance):
+    """The same contract with an approximate vector index forced on a small index (HNSW; IVF trained
+    on its few vectors): filtered searches through the ID selector (``exact_allowed_max=0``) or
+    exactly among a small allowed set, deletes as tombstones."""
 
-    @pytest.fixture(params=[0, 4096], ids=["selector", "exact-small-allowed"])
+    @pytest.fixture(params=[("hnsw", 0), ("hnsw", 4096), ("ivf", 0), ("ivf", 4096)],
+                    ids=["hnsw-selector", "hnsw-exact-small-allowed", "ivf-selector", "ivf-exact-small-allowed"])
     def index(self, request, tmp_path, embedder):
-        config = VectorConfig(kind="hnsw", exact_allowed_max=request.param)
+        kind, exact_allowed_max = request.param
+        config = VectorConfig(kind=kind, exact_allowed_max=exact_allowed_max)
         ix = LocalIndex(tmp_path / "ix", dimensions=embedder.dimensions, model_id=embedder.model_id, vectors=config)
         ix.ensure()
         yield ix
