@@ -62,7 +62,7 @@ from pipelines.errors import DocumentTooLargeError, EmptyDocumentError
 from pipelines.parsing import parse_document
 from pipelines.ports import DocumentSource
 from pipelines.records import ParsedDocument, SourceItem
-from pipelines.sync import CLEANUP_MODES, CleanupMode, PipelineFingerprint, SyncPlan, plan_sync
+from pipelines.sync import CLEANUP_MODES, LEGACY_SCOPE, CleanupMode, PipelineFingerprint, SyncPlan, plan_sync
 
 log = logging.getLogger(__name__)
 
@@ -262,13 +262,20 @@ def list_and_plan(source: DocumentSource, index: SearchIndex, *, cleanup: Cleanu
                   fingerprint: PipelineFingerprint | None = None, record_stats: bool = False) -> SyncPlan:
     """List the source and diff it against the index (I/O on both), in the source's scope.
 
-    The source gets the index's records of its scope (``known``), so it may skip re-reading what its
-    change tokens say is unchanged; ``record_stats`` (not on a dry run) stores the new tokens of
+    The source gets the index's records of its scope that nothing but their content can make stale
+    (``known``: complete, and stamped as this pipeline would stamp them, ``PipelineFingerprint.current``),
+    so it may skip reading what its change tokens say is unchanged (reusing the record); the listing
+    is consumed as it comes (never held as a list). Other scopes' records are read only for
+    ``cleanup="full"``. ``record_stats`` (not on a dry run) stores the new tokens of
     documents listed unchanged (a file touched, or first seen racy), so the next run can skip them."""
-    records = index.list_sources()
     scope = source.scope
-    items = list(source.list_items(known={r.source_id: r for r in records if r.scope == scope}))
-    plan = plan_sync(items, records, scope=scope, cleanup=cleanup, fingerprint=fingerprint)
+    if cleanup == "full":
+        records = index.list_sources()
+    else:  # only this scope's records and those stored before scopes (which this run may adopt) count
+        records = index.list_sources(scope=scope) + (index.list_sources(scope=LEGACY_SCOPE) if scope != LEGACY_SCOPE else [])
+    known = {r.source_id: r for r in records
+             if r.scope == scope and r.complete and (fingerprint is None or fingerprint.current(r))}
+    plan = plan_sync(source.list_items(known=known), records, scope=scope, cleanup=cleanup, fingerprint=fingerprint)
     if record_stats and plan.restat:
         index.record_source_stats(scope, dict(plan.restat))
     return plan

@@ -39,10 +39,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
+from functools import cached_property, lru_cache
 from typing import TYPE_CHECKING, Callable, Iterable, Literal, Mapping
 
 from indexers.records import SourceRecord
+from pipelines.parsing import guess_content_type, parser_version
 from pipelines.records import ItemProblem, SourceItem
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -59,8 +61,14 @@ _PARTS = (("p", "parser version changed"), ("c", "chunking settings changed"),
           ("e", "embedding model changed"), ("g", "groups changed"))
 
 
+@lru_cache(maxsize=8192)
 def _short(value: str) -> str:
     return hashlib.sha256(value.encode("utf-8")).hexdigest()[:12]
+
+
+@lru_cache(maxsize=8192)
+def _groups_part(groups: tuple[str, ...]) -> str:
+    return "|g=" + _short(json.dumps(sorted(groups), ensure_ascii=False))
 
 
 @dataclass(frozen=True)
@@ -88,20 +96,40 @@ class PipelineFingerprint:
         return cls(chunking=json.dumps(asdict(chunking), sort_keys=True),
                    embedding=f"{model_id}/{int(dimensions)}", parser=parser)  # type: ignore[arg-type]
 
+    @cached_property
+    def _middle(self) -> str:
+        return f"|c={_short(self.chunking)}|e={_short(self.embedding)}"
+
     def stamp(self, item: SourceItem) -> str:
         """The version stored for ``item``: its content version plus this fingerprint (see the module docstring)."""
         try:
             parser = self.parser(item)
         except Exception:  # no parser for it: the engine fails it when it tries; any stable value will do
             parser = "none"
-        groups = json.dumps(sorted(item.groups), ensure_ascii=False)
-        values = {"p": parser, "c": self.chunking, "e": self.embedding, "g": groups}
-        return item.version + "".join(f"|{k}={_short(values[k])}" for k, _ in _PARTS)
+        return f"{item.version}|p={_short(parser)}{self._middle}{_groups_part(item.groups)}"
+
+    def current(self, record: SourceRecord) -> bool:
+        """Whether ``record`` (a stored document, complete) would be stamped the same today given its stored
+        content and groups: nothing but its content can make it change. The parser is the one its file
+        name selects (``pipelines.parsing.guess_content_type``); a record this cannot tell is not current."""
+        content, bar, _ = record.version.partition("|")
+        if not bar:
+            return False
+        name = record.source_id.rsplit("/", 1)[-1]
+        probe = SourceItem(record.source_id or "?", content, name, content_type=guess_content_type(name),
+                           groups=tuple(record.groups), scope=record.scope)
+        return self.stamp(probe) == record.version
+
+
+def _with_version(item: SourceItem, version: str) -> SourceItem:
+    """``dataclasses.replace(item, version=version)`` at a fraction of its cost (it runs once per listed item)."""
+    out = object.__new__(SourceItem)
+    out.__dict__.update(item.__dict__)
+    out.__dict__["version"] = version
+    return out
 
 
 def _default_parser(item: SourceItem) -> str:
-    from pipelines.parsing import parser_version
-
     return parser_version(item.name, item.content_type)
 
 
@@ -227,7 +255,7 @@ def plan_sync(
                 (kept_folders.append if item.id.endswith("/") else kept.add)(item.id)
             continue
         if fingerprint is not None:
-            item = replace(item, version=fingerprint.stamp(item))
+            item = _with_version(item, fingerprint.stamp(item))
         rec = mine.get(item.id)
         if rec is None and item.id in legacy:
             adopted.add(item.id)
