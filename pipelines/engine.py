@@ -70,6 +70,7 @@ DEFAULT_MAX_BYTES = 50 * 1024 * 1024
 EMBED_SLICE = 64  # chunks per embedding task (Prefect): bounds how long an interrupt waits for the model
 LOCAL_EMBED_SLICE = 32  # chunks per call in this process: the local model's own batch, so slicing costs nothing
 MARKDOWN_LIST_LIMIT = 50  # documents listed per status in the Markdown summary
+RESULTS_KEPT = 10_000  # results kept per status written or deleted (failed and skipped: all); the rest counted
 
 
 @dataclass(frozen=True)
@@ -138,7 +139,10 @@ class IngestReport:
     """The end-of-run summary, returned as data and rendered as text or Markdown.
 
     ``planned``: documents the plan said to write (added + changed); ``interrupted``: the run was
-    stopped (``stop`` set) before all of them were done.
+    stopped (``stop`` set) before all of them were done. ``results`` holds every failed and skipped
+    document (and every result of a dry run) but only the first ``RESULTS_KEPT`` added, updated and
+    deleted ones: ``results_dropped`` counts the others (so a run's memory does not grow with the
+    corpus; the counts stay exact, and ``on_result`` still sees every result). Add results with ``add``.
     """
 
     source: str
@@ -157,21 +161,35 @@ class IngestReport:
     embeddings_computed: int = 0
     embedding_cache_hits: int = 0
     stage_seconds: dict[str, float] = field(default_factory=dict)
+    results_dropped: dict[str, int] = field(default_factory=dict)
+
+    def add(self, result: DocumentResult, *, keep: int = RESULTS_KEPT) -> None:
+        """Record one result: kept in ``results``, or only counted past ``keep`` of its status (see above)."""
+        kept = self.__dict__.setdefault("_kept", {})  # not a field: never in to_dict()
+        status = result.status
+        if self.dry_run or status in ("failed", "skipped") or kept.get(status, 0) < keep:
+            self.results.append(result)
+            kept[status] = kept.get(status, 0) + 1
+        else:
+            self.results_dropped[status] = self.results_dropped.get(status, 0) + 1
 
     def _of(self, status: str) -> list[DocumentResult]:
         return [r for r in self.results if r.status == status]
 
+    def _count(self, status: str) -> int:
+        return len(self._of(status)) + self.results_dropped.get(status, 0)
+
     @property
     def added(self) -> int:
-        return len(self._of("added"))
+        return self._count("added")
 
     @property
     def updated(self) -> int:
-        return len(self._of("updated"))
+        return self._count("updated")
 
     @property
     def deleted(self) -> int:
-        return len(self._of("deleted"))
+        return self._count("deleted")
 
     @property
     def failed(self) -> list[DocumentResult]:
@@ -234,9 +252,10 @@ class IngestReport:
         for status, title_ in (("added", "Added"), ("updated", "Updated"), ("deleted", "Deleted"),
                                ("failed", "Failed"), ("skipped", "Skipped")):
             rows = self._of(status)
-            if not rows:
+            total = len(rows) + self.results_dropped.get(status, 0)
+            if not total:
                 continue
-            lines += ["", f"## {title_} ({len(rows)})", ""]
+            lines += ["", f"## {title_} ({total})", ""]
             if status in ("failed", "skipped"):
                 lines += ["| document | problem |", "|---|---|"]
                 lines += [f"| `{r.source_id}` | {_cell(r)} |" for r in rows[:limit]]
@@ -245,8 +264,8 @@ class IngestReport:
             else:
                 lines += ["| document | chunks | pages |", "|---|---:|---:|"]
                 lines += [f"| `{r.source_id}` | {r.chunks} | {r.pages or ''} |" for r in rows[:limit]]
-            if len(rows) > limit:
-                lines += ["", f"... and {len(rows) - limit} more {status}"]
+            if total > min(limit, len(rows)):
+                lines += ["", f"... and {total - min(limit, len(rows))} more {status}"]
         return "\n".join(lines) + "\n"
 
 
@@ -552,7 +571,7 @@ def run_ingest(
     stopping = stop.is_set if stop is not None else (lambda: False)
 
     def emit(result: DocumentResult) -> None:
-        report.results.append(result)
+        report.add(result)
         if on_result:
             on_result(result)
 
@@ -708,7 +727,7 @@ def stop_on_signals(stop: threading.Event, *, signals: Sequence[int] = (signal.S
 
 
 __all__ = [
-    "DEFAULT_MAX_BYTES", "DocumentResult", "EMBED_SLICE", "LOCAL_EMBED_SLICE", "Embedded", "IngestOptions", "IngestReport", "Outcome",
+    "DEFAULT_MAX_BYTES", "RESULTS_KEPT", "DocumentResult", "EMBED_SLICE", "LOCAL_EMBED_SLICE", "Embedded", "IngestOptions", "IngestReport", "Outcome",
     "Prepared", "StageRunner", "delete_documents", "describe", "embed_chunks", "embedding_text", "list_and_plan",
     "deleted_results", "fingerprint_of", "load_document", "lookahead", "planned_results", "prepare_document", "problem_results", "run_ingest", "stop_on_signals", "timed",
     "write_documents",

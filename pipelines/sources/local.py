@@ -317,7 +317,7 @@ class LocalFolderSource:
                         f"{rel} is a link back to a folder it is in (a loop); not followed", doc_id=rel), "skipped")
                     continue
                 yield from self._folder(base, base_fd, target, parts, rel + "/", st, ancestors)
-            elif self._wanted(rel):
+            elif self._match_all or self._wanted(rel):  # hidden names and sidecars are skipped above
                 special = None if stat.S_ISREG(st.st_mode) else _kind(st.st_mode)
                 if special is None and st.st_dev in _virtual_devices():
                     special = "on a virtual filesystem"
