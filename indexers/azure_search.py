@@ -773,12 +773,17 @@ class AzureSearchIndex:
         return int(self._call(f"counting chunks of index {self.index_name!r}", client.get_document_count))
 
     def record_source_stats(self, scope: str, stats: dict[str, str]) -> None:
-        """Store new change tokens (``SourceItem.stat``) of documents of ``scope`` listed unchanged (a merge)."""
-        if stats:
+        """Store new change tokens (``SourceItem.stat``) of documents of ``scope`` listed unchanged (a merge).
+        A token that cannot be stored (its source just vanished) is only logged: tokens save work, no more."""
+        if not stats:
+            return
+        try:
             self._send_actions([{"@search.action": "merge", "id": sources_index.key(scope, sid), "stat": st}
                                 for sid, st in stats.items()],
                                f"recording {len(stats)} change token(s) in {self.sources_index_name!r}",
                                client=self._sources())
+        except IndexWriteError as exc:
+            log.warning("%s", exc.message)
 
     def list_sources(self, *, scope: str | None = None) -> list[SourceRecord]:
         """One record per document (scope and source id) of ``scope`` (``None``: every scope), sorted by

@@ -414,6 +414,12 @@ def test_list_sources_reads_one_document_per_source_not_the_chunks(server, index
     assert sorted(d["source_id"] for d in server.documents(index.sources_index_name).values()) == ["doc0", "doc2"]
 
 
+def test_an_index_name_leaves_room_for_its_sources_index(server):
+    assert make_index(server, index_name="a" * 120).sources_index_name == "a" * 120 + "-sources"  # 128: the limit
+    with pytest.raises(ValueError, match="over 120 characters"):
+        make_index(server, index_name="a" * 121)
+
+
 def test_a_write_cut_short_leaves_its_source_incomplete_until_written_whole(server, index, embedder):
     old = chunks_for("doc", 3)
     index.upsert(old, vectors=vectors_for(embedder, old))
@@ -454,6 +460,8 @@ def test_change_tokens_are_stored_with_the_source(server, index, embedder):
     index.record_source_stats("", {"doc": "1:2:7:4:5@11"})
     (record,) = index.list_sources()
     assert (record.stat, record.version, record.complete) == ("1:2:7:4:5@11", "v1", True)
+    index.record_source_stats("", {"gone": "1:1:1:1:1@1"})  # a source deleted meanwhile: nothing to merge into
+    assert [r.source_id for r in index.list_sources()] == ["doc"]
 
 
 # ---------------------------------------------------------------------- search
