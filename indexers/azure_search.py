@@ -11,6 +11,8 @@ filterable ``groups`` (``Collection(Edm.String)``, ACLs);
 ``content_vector`` (HNSW, cosine, ``dimensions`` from the embedder, optional scalar/binary
 quantization); a semantic configuration ``ondata-semantic`` (title + content). The embedder's
 ``model_id`` and the dimensions are stored in the index description and checked by ``ensure()``.
+Beside it, the sources index ``<index name>-sources`` (``indexers.azure_sources``) holds one document
+per source, kept by every write, which ``list_sources()`` reads.
 
 Retries: the SDK's own retry policy is DISABLED (``retry_total=0``); this backend is the one layer
 that retries (``indexers.retry``): every service call gets ``retry.attempts`` attempts in all, for
