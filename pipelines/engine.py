@@ -292,8 +292,8 @@ def list_and_plan(source: DocumentSource, index: SearchIndex, *, cleanup: Cleanu
         records = index.list_sources()
     else:  # only this scope's records and those stored before scopes (which this run may adopt) count
         records = index.list_sources(scope=scope) + (index.list_sources(scope=LEGACY_SCOPE) if scope != LEGACY_SCOPE else [])
-    known = {r.source_id: r for r in records
-             if r.scope == scope and r.complete and (fingerprint is None or fingerprint.current(r))}
+    mine = (r for r in records if r.scope == scope and r.complete)
+    known = {r.source_id: r for r in (mine if fingerprint is None else fingerprint.current_of(mine))}
     plan = plan_sync(source.list_items(known=known), records, scope=scope, cleanup=cleanup, fingerprint=fingerprint)
     if record_stats and plan.restat:
         index.record_source_stats(scope, dict(plan.restat))

@@ -62,6 +62,7 @@ __all__ = [
     "DEFAULT_MAX_BYTES",
     "PARSER_REVISIONS",
     "SUPPORTED_EXTENSIONS",
+    "file_format",
     "get_parser",
     "guess_content_type",
     "is_supported",
@@ -104,8 +105,13 @@ def _format_version(fmt: str) -> str:
     return f"{fmt}:{parser}{lib}:r{PARSER_REVISIONS.get(fmt, 1)}"
 
 
-def _format_of(name: str, content_type: str | None) -> str | None:
+def file_format(name: str, content_type: str | None = None) -> str | None:
+    """The format a file is parsed as (``pdf``, ``txt``, ...; by extension, then content type), None if none:
+    all that ``parser_version`` and ``is_supported`` depend on."""
     return _format_by(_suffix(name).lower(), content_type)
+
+
+_format_of = file_format
 
 
 @lru_cache(maxsize=4096)

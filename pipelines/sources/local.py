@@ -126,7 +126,10 @@ def stored_version(token: str, stats: Sequence[os.stat_result], record: SourceRe
         return None
     if ("+meta:" in version) != (len(stats) > 1):
         return None
-    if int(taken) - max(max(st.st_mtime_ns, st.st_ctime_ns) for st in stats) < RACY_NS:
+    newest = 0
+    for st in stats:
+        newest = max(newest, st.st_mtime_ns, st.st_ctime_ns)
+    if int(taken) - newest < RACY_NS:
         return None
     return version
 
@@ -394,16 +397,17 @@ class LocalFolderSource:
         """The stored record's item when the file and its sidecar are unchanged by their tokens (nothing opened)."""
         if self.max_bytes is not None and listed.st_size > self.max_bytes:
             return None  # read it, and fail it as too large
-        stats = [listed]
-        if sidecar is not None:
+        if sidecar is None:
+            stats, token = (listed,), stat_token(listed)
+        else:
             try:
                 side = sidecar.stat(follow_symlinks=False)
             except OSError:
                 return None
             if not stat.S_ISREG(side.st_mode):
                 return None  # a link, a folder...: read it, and fail it as the module docstring says
-            stats.append(side)
-        version = stored_version("+".join(stat_token(st) for st in stats), stats, record)
+            stats, token = (listed, side), f"{stat_token(listed)}+{stat_token(side)}"
+        version = stored_version(token, stats, record)
         if version is None:
             return None
         return SourceItem(id=rel, scope=self._listing_scope or self.scope, version=version, name=name,
