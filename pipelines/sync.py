@@ -279,9 +279,12 @@ def plan_sync(
             if item.status == "failed":
                 (kept_folders.append if item.id.endswith("/") else kept.add)(item.id)
             continue
-        if fingerprint is not None:
-            item = _with_version(item, fingerprint.stamp(item))
         rec = mine.get(item.id)
+        if fingerprint is not None:
+            stamped = fingerprint.stamp(item)
+            if rec is not None and stamped == rec.version:
+                stamped = rec.version  # one string for both: the plan holds an item per listed file
+            item = _with_version(item, stamped)
         if rec is None and item.id in legacy:
             adopted.add(item.id)
             changed.append(item)
