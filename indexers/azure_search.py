@@ -12,11 +12,16 @@ filterable ``groups`` (``Collection(Edm.String)``, ACLs);
 quantization); a semantic configuration ``ondata-semantic`` (title + content). The embedder's
 ``model_id`` and the dimensions are stored in the index description and checked by ``ensure()``;
 so are the recorded scopes (``record_scope`` / ``list_scopes``: where each scope was ingested from).
+Beside it, the sources index ``<index name>-sources`` (``indexers.azure_sources``) holds one document
+per source, kept by every write, which ``list_sources()`` reads.
 
 ``index_name`` may name an index alias (the service resolves it for document operations and index
 definitions): ``ondata index rebuild`` fills a new index ``<name>-v<N+1>`` and points the alias at it
 (``alias_target``, ``point_alias``), keeping the old index until it is dropped (``delete_index_named``;
-the service refuses to delete an index an alias maps to).
+the service refuses to delete an index an alias maps to). The sources index belongs to the index the
+alias maps to (``<name>-v<N>-sources``, resolved once per client), so a rebuilt index has its own
+and the alias switches both; a client that resolved the alias before a swap keeps its sources index
+(a write during a rebuild lands in the index being replaced, as it does locally).
 
 Retries: the SDK's own retry policy is DISABLED (``retry_total=0``); this backend is the one layer
 that retries (``indexers.retry``): every service call gets ``retry.attempts`` attempts in all, for
@@ -38,6 +43,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Literal, Ma
 
 import numpy as np
 
+from indexers import azure_sources as sources_index
 from indexers.errors import IndexError_, IndexSchemaError, OndataError, TransientError
 from indexers.filters import CORE_FIELDS, FilterError, check_field, odata_quote, odata_search_in, to_odata
 from indexers.records import (ALL_GROUPS, Chunk, Groups, IndexStats, ScopeRecord, SearchHit, SearchRequest, SourceRecord,
@@ -146,6 +152,9 @@ class AzureSearchIndex:
             raise ValueError(
                 f"invalid Azure AI Search index name {index_name!r}: use lower-case letters, digits and dashes"
             )
+        if len(index_name) > sources_index.MAX_BASE_NAME:
+            raise ValueError(f"Azure AI Search index name {index_name!r} is over {sources_index.MAX_BASE_NAME} "
+                             f"characters (its sources index adds {sources_index.SUFFIX!r})")
         if dimensions < 1:
             raise ValueError("dimensions must be >= 1")
         if quantization not in (None, "scalar", "binary"):
@@ -162,6 +171,7 @@ class AzureSearchIndex:
             raise ValueError("max_batch_bytes must be at least 1024")
         self.endpoint = endpoint.rstrip("/")
         self.index_name = index_name
+        self._sources_name: str | None = None  # resolved on first use (``sources_index_name``)
         self._dimensions = int(dimensions)
         self.model_id = model_id
         self.quantization = quantization
@@ -190,6 +200,7 @@ class AzureSearchIndex:
         self._lock = threading.Lock()
         self._index_client: "SearchIndexClient | None" = None
         self._search_client: "SearchClient | None" = None
+        self._sources_client: "SearchClient | None" = None
 
     def __repr__(self) -> str:  # never shows the key
         return f"AzureSearchIndex(endpoint={self.endpoint!r}, index_name={self.index_name!r}, dimensions={self._dimensions})"
@@ -235,12 +246,22 @@ class AzureSearchIndex:
                 self._search_client = SearchClient(self.endpoint, self.index_name, self._credential_obj(), **self._kwargs())
             return self._search_client
 
+    def _sources(self) -> "SearchClient":
+        """The client of the sources index (``indexers.azure_sources``)."""
+        with self._lock:
+            if self._sources_client is None:
+                from azure.search.documents import SearchClient
+
+                self._sources_client = SearchClient(self.endpoint, self.sources_index_name, self._credential_obj(),
+                                                    **self._kwargs())
+            return self._sources_client
+
     def close(self) -> None:
         with self._lock:
-            for c in (self._search_client, self._index_client):
+            for c in (self._search_client, self._sources_client, self._index_client):
                 if c is not None:
                     c.close()
-            self._search_client = self._index_client = None
+            self._search_client = self._sources_client = self._index_client = None
 
     def __enter__(self) -> "AzureSearchIndex":
         return self
@@ -413,8 +434,10 @@ class AzureSearchIndex:
         if existing is None:
             self._call(f"creating index {self.index_name!r}", lambda: client.create_or_update_index(self._desired_index()))
             log.info("created Azure AI Search index %r (%d dimensions)", self.index_name, self._dimensions)
+            self._ensure_sources(chunks_existed=False)
             return
         self._check_existing(existing)
+        self._ensure_sources(chunks_existed=True)
         fields = {f.name: f for f in existing.fields}
         missing = [f for f in self._desired_fields() if f.name not in fields]
         changed = False
@@ -427,6 +450,66 @@ class AzureSearchIndex:
         if changed:
             self._call(f"updating index {self.index_name!r}", lambda: client.create_or_update_index(existing))
             log.info("added %s to Azure AI Search index %r", ", ".join(f.name for f in missing) or "a semantic configuration", self.index_name)
+
+    def _ensure_sources(self, *, chunks_existed: bool) -> None:
+        """Create the sources index when missing; when the chunk index existed before it (or a build was
+        cut short), build it from the chunks."""
+        from azure.core.exceptions import ResourceNotFoundError
+        from azure.search.documents.indexes.models import SearchIndex as IndexDefinition
+
+        client = self._indexes()
+        name = self.sources_index_name
+
+        def get() -> Any:
+            try:
+                return client.get_index(name)
+            except ResourceNotFoundError:
+                return None
+
+        existing = self._call(f"reading index {name!r}", get)
+        if existing is not None and (existing.description or "") == sources_index.DESCRIPTION_READY:
+            return
+        build = chunks_existed or existing is not None
+        definition = IndexDefinition(name=name, fields=sources_index.fields(), description=(
+            sources_index.DESCRIPTION_BUILDING if build else sources_index.DESCRIPTION_READY))
+        if existing is None:
+            self._call(f"creating index {name!r}", lambda: client.create_or_update_index(definition))
+        if not build:
+            return
+        docs = self._documents_from_chunks()
+        actions = [{"@search.action": "upload", **d} for d in docs]
+        if actions:
+            self._send_actions(actions, f"building the sources index {name!r} ({len(actions)} sources)",
+                               client=self._sources())
+        definition.description = sources_index.DESCRIPTION_READY
+        self._call(f"updating index {name!r}", lambda: client.create_or_update_index(definition))
+        log.info("built the sources index %r of %r from its chunks (%d sources)", name, self.index_name, len(docs))
+
+    def _documents_from_chunks(self) -> list[dict[str, Any]]:
+        """The sources-index documents of every source, from a pass over every chunk (building only)."""
+        client = self._docs()
+        states: dict[tuple[str, str], sources_index.State] = {}
+        at: dict[tuple[str, str], str] = {}
+        last: str | None = None
+        while True:
+            flt = None if last is None else f"id gt {odata_quote(last)}"
+            page = self._call(
+                f"listing chunks of index {self.index_name!r}",
+                lambda f=flt: list(client.search(
+                    search_text="*", filter=f, order_by=["id asc"], top=_PAGE,
+                    select=["id", "scope", "source_id", "source_version", "source_chunks", "groups", "ingested_at"],
+                )),
+            )
+            for d in page:
+                k = (str(d.get("scope") or ""), str(d["source_id"]))
+                states.setdefault(k, {})[str(d["id"])] = (
+                    str(d.get("source_version") or ""), int(d.get("source_chunks") or 0), tuple(d.get("groups") or ()))
+                at[k] = max(at.get(k, ""), str(d.get("ingested_at") or ""))
+            if len(page) < _PAGE:
+                break
+            last = str(page[-1]["id"])
+        return [sources_index.document(sc, sid, st, ingested_at=at[(sc, sid)], stat="")
+                for (sc, sid), st in sorted(states.items())]
 
     def _check_existing(self, index: Any) -> None:
         fields = {f.name: f for f in index.fields}
@@ -482,6 +565,14 @@ class AzureSearchIndex:
         """Whether an index (or an alias) named ``name`` (default: this one) exists."""
         return self._get_index(name or self.index_name) is not None
 
+    @property
+    def sources_index_name(self) -> str:
+        """``<index>-sources`` of the index ``index_name`` resolves to: when it names an alias, of the index the
+        alias maps to (one request, once per client), so every generation of a rebuild has its own."""
+        if self._sources_name is None:
+            self._sources_name = sources_index.name_for(self.alias_target() or self.index_name)
+        return self._sources_name
+
     def alias_target(self) -> str | None:
         """The index the alias named ``index_name`` maps to, or None when ``index_name`` is no alias."""
         from azure.core.exceptions import ResourceNotFoundError
@@ -508,16 +599,18 @@ class AzureSearchIndex:
         return sorted(self._call("listing indexes", lambda: list(self._indexes().list_index_names())))
 
     def delete_index_named(self, name: str) -> None:
-        """Delete index ``name`` (missing succeeds); the service refuses (400) while an alias maps to it."""
+        """Delete index ``name`` and its sources index (missing succeeds); the service refuses (400) while an
+        alias maps to it."""
         from azure.core.exceptions import ResourceNotFoundError
 
-        def delete() -> None:
+        def delete(name: str) -> None:
             try:
                 self._indexes().delete_index(name)
             except ResourceNotFoundError:
                 pass
 
-        self._call(f"deleting index {name!r}", delete)
+        for n in (name, sources_index.name_for(name)):
+            self._call(f"deleting index {n!r}", lambda n=n: delete(n))
 
     def record_scope(self, record: ScopeRecord) -> None:
         """Record where a scope's documents come from, in the index definition's description (read by
@@ -594,13 +687,14 @@ class AzureSearchIndex:
         if batch:
             yield batch
 
-    def _send_actions(self, actions: list[dict[str, Any]], what: str) -> None:
-        """Send actions in batches; retry the retryable documents of 207 answers; raise for the rest.
+    def _send_actions(self, actions: list[dict[str, Any]], what: str, *, client: Any = None) -> None:
+        """Send actions in batches (to the chunk index, or ``client``'s); retry the retryable documents of
+        207 answers; raise for the rest.
 
         One retry budget per batch: an HTTP-level failure (429/5xx) and a 207 whose failed documents
         are retryable each use one of ``retry.attempts`` attempts, so retries never multiply.
         """
-        client = self._docs()
+        client = client or self._docs()
         failures: dict[str, tuple[int, str]] = {}
         for batch in self._batches(actions):
             pending = {a["id"]: a for a in batch}
@@ -662,8 +756,38 @@ class AzureSearchIndex:
             latest.pop(chunk.id, None)
             latest[chunk.id] = {"@search.action": "upload", **self._document(chunk, vec), "ingested_at": now}
         actions = list(latest.values())
+        written = sources_index.state_of(chunks)
+        replaced = {(sc, s) for sc in scopes for s in replace}
+        stored = self._stored_states([k for k in written if k not in replaced])
+        self._send_actions([sources_index.pending(sc, s) for sc, s in written],
+                           f"marking {len(written)} source(s) as being written in {self.sources_index_name!r}",
+                           client=self._sources())
         self._send_actions(actions, f"writing {len(actions)} chunk(s) to index {self.index_name!r}")
         self._delete_chunks_of(replace, keep=latest.keys(), scopes=scopes)
+        by_source: dict[tuple[str, str], list[Chunk]] = {}
+        for c in chunks:
+            by_source.setdefault((c.scope, c.source_id), []).append(c)
+        final = [{"@search.action": "upload", **sources_index.document(
+            sc, s, sources_index.merged(stored.get((sc, s), {}), state), ingested_at=now,
+            stat=sources_index.max_stat(by_source[(sc, s)]))} for (sc, s), state in written.items()]
+        final += [{"@search.action": "delete", "id": sources_index.key(sc, s)} for sc, s in sorted(replaced - set(written))]
+        self._send_actions(final, f"recording {len(written)} source(s) in {self.sources_index_name!r}",
+                           client=self._sources())
+
+    def _stored_states(self, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], sources_index.State]:
+        """The chunk states the sources index holds for these (scope, source id), by lookups of 1,000 keys."""
+        out: dict[tuple[str, str], sources_index.State] = {}
+        client = self._sources()
+        for start in range(0, len(keys), _PAGE):
+            part = {sources_index.key(sc, s): (sc, s) for sc, s in keys[start:start + _PAGE]}
+            flt = odata_search_in("id", list(part))
+            docs = self._call(
+                f"reading sources of index {self.sources_index_name!r}",
+                lambda f=flt, n=len(part): list(client.search(search_text="*", filter=f, select=["id", "chunks"], top=n)),
+            )
+            for d in docs:
+                out[part[str(d["id"])]] = sources_index.decode_state(d.get("chunks"))
+        return out
 
     def _keys_matching(self, filter_: str) -> list[str]:
         """Every document key matching ``filter_``, paged by key range (correct beyond skip limits)."""
@@ -682,8 +806,20 @@ class AzureSearchIndex:
             last = str(page[-1]["id"])
 
     def delete_sources(self, source_ids: Iterable[str], *, scope: str | None = None) -> None:
-        """Delete every chunk of these sources of ``scope`` (``None``: of every scope); a missing source succeeds."""
-        self._delete_chunks_of(list(dict.fromkeys(str(s) for s in source_ids)), scopes=None if scope is None else [scope])
+        """Delete every chunk of these sources of ``scope`` (``None``: of every scope), then their documents in
+        the sources index; a missing source succeeds."""
+        ids = list(dict.fromkeys(str(s) for s in source_ids))
+        if not ids:
+            return
+        self._delete_chunks_of(ids, scopes=None if scope is None else [scope])
+        if scope is not None:
+            keys = [sources_index.key(scope, s) for s in ids]
+        else:
+            keys = [sources_index.key(r.scope, r.source_id) for start in range(0, len(ids), _SOURCES_PER_QUERY)
+                    for r in self._read_sources(_search_in("source_id", ids[start:start + _SOURCES_PER_QUERY]))]
+        if keys:
+            self._send_actions([{"@search.action": "delete", "id": k} for k in keys],
+                               f"deleting {len(keys)} source(s) from {self.sources_index_name!r}", client=self._sources())
 
     def _delete_chunks_of(self, ids: list[str], *, keep: Iterable[str] = (), scopes: Sequence[str] | None = None) -> None:
         """Delete every chunk of sources ``ids`` (of ``scopes``; None: of every scope) except the chunks whose key
@@ -707,54 +843,47 @@ class AzureSearchIndex:
         return int(self._call(f"counting chunks of index {self.index_name!r}", client.get_document_count))
 
     def record_source_stats(self, scope: str, stats: dict[str, str]) -> None:
-        """Change tokens are not stored in Azure AI Search: folder sources are re-hashed every run."""
+        """Store new change tokens (``SourceItem.stat``) of documents of ``scope`` listed unchanged (a merge).
+        A token that cannot be stored (its source just vanished) is only logged: tokens save work, no more."""
+        if not stats:
+            return
+        try:
+            self._send_actions([{"@search.action": "merge", "id": sources_index.key(scope, sid), "stat": st}
+                                for sid, st in stats.items()],
+                               f"recording {len(stats)} change token(s) in {self.sources_index_name!r}",
+                               client=self._sources())
+        except IndexWriteError as exc:
+            log.warning("%s", exc.message)
 
     def list_sources(self, *, scope: str | None = None) -> list[SourceRecord]:
         """One record per document (scope and source id) of ``scope`` (``None``: every scope), sorted by
-        scope then source id, paging through every chunk (no facet limits).
+        scope then source id, from the sources index (``indexers.azure_sources``: one document per
+        source, 1,000 a request).
 
         ``complete`` is False when a source's chunks carry several versions, disagree on
-        ``source_chunks``, or their number differs from ``source_chunks`` (0 means unknown).
+        ``source_chunks``, or their number differs from ``source_chunks`` (0 means unknown), and while
+        a write of the source is under way (or was cut short).
         """
-        client = self._docs()
-        stats: dict[tuple[str, str], dict[str, Any]] = {}
+        records = self._read_sources(None if scope is None else _scope_filter(scope))
+        return sorted(records, key=lambda r: (r.scope, r.source_id))
+
+    def _read_sources(self, filter_: str | None) -> list[SourceRecord]:
+        """The records of the sources-index documents matching ``filter_``, paged by key."""
+        client = self._sources()
+        out: list[SourceRecord] = []
         last: str | None = None
-        scoped = None if scope is None else _scope_filter(scope)
         while True:
-            parts = [p for p in (scoped, None if last is None else f"id gt {odata_quote(last)}") if p]
+            parts = [p for p in (filter_, None if last is None else f"id gt {odata_quote(last)}") if p]
             flt = " and ".join(f"({p})" for p in parts) if parts else None
             page = self._call(
                 f"listing sources of index {self.index_name!r}",
-                lambda f=flt: list(
-                    client.search(
-                        search_text="*",
-                        filter=f,
-                        select=["id", "scope", "source_id", "source_version", "source_chunks", "groups",
-                                "ingested_at"],
-                        order_by=["id asc"],
-                        top=_PAGE,
-                    )
-                ),
+                lambda f=flt: list(client.search(search_text="*", filter=f, select=list(sources_index.RECORD_FIELDS),
+                                                 order_by=["id asc"], top=_PAGE)),
             )
-            for d in page:
-                key = (str(d.get("scope") or ""), str(d["source_id"]))
-                st = stats.setdefault(key, {"n": 0, "versions": set(), "chunks": set(), "groups": {}, "at": ""})
-                st["n"] += 1
-                st["versions"].add(d.get("source_version") or "")
-                st["chunks"].add(int(d.get("source_chunks") or 0))
-                st["groups"].update(dict.fromkeys(d.get("groups") or ()))
-                st["at"] = max(st["at"], str(d.get("ingested_at") or ""))
+            out.extend(sources_index.record(d) for d in page)
             if len(page) < _PAGE:
-                break
+                return out
             last = str(page[-1]["id"])
-        out = []
-        for scope_, source_id in sorted(stats):
-            st = stats[(scope_, source_id)]
-            declared = max(st["chunks"])
-            complete = len(st["versions"]) == 1 and len(st["chunks"]) == 1 and (declared == 0 or declared == st["n"])
-            out.append(SourceRecord(source_id=source_id, version=max(st["versions"]), chunk_count=st["n"],
-                                    complete=complete, scope=scope_, groups=tuple(st["groups"]), ingested_at=st["at"]))
-        return out
 
     def get_chunks(self, ids: Iterable[str], *, groups: Groups = (),
                    public_when_no_groups: bool = True) -> list[Chunk]:

@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import sys
+from functools import lru_cache
 from typing import Iterable, Mapping, Sequence
 
 from indexers.records import SourceRecord
@@ -96,9 +98,14 @@ def record(row: Sequence) -> SourceRecord:
     """A ``SourceRecord`` of one manifest (or aggregate) row."""
     scope, source_id, n, n_versions, version, min_sc, max_sc, ingested_at, groups, stat = row
     complete = n_versions == 1 and min_sc == max_sc and (max_sc == 0 or max_sc == n)
-    all_groups = dict.fromkeys(g for gs in json.loads(groups) for g in json.loads(gs))
-    return SourceRecord(source_id=source_id, version=version, chunk_count=n, complete=complete, scope=scope,
-                        groups=tuple(all_groups), ingested_at=ingested_at, stat=stat)
+    return SourceRecord(source_id=source_id, version=version, chunk_count=n, complete=complete,
+                        scope=sys.intern(scope), groups=_groups(groups), ingested_at=ingested_at, stat=stat)
+
+
+@lru_cache(maxsize=8192)
+def _groups(groups: str) -> tuple[str, ...]:
+    """The groups of a manifest row's ``groups`` (few distinct values: parsed once each)."""
+    return tuple(dict.fromkeys(g for gs in json.loads(groups) for g in json.loads(gs)))
 
 
 def aggregate(con: sqlite3.Connection) -> list[SourceRecord]:

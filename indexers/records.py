@@ -206,7 +206,7 @@ class IndexStats:
     sources: int
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class SourceRecord:
     """What an index knows about one document of one scope: its version and how many chunks it holds.
 

@@ -102,7 +102,9 @@ def prefetched(items: Iterable[SourceItem], prepare: Callable[[SourceItem], T], 
         return fut
 
     try:
-        yield from lookahead(items, submit, ahead=ahead)
+        for item_, fut in lookahead(items, submit, ahead=ahead):
+            started.remove(fut)  # the consumer holds it now: keeping it here would keep every document
+            yield item_, fut
     finally:
         for fut in started:
             fut.cancel()  # those not started yet (an interrupted run)

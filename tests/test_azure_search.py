@@ -257,7 +257,8 @@ def test_retryable_document_failures_give_up_after_the_attempts(server, embedder
     batches = len(server.index_batches)
     with pytest.raises(IndexWriteError, match=chunks[0].id):
         ix.upsert(chunks, vectors=vectors_for(embedder, chunks))
-    assert len(server.index_batches) - batches == 3  # the configured attempts, no more
+    assert [b["index"] for b in server.index_batches[batches:]] == [ix.sources_index_name] + [ix.index_name] * 3
+    # the sources marked as being written, then the configured attempts, no more (no final record)
     server.clear_failures()
 
 
@@ -266,11 +267,11 @@ def test_throttling_and_207_retries_share_one_budget_per_batch(server, embedder)
     ix.ensure()
     chunks = chunks_for("budget", 2)
     server.fail_documents({chunks[0].id: [503] * 10})
-    before = len(server.requests)
-    server.fail_next(2, status=429, retry_after=0.01)  # two throttled requests, then 207s
-    with pytest.raises(IndexWriteError, match=chunks[0].id):
+    before = len(index_requests(server, ix.index_name))
+    server.fail_next(2, status=429, retry_after=0.01, path=f"/indexes('{ix.index_name}')/docs/search.index")
+    with pytest.raises(IndexWriteError, match=chunks[0].id):  # two throttled chunk writes, then 207s
         ix.upsert(chunks, vectors=vectors_for(embedder, chunks))
-    assert len(server.requests) - before == 4  # 429, 429, 207, 207: not 4 x 4
+    assert len(index_requests(server, ix.index_name)) - before == 4  # 429, 429, 207, 207: not 4 x 4
     server.clear_failures()
 
 
@@ -392,6 +393,75 @@ def test_delete_and_list_page_beyond_one_page(server, index, embedder, monkeypat
     assert records["b"].chunk_count == 5 and records["b"].complete
     index.delete_sources(["a"])
     assert index.count() == 5
+    many = [c for i in range(9) for c in chunks_for(f"s{i}", 2)]  # 10 sources: three pages of the sources index
+    index.upsert(many, vectors=vectors_for(embedder, many))
+    assert [r.source_id for r in index.list_sources()] == ["b"] + [f"s{i}" for i in range(9)]
+
+
+# ---------------------------------------------------------------------- the sources index
+def test_list_sources_reads_one_document_per_source_not_the_chunks(server, index, embedder):
+    chunks = [c for i in range(3) for c in chunks_for(f"doc{i}", 40)]
+    index.upsert(chunks, vectors=vectors_for(embedder, chunks))
+    assert sorted(d["source_id"] for d in server.documents(index.sources_index_name).values()) == ["doc0", "doc1", "doc2"]
+    before = len(server.requests)
+    records = index.list_sources()
+    asked = server.requests[before:]
+    assert [r.path for r in asked] == [f"/indexes('{index.sources_index_name}')/docs/search.post.search"]
+    assert "content" not in asked[0].json()["select"] and "chunks" not in asked[0].json()["select"]
+    assert [(r.source_id, r.version, r.chunk_count, r.complete) for r in records] == [
+        (f"doc{i}", "v1", 40, True) for i in range(3)]
+    index.delete_sources(["doc1"])
+    assert sorted(d["source_id"] for d in server.documents(index.sources_index_name).values()) == ["doc0", "doc2"]
+
+
+def test_an_index_name_leaves_room_for_its_sources_index(server):
+    assert make_index(server, index_name="a" * 120).sources_index_name == "a" * 120 + "-sources"  # 128: the limit
+    with pytest.raises(ValueError, match="over 120 characters"):
+        make_index(server, index_name="a" * 121)
+
+
+def test_a_write_cut_short_leaves_its_source_incomplete_until_written_whole(server, index, embedder):
+    old = chunks_for("doc", 3)
+    index.upsert(old, vectors=vectors_for(embedder, old))
+    new = chunks_for("doc", 2, version="v2", size=5)
+    server.fail_documents({new[1].id: [400]})  # the write fails after the source was marked as being written
+    with pytest.raises(IndexWriteError):
+        index.upsert(new, vectors=vectors_for(embedder, new), replace_sources=["doc"])
+    (record,) = index.list_sources()
+    assert not record.complete  # the next run re-ingests it
+    index.upsert(new, vectors=vectors_for(embedder, new), replace_sources=["doc"])
+    (record,) = index.list_sources()
+    assert (record.version, record.chunk_count, record.complete) == ("v2", 2, True)
+    assert index.count() == 2
+
+
+def test_ensure_builds_the_sources_index_of_an_index_that_predates_it(server, embedder):
+    name = _name()
+    ix = make_index(server, embedder, index_name=name)
+    ix.ensure()
+    chunks = chunks_for("a", 3) + chunks_for("b", 2) + chunks_for("c", 2, version="v2")[:1]
+    ix.upsert(chunks, vectors=vectors_for(embedder, chunks))
+    want = [(r.scope, r.source_id, r.version, r.chunk_count, r.complete) for r in ix.list_sources()]
+    assert want == [("", "a", "v1", 3, True), ("", "b", "v1", 2, True), ("", "c", "v2", 1, False)]
+    del server.indexes[ix.sources_index_name]  # as an index written before the sources index existed
+    again = make_index(server, embedder, index_name=name)
+    again.ensure()
+    assert [(r.scope, r.source_id, r.version, r.chunk_count, r.complete) for r in again.list_sources()] == want
+    assert server.indexes[again.sources_index_name].definition["description"] == "ondata sources 1"
+    more = chunks_for("c", 2, version="v2")[1:]
+    again.upsert(more, vectors=vectors_for(embedder, more))  # the built state merges with later writes
+    assert {r.source_id: (r.chunk_count, r.complete) for r in again.list_sources()}["c"] == (2, True)
+
+
+def test_change_tokens_are_stored_with_the_source(server, index, embedder):
+    chunks = [Chunk(**{**c.__dict__, "source_stat": "1:2:3:4:5@9"}) for c in chunks_for("doc", 2)]
+    index.upsert(chunks, vectors=vectors_for(embedder, chunks))
+    assert [r.stat for r in index.list_sources()] == ["1:2:3:4:5@9"]
+    index.record_source_stats("", {"doc": "1:2:7:4:5@11"})
+    (record,) = index.list_sources()
+    assert (record.stat, record.version, record.complete) == ("1:2:7:4:5@11", "v1", True)
+    index.record_source_stats("", {"gone": "1:1:1:1:1@1"})  # a source deleted meanwhile: nothing to merge into
+    assert [r.source_id for r in index.list_sources()] == ["doc"]
 
 
 # ---------------------------------------------------------------------- search

@@ -206,6 +206,22 @@ def test_markdown_summary_lists_documents_per_status_truncated_past_the_limit():
     assert "| embed | 1.50 |" in md and "## Updated" not in md
 
 
+def test_the_report_keeps_failures_and_counts_past_its_limit_of_written_documents():
+    from pipelines.engine import DocumentResult, IngestReport
+
+    report = IngestReport(source="/data/docs", index="local /idx", started_at="2026-01-01T00:00:00+00:00")
+    for n in range(30):
+        report.add(DocumentResult(f"a{n:03d}.txt", "added", chunks=1), keep=10)
+        report.add(DocumentResult(f"x{n:03d}.pdf", "failed", error="damaged", error_type="CorruptDocumentError"),
+                   keep=10)
+    assert report.added == 30 and len(report.failed) == 30  # every failure kept, the written ones counted
+    assert [r.source_id for r in report.results if r.status == "added"] == [f"a{n:03d}.txt" for n in range(10)]
+    assert report.results_dropped == {"added": 20} and report.counts()["added"] == 30
+    md = report.to_markdown()
+    assert "## Added (30)" in md and "... and 20 more added" in md and "## Failed (30)" in md
+    assert "_kept" not in report.to_dict() and report.to_dict()["counts"]["added"] == 30
+
+
 def test_run_names_name_the_scope_and_the_minute():
     from datetime import datetime, timezone
 

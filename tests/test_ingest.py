@@ -212,6 +212,27 @@ def test_prefetched_keeps_order_bounds_lookahead_and_delivers_errors(ahead):
     assert seen == [("a", "A"), ("bad", "broken"), ("c", "C"), ("d", "D"), ("e", "E")]
 
 
+@pytest.mark.parametrize("ahead", [0, 2])
+def test_prefetched_keeps_no_document_it_handed_out(ahead):
+    """Memory flat in corpus size: a prepared document is freed once the consumer lets go of it."""
+    import gc
+    import weakref
+
+    from pipelines.ingest import prefetched
+    from pipelines.records import SourceItem
+
+    class Prepared:  # stands in for a parsed and chunked document
+        pass
+
+    handed: list[weakref.ref] = []
+    items = [SourceItem(id=f"d{i}", version="1", name=f"d{i}") for i in range(20)]
+    for n, (item, future) in enumerate(prefetched(items, lambda item: Prepared(), ahead=ahead)):
+        handed.append(weakref.ref(future.result()))
+        del future
+        gc.collect()
+        assert [i for i, r in enumerate(handed[:-1]) if r() is not None] == [], n  # those before this one
+
+
 def test_cli_invalid_settings_are_one_line(docs, tmp_path):
     out = _cli("ingest", str(docs), "--index", str(tmp_path / "i"), "--chunk-size", "100", "--overlap", "80")
     assert out.returncode == 2 and "Traceback" not in out.stderr

@@ -137,3 +137,37 @@ def test_the_racy_rule_trusts_a_token_only_when_taken_a_second_after_the_last_ch
     assert stored_content_version(stat_token(st), st, None) is None
     assert stored_content_version(stat_token(st), st, SourceRecord("f.txt", "md5:ab", 1,
                                                                    stat=f"{stat_token(st)}@{changed + 10**10}")) is None
+
+
+def test_unchanged_files_and_sidecars_are_not_opened_and_a_pipeline_change_reads_them_again(tmp_path, monkeypatch):
+    monkeypatch.setattr(local, "RACY_NS", 50_000_000)
+    files = _corpus(tmp_path / "docs")
+    (tmp_path / "docs" / "doc1.txt.meta.json").write_text('{"title": "Apples one", "url": "https://x/1", "team": "a"}')
+    time.sleep(0.1)
+    _run(tmp_path / "docs", tmp_path)
+    opened: list[str] = []
+    real_open = local._open_file
+    monkeypatch.setattr(local, "_open_file", lambda fd, parts, rel: (opened.append(rel), real_open(fd, parts, rel))[1])
+    _, first = _run(tmp_path / "docs", tmp_path)  # tokens of the first run, now trusted
+    opened.clear()
+    report, again = _run(tmp_path / "docs", tmp_path)
+    assert opened == []  # neither a document nor a sidecar was opened
+    assert report.unchanged == 6 and again == first
+
+    # a stored record that a new pipeline would stamp differently is never reused unread: the re-processed
+    # document keeps its sidecar's title, url, metadata and groups
+    embedder = CachedEmbedder(HashingEmbedder(dimensions=DIMS), EmbeddingCache(tmp_path / "cache.sqlite"))
+    with LocalIndex(tmp_path / "idx", dimensions=DIMS, model_id=embedder.model_id) as index:
+        from pipelines.chunking import ChunkingConfig
+
+        options = IngestOptions(prefetch=0, chunking=ChunkingConfig(chunk_size=200, overlap=10))
+        report = ingest(LocalFolderSource(tmp_path / "docs"), index=index, embedder=embedder, options=options)
+        assert report.updated == 6
+        assert {"doc0.txt.meta.json", "doc1.txt.meta.json"} <= {r.rsplit("/", 1)[-1] for r in opened}
+        (chunk,) = [c for c in index.get_chunks(_chunk_ids(index, "doc1.txt"), groups=("hr",))]
+        assert (chunk.title, chunk.url, chunk.metadata) == ("Apples one", "https://x/1", {"team": "a"})
+        assert [r.groups for r in index.list_sources() if r.source_id == "doc0.txt"] == [("hr",)]
+
+
+def _chunk_ids(index: LocalIndex, source_id: str) -> list[str]:
+    return [row[0] for row in index._con().execute("SELECT id FROM chunks WHERE source_id = ?", (source_id,))]

@@ -149,3 +149,24 @@ def test_groups_are_compared_even_when_the_content_version_ignores_them():
 def test_a_version_without_fingerprint_is_re_processed_once():
     assert change_reasons("sha256:1", FP.stamp(scoped("x", "sha256:1"))) == (
         "stored without a pipeline fingerprint (an older ondata)",)
+
+
+def test_current_of_many_records_agrees_with_current_one_by_one():
+    from indexers.records import SourceRecord
+    from pipelines.chunking import ChunkingConfig
+    from pipelines.sync import PipelineFingerprint
+
+    fp = PipelineFingerprint.of(chunking=ChunkingConfig(), model_id="m", dimensions=8)
+    old = PipelineFingerprint.of(chunking=ChunkingConfig(chunk_size=200, overlap=10), model_id="m", dimensions=8)
+    records = []
+    for i, (name, groups) in enumerate([("a.txt", ()), ("b.pdf", ("hr",)), ("c.md", ("x", "a")), ("d.bin", ()),
+                                        ("e/f.html", ("hr",)), ("g.TXT", ())]):
+        item = SourceItem(id=name, version=f"sha256:{i}", name=name.rsplit("/", 1)[-1], groups=groups)
+        for which in (fp, old):
+            records.append(SourceRecord(name, which.stamp(item), 1, groups=groups))
+        records.append(SourceRecord(name, fp.stamp(item), 1, groups=("other",)))  # groups changed since
+    records.append(SourceRecord("h.txt", "sha256:9", 1))  # stored without a fingerprint
+    one_by_one = [r for r in records if fp.current(r)]
+    assert list(fp.current_of(records)) == one_by_one
+    assert len(one_by_one) == 6 and all(r.version.split("|")[2:4] == fp.stamp(
+        SourceItem(id="z", version="v", name="z.txt")).split("|")[2:4] for r in one_by_one)

@@ -11,6 +11,7 @@ library exceptions are wrapped into ``CorruptDocumentError``. Importing this pac
 from __future__ import annotations
 
 import logging
+import mimetypes
 from functools import lru_cache
 from importlib import metadata
 from pathlib import PurePath
@@ -61,7 +62,9 @@ __all__ = [
     "DEFAULT_MAX_BYTES",
     "PARSER_REVISIONS",
     "SUPPORTED_EXTENSIONS",
+    "file_format",
     "get_parser",
+    "guess_content_type",
     "is_supported",
     "parse_document",
     "parser_version",
@@ -93,16 +96,52 @@ def parser_version(name: str, content_type: str | None = None) -> str:
     fmt = _format_of(name, content_type)
     if fmt is None:
         raise unsupported_format(name, content_type)
+    return _format_version(fmt)
+
+
+def _format_version(fmt: str) -> str:
     parser, dist = _PARSER_LIBRARIES.get(fmt, ("unstructured", "unstructured"))
     lib = f"-{_distribution_version(dist)}" if dist else ""
     return f"{fmt}:{parser}{lib}:r{PARSER_REVISIONS.get(fmt, 1)}"
 
 
-def _format_of(name: str, content_type: str | None) -> str | None:
-    fmt = _EXTENSION_FORMATS.get(PurePath(name).suffix.lower())
+def file_format(name: str, content_type: str | None = None) -> str | None:
+    """The format a file is parsed as (``pdf``, ``txt``, ...; by extension, then content type), None if none:
+    all that ``parser_version`` and ``is_supported`` depend on."""
+    return _format_by(_suffix(name).lower(), content_type)
+
+
+_format_of = file_format
+
+
+@lru_cache(maxsize=4096)
+def _format_by(suffix: str, content_type: str | None) -> str | None:
+    fmt = _EXTENSION_FORMATS.get(suffix)
     if fmt is None and content_type:
         fmt = _CONTENT_TYPE_FORMATS.get(content_type.split(";")[0].strip().lower())
     return fmt
+
+
+def _suffix(name: str) -> str:
+    """``PurePath(name).suffix``, without building a path (it runs once per listed file)."""
+    base = name.rsplit("/", 1)[-1]
+    i = base.rfind(".")
+    return base[i:] if 0 < i < len(base) - 1 else ""
+
+
+def guess_content_type(name: str) -> str | None:
+    """``mimetypes.guess_type(name)[0]`` for a file name, cached by its last two suffixes (all it depends on)."""
+    if ":" in name:  # a "scheme:" prefix changes how mimetypes reads the name: not cached
+        return mimetypes.guess_type(name)[0]
+    base = name.rsplit("/", 1)[-1]
+    i = base.rfind(".")
+    j = base.rfind(".", 0, i) if i > 0 else -1
+    return _guess_type("x" + (base[j:] if j > 0 else base[i:] if i > 0 else ""))
+
+
+@lru_cache(maxsize=4096)
+def _guess_type(key: str) -> str | None:
+    return mimetypes.guess_type(key)[0]
 
 
 def is_supported(name: str, content_type: str | None = None) -> bool:

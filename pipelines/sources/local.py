@@ -7,13 +7,17 @@
   updates that folder's document of the same id.
 - ``version``: ``sha256:<hex>`` of the file's bytes, plus ``+meta:<hash>`` of its sidecar when it
   has one, so editing either re-ingests the file (and ``pipelines.sync`` can tell which changed).
-- ``stat`` (the change token): ``size:mtime_ns:ctime_ns:inode:device@<when it was taken, ns>``.
-  ``list_items(known=...)`` (the index's records of this scope) skips hashing a file whose token
-  is unchanged since it was stored and reuses the stored content hash, as git's index does; the
-  sidecar (small, and the ACL) is always read. Racy files (git's "racy git"): a token taken
-  less than ``RACY_NS`` (1 s) after the file's mtime or ctime is never trusted, because a second
-  write within the filesystem's timestamp granularity may leave size and times as they were;
-  the next run hashes the file and stores a fresh token.
+- ``stat`` (the change token): ``size:mtime_ns:ctime_ns:inode:device`` of the file, ``+`` the same of
+  its sidecar when it has one, ``@<when it was taken, ns>``. ``list_items(known=...)`` (the index's
+  records of this scope that nothing but their content can make stale, see
+  ``pipelines.engine.list_and_plan``) works as git's index does: when the whole token (file and
+  sidecar, from the listing's ``lstat``) is unchanged since it was stored, nothing is opened and
+  the item is the stored record's (its content version and groups; no title, url or metadata:
+  such an item is listed unchanged, never processed); when only the sidecar's part changed, the
+  file is not hashed (its stored hash is reused) and the sidecar is read. Racy files (git's "racy
+  git"): a token taken less than ``RACY_NS`` (1 s) after the file's or the sidecar's mtime or ctime
+  is never trusted, because a second write within the filesystem's timestamp granularity may
+  leave size and times as they were; the next run reads them and stores a fresh token.
 - Sidecar ``<file>.meta.json`` (optional): a JSON object ``{"title": "...", "url": "...",
   "groups": ["..."], <any other key>: ...}``; ``title``/``url`` (strings) and ``groups`` (a list of
   non-empty strings, ``pipelines.sources.acl``) fill the item, other keys become metadata.
@@ -59,7 +63,6 @@ import fnmatch
 import hashlib
 import json
 import logging
-import mimetypes
 import os
 import stat
 import time
@@ -76,6 +79,7 @@ from pipelines.errors import (
     SymlinkError,
 )
 from indexers.records import SourceRecord
+from pipelines.parsing import guess_content_type, is_supported, unsupported_format
 from pipelines.records import ItemProblem, SourceItem
 from pipelines.sources.acl import groups_from_list
 
@@ -99,17 +103,35 @@ def stat_token(st: os.stat_result) -> str:
 
 
 def stored_content_version(token: str, st: os.stat_result, record: SourceRecord | None) -> str | None:
-    """The content hash stored for a file listed with ``st`` when its stored token ``record.stat`` is
-    unchanged and was not racy when taken; None when the file must be hashed."""
+    """The content hash stored for a file listed with ``st`` when the file part of its stored token
+    ``record.stat`` is unchanged and was not racy when taken; None when the file must be hashed."""
     if record is None or not record.stat:
         return None
     stored, _, taken = record.stat.rpartition("@")
     content = record.version.split("|", 1)[0].partition("+meta:")[0]
-    if stored != token or not taken.isdigit() or not content.startswith("sha256:"):
+    if stored.partition("+")[0] != token or not taken.isdigit() or not content.startswith("sha256:"):
         return None
     if int(taken) - max(st.st_mtime_ns, st.st_ctime_ns) < RACY_NS:
         return None
     return content
+
+
+def stored_version(token: str, stats: Sequence[os.stat_result], record: SourceRecord) -> str | None:
+    """The whole content version (hash and ``+meta:`` part) stored for a file and its sidecar listed with
+    ``stats`` (the file's, then the sidecar's) when the whole stored token (file and sidecar) is
+    ``token`` and was not racy when taken; None when the file or its sidecar must be read."""
+    stored, _, taken = record.stat.rpartition("@")
+    version = record.version.split("|", 1)[0]
+    if stored != token or not taken.isdigit() or not version.startswith("sha256:"):
+        return None
+    if ("+meta:" in version) != (len(stats) > 1):
+        return None
+    newest = 0
+    for st in stats:
+        newest = max(newest, st.st_mtime_ns, st.st_ctime_ns)
+    if int(taken) - newest < RACY_NS:
+        return None
+    return version
 
 
 @lru_cache(maxsize=1)
@@ -168,6 +190,8 @@ class LocalFolderSource:
         self.max_bytes = max_bytes
         self.follow_symlinks = follow_symlinks
         self._known: Mapping[str, SourceRecord] = {}
+        self._listing_scope: str | None = None
+        self._match_all = self.include == ("*",) and not self.exclude
 
     def __repr__(self) -> str:
         return f"LocalFolderSource({str(self.root)!r})"
@@ -206,6 +230,8 @@ class LocalFolderSource:
         parts = rel.split("/")
         if any(p.startswith(".") for p in parts) or rel.endswith(SIDECAR_SUFFIX):
             return False
+        if self._match_all:
+            return True
         name = parts[-1]
         if not any(fnmatch.fnmatch(rel, pat) or fnmatch.fnmatch(name, pat) for pat in self.include):
             return False
@@ -217,6 +243,7 @@ class LocalFolderSource:
         """The folder's items (see the module docstring); ``known``: the stored records of this scope by
         source id, whose change tokens let unchanged files skip hashing."""
         self._known = known or {}
+        self._listing_scope = self.scope  # resolved once per listing, not per file
         base, single = self._base()
         try:
             base_fd = os.open(base, _READ | _DIRECTORY)
@@ -293,7 +320,7 @@ class LocalFolderSource:
                         f"{rel} is a link back to a folder it is in (a loop); not followed", doc_id=rel), "skipped")
                     continue
                 yield from self._folder(base, base_fd, target, parts, rel + "/", st, ancestors)
-            elif self._wanted(rel):
+            elif self._match_all or self._wanted(rel):  # hidden names and sidecars are skipped above
                 special = None if stat.S_ISREG(st.st_mode) else _kind(st.st_mode)
                 if special is None and st.st_dev in _virtual_devices():
                     special = "on a virtual filesystem"
@@ -301,7 +328,7 @@ class LocalFolderSource:
                     yield self._problem(rel, SpecialFileError(f"{rel} is {special}, not a regular file; it is never read",
                                                               doc_id=rel), "skipped")
                     continue
-                yield self._file_entry(base, base_fd, target, (dir_fd, dir_parts), rel, sidecar)
+                yield self._file_entry(base, base_fd, target, (dir_fd, dir_parts), rel, sidecar, st)
 
     def _folder(self, base: str, base_fd: int, target: tuple[int, list[str]], parts: list[str], prefix: str,
                 listed: os.stat_result, ancestors: frozenset[tuple[int, int]]) -> Iterator[SourceItem | ItemProblem]:
@@ -345,21 +372,47 @@ class LocalFolderSource:
         return ItemProblem(rel, rel.rstrip("/").rsplit("/", 1)[-1] or rel, error, status)  # type: ignore[arg-type]
 
     def _file_entry(self, base: str, base_fd: int, target: tuple[int, list[str]], here: tuple[int, list[str]],
-                    rel: str, sidecar: Any) -> SourceItem | ItemProblem:
+                    rel: str, sidecar: Any, listed: os.stat_result | None = None) -> SourceItem | ItemProblem:
         """The item of the regular file at ``target`` (an open folder, the parts below it), listed as ``rel``
-        in the folder ``here`` (its descriptor, its parts below ``base``), where its sidecar is."""
-        from pipelines.parsing import is_supported, unsupported_format
-
+        in the folder ``here`` (its descriptor, its parts below ``base``), where its sidecar is; ``listed``:
+        the file's ``lstat`` from the listing (a regular file), which may let it be reused unread."""
         name = rel.rsplit("/", 1)[-1]
-        content_type = mimetypes.guess_type(name)[0]
+        content_type = guess_content_type(name)
         if not is_supported(name, content_type):
             return self._problem(rel, unsupported_format(name, content_type, doc_id=rel), "skipped")
+        record = self._known.get(rel)
+        if record is not None and listed is not None and record.stat:
+            reused = self._reused(rel, name, content_type, listed, sidecar, record)
+            if reused is not None:
+                return reused
         try:
             return self._item(base, base_fd, target, here, rel, sidecar)
         except (SymlinkError, SpecialFileError) as exc:
             return self._problem(rel, exc, "skipped")
         except OndataError as exc:
             return self._problem(rel, exc, "failed")
+
+    def _reused(self, rel: str, name: str, content_type: str | None, listed: os.stat_result, sidecar: Any,
+                record: SourceRecord) -> SourceItem | None:
+        """The stored record's item when the file and its sidecar are unchanged by their tokens (nothing opened)."""
+        if self.max_bytes is not None and listed.st_size > self.max_bytes:
+            return None  # read it, and fail it as too large
+        if sidecar is None:
+            stats, token = (listed,), stat_token(listed)
+        else:
+            try:
+                side = sidecar.stat(follow_symlinks=False)
+            except OSError:
+                return None
+            if not stat.S_ISREG(side.st_mode):
+                return None  # a link, a folder...: read it, and fail it as the module docstring says
+            stats, token = (listed, side), f"{stat_token(listed)}+{stat_token(side)}"
+        version = stored_version(token, stats, record)
+        if version is None:
+            return None
+        return SourceItem(id=rel, scope=self._listing_scope or self.scope, version=version, name=name,
+                          size=listed.st_size, content_type=content_type, filepath=rel, groups=record.groups,
+                          stat=record.stat)
 
     def _item(self, base: str, base_fd: int, target: tuple[int, list[str]], here: tuple[int, list[str]], rel: str,
               sidecar: Any) -> SourceItem:
@@ -375,10 +428,7 @@ class LocalFolderSource:
             token = stat_token(st)
             record = self._known.get(rel)
             version = stored_content_version(token, st, record)
-            if version is not None:
-                change_token = record.stat  # type: ignore[union-attr]  # unchanged: keep the stored one
-            else:
-                change_token = f"{token}@{taken}"
+            if version is None:
                 h = hashlib.sha256()
                 try:
                     for block in iter(lambda: fh.read(1 << 20), b""):
@@ -387,17 +437,23 @@ class LocalFolderSource:
                     raise _os_error(exc, rel, "read") from exc
                 version = "sha256:" + h.hexdigest()
         meta: dict = {"title": "", "url": "", "groups": (), "metadata": {}}
+        stats = [st]
         if sidecar is not None:
-            raw = self._sidecar_bytes(base, base_fd, here, rel, sidecar)
+            raw, side_st = self._sidecar_bytes(base, base_fd, here, rel, sidecar)
             version += "+meta:" + hashlib.sha256(raw).hexdigest()[:16]
             meta = _sidecar_meta(raw, rel=rel, sidecar=sidecar.name)
+            token += "+" + stat_token(side_st)
+            stats.append(side_st)
+        change_token = f"{token}@{taken}"
+        if record is not None and record.stat and stored_version(token, stats, record) == version:
+            change_token = record.stat  # the same file and sidecar as stored, trusted: keep the stored token
         return SourceItem(
             id=rel,
-            scope=self.scope,
+            scope=self._listing_scope or self.scope,
             version=version,
             name=name,
             size=size,
-            content_type=mimetypes.guess_type(name)[0],
+            content_type=guess_content_type(name),
             title=meta["title"],
             url=meta["url"],
             filepath=rel,
@@ -406,8 +462,9 @@ class LocalFolderSource:
             stat=change_token,
         )
 
-    def _sidecar_bytes(self, base: str, base_fd: int, here: tuple[int, list[str]], rel: str, entry: Any) -> bytes:
-        """The sidecar's bytes, read as safely as a document; every problem fails the document."""
+    def _sidecar_bytes(self, base: str, base_fd: int, here: tuple[int, list[str]], rel: str,
+                       entry: Any) -> tuple[bytes, os.stat_result]:
+        """The sidecar's bytes and its ``fstat``, read as safely as a document; every problem fails the document."""
         side_rel = rel + SIDECAR_SUFFIX
         target = (here[0], [entry.name])
         try:
@@ -434,12 +491,13 @@ class LocalFolderSource:
             raise SourceError(f"sidecar: {exc.message}", doc_id=rel) from exc
         with os.fdopen(fd, "rb") as fh:
             try:
+                side_st = os.fstat(fh.fileno())
                 raw = fh.read(MAX_SIDECAR_BYTES + 1)
             except OSError as exc:
                 raise _os_error(exc, side_rel, "read", doc_id=rel) from exc
         if len(raw) > MAX_SIDECAR_BYTES:
             raise InvalidMetadataError(f"sidecar {entry.name} is over {MAX_SIDECAR_BYTES:,} bytes", doc_id=rel)
-        return raw
+        return raw, side_st
 
     # ------------------------------------------------------------------ reading
 

@@ -275,6 +275,7 @@ class _Failure:
 class _Index:
     def __init__(self, definition: dict) -> None:
         self.definition = definition
+        self.name = str(definition.get("name") or "")
         self.docs: dict[str, dict] = {}
         self.etag = '"' + uuid.uuid4().hex + '"'
 
@@ -306,7 +307,7 @@ class FakeAzureSearch(TestServer):
         self.aliases: dict[str, str] = {}  # alias name -> index name
         self._failures: deque[_Failure] = deque()
         self._doc_failures: dict[str, deque[int]] = {}
-        self.index_batches: list[dict] = []  # summary of each docs/search.index request: actions, bytes, status
+        self.index_batches: list[dict] = []  # summary of each docs/search.index request: index, actions, bytes, status
 
     # ------------------------------------------------------------------ test controls
     def fail_next(self, n: int = 1, *, status: int = 429, retry_after: float | None = 0.2,
@@ -502,14 +503,14 @@ class FakeAzureSearch(TestServer):
     def _index_docs(self, idx: _Index, request: Request) -> Response:
         size = len(request.body)
         if size > MAX_BYTES:
-            self.index_batches.append({"actions": None, "bytes": size, "status": 413})
+            self.index_batches.append({"index": idx.name, "actions": None, "bytes": size, "status": 413})
             return _err(413, "RequestEntityTooLarge", "The request is too large; the limit is 16 MB.")
         body = request.json()
         actions = body.get("value") if isinstance(body, dict) else None
         if not isinstance(actions, list):
             return _err(400, "InvalidRequestParameter", "The request body needs a 'value' array.")
         if len(actions) > MAX_ACTIONS:
-            self.index_batches.append({"actions": len(actions), "bytes": size, "status": 400})
+            self.index_batches.append({"index": idx.name, "actions": len(actions), "bytes": size, "status": 400})
             return _err(400, "InvalidRequestParameter", f"A batch may hold at most {MAX_ACTIONS} actions, got {len(actions)}.")
         fields = idx.fields
         key = idx.key
@@ -566,7 +567,7 @@ class FakeAzureSearch(TestServer):
             else:
                 return _err(400, "InvalidRequestParameter", f"Unknown action '{op}'.")
         status = 207 if any_failed else 200
-        self.index_batches.append({"actions": len(actions), "bytes": size, "status": status})
+        self.index_batches.append({"index": idx.name, "actions": len(actions), "bytes": size, "status": status})
         return Response(status, {"value": results})
 
     # ------------------------------------------------------------------ search
