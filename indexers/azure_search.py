@@ -248,12 +248,12 @@ class AzureSearchIndex:
 
     def _sources(self) -> "SearchClient":
         """The client of the sources index (``indexers.azure_sources``)."""
+        name = self.sources_index_name  # may ask the service which index the alias maps to: outside the lock
         with self._lock:
             if self._sources_client is None:
                 from azure.search.documents import SearchClient
 
-                self._sources_client = SearchClient(self.endpoint, self.sources_index_name, self._credential_obj(),
-                                                    **self._kwargs())
+                self._sources_client = SearchClient(self.endpoint, name, self._credential_obj(), **self._kwargs())
             return self._sources_client
 
     def close(self) -> None:

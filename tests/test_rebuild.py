@@ -382,7 +382,7 @@ def test_azure_rebuild_fills_a_new_index_and_points_the_alias_at_it(tmp_path):
         quiet = Console(file=open(os.devnull, "w"))
         dry = rebuild_azure(s, s, quiet, chunk_size=48, overlap=None, dry_run=True, drop_old=True, stop=None)
         assert (dry["live"], dry["new"], dry["swapped"]) == ("docs-v1", "docs-v2", False)
-        assert sorted(server.indexes) == ["docs-v1"] and dry["dropped"] == ["index docs-v1"]
+        assert sorted(server.indexes) == ["docs-v1", "docs-v1-sources"] and dry["dropped"] == ["index docs-v1"]
 
         result = rebuild_azure(s, s, quiet, chunk_size=48, overlap=None, dry_run=False, drop_old=False, stop=None)
         assert result["swapped"] and server.aliases == {"docs": "docs-v2"}
@@ -398,6 +398,7 @@ def test_azure_rebuild_fills_a_new_index_and_points_the_alias_at_it(tmp_path):
         report = ingest(LocalFolderSource(docs), index=reader, embedder=embedder,  # an ingest through the alias
                         options=IngestOptions(chunking=ChunkingConfig(chunk_size=48, overlap=10)))
         assert report.added == 1 and report.unchanged == 3  # the rebuilt index is in step with the sources
+        assert reader.sources_index_name == "docs-v2-sources"  # the alias's index's own sources index
         assert "zebra.txt" in {d["source_id"] for d in server.documents("docs-v2").values()}
         assert [r.root for r in reader.list_scopes()] == [str(docs.resolve())]
         with pytest.raises(Exception, match="map to it"):  # the service never deletes an index an alias maps to
@@ -407,6 +408,6 @@ def test_azure_rebuild_fills_a_new_index_and_points_the_alias_at_it(tmp_path):
         build_index(s.model_copy(update={"azure_search_index": "docs-v3"}), embedder).ensure()  # a build in progress
         with pytest.raises(ConfigError, match="'docs-v3' already exists"):
             rebuild_azure(s, s, quiet, chunk_size=48, overlap=None, dry_run=False, drop_old=False, stop=None)
-        assert drop_azure(s, dry_run=True) == ["index docs-v1", "index docs-v3"] and len(server.indexes) == 3
-        assert drop_azure(s, dry_run=False) == ["index docs-v1", "index docs-v3"]
-        assert sorted(server.indexes) == ["docs-v2"] and server.aliases == {"docs": "docs-v2"}
+        assert drop_azure(s, dry_run=True) == ["index docs-v1", "index docs-v3"] and len(server.indexes) == 6
+        assert drop_azure(s, dry_run=False) == ["index docs-v1", "index docs-v3"]  # with their sources indexes
+        assert sorted(server.indexes) == ["docs-v2", "docs-v2-sources"] and server.aliases == {"docs": "docs-v2"}
