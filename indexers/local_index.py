@@ -699,12 +699,14 @@ class LocalIndex:
         if request.groups is not ALL_GROUPS:
             alternatives = []
             groups = list(dict.fromkeys(request.groups))
-            # The unary '+' keeps SQLite from turning the OR into rowid lookups of wide chunk rows:
-            # it scans the narrow covering index chunks_filter and probes the subquery's result,
-            # which SQLite materialises once.
+            # Used only on rows looked up by key (the fetch of a search's top rows, get_chunks): a
+            # correlated probe of chunk_groups_rid per row. (An uncorrelated ``rid IN (SELECT ...)``
+            # materialised every row of the caller's groups per query: 18.6 ms at 200k chunks, against
+            # 0.18 ms for 20 rows this way. Allowed sets for whole-index scans are indexers.local_allowed's.)
             if groups:
                 alternatives.append(
-                    f"+c.rid IN (SELECT g.rid FROM chunk_groups g WHERE g.grp IN ({', '.join('?' * len(groups))}))"
+                    "EXISTS (SELECT 1 FROM chunk_groups g WHERE g.rid = c.rid AND "
+                    f"g.grp IN ({', '.join('?' * len(groups))}))"
                 )
                 params.extend(groups)
             if request.public_when_no_groups:
