@@ -102,34 +102,38 @@ def stat_token(st: os.stat_result) -> str:
     return f"{st.st_size}:{st.st_mtime_ns}:{st.st_ctime_ns}:{st.st_ino}:{st.st_dev}"
 
 
+def _trusted_version(token: str, stats: Sequence[os.stat_result], record: SourceRecord, *, whole: bool) -> str | None:
+    """The content version stored in ``record`` (hash and any ``+meta:`` part) when its stored token matches
+    ``token`` (``whole``: the file's and the sidecar's parts; else the file's part only), is a
+    ``sha256:`` hash, and was not racy when taken against ``stats``; None otherwise."""
+    stored, _, taken = record.stat.rpartition("@")
+    version = record.version.split("|", 1)[0]
+    if (stored if whole else stored.partition("+")[0]) != token or not taken.isdigit() \
+            or not version.startswith("sha256:"):
+        return None
+    newest = 0
+    for st in stats:
+        newest = max(newest, st.st_mtime_ns, st.st_ctime_ns)
+    if int(taken) - newest < RACY_NS:
+        return None
+    return version
+
+
 def stored_content_version(token: str, st: os.stat_result, record: SourceRecord | None) -> str | None:
     """The content hash stored for a file listed with ``st`` when the file part of its stored token
     ``record.stat`` is unchanged and was not racy when taken; None when the file must be hashed."""
     if record is None or not record.stat:
         return None
-    stored, _, taken = record.stat.rpartition("@")
-    content = record.version.split("|", 1)[0].partition("+meta:")[0]
-    if stored.partition("+")[0] != token or not taken.isdigit() or not content.startswith("sha256:"):
-        return None
-    if int(taken) - max(st.st_mtime_ns, st.st_ctime_ns) < RACY_NS:
-        return None
-    return content
+    version = _trusted_version(token, (st,), record, whole=False)
+    return version.partition("+meta:")[0] if version is not None else None
 
 
 def stored_version(token: str, stats: Sequence[os.stat_result], record: SourceRecord) -> str | None:
     """The whole content version (hash and ``+meta:`` part) stored for a file and its sidecar listed with
     ``stats`` (the file's, then the sidecar's) when the whole stored token (file and sidecar) is
     ``token`` and was not racy when taken; None when the file or its sidecar must be read."""
-    stored, _, taken = record.stat.rpartition("@")
-    version = record.version.split("|", 1)[0]
-    if stored != token or not taken.isdigit() or not version.startswith("sha256:"):
-        return None
-    if ("+meta:" in version) != (len(stats) > 1):
-        return None
-    newest = 0
-    for st in stats:
-        newest = max(newest, st.st_mtime_ns, st.st_ctime_ns)
-    if int(taken) - newest < RACY_NS:
+    version = _trusted_version(token, stats, record, whole=True)
+    if version is None or ("+meta:" in version) != (len(stats) > 1):
         return None
     return version
 
