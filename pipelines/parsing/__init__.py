@@ -93,7 +93,7 @@ def parser_version(name: str, content_type: str | None = None) -> str:
     """Name and version of the parser ``parse_document`` uses for this file, e.g. ``pdf:pypdf-5.1.0:r1``
     (format, parser, the library's version, ``PARSER_REVISIONS``); ``UnsupportedFormatError`` if none.
     Reads package metadata only: no parser library is imported."""
-    fmt = _format_of(name, content_type)
+    fmt = file_format(name, content_type)
     if fmt is None:
         raise unsupported_format(name, content_type)
     return _format_version(fmt)
@@ -109,9 +109,6 @@ def file_format(name: str, content_type: str | None = None) -> str | None:
     """The format a file is parsed as (``pdf``, ``txt``, ...; by extension, then content type), None if none:
     all that ``parser_version`` and ``is_supported`` depend on."""
     return _format_by(_suffix(name).lower(), content_type)
-
-
-_format_of = file_format
 
 
 @lru_cache(maxsize=4096)
@@ -146,12 +143,12 @@ def _guess_type(key: str) -> str | None:
 
 def is_supported(name: str, content_type: str | None = None) -> bool:
     """Whether ``parse_document`` has a parser for this file name (or content type)."""
-    return _format_of(name, content_type) is not None
+    return file_format(name, content_type) is not None
 
 
 def get_parser(name: str, content_type: str | None = None) -> Parser:
     """The parser for a file name (extension first, then content type); ``UnsupportedFormatError`` if none."""
-    fmt = _format_of(name, content_type)
+    fmt = file_format(name, content_type)
     if fmt == "pdf":
         from pipelines.parsing.pdf import PdfParser
 
