@@ -223,9 +223,14 @@ def test_audit_line_per_request_without_question_or_key(site, caplog):
         post(site, body("How many days of paid vacation do employees get?", query_type="simple"))
         post(site, body(), headers={"api-key": "not-the-key"})
         deadline = time.time() + 5  # the line is written once the response is sent: a moment after the client has it
-        while len([r for r in caplog.records if r.name == "ondata.access"]) < 2 and time.time() < deadline:
+
+        def mine() -> list[str]:  # this test's two requests (the server is shared: an earlier test's GET may log late)
+            return [r.getMessage() for r in caplog.records
+                    if r.name == "ondata.access" and f"path={CHAT.split('?')[0]} " in r.getMessage()]
+
+        while len(mine()) < 2 and time.time() < deadline:
             time.sleep(0.02)
-    lines = [rec.getMessage() for rec in caplog.records if rec.name == "ondata.access"]
+    lines = mine()
     assert len(lines) == 2
     ok, denied = lines
     for part in ("principal=tester", "groups=1", "index=docs", "query_type=simple", "status=200", "latency_ms="):
