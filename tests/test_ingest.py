@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -138,6 +139,7 @@ def test_cli_ingest_summary_dry_run_and_exit_codes(docs, tmp_path):
     out = _cli("ingest", str(docs), "--index", str(idx), "--embedder", "hashing")
     assert out.returncode == 0, out.stderr
     assert "Ingestion summary" in out.stdout and "embeddings computed" in out.stdout
+    assert re.search(r"documents parsed \(\d+ pages\)", out.stdout)  # the samples include PDFs
     (docs / "it_security_guidelines.md").write_text("# Changed\n\nNew rules apply.\n")
     dry = _cli("ingest", str(docs), "--index", str(idx), "--embedder", "hashing", "--dry-run", "--json")
     assert dry.returncode == 0, dry.stderr
@@ -152,6 +154,7 @@ def test_cli_ingest_summary_dry_run_and_exit_codes(docs, tmp_path):
     failed = _cli("ingest", str(bad), "--index", str(tmp_path / "bad-idx"), "--embedder", "hashing")
     assert failed.returncode == 1
     assert "x.pdf" in failed.stdout
+    assert "pages)" not in failed.stdout  # nothing paged was parsed: no "(0 pages)"
 
     missing = _cli("ingest", str(tmp_path / "nope"), "--index", str(idx))
     assert missing.returncode == 2

@@ -35,8 +35,9 @@ def print_report(report, console: Console) -> None:
     console.print(table)
     if not report.dry_run:
         st = report.stage_seconds
+        pages = f" ({report.pages_parsed} pages)" if report.pages_parsed else ""
         console.print(
-            f"{report.documents_parsed} documents parsed ({report.pages_parsed} pages), "
+            f"{report.documents_parsed} documents parsed{pages}, "
             f"{report.chunks_written} chunks written, {report.embeddings_computed} embeddings computed, "
             f"{report.embedding_cache_hits} from cache, in {report.seconds:.1f} s "
             f"(parse {st.get('fetch_parse', 0):.1f} s, chunk {st.get('chunk', 0):.1f} s, "
