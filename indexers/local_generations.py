@@ -7,8 +7,8 @@ Layout of the folder a user names (``--index``, the *root*):
   the index as ``ondata ingest`` writes it, the generation ``.`` (the only one before a rebuild);
 - ``gen-<UTC timestamp>/``: a generation built by ``ondata index rebuild`` (the same files inside);
 - ``CURRENT``: one line naming the live generation (``gen-...``, or ``.``); without it the live
-  generation is ``.``. It is replaced atomically (written to a temporary file, fsynced, then
-  ``os.replace``), so a reader resolves either the old generation or the new one, never a half-built one;
+  generation is ``.``. It is replaced atomically (indexers/atomic.py: written to a temporary file,
+  fsynced, ``os.replace``d, the folder fsynced), so a reader resolves either the old generation or the new one, never a half-built one;
 - ``rebuild.lock``: held (``flock``) while a rebuild or a drop runs; it names the process holding it;
 - ``embeddings.sqlite``: the embedding cache, shared by every generation (keyed by model).
 
@@ -35,6 +35,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Iterator
 
+from indexers.atomic import AtomicFile, fsync_dir
 from indexers.errors import IndexError_
 from indexers.local_keyword import KEYWORD_NAME
 from indexers.local_vectors import FAISS_NAME
@@ -124,15 +125,8 @@ def write_pointer(root: Path, name: str) -> None:
     """Make ``name`` the live generation of ``root`` atomically (temporary file, fsync, ``os.replace``, fsync)."""
     if name != IN_PLACE and not _GENERATION.match(name):
         raise ValueError(f"not a generation name: {name!r}")
-    tmp = root / f".{POINTER_NAME}.{os.getpid()}.tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-    try:
-        os.write(fd, (name + "\n").encode("utf-8"))
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, root / POINTER_NAME)
-    _fsync_dir(root)
+    with AtomicFile(root / POINTER_NAME, sync_dir=True) as fh:
+        fh.write((name + "\n").encode("utf-8"))
 
 
 def build_dir(root: Path, when: str) -> Path:
@@ -151,7 +145,7 @@ def install(root: Path, built: Path, when: str) -> str:
         if exc.errno == errno.EXDEV:
             raise IndexError_(f"{built} is on another filesystem than {root}; cannot move the new index into place") from exc
         raise IndexError_(f"moving the new index {built} into {root} failed: {exc.strerror or exc}") from exc
-    _fsync_dir(root)
+    fsync_dir(root)
     write_pointer(root, name)
     return name
 
@@ -203,7 +197,7 @@ def drop_old(root: Path, *, dry_run: bool = False) -> list[str]:
         if not dry_run:
             shutil.rmtree(path)
     if not dry_run and doomed:
-        _fsync_dir(root)
+        fsync_dir(root)
     return doomed
 
 
@@ -264,10 +258,3 @@ def _size(path: Path) -> int:
     except OSError:
         return 0
 
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
