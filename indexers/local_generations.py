@@ -150,6 +150,12 @@ def install(root: Path, built: Path, when: str) -> str:
     return name
 
 
+def label(name: str) -> str:
+    """A generation as the CLI names it to a user: ``generation gen-<ts>``, and for the in-place one (``.``:
+    the files ``ondata ingest`` writes in the index folder itself, before any rebuild) what it is."""
+    return "the original index files in the index folder" if name == IN_PLACE else f"generation {name}"
+
+
 def generations(root: Path) -> list[Generation]:
     """Every generation of ``root`` (the in-place one when it has files), the live one flagged."""
     live = live_name(root)
@@ -184,12 +190,12 @@ def drop_old(root: Path, *, dry_run: bool = False) -> list[str]:
             continue
         if gen.name == IN_PLACE:
             files = _in_place_files(root)
-            doomed.append(f"generation . ({', '.join(p.name for p in files)})")
+            doomed.append(f"{label(IN_PLACE)}: {', '.join(p.name for p in files)}")
             if not dry_run:
                 for p in files:
                     p.unlink(missing_ok=True)
         else:
-            doomed.append(f"generation {gen.name}")
+            doomed.append(label(gen.name))
             if not dry_run:
                 shutil.rmtree(gen.path)
     for path in leftover_builds(root):

@@ -164,7 +164,7 @@ def test_rebuild_swaps_in_a_new_generation_with_the_same_documents_and_groups(tm
     with LocalIndex.open_existing(idx) as fresh:
         (record,) = fresh.list_scopes()  # the new generation records its scope with the new settings
         assert json.loads(record.chunking)["chunk_size"] == 48
-        assert fresh.stats().live_generation == result["live"] and fresh.stats().chunks == len(new_ids)
+        assert fresh.stats().generation == result["live"] and fresh.stats().chunks == len(new_ids)
     reader.close()
     assert not generations.leftover_builds(idx)
 
@@ -227,7 +227,7 @@ def test_dry_run_writes_nothing_and_says_what_changes(tmp_path):
     assert not result["swapped"] and result["dry_run"]
     assert result["scopes"][0]["root"] == str(docs.resolve()) and result["scopes"][0]["documents"] == 3
     assert result["changes"] == [f"chunking of scope {docs.resolve()}: chunk size 128 -> 48, overlap 10 -> 10"]
-    assert result["dropped"] == ["generation . (once replaced)"]
+    assert result["dropped"] == ["the original index files in the index folder (once replaced)"]
 
 
 def test_drop_old_deletes_the_replaced_generations_never_the_live_one(tmp_path):
@@ -235,7 +235,8 @@ def test_drop_old_deletes_the_replaced_generations_never_the_live_one(tmp_path):
     first_ingest(docs, idx)
     first = rebuild(idx, chunk_size=48)["live"]
     second = rebuild(idx, chunk_size=64, drop_old=True)
-    assert second["dropped"] == ["generation . (index.sqlite, keyword.bin, vectors.faiss)", f"generation {first}"]
+    assert second["dropped"] == ["the original index files in the index folder: index.sqlite, keyword.bin, vectors.faiss",
+                                 f"generation {first}"]
     assert [g.name for g in generations.generations(idx)] == [second["live"]]
     assert not (idx / "index.sqlite").exists() and not (idx / first).exists()
     assert drop_local(settings_for(idx), dry_run=False) == []  # only the live one is left: nothing to delete
@@ -411,3 +412,29 @@ def test_azure_rebuild_fills_a_new_index_and_points_the_alias_at_it(tmp_path):
         assert drop_azure(s, dry_run=True) == ["index docs-v1", "index docs-v3"] and len(server.indexes) == 6
         assert drop_azure(s, dry_run=False) == ["index docs-v1", "index docs-v3"]  # with their sources indexes
         assert sorted(server.indexes) == ["docs-v2", "docs-v2-sources"] and server.aliases == {"docs": "docs-v2"}
+
+
+def test_the_dry_run_and_stats_name_the_in_place_generation_in_words(tmp_path):
+    from typer.testing import CliRunner
+
+    from ondata.cli import app
+
+    docs, idx = make_docs(tmp_path / "docs"), tmp_path / "idx"
+    first_ingest(docs, idx)
+    env = {"ONDATA_EMBEDDER": "hashing", "ONDATA_HASHING_DIMENSIONS": str(DIMS)}
+    runner = CliRunner()
+    dry = runner.invoke(app, ["index", "rebuild", "--index", str(idx), "--chunk-size", "48", "--dry-run"], env=env)
+    assert dry.exit_code == 0, dry.output
+    said = " ".join(dry.output.split())  # rich wraps at the terminal width
+    assert f"index {idx}: live the original index files in the index folder, new generation gen-" in said
+    assert "live ." not in said
+    stats = runner.invoke(app, ["index", "stats", "--index", str(idx), "--json"], env=env)
+    data = json.loads(stats.output)
+    assert data["generation"] == "." and "live_generation" not in data and isinstance(data["writes"], int)
+    text = " ".join(runner.invoke(app, ["index", "stats", "--index", str(idx)], env=env).output.split())
+    assert "generation │ . (the original index files in the index folder)" in text
+    live = rebuild(idx, chunk_size=48)["live"]
+    data = json.loads(runner.invoke(app, ["index", "stats", "--index", str(idx), "--json"], env=env).output)
+    assert data["generation"] == live
+    text = " ".join(runner.invoke(app, ["index", "stats", "--index", str(idx)], env=env).output.split())
+    assert f"generation │ {live}" in text and "writes │" in text

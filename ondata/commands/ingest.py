@@ -233,7 +233,7 @@ def register(app: typer.Typer) -> None:
         index: Optional[Path] = typer.Option(None, "--index", help="Index folder (default .ondata)."),
         as_json: bool = typer.Option(False, "--json"),
     ) -> None:
-        """Chunks, sources, size on disk and the embedding model of the local index."""
+        """Chunks, sources, size on disk, the embedding model and the live generation of the local index."""
         from ondata.wiring import open_local_index
 
         settings = _settings(index)
@@ -248,6 +248,10 @@ def register(app: typer.Typer) -> None:
         if as_json:
             print(json.dumps(data, indent=2, default=str))
             return
+        from indexers import local_generations as generations
+
+        if data["generation"] == generations.IN_PLACE:  # say what "." is
+            data["generation"] = f"{generations.IN_PLACE} ({generations.label(generations.IN_PLACE)})"
         console = Console()
         table = Table(title=f"Index {settings.index_dir}", show_header=False, show_edge=False)
         for k, v in data.items():

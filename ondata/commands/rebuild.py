@@ -58,9 +58,12 @@ class RebuildPlan:
     documents: dict[str, int]
     skipped: list[ScopeRecord] = field(default_factory=list)
     changes: list[str] = field(default_factory=list)
+    #: how the text output names ``live`` and ``new`` (local: ``local_generations.label``, which spells out ``.``)
+    live_label: str = ""
+    new_label: str = ""
 
     def lines(self) -> list[str]:
-        out = [f"index {self.index}: live {self.live}, new {self.new}"]
+        out = [f"index {self.index}: live {self.live_label or self.live}, new {self.new_label or self.new}"]
         for r in self.scopes:
             globs = "" if r.include == ("*",) and not r.exclude else \
                 f" (include {', '.join(r.include)}{'; exclude ' + ', '.join(r.exclude) if r.exclude else ''})"
@@ -241,8 +244,9 @@ def plan_local(settings: Settings, new_settings: Settings, *, chunk_size, overla
     new_emb = build_embedder(new_settings, cached=False)
     changes = _changes(scopes, live_model, f"{new_emb.model_id}/{new_emb.dimensions}",
                        lambda r: scope_settings(new_settings, r, chunk_size=chunk_size, overlap=overlap))
-    return RebuildPlan(index=str(root), live=generations.live_name(root), new=f"gen-{when}", scopes=scopes,
-                       documents=documents, skipped=skipped, changes=changes)
+    live = generations.live_name(root)
+    return RebuildPlan(index=str(root), live=live, new=f"gen-{when}", scopes=scopes, documents=documents,
+                       skipped=skipped, changes=changes, live_label=generations.label(live), new_label=generations.label(f"gen-{when}"))
 
 
 def rebuild_local(settings: Settings, new_settings: Settings, console: Console, *, chunk_size, overlap,
@@ -261,7 +265,7 @@ def rebuild_local(settings: Settings, new_settings: Settings, console: Console, 
         console.print(f"would build into {build}, then make it the live generation of {root}; the old one is "
                       + ("dropped" if drop_old else "kept (drop it later with --drop-old)"), highlight=False, markup=False)
         if drop_old:
-            result["dropped"] = generations.drop_old(root, dry_run=True) + [f"generation {plan.live} (once replaced)"]
+            result["dropped"] = generations.drop_old(root, dry_run=True) + [f"{generations.label(plan.live)} (once replaced)"]
         return result
     with generations.rebuild_lock(root):
         for line in plan.lines():
@@ -275,7 +279,7 @@ def rebuild_local(settings: Settings, new_settings: Settings, console: Console, 
             return result
         result["live"] = generations.install(root, build, when)
         result["swapped"] = True
-        console.print(f"the index at {root} now serves generation {result['live']} (was {plan.live})",
+        console.print(f"the index at {root} now serves generation {result['live']} (was {generations.label(plan.live)})",
                       highlight=False, markup=False)
         if drop_old:
             result["dropped"] = generations.drop_old(root)
