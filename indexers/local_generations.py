@@ -9,7 +9,9 @@ Layout of the folder a user names (``--index``, the *root*):
 - ``CURRENT``: one line naming the live generation (``gen-...``, or ``.``); without it the live
   generation is ``.``. It is replaced atomically (indexers/atomic.py: written to a temporary file,
   fsynced, ``os.replace``d, the folder fsynced), so a reader resolves either the old generation or the new one, never a half-built one;
-- ``rebuild.lock``: held (``flock``) while a rebuild or a drop runs; it names the process holding it;
+- ``rebuild.lock``: held (``flock``) exclusively while a rebuild or a drop runs (it names the process
+  holding it), shared while an ``ondata ingest`` writes (an ingest is refused during a rebuild, a rebuild
+  or a drop during an ingest);
 - ``embeddings.sqlite``: the embedding cache, shared by every generation (keyed by model).
 
 A rebuild builds in the sibling folder ``<root>.rebuild-<timestamp>`` (invisible to readers), moves
@@ -33,7 +35,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 from indexers.atomic import AtomicFile, fsync_dir
 from indexers.errors import IndexError_
@@ -208,27 +210,66 @@ def drop_old(root: Path, *, dry_run: bool = False) -> list[str]:
 
 
 @contextmanager
-def rebuild_lock(root: Path) -> Iterator[None]:
-    """Hold ``root/rebuild.lock`` (``flock``, released when the process ends); ``RebuildInProgress`` when
-    another process holds it."""
+def _flocked(root: Path, operation: int, refusal: Callable[[str], str]) -> Iterator[int]:
+    """``root/rebuild.lock`` open and ``flock``ed with ``operation`` (non-blocking); ``RebuildInProgress``
+    with ``refusal(holder)`` when another process holds it in a conflicting mode."""
     path = root / LOCK_NAME
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     try:
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(fd, operation | fcntl.LOCK_NB)
         except BlockingIOError:
-            holder = os.pread(fd, 200, 0).decode("utf-8", "replace").strip() or "another process"
-            raise RebuildInProgress(f"a rebuild of the index at {root} is already in progress ({holder}); "
-                                    "wait for it to finish") from None
+            raise RebuildInProgress(refusal(_holder(fd))) from None
+        try:
+            yield fd
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)
+
+
+@contextmanager
+def rebuild_lock(root: Path) -> Iterator[None]:
+    """Hold ``root/rebuild.lock`` exclusively (``flock``, released when the process ends), writing who holds
+    it; ``RebuildInProgress`` when a rebuild, a drop or an ingest (``ingest_lock``) holds it."""
+    with _flocked(root, fcntl.LOCK_EX, lambda holder: _busy(root, holder)) as fd:
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"pid {os.getpid()}, since {time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())}\n".encode(), 0)
         try:
             yield
         finally:
             os.ftruncate(fd, 0)
-            fcntl.flock(fd, fcntl.LOCK_UN)
-    finally:
-        os.close(fd)
+
+
+@contextmanager
+def ingest_lock(root: Path) -> Iterator[None]:
+    """Hold ``root/rebuild.lock`` shared while an ingest writes to ``root`` (several ingests share it).
+
+    A rebuild (or a drop) running now holds it exclusively: the ingest is refused with
+    ``RebuildInProgress`` naming the lock and the rebuild (its writes would land in the generation being
+    replaced and be lost at the swap); a rebuild or drop started during the ingest is refused in turn
+    until the ingest ends. Creates nothing when ``root`` is not a folder yet (no rebuild can run on it)."""
+    if not os.path.isdir(root):
+        yield
+        return
+    with _flocked(root, fcntl.LOCK_SH, lambda holder: (
+            f"a rebuild of the index at {root} is in progress ({holder}; lock {root / LOCK_NAME}): an ingest now "
+            "would write to the generation it replaces; run it again once the rebuild is done")):
+        yield
+
+
+_INGESTING = "an ingest is writing to it"
+
+
+def _holder(fd: int) -> str:
+    """Who holds the lock open at ``fd``: what a rebuild wrote (``pid N, since T``); nothing written: ingests."""
+    return os.pread(fd, 200, 0).decode("utf-8", "replace").strip() or _INGESTING
+
+
+def _busy(root: Path, holder: str) -> str:
+    if holder == _INGESTING:
+        return f"the index at {root} is busy: {holder} (lock {root / LOCK_NAME}); wait for it to finish"
+    return f"a rebuild of the index at {root} is already in progress ({holder}); wait for it to finish"
 
 
 def lock_holder(root: Path) -> str | None:
@@ -242,11 +283,17 @@ def lock_holder(root: Path) -> str | None:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            return os.pread(fd, 200, 0).decode("utf-8", "replace").strip() or "another process"
+            return _holder(fd)
         fcntl.flock(fd, fcntl.LOCK_UN)
         return None
     finally:
         os.close(fd)
+
+
+def busy_error(root: Path) -> "RebuildInProgress | None":
+    """``RebuildInProgress`` saying who holds the lock of ``root`` (None when nobody does)."""
+    holder = lock_holder(root)
+    return None if holder is None else RebuildInProgress(_busy(root, holder))
 
 
 def _in_place_files(root: Path) -> list[Path]:

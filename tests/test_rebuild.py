@@ -260,6 +260,27 @@ def test_a_rebuild_in_progress_holds_the_lock(tmp_path):
     assert rebuild(idx, chunk_size=48)["swapped"]  # released
 
 
+def test_an_ingest_and_a_rebuild_exclude_each_other(tmp_path):
+    docs, idx = make_docs(tmp_path / "docs"), tmp_path / "idx"
+    first_ingest(docs, idx)
+    with generations.ingest_lock(idx), generations.ingest_lock(idx):  # ingests share it
+        with pytest.raises(generations.RebuildInProgress, match=f"the index at {idx} is busy: an ingest is writing"):
+            rebuild(idx, chunk_size=48)
+        with pytest.raises(generations.RebuildInProgress, match="an ingest is writing"):
+            drop_local(settings_for(idx), dry_run=False)
+        with pytest.raises(generations.RebuildInProgress, match="an ingest is writing"):
+            with generations.rebuild_lock(idx):
+                pass
+    assert generations.live_name(idx) == "." and not generations.leftover_builds(idx)
+    with generations.rebuild_lock(idx):
+        with pytest.raises(generations.RebuildInProgress, match=f"rebuild of the index at {idx} is in progress \\(pid"):
+            with generations.ingest_lock(idx):
+                pytest.fail("an ingest ran during a rebuild")
+    assert rebuild(idx, chunk_size=48)["swapped"]  # both released
+    with generations.ingest_lock(tmp_path / "new"):  # no folder yet: nothing created
+        assert not (tmp_path / "new").exists()
+
+
 def test_documents_without_a_recorded_source_or_a_vanished_folder_are_refused(tmp_path):
     docs, idx = make_docs(tmp_path / "docs"), tmp_path / "idx"
     first_ingest(docs, idx)
@@ -314,7 +335,10 @@ def test_cli_errors_are_one_line_exit_2(tmp_path):
         busy = _cli("index", "rebuild", "--index", str(idx), "--embedder", "hashing", "--chunk-size", "64")
         writer = _cli("ingest", str(docs), "--index", str(idx), "--embedder", "hashing",
                       env={"ONDATA_HASHING_DIMENSIONS": str(DIMS)})
-    assert writer.returncode == 0 and f"warning: a rebuild of {idx} is in progress" in writer.stdout
+    assert writer.returncode == 2 and "Traceback" not in writer.stderr  # it would write to the generation replaced
+    said = " ".join(writer.stderr.split())
+    assert f"a rebuild of the index at {idx} is in progress (pid {os.getpid()}, since " in said
+    assert f"lock {idx / 'rebuild.lock'}" in said and "run it again once the rebuild is done" in said
     assert busy.returncode == 2 and "Traceback" not in busy.stderr
     assert f"a rebuild of the index at {idx} is already in progress (pid {os.getpid()}" in busy.stderr
 

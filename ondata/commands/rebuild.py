@@ -231,10 +231,9 @@ def plan_local(settings: Settings, new_settings: Settings, *, chunk_size, overla
     root = Path(settings.index_dir)
     if not generations.has_index(root):
         raise ConfigError(f"no index at {root}: nothing to rebuild (create it with `ondata ingest PATH --index {root}`)")
-    holder = generations.lock_holder(root)
-    if holder is not None:
-        raise generations.RebuildInProgress(f"a rebuild of the index at {root} is already in progress ({holder}); "
-                                            "wait for it to finish")
+    busy = generations.busy_error(root)
+    if busy is not None:
+        raise busy
     idx = open_local_index(settings)
     try:
         recorded, sources, live_model = idx.list_scopes(), idx.list_sources(), f"{idx.model_id}/{idx.dimensions}"
