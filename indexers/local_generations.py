@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 from indexers.atomic import AtomicFile, fsync_dir
-from indexers.errors import IndexError_
+from indexers.errors import IndexError_, RebuildInProgress
 from indexers.local_keyword import KEYWORD_NAME
 from indexers.local_vectors import FAISS_NAME
 
@@ -50,10 +50,6 @@ BUILD_INFIX = ".rebuild-"
 _GENERATION = re.compile(r"^gen-[0-9A-Za-z_-]{1,64}$")
 #: Files of one generation (each name and what starts with it: ``-wal``, ``-shm``, ``.delta``, temporaries).
 DATA_PREFIXES = (SQLITE_NAME, FAISS_NAME, KEYWORD_NAME)
-
-
-class RebuildInProgress(IndexError_):
-    """Another process holds the index's rebuild lock."""
 
 
 @dataclass(frozen=True)

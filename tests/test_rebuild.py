@@ -378,17 +378,25 @@ def azure_settings(server: FakeAzureSearch, name: str) -> Settings:
                     embedder="hashing", hashing_dimensions=DIMS, retry_backoff_seconds=0.01)
 
 
+def azure_v1(server: FakeAzureSearch, docs: Path, embedder):
+    """(settings naming the alias ``docs``, the index ``docs-v1`` with ``docs`` ingested into it)."""
+    from ondata.wiring import build_index
+
+    s = azure_settings(server, "docs")
+    v1 = build_index(s.model_copy(update={"azure_search_index": "docs-v1"}), embedder)
+    v1.ensure()
+    ingest(LocalFolderSource(docs), index=v1, embedder=embedder,
+           options=IngestOptions(chunking=ChunkingConfig(chunk_size=128, overlap=10)))
+    return s, v1
+
+
 def test_azure_rebuild_fills_a_new_index_and_points_the_alias_at_it(tmp_path):
     from ondata.wiring import build_index
 
     docs = make_docs(tmp_path / "docs")
     embedder = HashingEmbedder(dimensions=DIMS)
     with FakeAzureSearch(api_key=KEY) as server:
-        s = azure_settings(server, "docs")
-        v1 = build_index(s.model_copy(update={"azure_search_index": "docs-v1"}), embedder)
-        v1.ensure()
-        ingest(LocalFolderSource(docs), index=v1, embedder=embedder,
-               options=IngestOptions(chunking=ChunkingConfig(chunk_size=128, overlap=10)))
+        s, v1 = azure_v1(server, docs, embedder)
         assert [r.root for r in v1.list_scopes()] == [str(docs.resolve())]
         old_ids = set(server.documents("docs-v1"))
 
@@ -462,3 +470,69 @@ def test_the_dry_run_and_stats_name_the_in_place_generation_in_words(tmp_path):
     assert data["generation"] == live
     text = " ".join(runner.invoke(app, ["index", "stats", "--index", str(idx)], env=env).output.split())
     assert f"generation │ {live}" in text and "writes │" in text
+
+
+def test_azure_rebuild_lock_refuses_a_second_rebuild_and_a_drop_and_a_stale_lock_is_taken_over(tmp_path):
+    from indexers.errors import RebuildInProgress
+    from ondata.commands.rebuild import drop_azure
+    from ondata.wiring import build_index
+
+    docs = make_docs(tmp_path / "docs")
+    embedder = HashingEmbedder(dimensions=DIMS)
+    quiet = Console(file=open(os.devnull, "w"))
+    with FakeAzureSearch(api_key=KEY) as server:
+        s, v1 = azure_v1(server, docs, embedder)
+        alias_azure(s, "docs", "docs-v1")
+        token = v1.take_rebuild_lock("ondata index rebuild, pid 4242 on host-a", building="docs-v2")
+        held = f"'docs-v1' is already in progress: ondata index rebuild, pid 4242 on host-a, since 20"
+        for dry_run in (True, False):  # refused before anything is built (no docs-v2 exists to refuse it)
+            with pytest.raises(RebuildInProgress, match=held) as err:
+                rebuild_azure(s, s, quiet, chunk_size=48, overlap=None, dry_run=dry_run, drop_old=False, stop=None)
+            assert "building index 'docs-v2'" in str(err.value) and "counts as stale" in str(err.value)
+        assert sorted(server.indexes) == ["docs-v1", "docs-v1-sources"] and server.aliases == {"docs": "docs-v1"}
+        build_index(s.model_copy(update={"azure_search_index": "docs-v0"}), embedder).ensure()  # an old version
+        with pytest.raises(RebuildInProgress, match=held):
+            drop_azure(s, dry_run=False)
+        assert "docs-v0" in server.indexes
+        # an ingest recording its scope meanwhile keeps the lock (If-Match read-modify-write of the description)
+        ingest(LocalFolderSource(make_docs(tmp_path / "more")), index=v1, embedder=embedder,
+               options=IngestOptions(chunking=ChunkingConfig(chunk_size=128, overlap=10)))
+        assert len(v1.list_scopes()) == 2 and v1.rebuild_lock_error() is not None
+        v1.release_rebuild_lock("not-the-token")  # someone else's release leaves it
+        assert v1.rebuild_lock_error() is not None
+        v1.release_rebuild_lock(token)
+        assert v1.rebuild_lock_error() is None
+        # a stale lock (its rebuild died) is taken over
+        v1.take_rebuild_lock("ondata index rebuild, pid 1 on host-b", building="docs-v2", now=time.time() - 25 * 3600)
+        with pytest.raises(RebuildInProgress):
+            v1.take_rebuild_lock("x", building="docs-v2", stale_after_s=26 * 3600)
+        result = rebuild_azure(s, s, quiet, chunk_size=48, overlap=None, dry_run=False, drop_old=True, stop=None)
+        assert result["swapped"] and server.aliases == {"docs": "docs-v2"}
+        assert sorted(server.indexes) == ["docs-v2", "docs-v2-sources"]  # the locked docs-v1 dropped under its lock
+        meta = json.loads(server.indexes["docs-v2"].definition["description"].removeprefix("ondata "))
+        assert "rebuild_lock" not in meta and meta["scopes"]
+
+
+def test_azure_description_writes_retry_when_another_writer_changed_it(tmp_path):
+    from ondata.wiring import build_index
+
+    embedder = HashingEmbedder(dimensions=DIMS)
+    with FakeAzureSearch(api_key=KEY) as server:
+        ix = build_index(azure_settings(server, "docs-v1"), embedder)
+        ix.ensure()
+        real = ix._get_index  # noqa: SLF001
+        raced = []
+
+        def stale_read(name):  # the first read is overtaken by another writer before the write
+            got = real(name)
+            if not raced:
+                raced.append("taken")
+                ix.take_rebuild_lock("other", building="docs-v2")  # reads through here too: raced is set
+            return got
+
+        ix._get_index = stale_read  # noqa: SLF001
+        from indexers.records import ScopeRecord
+
+        ix.record_scope(ScopeRecord(scope="s", kind="folder", root=str(tmp_path)))
+        ix._get_index = real  # noqa: SLF001
+        assert [r.scope for r in ix.list_scopes()] == ["s"] and ix.rebuild_lock_error() is not None  # both kept

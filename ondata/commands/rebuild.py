@@ -338,13 +338,40 @@ def _azure_live(settings: Settings):
 
 def rebuild_azure(settings: Settings, new_settings: Settings, console: Console, *, chunk_size, overlap,
                   dry_run: bool, drop_old: bool, stop: threading.Event | None) -> dict:
+    """Rebuild the alias's index into ``<base>-v<N+1>`` and swap the alias, holding the live index's rebuild
+    lock (``AzureSearchIndex.take_rebuild_lock``) throughout; a dry run only checks that nobody holds it."""
     from ondata.wiring import build_embedder, build_index
 
     alias, live = _azure_live(settings)
     live_index = build_index(settings.model_copy(update={"azure_search_index": live}), build_embedder(settings, cached=False))
+    new = _next_name(live)
+    token = None
+    if dry_run:
+        busy = live_index.rebuild_lock_error()
+        if busy is not None:
+            raise busy
+    else:
+        token = live_index.take_rebuild_lock(_holder("rebuild"), building=new)
+    try:
+        return _rebuild_azure(settings, new_settings, console, alias=alias, live=live, live_index=live_index, new=new,
+                              chunk_size=chunk_size, overlap=overlap, dry_run=dry_run, drop_old=drop_old, stop=stop)
+    finally:
+        if token is not None:
+            live_index.release_rebuild_lock(token)
+
+
+def _holder(command: str) -> str:
+    import socket
+
+    return f"ondata index {command}, pid {os.getpid()} on {socket.gethostname()}"
+
+
+def _rebuild_azure(settings: Settings, new_settings: Settings, console: Console, *, alias, live: str, live_index,
+                   new: str, chunk_size, overlap, dry_run: bool, drop_old: bool, stop: threading.Event | None) -> dict:
+    from ondata.wiring import build_embedder
+
     recorded, sources = live_index.list_scopes(), live_index.list_sources()
     names = alias.list_index_names()
-    new = _next_name(live)
     if new in names:
         raise ConfigError(f"Azure AI Search index {new!r} already exists (a rebuild in progress, or one that stopped): "
                           "wait for it, or delete it with `ondata index drop-old`")
@@ -377,13 +404,20 @@ def rebuild_azure(settings: Settings, new_settings: Settings, console: Console, 
 
 def drop_azure(settings: Settings, *, dry_run: bool) -> list[str]:
     """Delete the indexes earlier rebuilds of the alias made or replaced, never the one it maps to."""
+    from ondata.wiring import build_embedder, build_index
+
     alias, live = _azure_live(settings)
     doomed = _old_versions(settings.azure_search_index, live, alias.list_index_names())
-    if not dry_run:
-        for name in doomed:
-            if name == alias.alias_target():  # re-read: never the live one
-                raise ConfigError(f"index {name!r} is the live index of alias {settings.azure_search_index!r}; not deleted")
-            alias.delete_index_named(name)
+    if not dry_run and doomed:  # under the live index's rebuild lock: never the index a running rebuild fills
+        live_index = build_index(settings.model_copy(update={"azure_search_index": live}), build_embedder(settings, cached=False))
+        token = live_index.take_rebuild_lock(_holder("drop-old"), building="(none: deleting old indexes)")
+        try:
+            for name in doomed:
+                if name == alias.alias_target():  # re-read: never the live one
+                    raise ConfigError(f"index {name!r} is the live index of alias {settings.azure_search_index!r}; not deleted")
+                alias.delete_index_named(name)
+        finally:
+            live_index.release_rebuild_lock(token)
     return [f"index {n}" for n in doomed]
 
 
