@@ -11,7 +11,10 @@ filterable ``groups`` (``Collection(Edm.String)``, ACLs);
 ``content_vector`` (HNSW, cosine, ``dimensions`` from the embedder, optional scalar/binary
 quantization); a semantic configuration ``ondata-semantic`` (title + content). The embedder's
 ``model_id`` and the dimensions are stored in the index description and checked by ``ensure()``;
-so are the recorded scopes (``record_scope`` / ``list_scopes``: where each scope was ingested from).
+so are the recorded scopes (``record_scope`` / ``list_scopes``: where each scope was ingested from)
+and, while ``ondata index rebuild`` runs, its lock (``take_rebuild_lock``: who, since when, building
+which index; stale after ``REBUILD_LOCK_STALE_S``), every change written with ``If-Match`` on the
+definition's ETag (``_update_meta``).
 Beside it, the sources index ``<index name>-sources`` (``indexers.azure_sources``) holds one document
 per source, kept by every write, which ``list_sources()`` reads.
 
@@ -68,6 +71,10 @@ HNSW_CONFIG = "ondata-hnsw"
 SEMANTIC_CONFIG = "ondata-semantic"
 COMPRESSION_NAME = "ondata-compression"
 _DESCRIPTION_PREFIX = "ondata "
+#: Read-modify-write attempts of the index description (``_update_meta``) when other writers change it.
+_META_ATTEMPTS = 8
+#: A rebuild lock older than this is stale (its rebuild died without releasing it) and is taken over.
+REBUILD_LOCK_STALE_S = 24 * 3600.0
 MAX_BATCH_DOCUMENTS = 1000  # service limit per docs/index request
 MAX_BATCH_BYTES = 16_000_000  # service limit is 16 MB per request (kept just under 16 MiB)
 RETRYABLE_DOCUMENT_STATUS = frozenset({409, 422, 503, 429})
@@ -612,22 +619,107 @@ class AzureSearchIndex:
         for n in (name, sources_index.name_for(name)):
             self._call(f"deleting index {n!r}", lambda n=n: delete(n))
 
+    def _update_meta(self, what: str, change: Callable[[dict[str, Any]], bool], *, missing_ok: bool = False) -> None:
+        """Read-modify-write the JSON of the index description: ``change(meta)`` edits it in place (False:
+        nothing to write; it may raise). Written with ``If-Match`` on the definition's ETag and retried
+        from the read when another writer changed the definition meanwhile (412), so two writers (an
+        ingest recording its scope, a rebuild taking its lock) never lose each other's change."""
+        from azure.core import MatchConditions
+        from azure.core.exceptions import ResourceModifiedError
+
+        def write(existing: Any) -> bool:
+            try:
+                self._indexes().create_or_update_index(existing, match_condition=MatchConditions.IfNotModified)
+                return True
+            except ResourceModifiedError:
+                return False
+
+        for _ in range(_META_ATTEMPTS):
+            existing = self._get_index(self.index_name)
+            if existing is None:
+                if missing_ok:
+                    return
+                raise IndexError_(f"index {self.index_name!r} does not exist at {self.endpoint}; run ensure() first")
+            meta = _description_meta(existing.description)
+            if not change(meta):
+                return
+            meta.setdefault("model_id", self.model_id)
+            meta.setdefault("dimensions", self._dimensions)
+            meta.setdefault("schema", SCHEMA_VERSION)
+            existing.description = _DESCRIPTION_PREFIX + json.dumps(meta, sort_keys=True, ensure_ascii=False)
+            if self._call(what, lambda: write(existing)):
+                return
+        raise IndexError_(f"{what} failed: the definition of index {self.index_name!r} kept changing "
+                          f"({_META_ATTEMPTS} attempts)")
+
     def record_scope(self, record: ScopeRecord) -> None:
         """Record where a scope's documents come from, in the index definition's description (read by
         ``ondata index rebuild``); replaces the record of the same key."""
-        existing = self._get_index(self.index_name)
-        if existing is None:
-            raise IndexError_(f"index {self.index_name!r} does not exist at {self.endpoint}; run ensure() first")
-        meta = _description_meta(existing.description)
         stamped = record.to_dict() | {"ingested_at": record.ingested_at or datetime.now(timezone.utc).isoformat(timespec="seconds")}
-        scopes = [d for d in meta.get("scopes", []) if ScopeRecord.from_dict(d).key != record.key] + [stamped]
-        meta.setdefault("model_id", self.model_id)
-        meta.setdefault("dimensions", self._dimensions)
-        meta.setdefault("schema", SCHEMA_VERSION)
-        meta["scopes"] = sorted(scopes, key=lambda d: ScopeRecord.from_dict(d).key)
-        existing.description = _DESCRIPTION_PREFIX + json.dumps(meta, sort_keys=True, ensure_ascii=False)
-        self._call(f"recording scope {record.scope!r} in index {self.index_name!r}",
-                   lambda: self._indexes().create_or_update_index(existing))
+
+        def change(meta: dict[str, Any]) -> bool:
+            scopes = [d for d in meta.get("scopes", []) if ScopeRecord.from_dict(d).key != record.key] + [stamped]
+            meta["scopes"] = sorted(scopes, key=lambda d: ScopeRecord.from_dict(d).key)
+            return True
+
+        self._update_meta(f"recording scope {record.scope!r} in index {self.index_name!r}", change)
+
+    def take_rebuild_lock(self, holder: str, *, building: str, stale_after_s: float = REBUILD_LOCK_STALE_S,
+                          now: float | None = None) -> str:
+        """Take the rebuild lock of this (live) index: ``rebuild_lock`` in its description (holder, since,
+        the index being built, a token), written with ``If-Match`` so two rebuilds cannot both take it.
+        Returns the token for ``release_rebuild_lock``. ``RebuildInProgress`` naming the holder, since when
+        and the index it builds while another holds it; a lock older than ``stale_after_s`` (its rebuild
+        died without releasing it) is taken over, with a warning."""
+        import uuid
+
+        token = uuid.uuid4().hex
+        at = time.time() if now is None else now
+
+        def change(meta: dict[str, Any]) -> bool:
+            held = meta.get("rebuild_lock")
+            if isinstance(held, dict):
+                busy = self._held(held, at, stale_after_s)
+                if busy is not None:
+                    raise busy
+                log.warning("taking over the stale rebuild lock of index %r (%s, since %s)", self.index_name,
+                            held.get("holder"), held.get("since"))
+            meta["rebuild_lock"] = {"holder": holder, "building": building, "token": token, "since_epoch": at,
+                                    "since": datetime.fromtimestamp(at, timezone.utc).isoformat(timespec="seconds")}
+            return True
+
+        self._update_meta(f"taking the rebuild lock of index {self.index_name!r}", change)
+        return token
+
+    def rebuild_lock_error(self, *, stale_after_s: float = REBUILD_LOCK_STALE_S) -> "OndataError | None":
+        """``RebuildInProgress`` (see ``take_rebuild_lock``) when a live lock is held, else None; takes nothing."""
+        existing = self._get_index(self.index_name)
+        held = _description_meta(existing.description).get("rebuild_lock") if existing is not None else None
+        return self._held(held, time.time(), stale_after_s) if isinstance(held, dict) else None
+
+    def _held(self, held: Mapping[str, Any], at: float, stale_after_s: float) -> "OndataError | None":
+        from indexers.errors import RebuildInProgress
+
+        if at - float(held.get("since_epoch") or 0) >= stale_after_s:
+            return None
+        return RebuildInProgress(
+            f"a rebuild of Azure AI Search index {self.index_name!r} is already in progress: "
+            f"{held.get('holder', 'another process')}, since {held.get('since', '?')}, building index "
+            f"{held.get('building', '?')!r} (lock in the description of index {self.index_name!r}); "
+            f"wait for it to finish; a lock older than {stale_after_s / 3600:g} h counts as stale")
+
+    def release_rebuild_lock(self, token: str) -> None:
+        """Remove the rebuild lock ``take_rebuild_lock`` returned ``token`` for (nothing when another holds it, or
+        when the index is gone: a rebuild with ``--drop-old`` deletes the index it locked)."""
+
+        def change(meta: dict[str, Any]) -> bool:
+            held = meta.get("rebuild_lock")
+            if not isinstance(held, dict) or held.get("token") != token:
+                return False
+            del meta["rebuild_lock"]
+            return True
+
+        self._update_meta(f"releasing the rebuild lock of index {self.index_name!r}", change, missing_ok=True)
 
     def list_scopes(self) -> list[ScopeRecord]:
         """The scopes recorded in the index definition (empty when none, or when the index does not exist)."""

@@ -29,6 +29,10 @@ class IndexError_(OndataError):  # noqa: N801 - trailing underscore avoids the b
     """The search index could not be read or written."""
 
 
+class RebuildInProgress(IndexError_):
+    """Another process holds the index's rebuild lock (a local ``rebuild.lock``, an Azure index's lock)."""
+
+
 class IndexSchemaError(IndexError_):
     """The index exists but does not fit the embedder (dimensions, model) or the expected schema."""
 

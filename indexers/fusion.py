@@ -1,12 +1,13 @@
 """Reciprocal rank fusion (RRF), the rank fusion Azure AI Search uses for hybrid queries.
 
 ``score(d) = sum_i weight_i / (k + rank_i(d))`` with 1-based ranks; a document absent from a
-ranking contributes nothing for it. Pure and deterministic.
+ranking contributes nothing for it. Pure and deterministic. Used by both index backends' hybrid
+search and by the answering path's re-ranking (``retrieval.rerank``, weighted, ``ties="first"``).
 """
 
 from __future__ import annotations
 
-from typing import Hashable, Mapping, Sequence, TypeVar
+from typing import Hashable, Literal, Mapping, Sequence, TypeVar
 
 from indexers.records import Chunk, SearchHit
 
@@ -14,27 +15,33 @@ K = TypeVar("K", bound=Hashable)
 
 
 def reciprocal_rank_fusion(
-    rankings: Sequence[Sequence[str]],
+    rankings: Sequence[Sequence[K]],
     *,
     k: int = 60,
     weights: Sequence[float] | None = None,
-) -> list[tuple[str, float]]:
+    ties: Literal["best_rank", "first"] = "best_rank",
+) -> list[tuple[K, float]]:
     """Fuse best-first rankings of ids into one ``[(id, score), ...]`` list, best first.
 
     Ties are broken by the best (smallest) rank an id reached in any ranking, then by the id,
-    so the result does not depend on dict ordering. A repeated id within one ranking counts at
-    its first (best) position only.
+    so the result does not depend on dict ordering; ``ties="first"`` keeps the order of the first
+    ranking instead (a second stage that must not reorder what it cannot tell apart: ids absent
+    from the first ranking come after its ids, by best rank then id). A repeated id within one
+    ranking counts at its first (best) position only.
     """
     if k < 0:
         raise ValueError("k must be >= 0")
+    if ties not in ("best_rank", "first"):
+        raise ValueError(f"ties must be 'best_rank' or 'first', not {ties!r}")
     if weights is None:
         weights = [1.0] * len(rankings)
     elif len(weights) != len(rankings):
         raise ValueError(f"got {len(weights)} weights for {len(rankings)} rankings")
-    scores: dict[str, float] = {}
-    best_rank: dict[str, int] = {}
-    for ranking, weight in zip(rankings, weights):
-        seen: set[str] = set()
+    scores: dict[K, float] = {}
+    best_rank: dict[K, int] = {}
+    first: dict[K, int] = {}
+    for n, (ranking, weight) in enumerate(zip(rankings, weights)):
+        seen: set[K] = set()
         for rank, doc_id in enumerate(ranking, start=1):
             if doc_id in seen:
                 continue
@@ -42,6 +49,11 @@ def reciprocal_rank_fusion(
             scores[doc_id] = scores.get(doc_id, 0.0) + float(weight) / (k + rank)
             if rank < best_rank.get(doc_id, rank + 1):
                 best_rank[doc_id] = rank
+            if n == 0:
+                first[doc_id] = rank
+    if ties == "first":
+        absent = len(first) + 1
+        return sorted(scores.items(), key=lambda kv: (-kv[1], first.get(kv[0], absent), best_rank[kv[0]], kv[0]))
     return sorted(scores.items(), key=lambda kv: (-kv[1], best_rank[kv[0]], kv[0]))
 
 

@@ -7,9 +7,11 @@ Layout of the folder a user names (``--index``, the *root*):
   the index as ``ondata ingest`` writes it, the generation ``.`` (the only one before a rebuild);
 - ``gen-<UTC timestamp>/``: a generation built by ``ondata index rebuild`` (the same files inside);
 - ``CURRENT``: one line naming the live generation (``gen-...``, or ``.``); without it the live
-  generation is ``.``. It is replaced atomically (written to a temporary file, fsynced, then
-  ``os.replace``), so a reader resolves either the old generation or the new one, never a half-built one;
-- ``rebuild.lock``: held (``flock``) while a rebuild or a drop runs; it names the process holding it;
+  generation is ``.``. It is replaced atomically (indexers/atomic.py: written to a temporary file,
+  fsynced, ``os.replace``d, the folder fsynced), so a reader resolves either the old generation or the new one, never a half-built one;
+- ``rebuild.lock``: held (``flock``) exclusively while a rebuild or a drop runs (it names the process
+  holding it), shared while an ``ondata ingest`` writes (an ingest is refused during a rebuild, a rebuild
+  or a drop during an ingest);
 - ``embeddings.sqlite``: the embedding cache, shared by every generation (keyed by model).
 
 A rebuild builds in the sibling folder ``<root>.rebuild-<timestamp>`` (invisible to readers), moves
@@ -33,9 +35,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
-from indexers.errors import IndexError_
+from indexers.atomic import AtomicFile, fsync_dir
+from indexers.errors import IndexError_, RebuildInProgress
 from indexers.local_keyword import KEYWORD_NAME
 from indexers.local_vectors import FAISS_NAME
 
@@ -47,10 +50,6 @@ BUILD_INFIX = ".rebuild-"
 _GENERATION = re.compile(r"^gen-[0-9A-Za-z_-]{1,64}$")
 #: Files of one generation (each name and what starts with it: ``-wal``, ``-shm``, ``.delta``, temporaries).
 DATA_PREFIXES = (SQLITE_NAME, FAISS_NAME, KEYWORD_NAME)
-
-
-class RebuildInProgress(IndexError_):
-    """Another process holds the index's rebuild lock."""
 
 
 @dataclass(frozen=True)
@@ -124,15 +123,8 @@ def write_pointer(root: Path, name: str) -> None:
     """Make ``name`` the live generation of ``root`` atomically (temporary file, fsync, ``os.replace``, fsync)."""
     if name != IN_PLACE and not _GENERATION.match(name):
         raise ValueError(f"not a generation name: {name!r}")
-    tmp = root / f".{POINTER_NAME}.{os.getpid()}.tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-    try:
-        os.write(fd, (name + "\n").encode("utf-8"))
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, root / POINTER_NAME)
-    _fsync_dir(root)
+    with AtomicFile(root / POINTER_NAME, sync_dir=True) as fh:
+        fh.write((name + "\n").encode("utf-8"))
 
 
 def build_dir(root: Path, when: str) -> Path:
@@ -151,9 +143,15 @@ def install(root: Path, built: Path, when: str) -> str:
         if exc.errno == errno.EXDEV:
             raise IndexError_(f"{built} is on another filesystem than {root}; cannot move the new index into place") from exc
         raise IndexError_(f"moving the new index {built} into {root} failed: {exc.strerror or exc}") from exc
-    _fsync_dir(root)
+    fsync_dir(root)
     write_pointer(root, name)
     return name
+
+
+def label(name: str) -> str:
+    """A generation as the CLI names it to a user: ``generation gen-<ts>``, and for the in-place one (``.``:
+    the files ``ondata ingest`` writes in the index folder itself, before any rebuild) what it is."""
+    return "the original index files in the index folder" if name == IN_PLACE else f"generation {name}"
 
 
 def generations(root: Path) -> list[Generation]:
@@ -190,12 +188,12 @@ def drop_old(root: Path, *, dry_run: bool = False) -> list[str]:
             continue
         if gen.name == IN_PLACE:
             files = _in_place_files(root)
-            doomed.append(f"generation . ({', '.join(p.name for p in files)})")
+            doomed.append(f"{label(IN_PLACE)}: {', '.join(p.name for p in files)}")
             if not dry_run:
                 for p in files:
                     p.unlink(missing_ok=True)
         else:
-            doomed.append(f"generation {gen.name}")
+            doomed.append(label(gen.name))
             if not dry_run:
                 shutil.rmtree(gen.path)
     for path in leftover_builds(root):
@@ -203,32 +201,71 @@ def drop_old(root: Path, *, dry_run: bool = False) -> list[str]:
         if not dry_run:
             shutil.rmtree(path)
     if not dry_run and doomed:
-        _fsync_dir(root)
+        fsync_dir(root)
     return doomed
 
 
 @contextmanager
-def rebuild_lock(root: Path) -> Iterator[None]:
-    """Hold ``root/rebuild.lock`` (``flock``, released when the process ends); ``RebuildInProgress`` when
-    another process holds it."""
+def _flocked(root: Path, operation: int, refusal: Callable[[str], str]) -> Iterator[int]:
+    """``root/rebuild.lock`` open and ``flock``ed with ``operation`` (non-blocking); ``RebuildInProgress``
+    with ``refusal(holder)`` when another process holds it in a conflicting mode."""
     path = root / LOCK_NAME
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     try:
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(fd, operation | fcntl.LOCK_NB)
         except BlockingIOError:
-            holder = os.pread(fd, 200, 0).decode("utf-8", "replace").strip() or "another process"
-            raise RebuildInProgress(f"a rebuild of the index at {root} is already in progress ({holder}); "
-                                    "wait for it to finish") from None
+            raise RebuildInProgress(refusal(_holder(fd))) from None
+        try:
+            yield fd
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)
+
+
+@contextmanager
+def rebuild_lock(root: Path) -> Iterator[None]:
+    """Hold ``root/rebuild.lock`` exclusively (``flock``, released when the process ends), writing who holds
+    it; ``RebuildInProgress`` when a rebuild, a drop or an ingest (``ingest_lock``) holds it."""
+    with _flocked(root, fcntl.LOCK_EX, lambda holder: _busy(root, holder)) as fd:
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"pid {os.getpid()}, since {time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())}\n".encode(), 0)
         try:
             yield
         finally:
             os.ftruncate(fd, 0)
-            fcntl.flock(fd, fcntl.LOCK_UN)
-    finally:
-        os.close(fd)
+
+
+@contextmanager
+def ingest_lock(root: Path) -> Iterator[None]:
+    """Hold ``root/rebuild.lock`` shared while an ingest writes to ``root`` (several ingests share it).
+
+    A rebuild (or a drop) running now holds it exclusively: the ingest is refused with
+    ``RebuildInProgress`` naming the lock and the rebuild (its writes would land in the generation being
+    replaced and be lost at the swap); a rebuild or drop started during the ingest is refused in turn
+    until the ingest ends. Creates nothing when ``root`` is not a folder yet (no rebuild can run on it)."""
+    if not os.path.isdir(root):
+        yield
+        return
+    with _flocked(root, fcntl.LOCK_SH, lambda holder: (
+            f"a rebuild of the index at {root} is in progress ({holder}; lock {root / LOCK_NAME}): an ingest now "
+            "would write to the generation it replaces; run it again once the rebuild is done")):
+        yield
+
+
+_INGESTING = "an ingest is writing to it"
+
+
+def _holder(fd: int) -> str:
+    """Who holds the lock open at ``fd``: what a rebuild wrote (``pid N, since T``); nothing written: ingests."""
+    return os.pread(fd, 200, 0).decode("utf-8", "replace").strip() or _INGESTING
+
+
+def _busy(root: Path, holder: str) -> str:
+    if holder == _INGESTING:
+        return f"the index at {root} is busy: {holder} (lock {root / LOCK_NAME}); wait for it to finish"
+    return f"a rebuild of the index at {root} is already in progress ({holder}); wait for it to finish"
 
 
 def lock_holder(root: Path) -> str | None:
@@ -242,11 +279,17 @@ def lock_holder(root: Path) -> str | None:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            return os.pread(fd, 200, 0).decode("utf-8", "replace").strip() or "another process"
+            return _holder(fd)
         fcntl.flock(fd, fcntl.LOCK_UN)
         return None
     finally:
         os.close(fd)
+
+
+def busy_error(root: Path) -> "RebuildInProgress | None":
+    """``RebuildInProgress`` saying who holds the lock of ``root`` (None when nobody does)."""
+    holder = lock_holder(root)
+    return None if holder is None else RebuildInProgress(_busy(root, holder))
 
 
 def _in_place_files(root: Path) -> list[Path]:
@@ -264,10 +307,3 @@ def _size(path: Path) -> int:
     except OSError:
         return 0
 
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

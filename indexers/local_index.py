@@ -212,11 +212,14 @@ class IndexStats(records.IndexStats):
 
     directory: str
     scopes: int
-    generation: int
+    #: write transactions committed to the live generation (``index_meta``'s counter; the vector and
+    #: keyword files record the one they were built at, ``vectors_fresh`` compares the two)
+    writes: int
     bytes_on_disk: int
     vectors_fresh: bool
-    #: the live generation: ``.`` (the folder itself) or ``gen-<ts>`` after ``ondata index rebuild``
-    live_generation: str = "."
+    #: the live generation, as ``ondata index rebuild``/``drop-old`` and the ``CURRENT`` pointer name it:
+    #: ``.`` (the index folder's own files, before any rebuild) or ``gen-<ts>``
+    generation: str = "."
 
 
 class LocalIndex:
@@ -849,10 +852,10 @@ class LocalIndex:
             chunks=chunks,
             sources=sources,
             scopes=scopes,
-            generation=gen,
+            writes=gen,
             bytes_on_disk=size,
             vectors_fresh=fresh,
-            live_generation=self._data.name if self._data != self.directory else generations.IN_PLACE,
+            generation=self._data.name if self._data != self.directory else generations.IN_PLACE,
         )
 
     @staticmethod

@@ -27,7 +27,7 @@ base and drops dead postings (``flush()`` does it once the delta or the dead row
 ``COMPACT_FRACTION`` of the base). ``save()`` writes the compacted base to ``keyword.bin`` when
 it was rebuilt or compacted, else only the delta (its postings, new rows and dead rows) to
 ``keyword.bin.delta``, which names the base it extends: a 1% change writes about 1%. Both files
-are a header (magic, generation, watermark, BM25 parameters) and raw arrays, written atomically;
+are a header (magic, generation, watermark, BM25 parameters) and raw arrays, written atomically (indexers/atomic.py);
 ``load`` memory-maps the base's postings. A missing, corrupt or foreign base, or one the tombstone
 log no longer reaches, is rebuilt from SQLite (and logged); an unusable delta is ignored and its
 rows caught up from SQLite.
@@ -38,9 +38,7 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
 import sqlite3
-import threading
 import time
 import uuid
 from pathlib import Path
@@ -48,6 +46,7 @@ from typing import Sequence
 
 import numpy as np
 
+from indexers.atomic import AtomicFile
 from indexers.local_allowed import AllowedSet, log_reaches, sql_ints
 from indexers.text import STOPWORDS, stem, terms, words
 
@@ -559,24 +558,16 @@ def _unlink(path: Path) -> None:
 
 def _write_file(path: Path, header: dict, blob: bytes, arrays: dict[str, np.ndarray]) -> None:
     """One file: magic, header length, JSON header (with each array's dtype and length), ``blob``,
-    then the raw arrays, each 64-byte aligned; written to a temp file, fsynced and renamed."""
+    then the raw arrays, each 64-byte aligned; written atomically (indexers/atomic.py)."""
     header = {**header, "blob_bytes": len(blob),
               "arrays": {k: [str(v.dtype), int(v.shape[0])] for k, v in arrays.items()}}
     head = json.dumps(header).encode("utf-8")
-    tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}-{threading.get_ident()}")
-    try:
-        with open(tmp, "wb") as fh:
-            fh.write(_MAGIC + len(head).to_bytes(8, "little") + head)
-            fh.write(blob)
-            for v in arrays.values():
-                fh.write(b"\0" * ((-fh.tell()) % 64))
-                fh.write(np.ascontiguousarray(v).tobytes())
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except OSError:
-        _unlink(tmp)
-        raise
+    with AtomicFile(path) as fh:
+        fh.write(_MAGIC + len(head).to_bytes(8, "little") + head)
+        fh.write(blob)
+        for v in arrays.values():
+            fh.write(b"\0" * ((-fh.tell()) % 64))
+            fh.write(np.ascontiguousarray(v).tobytes())
 
 
 def _read_file(path: Path) -> tuple[dict, str, dict[str, np.ndarray]]:

@@ -38,7 +38,7 @@ snapshot is used as it is: the caller's fetch re-checks every row against its sn
 
 - **Files**: both start with ``_MAGIC`` and a JSON header (generation, dimensions, kind, counts,
   offsets), are written to a temporary file, fsynced and renamed over the old one
-  (``os.replace``): a reader that memory-mapped the old base keeps reading the old inode. The
+  (``indexers.atomic.AtomicFile``): a reader that memory-mapped the old base keeps reading the old inode. The
   FAISS part is streamed both ways (``PyCallbackIOWriter`` / ``PyCallbackIOReader``), never held
   as bytes as well; the ``ivf`` float32 vectors are written slice by slice and memory-mapped
   (``numpy.memmap``) when opened, so a cold open reads the small code part only.
@@ -70,6 +70,7 @@ from typing import Any, Callable, Literal
 
 import numpy as np
 
+from indexers.atomic import AtomicFile
 from indexers.local_allowed import AllowedSet, log_reaches, sql_ints
 
 log = logging.getLogger(__name__)
@@ -635,7 +636,7 @@ class VectorIndex:
         own = not con.in_transaction  # inside a search: its snapshot; else one of its own
         if own:
             con.execute("BEGIN")
-        tmp = _tmp_path(self.path)
+        out: _Out | None = None
         try:
             gen = self._generation(con)
             n, top = (int(x) for x in con.execute("SELECT count(*), coalesce(max(rid), 0) FROM chunk_vectors").fetchone())
@@ -646,7 +647,7 @@ class VectorIndex:
             rids_offset = _HEADER_BYTES
             vecs_offset = rids_offset + n * 8
             faiss_offset = vecs_offset + n * d * 4 if kind == "ivf" else _HEADER_BYTES
-            out = _Out(tmp)  # a folder we cannot write to only costs the saving: built in memory then
+            out = _Out(self.path)  # a folder we cannot write to only costs the saving: built in memory then
             total = 0
             cur = con.execute("SELECT rid, vector FROM chunk_vectors ORDER BY rid")
             while rows := cur.fetchmany(BUILD_SLICE):  # the peak: the structure plus one slice
@@ -663,13 +664,14 @@ class VectorIndex:
                     "faiss_offset": faiss_offset}
             saved = out.finish(index, head)
         except BaseException:
-            _unlink(tmp)
+            if out is not None:
+                out.abort()
             raise
         finally:
             if own:
                 con.execute("COMMIT")
         st = Structure(kind, index, d, generation=gen, watermark=top, base_count=total, base_id=base_id)
-        saved = saved and _replace(tmp, self.path)
+        saved = saved and out.commit()
         if kind == "ivf":
             st.nprobe = self.config.nprobe_for(faiss.extract_index_ivf(index).nlist)
             if saved and total:
@@ -833,86 +835,76 @@ def _read_exact(fh, size: int) -> bytes:
 
 
 class _Out:
-    """A new base file being written at offsets; the first ``OSError`` (read-only folder, full disk)
-    is logged and ends the saving: the structure is still built, in memory."""
+    """A new base file being written at offsets (an ``AtomicFile``); the first ``OSError`` (read-only
+    folder, full disk) is logged and ends the saving: the structure is still built, in memory."""
 
-    def __init__(self, tmp: Path) -> None:
-        self.tmp = tmp
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.file: AtomicFile | None = None
         try:
-            self.fh: Any = open(tmp, "wb")
+            self.file = AtomicFile(path)
         except OSError as exc:
             self._fail(exc)
 
     def _fail(self, exc: OSError) -> None:
-        log.warning("could not save vector file %s: %s", self.tmp, exc)
-        fh, self.fh = getattr(self, "fh", None), None
-        if fh is not None:
-            try:
-                fh.close()
-            except OSError:
-                pass
-        _unlink(self.tmp)
+        log.warning("could not save vector file %s: %s", self.path, exc)
+        self.abort()
+
+    def abort(self) -> None:
+        file, self.file = self.file, None
+        if file is not None:
+            file.abort()
 
     def write_at(self, offset: int, data: bytes) -> None:
-        if self.fh is None:
+        if self.file is None:
             return
         try:
-            self.fh.seek(offset)
-            self.fh.write(data)
+            self.file.fh.seek(offset)
+            self.file.fh.write(data)
         except OSError as exc:
             self._fail(exc)
 
     def finish(self, index: Any, head: dict) -> bool:
-        """Write the FAISS part (streamed) and the header, fsync and close; False when not saved."""
+        """Write the FAISS part (streamed) and the header; False when not saved (``commit`` makes it the base)."""
         import faiss
 
-        if self.fh is None:
+        if self.file is None:
             return False
+        fh = self.file.fh
         try:
-            self.fh.seek(int(head["faiss_offset"]))
-            writer = faiss.PyCallbackIOWriter(self.fh.write)  # streamed: no in-memory copy of the index
+            fh.seek(int(head["faiss_offset"]))
+            writer = faiss.PyCallbackIOWriter(fh.write)  # streamed: no in-memory copy of the index
             faiss.write_index(index, writer)
             del writer
-            self.fh.seek(0)
-            self.fh.write(_header_bytes(head))
-            self.fh.flush()
-            os.fsync(self.fh.fileno())
-            self.fh.close()
-            self.fh = None
+            fh.seek(0)
+            fh.write(_header_bytes(head))
             return True
         except OSError as exc:
             self._fail(exc)
             return False
 
-
-def _tmp_path(path: Path) -> Path:
-    return path.with_name(f"{path.name}.tmp-{os.getpid()}-{threading.get_ident()}")
-
-
-def _replace(tmp: Path, path: Path) -> bool:
-    """``os.replace`` ``tmp`` over ``path``; False (logged, ``tmp`` removed) when it fails: derived data."""
-    try:
-        os.replace(tmp, path)
-        return True
-    except OSError as exc:
-        log.warning("could not save vector file %s: %s", path, exc)
-        _unlink(tmp)
-        return False
+    def commit(self) -> bool:
+        """fsync the file and rename it over the base; False (logged, removed) when that fails."""
+        file, self.file = self.file, None
+        if file is None:
+            return False
+        try:
+            file.commit()
+            return True
+        except OSError as exc:
+            log.warning("could not save vector file %s: %s", self.path, exc)
+            return False
 
 
 def _write_atomically(path: Path, head: dict, body: Callable[[Any], None]) -> bool:
-    tmp = _tmp_path(path)
     try:
-        with open(tmp, "wb") as fh:
+        with AtomicFile(path) as fh:
             fh.write(_header_bytes(head))
             body(fh)
-            fh.flush()
-            os.fsync(fh.fileno())
     except OSError as exc:  # derived data: an unsaved file only costs a catch-up or rebuild later
         log.warning("could not save vector file %s: %s", path, exc)
-        _unlink(tmp)
         return False
-    return _replace(tmp, path)
+    return True
 
 
 def _unlink(path: Path) -> None:

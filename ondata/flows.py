@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -119,6 +120,8 @@ def ingest_from_settings(
     the Prefect tasks run without retries (``ondata.wiring.task_retry_policy``). Returns the run
     report as a dict; the Markdown summary is the artifact ``ingestion-summary``. An interrupted run
     (SIGINT/SIGTERM) ends Cancelled with the report as its result (``return_state=True`` to get it).
+    A local ingest holds the index's rebuild lock shared, as `ondata ingest` does: ``RebuildInProgress``
+    while ``ondata index rebuild`` runs.
     """
     from ondata.wiring import ingest_options, task_retry_policy
     from pipelines.flows import ingest_flow_body, make_task_runner
@@ -133,12 +136,18 @@ def ingest_from_settings(
     index_label = (f"Azure AI Search {settings.azure_search_index}" if settings.profile == "azure"
                    else f"local {Path(settings.index_dir).resolve()}")
     runner = make_task_runner(task_runner, max_workers=max_workers)
+    guard: Any = nullcontext()
+    if settings.profile == "local" and not dry_run:  # as `ondata ingest`: refused while a rebuild runs
+        from indexers.local_generations import ingest_lock
+
+        guard = ingest_lock(Path(settings.index_dir))
     try:
-        # threads share this process's objects; Dask workers get the factory and build their own
-        components = factory() if task_runner == "threads" else factory
-        with runner:
-            return ingest_flow_body(components, options=options, retry=task_retry_policy(settings),
-                                    window=max(8, 2 * max_workers), source_label=source, index_label=index_label,
-                                    artifact_key=ARTIFACT_KEY, task_runner=runner)
+        with guard:
+            # threads share this process's objects; Dask workers get the factory and build their own
+            components = factory() if task_runner == "threads" else factory
+            with runner:
+                return ingest_flow_body(components, options=options, retry=task_retry_policy(settings),
+                                        window=max(8, 2 * max_workers), source_label=source, index_label=index_label,
+                                        artifact_key=ARTIFACT_KEY, task_runner=runner)
     finally:
         factory.release()

@@ -67,8 +67,17 @@ def _short(value: str) -> str:
 
 
 @lru_cache(maxsize=8192)
-def _groups_part(groups: tuple[str, ...]) -> str:
-    return "|g=" + _short(json.dumps(sorted(groups), ensure_ascii=False))
+def _groups_hash(groups: tuple[str, ...]) -> str:
+    return _short(json.dumps(sorted(groups), ensure_ascii=False))
+
+
+def _parser_name(read: Callable[[], str]) -> str:
+    """The parser version ``read()`` names; ``"none"`` when no parser reads the item (the engine fails it
+    when it tries; any stable value will do)."""
+    try:
+        return read()
+    except Exception:
+        return "none"
 
 
 @dataclass(frozen=True)
@@ -97,16 +106,18 @@ class PipelineFingerprint:
                    embedding=f"{model_id}/{int(dimensions)}", parser=parser)  # type: ignore[arg-type]
 
     @cached_property
-    def _middle(self) -> str:
-        return f"|c={_short(self.chunking)}|e={_short(self.embedding)}"
+    def _hashes(self) -> tuple[str, str]:
+        return _short(self.chunking), _short(self.embedding)
+
+    def _stamp_of(self, content: str, parser: str, groups: Iterable[str]) -> str:
+        """The one place of the stamp format, ``<content version>|p=..|c=..|e=..|g=..`` (``_PARTS`` names the
+        parts, ``_split`` reads them back): ``stamp`` and ``current_of`` both build it here."""
+        chunking, embedding = self._hashes
+        return f"{content}|p={_short(parser)}|c={chunking}|e={embedding}|g={_groups_hash(tuple(groups))}"
 
     def stamp(self, item: SourceItem) -> str:
         """The version stored for ``item``: its content version plus this fingerprint (see the module docstring)."""
-        try:
-            parser = self.parser(item)
-        except Exception:  # no parser for it: the engine fails it when it tries; any stable value will do
-            parser = "none"
-        return f"{item.version}|p={_short(parser)}{self._middle}{_groups_part(item.groups)}"
+        return self._stamp_of(item.version, _parser_name(lambda: self.parser(item)), item.groups)
 
     def current(self, record: SourceRecord) -> bool:
         """Whether ``record`` (a stored document, complete) would be stamped the same today given its stored
@@ -122,12 +133,11 @@ class PipelineFingerprint:
 
     def current_of(self, records: Iterable[SourceRecord]) -> Iterator[SourceRecord]:
         """The records ``current`` accepts, in order; with the default parser its part of the stamp is
-        computed once per file format in this pass instead of once per record."""
+        read once per file format in this pass instead of once per record."""
         if self.parser is not _default_parser:
             yield from (r for r in records if self.current(r))
             return
         parts: dict[str | None, str] = {}
-        middle = self._middle
         for r in records:
             content, bar, _ = r.version.partition("|")
             if not bar:
@@ -137,12 +147,8 @@ class PipelineFingerprint:
             fmt = file_format(name, content_type)  # all that parser_version reads of a file
             p = parts.get(fmt)
             if p is None:
-                try:
-                    parser = parser_version(name, content_type)
-                except Exception:  # no parser: as in stamp
-                    parser = "none"
-                p = parts[fmt] = f"|p={_short(parser)}"
-            if r.version == f"{content}{p}{middle}{_groups_part(tuple(r.groups))}":
+                p = parts[fmt] = _parser_name(lambda: parser_version(name, content_type))
+            if r.version == self._stamp_of(content, p, r.groups):
                 yield r
 
 

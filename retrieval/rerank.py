@@ -27,6 +27,7 @@ from __future__ import annotations
 
 from typing import Sequence
 
+from indexers.fusion import reciprocal_rank_fusion
 from indexers.records import SearchHit
 
 #: How many search hits the answering path fetches and re-ranks (0: keep the search order).
@@ -48,6 +49,5 @@ def rerank(question: str, hits: Sequence[SearchHit], *, k: int = 60, weight: flo
     for u in scored:
         evidence[u.source] = max(evidence.get(u.source, 0.0), u.coverage)
     by_evidence = sorted(range(len(hits)), key=lambda i: (-evidence.get(i, 0.0), i))
-    evidence_rank = {i: r for r, i in enumerate(by_evidence)}
-    fused = {i: 1.0 / (k + i + 1) + weight / (k + evidence_rank[i] + 1) for i in range(len(hits))}
-    return [hits[i] for i in sorted(range(len(hits)), key=lambda i: (-fused[i], i))]
+    fused = reciprocal_rank_fusion([range(len(hits)), by_evidence], k=k, weights=[1.0, weight], ties="first")
+    return [hits[i] for i, _ in fused]

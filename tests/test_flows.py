@@ -184,6 +184,12 @@ def test_deployable_flow_builds_from_settings_and_syncs(prefect_harness, tmp_pat
     assert second["counts"] == {"added": 0, "updated": 1, "deleted": 1, "unchanged": 3, "failed": 0, "skipped": 0}
     assert second["embeddings_computed"] == second["chunks_written"] > 0
 
+    from indexers import local_generations
+
+    with local_generations.rebuild_lock(tmp_path / "idx"):  # a rebuild is running: refused, nothing written
+        with pytest.raises(local_generations.RebuildInProgress, match="run it again once the rebuild is done"):
+            ingest_from_settings(**params)
+
     fresh = tmp_path / "fresh"
     idx = LocalIndex(fresh, dimensions=256, model_id=HashingEmbedder(dimensions=256).model_id)
     from pipelines.ingest import ingest

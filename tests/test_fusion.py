@@ -36,6 +36,20 @@ def test_ties_break_by_best_rank_then_id_and_duplicates_count_once():
     assert reciprocal_rank_fusion([]) == [] and reciprocal_rank_fusion([[], []]) == []
 
 
+def test_ties_first_keep_the_order_of_the_first_ranking():
+    # k=0: a scores 1/2 + 0.5/1 = 1.0 and b 1/1 = 1.0 exactly; by best rank then id a wins, "first" keeps b
+    rankings, weights = [["b", "a"], ["a"]], [1.0, 0.5]
+    assert [d for d, _ in reciprocal_rank_fusion(rankings, k=0, weights=weights)] == ["a", "b"]
+    assert [d for d, _ in reciprocal_rank_fusion(rankings, k=0, weights=weights, ties="first")] == ["b", "a"]
+    # an id absent from the first ranking comes after the tied ids of it
+    assert [d for d, _ in reciprocal_rank_fusion([["b"], ["a"]], k=0, ties="first")] == ["b", "a"]
+    assert [d for d, _ in reciprocal_rank_fusion([["b"], ["a"]], k=0)] == ["a", "b"]
+    # ints work as ids (the re-ranking fuses hit positions)
+    assert reciprocal_rank_fusion([range(3), [2, 1, 0]], k=60, ties="first")[0][0] == 0
+    with pytest.raises(ValueError):
+        reciprocal_rank_fusion([["a"]], ties="last")  # type: ignore[arg-type]
+
+
 @given(st.lists(st.lists(st.sampled_from("abcdefgh"), unique=True, max_size=8), max_size=4))
 def test_property_sorted_and_covers_every_id(rankings):
     fused = reciprocal_rank_fusion(rankings)

@@ -209,9 +209,12 @@ def test_a_reader_far_behind_keeps_serving_and_swaps_in_the_new_structure(tmp_pa
 
 
 def test_an_unwritable_folder_only_costs_the_saving(tmp_path, monkeypatch):
-    import indexers.local_vectors as lv
+    import indexers.atomic as atomic
+    from indexers.local_vectors import FAISS_NAME
 
-    monkeypatch.setattr(lv, "_tmp_path", lambda path: tmp_path / "missing-folder" / path.name)  # open() fails
+    real = atomic.tmp_path
+    monkeypatch.setattr(atomic, "tmp_path", lambda path: tmp_path / "missing-folder" / path.name
+                        if path.name.startswith(FAISS_NAME) else real(path))  # open() of the vector files fails
     ix, _, vecs = _index(tmp_path, VectorConfig(kind="ivf"), 2000)
     assert _top(ix, vecs[11], k=1) == ["c11"]  # built in memory, its vectors read from SQLite
     assert not ix._vectors.path.exists()  # noqa: SLF001

@@ -164,7 +164,7 @@ def test_rebuild_swaps_in_a_new_generation_with_the_same_documents_and_groups(tm
     with LocalIndex.open_existing(idx) as fresh:
         (record,) = fresh.list_scopes()  # the new generation records its scope with the new settings
         assert json.loads(record.chunking)["chunk_size"] == 48
-        assert fresh.stats().live_generation == result["live"] and fresh.stats().chunks == len(new_ids)
+        assert fresh.stats().generation == result["live"] and fresh.stats().chunks == len(new_ids)
     reader.close()
     assert not generations.leftover_builds(idx)
 
@@ -227,7 +227,7 @@ def test_dry_run_writes_nothing_and_says_what_changes(tmp_path):
     assert not result["swapped"] and result["dry_run"]
     assert result["scopes"][0]["root"] == str(docs.resolve()) and result["scopes"][0]["documents"] == 3
     assert result["changes"] == [f"chunking of scope {docs.resolve()}: chunk size 128 -> 48, overlap 10 -> 10"]
-    assert result["dropped"] == ["generation . (once replaced)"]
+    assert result["dropped"] == ["the original index files in the index folder (once replaced)"]
 
 
 def test_drop_old_deletes_the_replaced_generations_never_the_live_one(tmp_path):
@@ -235,7 +235,8 @@ def test_drop_old_deletes_the_replaced_generations_never_the_live_one(tmp_path):
     first_ingest(docs, idx)
     first = rebuild(idx, chunk_size=48)["live"]
     second = rebuild(idx, chunk_size=64, drop_old=True)
-    assert second["dropped"] == ["generation . (index.sqlite, keyword.bin, vectors.faiss)", f"generation {first}"]
+    assert second["dropped"] == ["the original index files in the index folder: index.sqlite, keyword.bin, vectors.faiss",
+                                 f"generation {first}"]
     assert [g.name for g in generations.generations(idx)] == [second["live"]]
     assert not (idx / "index.sqlite").exists() and not (idx / first).exists()
     assert drop_local(settings_for(idx), dry_run=False) == []  # only the live one is left: nothing to delete
@@ -257,6 +258,27 @@ def test_a_rebuild_in_progress_holds_the_lock(tmp_path):
         with pytest.raises(generations.RebuildInProgress):
             rebuild(idx, chunk_size=48, dry_run=True)
     assert rebuild(idx, chunk_size=48)["swapped"]  # released
+
+
+def test_an_ingest_and_a_rebuild_exclude_each_other(tmp_path):
+    docs, idx = make_docs(tmp_path / "docs"), tmp_path / "idx"
+    first_ingest(docs, idx)
+    with generations.ingest_lock(idx), generations.ingest_lock(idx):  # ingests share it
+        with pytest.raises(generations.RebuildInProgress, match=f"the index at {idx} is busy: an ingest is writing"):
+            rebuild(idx, chunk_size=48)
+        with pytest.raises(generations.RebuildInProgress, match="an ingest is writing"):
+            drop_local(settings_for(idx), dry_run=False)
+        with pytest.raises(generations.RebuildInProgress, match="an ingest is writing"):
+            with generations.rebuild_lock(idx):
+                pass
+    assert generations.live_name(idx) == "." and not generations.leftover_builds(idx)
+    with generations.rebuild_lock(idx):
+        with pytest.raises(generations.RebuildInProgress, match=f"rebuild of the index at {idx} is in progress \\(pid"):
+            with generations.ingest_lock(idx):
+                pytest.fail("an ingest ran during a rebuild")
+    assert rebuild(idx, chunk_size=48)["swapped"]  # both released
+    with generations.ingest_lock(tmp_path / "new"):  # no folder yet: nothing created
+        assert not (tmp_path / "new").exists()
 
 
 def test_documents_without_a_recorded_source_or_a_vanished_folder_are_refused(tmp_path):
@@ -313,7 +335,10 @@ def test_cli_errors_are_one_line_exit_2(tmp_path):
         busy = _cli("index", "rebuild", "--index", str(idx), "--embedder", "hashing", "--chunk-size", "64")
         writer = _cli("ingest", str(docs), "--index", str(idx), "--embedder", "hashing",
                       env={"ONDATA_HASHING_DIMENSIONS": str(DIMS)})
-    assert writer.returncode == 0 and f"warning: a rebuild of {idx} is in progress" in writer.stdout
+    assert writer.returncode == 2 and "Traceback" not in writer.stderr  # it would write to the generation replaced
+    said = " ".join(writer.stderr.split())
+    assert f"a rebuild of the index at {idx} is in progress (pid {os.getpid()}, since " in said
+    assert f"lock {idx / 'rebuild.lock'}" in said and "run it again once the rebuild is done" in said
     assert busy.returncode == 2 and "Traceback" not in busy.stderr
     assert f"a rebuild of the index at {idx} is already in progress (pid {os.getpid()}" in busy.stderr
 
@@ -353,17 +378,25 @@ def azure_settings(server: FakeAzureSearch, name: str) -> Settings:
                     embedder="hashing", hashing_dimensions=DIMS, retry_backoff_seconds=0.01)
 
 
+def azure_v1(server: FakeAzureSearch, docs: Path, embedder):
+    """(settings naming the alias ``docs``, the index ``docs-v1`` with ``docs`` ingested into it)."""
+    from ondata.wiring import build_index
+
+    s = azure_settings(server, "docs")
+    v1 = build_index(s.model_copy(update={"azure_search_index": "docs-v1"}), embedder)
+    v1.ensure()
+    ingest(LocalFolderSource(docs), index=v1, embedder=embedder,
+           options=IngestOptions(chunking=ChunkingConfig(chunk_size=128, overlap=10)))
+    return s, v1
+
+
 def test_azure_rebuild_fills_a_new_index_and_points_the_alias_at_it(tmp_path):
     from ondata.wiring import build_index
 
     docs = make_docs(tmp_path / "docs")
     embedder = HashingEmbedder(dimensions=DIMS)
     with FakeAzureSearch(api_key=KEY) as server:
-        s = azure_settings(server, "docs")
-        v1 = build_index(s.model_copy(update={"azure_search_index": "docs-v1"}), embedder)
-        v1.ensure()
-        ingest(LocalFolderSource(docs), index=v1, embedder=embedder,
-               options=IngestOptions(chunking=ChunkingConfig(chunk_size=128, overlap=10)))
+        s, v1 = azure_v1(server, docs, embedder)
         assert [r.root for r in v1.list_scopes()] == [str(docs.resolve())]
         old_ids = set(server.documents("docs-v1"))
 
@@ -411,3 +444,95 @@ def test_azure_rebuild_fills_a_new_index_and_points_the_alias_at_it(tmp_path):
         assert drop_azure(s, dry_run=True) == ["index docs-v1", "index docs-v3"] and len(server.indexes) == 6
         assert drop_azure(s, dry_run=False) == ["index docs-v1", "index docs-v3"]  # with their sources indexes
         assert sorted(server.indexes) == ["docs-v2", "docs-v2-sources"] and server.aliases == {"docs": "docs-v2"}
+
+
+def test_the_dry_run_and_stats_name_the_in_place_generation_in_words(tmp_path):
+    from typer.testing import CliRunner
+
+    from ondata.cli import app
+
+    docs, idx = make_docs(tmp_path / "docs"), tmp_path / "idx"
+    first_ingest(docs, idx)
+    env = {"ONDATA_EMBEDDER": "hashing", "ONDATA_HASHING_DIMENSIONS": str(DIMS)}
+    runner = CliRunner()
+    dry = runner.invoke(app, ["index", "rebuild", "--index", str(idx), "--chunk-size", "48", "--dry-run"], env=env)
+    assert dry.exit_code == 0, dry.output
+    said = " ".join(dry.output.split())  # rich wraps at the terminal width
+    assert f"index {idx}: live the original index files in the index folder, new generation gen-" in said
+    assert "live ." not in said
+    stats = runner.invoke(app, ["index", "stats", "--index", str(idx), "--json"], env=env)
+    data = json.loads(stats.output)
+    assert data["generation"] == "." and "live_generation" not in data and isinstance(data["writes"], int)
+    text = " ".join(runner.invoke(app, ["index", "stats", "--index", str(idx)], env=env).output.split())
+    assert "generation │ . (the original index files in the index folder)" in text
+    live = rebuild(idx, chunk_size=48)["live"]
+    data = json.loads(runner.invoke(app, ["index", "stats", "--index", str(idx), "--json"], env=env).output)
+    assert data["generation"] == live
+    text = " ".join(runner.invoke(app, ["index", "stats", "--index", str(idx)], env=env).output.split())
+    assert f"generation │ {live}" in text and "writes │" in text
+
+
+def test_azure_rebuild_lock_refuses_a_second_rebuild_and_a_drop_and_a_stale_lock_is_taken_over(tmp_path):
+    from indexers.errors import RebuildInProgress
+    from ondata.commands.rebuild import drop_azure
+    from ondata.wiring import build_index
+
+    docs = make_docs(tmp_path / "docs")
+    embedder = HashingEmbedder(dimensions=DIMS)
+    quiet = Console(file=open(os.devnull, "w"))
+    with FakeAzureSearch(api_key=KEY) as server:
+        s, v1 = azure_v1(server, docs, embedder)
+        alias_azure(s, "docs", "docs-v1")
+        token = v1.take_rebuild_lock("ondata index rebuild, pid 4242 on host-a", building="docs-v2")
+        held = f"'docs-v1' is already in progress: ondata index rebuild, pid 4242 on host-a, since 20"
+        for dry_run in (True, False):  # refused before anything is built (no docs-v2 exists to refuse it)
+            with pytest.raises(RebuildInProgress, match=held) as err:
+                rebuild_azure(s, s, quiet, chunk_size=48, overlap=None, dry_run=dry_run, drop_old=False, stop=None)
+            assert "building index 'docs-v2'" in str(err.value) and "counts as stale" in str(err.value)
+        assert sorted(server.indexes) == ["docs-v1", "docs-v1-sources"] and server.aliases == {"docs": "docs-v1"}
+        build_index(s.model_copy(update={"azure_search_index": "docs-v0"}), embedder).ensure()  # an old version
+        with pytest.raises(RebuildInProgress, match=held):
+            drop_azure(s, dry_run=False)
+        assert "docs-v0" in server.indexes
+        # an ingest recording its scope meanwhile keeps the lock (If-Match read-modify-write of the description)
+        ingest(LocalFolderSource(make_docs(tmp_path / "more")), index=v1, embedder=embedder,
+               options=IngestOptions(chunking=ChunkingConfig(chunk_size=128, overlap=10)))
+        assert len(v1.list_scopes()) == 2 and v1.rebuild_lock_error() is not None
+        v1.release_rebuild_lock("not-the-token")  # someone else's release leaves it
+        assert v1.rebuild_lock_error() is not None
+        v1.release_rebuild_lock(token)
+        assert v1.rebuild_lock_error() is None
+        # a stale lock (its rebuild died) is taken over
+        v1.take_rebuild_lock("ondata index rebuild, pid 1 on host-b", building="docs-v2", now=time.time() - 25 * 3600)
+        with pytest.raises(RebuildInProgress):
+            v1.take_rebuild_lock("x", building="docs-v2", stale_after_s=26 * 3600)
+        result = rebuild_azure(s, s, quiet, chunk_size=48, overlap=None, dry_run=False, drop_old=True, stop=None)
+        assert result["swapped"] and server.aliases == {"docs": "docs-v2"}
+        assert sorted(server.indexes) == ["docs-v2", "docs-v2-sources"]  # the locked docs-v1 dropped under its lock
+        meta = json.loads(server.indexes["docs-v2"].definition["description"].removeprefix("ondata "))
+        assert "rebuild_lock" not in meta and meta["scopes"]
+
+
+def test_azure_description_writes_retry_when_another_writer_changed_it(tmp_path):
+    from ondata.wiring import build_index
+
+    embedder = HashingEmbedder(dimensions=DIMS)
+    with FakeAzureSearch(api_key=KEY) as server:
+        ix = build_index(azure_settings(server, "docs-v1"), embedder)
+        ix.ensure()
+        real = ix._get_index  # noqa: SLF001
+        raced = []
+
+        def stale_read(name):  # the first read is overtaken by another writer before the write
+            got = real(name)
+            if not raced:
+                raced.append("taken")
+                ix.take_rebuild_lock("other", building="docs-v2")  # reads through here too: raced is set
+            return got
+
+        ix._get_index = stale_read  # noqa: SLF001
+        from indexers.records import ScopeRecord
+
+        ix.record_scope(ScopeRecord(scope="s", kind="folder", root=str(tmp_path)))
+        ix._get_index = real  # noqa: SLF001
+        assert [r.scope for r in ix.list_scopes()] == ["s"] and ix.rebuild_lock_error() is not None  # both kept

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 import threading
-from contextlib import closing
+from contextlib import closing, nullcontext
 from dataclasses import asdict
 from pathlib import Path
 from typing import Optional
@@ -116,56 +116,56 @@ def ingest_with_progress(settings: Settings, path: str, console: Console, *, dry
     ``scope``: the source scope (default: the folder's resolved path); ``cleanup``: ``scoped``
     (default), ``none`` (default for a single file) or ``full`` (confirmed on a terminal, refused
     elsewhere unless ``yes``). ``stop``: set it (e.g. through ``stop_on_signals``) to interrupt the
-    run; the report says so."""
+    run; the report says so. A local ingest holds the index's rebuild lock shared
+    (``local_generations.ingest_lock``): it is refused while ``ondata index rebuild`` runs, and a rebuild
+    is refused while it runs."""
     from ondata.wiring import build_embedder, build_index, build_source, ingest_options
     from pipelines.ingest import ingest as run_ingest
 
     check_ingest_arguments(settings, path)
-    if settings.profile == "local" and not dry_run:
-        from indexers.local_generations import lock_holder
+    guard = nullcontext()
+    if settings.profile == "local" and not dry_run:  # refused during a rebuild; a rebuild waits for this run
+        from indexers.local_generations import ingest_lock
 
-        holder = lock_holder(Path(settings.index_dir))
-        if holder is not None:
-            console.print(f"[yellow]warning[/yellow]: a rebuild of {settings.index_dir} is in progress ({holder}); this "
-                          "run writes to the generation it replaces: run it again once the rebuild is done",
-                          highlight=False)
-    source = build_source(settings, path, include=include, exclude=exclude, follow_symlinks=follow_symlinks,
-                          scope=scope)
-    if cleanup is None:
-        cleanup = "none" if getattr(source, "single_file", False) else "scoped"
-    emb = build_embedder(settings, cached=not dry_run)  # a dry run creates no cache file
-    options = ingest_options(settings, dry_run=dry_run, keep_stale_on_error=keep_stale_on_error, cleanup=cleanup)
-    progress = Progress(
-        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-        TextColumn("{task.fields[current]}"), console=console, transient=False,
-    )
-    task = None
-
-    def on_plan(plan) -> None:
-        nonlocal task
-        if not dry_run:
-            confirm_full_cleanup(plan, console, yes=yes)
-        s = plan.summary()
-        problems = f", {len(plan.problems)} skipped or failed" if plan.problems else ""
-        console.print(
-            f"{plan.listed} documents listed: {s['added']} new, {s['changed']} changed, "
-            f"{s['deleted']} deleted, {s['unchanged']} unchanged{problems}"
+        guard = ingest_lock(Path(settings.index_dir))
+    with guard:
+        source = build_source(settings, path, include=include, exclude=exclude, follow_symlinks=follow_symlinks,
+                              scope=scope)
+        if cleanup is None:
+            cleanup = "none" if getattr(source, "single_file", False) else "scoped"
+        emb = build_embedder(settings, cached=not dry_run)  # a dry run creates no cache file
+        options = ingest_options(settings, dry_run=dry_run, keep_stale_on_error=keep_stale_on_error, cleanup=cleanup)
+        progress = Progress(
+            TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+            TextColumn("{task.fields[current]}"), console=console, transient=False,
         )
-        if not dry_run:
-            task = progress.add_task("ingesting", total=len(plan.to_process), current="")
-            progress.start()
+        task = None
 
-    def on_result(result) -> None:
-        if task is not None and result.status != "deleted":
-            progress.update(task, advance=1, current=result.source_id[-40:])
+        def on_plan(plan) -> None:
+            nonlocal task
+            if not dry_run:
+                confirm_full_cleanup(plan, console, yes=yes)
+            s = plan.summary()
+            problems = f", {len(plan.problems)} skipped or failed" if plan.problems else ""
+            console.print(
+                f"{plan.listed} documents listed: {s['added']} new, {s['changed']} changed, "
+                f"{s['deleted']} deleted, {s['unchanged']} unchanged{problems}"
+            )
+            if not dry_run:
+                task = progress.add_task("ingesting", total=len(plan.to_process), current="")
+                progress.start()
 
-    idx = build_index(settings, emb)  # not ``with``: entering a local index creates it, and a dry run creates nothing
-    try:
-        return run_ingest(source, index=idx, embedder=emb, options=options, on_plan=on_plan,
-                          on_result=on_result, stop=stop)
-    finally:
-        progress.stop()
-        idx.close()
+        def on_result(result) -> None:
+            if task is not None and result.status != "deleted":
+                progress.update(task, advance=1, current=result.source_id[-40:])
+
+        idx = build_index(settings, emb)  # not ``with``: entering a local index creates it, and a dry run creates nothing
+        try:
+            return run_ingest(source, index=idx, embedder=emb, options=options, on_plan=on_plan,
+                              on_result=on_result, stop=stop)
+        finally:
+            progress.stop()
+            idx.close()
 
 
 def register(app: typer.Typer) -> None:
@@ -234,7 +234,7 @@ def register(app: typer.Typer) -> None:
         index: Optional[Path] = typer.Option(None, "--index", help="Index folder (default .ondata)."),
         as_json: bool = typer.Option(False, "--json"),
     ) -> None:
-        """Chunks, sources, size on disk and the embedding model of the local index."""
+        """Chunks, sources, size on disk, the embedding model and the live generation of the local index."""
         from ondata.wiring import open_local_index
 
         settings = _settings(index)
@@ -249,6 +249,10 @@ def register(app: typer.Typer) -> None:
         if as_json:
             print(json.dumps(data, indent=2, default=str))
             return
+        from indexers import local_generations as generations
+
+        if data["generation"] == generations.IN_PLACE:  # say what "." is
+            data["generation"] = f"{generations.IN_PLACE} ({generations.label(generations.IN_PLACE)})"
         console = Console()
         table = Table(title=f"Index {settings.index_dir}", show_header=False, show_edge=False)
         for k, v in data.items():

@@ -58,9 +58,12 @@ class RebuildPlan:
     documents: dict[str, int]
     skipped: list[ScopeRecord] = field(default_factory=list)
     changes: list[str] = field(default_factory=list)
+    #: how the text output names ``live`` and ``new`` (local: ``local_generations.label``, which spells out ``.``)
+    live_label: str = ""
+    new_label: str = ""
 
     def lines(self) -> list[str]:
-        out = [f"index {self.index}: live {self.live}, new {self.new}"]
+        out = [f"index {self.index}: live {self.live_label or self.live}, new {self.new_label or self.new}"]
         for r in self.scopes:
             globs = "" if r.include == ("*",) and not r.exclude else \
                 f" (include {', '.join(r.include)}{'; exclude ' + ', '.join(r.exclude) if r.exclude else ''})"
@@ -228,10 +231,9 @@ def plan_local(settings: Settings, new_settings: Settings, *, chunk_size, overla
     root = Path(settings.index_dir)
     if not generations.has_index(root):
         raise ConfigError(f"no index at {root}: nothing to rebuild (create it with `ondata ingest PATH --index {root}`)")
-    holder = generations.lock_holder(root)
-    if holder is not None:
-        raise generations.RebuildInProgress(f"a rebuild of the index at {root} is already in progress ({holder}); "
-                                            "wait for it to finish")
+    busy = generations.busy_error(root)
+    if busy is not None:
+        raise busy
     idx = open_local_index(settings)
     try:
         recorded, sources, live_model = idx.list_scopes(), idx.list_sources(), f"{idx.model_id}/{idx.dimensions}"
@@ -241,8 +243,9 @@ def plan_local(settings: Settings, new_settings: Settings, *, chunk_size, overla
     new_emb = build_embedder(new_settings, cached=False)
     changes = _changes(scopes, live_model, f"{new_emb.model_id}/{new_emb.dimensions}",
                        lambda r: scope_settings(new_settings, r, chunk_size=chunk_size, overlap=overlap))
-    return RebuildPlan(index=str(root), live=generations.live_name(root), new=f"gen-{when}", scopes=scopes,
-                       documents=documents, skipped=skipped, changes=changes)
+    live = generations.live_name(root)
+    return RebuildPlan(index=str(root), live=live, new=f"gen-{when}", scopes=scopes, documents=documents,
+                       skipped=skipped, changes=changes, live_label=generations.label(live), new_label=generations.label(f"gen-{when}"))
 
 
 def rebuild_local(settings: Settings, new_settings: Settings, console: Console, *, chunk_size, overlap,
@@ -261,7 +264,7 @@ def rebuild_local(settings: Settings, new_settings: Settings, console: Console, 
         console.print(f"would build into {build}, then make it the live generation of {root}; the old one is "
                       + ("dropped" if drop_old else "kept (drop it later with --drop-old)"), highlight=False, markup=False)
         if drop_old:
-            result["dropped"] = generations.drop_old(root, dry_run=True) + [f"generation {plan.live} (once replaced)"]
+            result["dropped"] = generations.drop_old(root, dry_run=True) + [f"{generations.label(plan.live)} (once replaced)"]
         return result
     with generations.rebuild_lock(root):
         for line in plan.lines():
@@ -275,7 +278,7 @@ def rebuild_local(settings: Settings, new_settings: Settings, console: Console, 
             return result
         result["live"] = generations.install(root, build, when)
         result["swapped"] = True
-        console.print(f"the index at {root} now serves generation {result['live']} (was {plan.live})",
+        console.print(f"the index at {root} now serves generation {result['live']} (was {generations.label(plan.live)})",
                       highlight=False, markup=False)
         if drop_old:
             result["dropped"] = generations.drop_old(root)
@@ -335,13 +338,40 @@ def _azure_live(settings: Settings):
 
 def rebuild_azure(settings: Settings, new_settings: Settings, console: Console, *, chunk_size, overlap,
                   dry_run: bool, drop_old: bool, stop: threading.Event | None) -> dict:
+    """Rebuild the alias's index into ``<base>-v<N+1>`` and swap the alias, holding the live index's rebuild
+    lock (``AzureSearchIndex.take_rebuild_lock``) throughout; a dry run only checks that nobody holds it."""
     from ondata.wiring import build_embedder, build_index
 
     alias, live = _azure_live(settings)
     live_index = build_index(settings.model_copy(update={"azure_search_index": live}), build_embedder(settings, cached=False))
+    new = _next_name(live)
+    token = None
+    if dry_run:
+        busy = live_index.rebuild_lock_error()
+        if busy is not None:
+            raise busy
+    else:
+        token = live_index.take_rebuild_lock(_holder("rebuild"), building=new)
+    try:
+        return _rebuild_azure(settings, new_settings, console, alias=alias, live=live, live_index=live_index, new=new,
+                              chunk_size=chunk_size, overlap=overlap, dry_run=dry_run, drop_old=drop_old, stop=stop)
+    finally:
+        if token is not None:
+            live_index.release_rebuild_lock(token)
+
+
+def _holder(command: str) -> str:
+    import socket
+
+    return f"ondata index {command}, pid {os.getpid()} on {socket.gethostname()}"
+
+
+def _rebuild_azure(settings: Settings, new_settings: Settings, console: Console, *, alias, live: str, live_index,
+                   new: str, chunk_size, overlap, dry_run: bool, drop_old: bool, stop: threading.Event | None) -> dict:
+    from ondata.wiring import build_embedder
+
     recorded, sources = live_index.list_scopes(), live_index.list_sources()
     names = alias.list_index_names()
-    new = _next_name(live)
     if new in names:
         raise ConfigError(f"Azure AI Search index {new!r} already exists (a rebuild in progress, or one that stopped): "
                           "wait for it, or delete it with `ondata index drop-old`")
@@ -374,13 +404,20 @@ def rebuild_azure(settings: Settings, new_settings: Settings, console: Console, 
 
 def drop_azure(settings: Settings, *, dry_run: bool) -> list[str]:
     """Delete the indexes earlier rebuilds of the alias made or replaced, never the one it maps to."""
+    from ondata.wiring import build_embedder, build_index
+
     alias, live = _azure_live(settings)
     doomed = _old_versions(settings.azure_search_index, live, alias.list_index_names())
-    if not dry_run:
-        for name in doomed:
-            if name == alias.alias_target():  # re-read: never the live one
-                raise ConfigError(f"index {name!r} is the live index of alias {settings.azure_search_index!r}; not deleted")
-            alias.delete_index_named(name)
+    if not dry_run and doomed:  # under the live index's rebuild lock: never the index a running rebuild fills
+        live_index = build_index(settings.model_copy(update={"azure_search_index": live}), build_embedder(settings, cached=False))
+        token = live_index.take_rebuild_lock(_holder("drop-old"), building="(none: deleting old indexes)")
+        try:
+            for name in doomed:
+                if name == alias.alias_target():  # re-read: never the live one
+                    raise ConfigError(f"index {name!r} is the live index of alias {settings.azure_search_index!r}; not deleted")
+                alias.delete_index_named(name)
+        finally:
+            live_index.release_rebuild_lock(token)
     return [f"index {n}" for n in doomed]
 
 

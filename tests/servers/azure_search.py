@@ -433,6 +433,10 @@ class FakeAzureSearch(TestServer):
             if name in self.aliases:
                 return _err(400, "InvalidName", f"The name '{name}' is already used by an alias.")
             existing = self.indexes.get(name)
+            if_match = request.headers.get("if-match")
+            if if_match is not None and (existing is None or if_match not in ("*", existing.etag)):
+                return _err(412, "PreconditionFailed", "The index definition was changed since it was read "
+                            "(If-Match does not match its ETag).")
             if existing is not None:
                 old = existing.fields
                 for f in fields:
