@@ -102,11 +102,34 @@ class PipelineFingerprint:
 
     def stamp(self, item: SourceItem) -> str:
         """The version stored for ``item``: its content version plus this fingerprint (see the module docstring)."""
+        return f"{item.version}{self._parser_part(item)}{self._middle}{_groups_part(item.groups)}"
+
+    @cached_property
+    def _parts(self) -> dict[str | None, str]:
+        return {}
+
+    def _parser_part(self, item: SourceItem) -> str:
+        """``|p=<hash of the item's parser>``."""
+        if self.parser is _default_parser:
+            return self._default_part(item.name, item.content_type)
         try:
             parser = self.parser(item)
         except Exception:  # no parser for it: the engine fails it when it tries; any stable value will do
             parser = "none"
-        return f"{item.version}|p={_short(parser)}{self._middle}{_groups_part(item.groups)}"
+        return f"|p={_short(parser)}"
+
+    def _default_part(self, name: str, content_type: str | None) -> str:
+        """``_parser_part`` with the default parser, computed once per file format (``file_format``: all
+        that ``parser_version`` reads of a file)."""
+        fmt = file_format(name, content_type)
+        part = self._parts.get(fmt)
+        if part is None:
+            try:
+                parser = parser_version(name, content_type)
+            except Exception:  # no parser: as above
+                parser = "none"
+            part = self._parts[fmt] = f"|p={_short(parser)}"
+        return part
 
     def current(self, record: SourceRecord) -> bool:
         """Whether ``record`` (a stored document, complete) would be stamped the same today given its stored
@@ -121,28 +144,18 @@ class PipelineFingerprint:
         return self.stamp(probe) == record.version
 
     def current_of(self, records: Iterable[SourceRecord]) -> Iterator[SourceRecord]:
-        """The records ``current`` accepts, in order; with the default parser its part of the stamp is
-        computed once per file format in this pass instead of once per record."""
+        """The records ``current`` accepts, in order (with the default parser without building an item each)."""
         if self.parser is not _default_parser:
             yield from (r for r in records if self.current(r))
             return
-        parts: dict[str | None, str] = {}
         middle = self._middle
         for r in records:
             content, bar, _ = r.version.partition("|")
             if not bar:
                 continue
             name = r.source_id.rsplit("/", 1)[-1]
-            content_type = guess_content_type(name)
-            fmt = file_format(name, content_type)  # all that parser_version reads of a file
-            p = parts.get(fmt)
-            if p is None:
-                try:
-                    parser = parser_version(name, content_type)
-                except Exception:  # no parser: as in stamp
-                    parser = "none"
-                p = parts[fmt] = f"|p={_short(parser)}"
-            if r.version == f"{content}{p}{middle}{_groups_part(tuple(r.groups))}":
+            part = self._default_part(name, guess_content_type(name))
+            if r.version == f"{content}{part}{middle}{_groups_part(tuple(r.groups))}":
                 yield r
 
 
@@ -204,6 +217,13 @@ class SyncPlan:
     reasons: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     adopted: frozenset[str] = frozenset()
     restat: Mapping[str, str] = field(default_factory=dict)
+    unchanged_count: int | None = None
+
+    @property
+    def n_unchanged(self) -> int:
+        """How many listed documents are unchanged (``unchanged`` holds them unless the plan was made with
+        ``keep_unchanged=False``, which only counts them)."""
+        return len(self.unchanged) if self.unchanged_count is None else self.unchanged_count
 
     @property
     def to_process(self) -> tuple[SourceItem, ...]:
@@ -214,7 +234,7 @@ class SyncPlan:
             "added": len(self.added),
             "changed": len(self.changed),
             "deleted": len(self.deleted) + len(self.deleted_elsewhere),
-            "unchanged": len(self.unchanged),
+            "unchanged": self.n_unchanged,
         }
 
     def deletions(self) -> list[tuple[str | None, list[str]]]:
@@ -241,13 +261,16 @@ def plan_sync(
     scope: str | None = None,
     cleanup: CleanupMode = "scoped",
     fingerprint: PipelineFingerprint | None = None,
+    keep_unchanged: bool = True,
 ) -> SyncPlan:
     """Diff the listed items against the index's source records (of every scope).
 
     ``scope=None`` compares against every record as if the index held this source only (the
     behaviour before scopes). Duplicate item ids keep the first listed. Deleted (``scoped`` and
     ``full``) = this scope's documents neither listed nor kept by a ``failed`` problem (see the
-    module docstring); ``full`` also deletes every other scope's documents.
+    module docstring); ``full`` also deletes every other scope's documents. ``keep_unchanged=False``
+    (the engine's): unchanged items are counted (``SyncPlan.n_unchanged``), not held, so the plan's
+    memory grows with what changed, not with the corpus.
     """
     if cleanup not in CLEANUP_MODES:
         raise ValueError(f"cleanup must be one of {', '.join(CLEANUP_MODES)}, not {cleanup!r}")
@@ -263,11 +286,13 @@ def plan_sync(
     added: list[SourceItem] = []
     changed: list[SourceItem] = []
     unchanged: list[SourceItem] = []
+    n_unchanged = 0
     problems: list[ItemProblem] = []
     reasons: dict[str, tuple[str, ...]] = {}
     adopted: set[str] = set()
     restat: dict[str, str] = {}
-    seen: set[str] = set()
+    seen: set[str] = set()  # every id listed, problems too
+    problem_ids: set[str] = set()
     kept: set[str] = set()
     kept_folders: list[str] = []
     for item in items:
@@ -276,15 +301,21 @@ def plan_sync(
         seen.add(item.id)
         if isinstance(item, ItemProblem):
             problems.append(item)
+            problem_ids.add(item.id)
             if item.status == "failed":
                 (kept_folders.append if item.id.endswith("/") else kept.add)(item.id)
             continue
         rec = mine.get(item.id)
+        version = item.version if fingerprint is None else fingerprint.stamp(item)
+        if rec is not None and rec.complete and rec.version == version:
+            n_unchanged += 1
+            if keep_unchanged:  # one version string for both: the stored one
+                unchanged.append(item if fingerprint is None else _with_version(item, rec.version))
+            if item.stat and item.stat != rec.stat:
+                restat[item.id] = item.stat
+            continue
         if fingerprint is not None:
-            stamped = fingerprint.stamp(item)
-            if rec is not None and stamped == rec.version:
-                stamped = rec.version  # one string for both: the plan holds an item per listed file
-            item = _with_version(item, stamped)
+            item = _with_version(item, version)
         if rec is None and item.id in legacy:
             adopted.add(item.id)
             changed.append(item)
@@ -294,17 +325,14 @@ def plan_sync(
         elif not rec.complete:
             changed.append(item)
             reasons[item.id] = ("incomplete (a run was interrupted)",)
-        elif rec.version != item.version:
+        else:
             changed.append(item)
             reasons[item.id] = change_reasons(rec.version, item.version)
-        else:
-            unchanged.append(item)
-            if item.stat and item.stat != rec.stat:
-                restat[item.id] = item.stat
-    listed = {i.id for i in (*added, *changed, *unchanged)}
+    listed = len(seen) - len(problem_ids)
 
     def gone(sid: str) -> bool:
-        return sid not in listed and sid not in kept and not any(sid.startswith(f) for f in kept_folders)
+        return (sid not in seen or sid in problem_ids) and sid not in kept \
+            and not any(sid.startswith(f) for f in kept_folders)
 
     deleted: tuple[str, ...] = ()
     elsewhere: tuple[SourceRecord, ...] = ()
@@ -315,6 +343,7 @@ def plan_sync(
             (r for r in others if not (r.scope == LEGACY_SCOPE and r.source_id in adopted)),
             key=lambda r: (r.scope, r.source_id),
         ))
-    return SyncPlan(tuple(added), tuple(changed), deleted, tuple(unchanged), listed=len(listed),
+    return SyncPlan(tuple(added), tuple(changed), deleted, tuple(unchanged), listed=listed,
                     problems=tuple(problems), scope=scope, cleanup=cleanup, deleted_elsewhere=elsewhere,
-                    reasons=reasons, adopted=frozenset(adopted), restat=restat)
+                    reasons=reasons, adopted=frozenset(adopted), restat=restat,
+                    unchanged_count=None if keep_unchanged else n_unchanged)
