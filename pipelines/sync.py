@@ -41,11 +41,12 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 from functools import cached_property, lru_cache
-from typing import TYPE_CHECKING, Callable, Iterable, Iterator, Literal, Mapping
+from typing import TYPE_CHECKING, Callable, Iterable, Iterator, Literal, Mapping, Sequence
 
 from indexers.records import SourceRecord
 from pipelines.parsing import file_format, guess_content_type, parser_version
 from pipelines.records import ItemProblem, SourceItem
+from pipelines.spool import ItemSpool
 
 if TYPE_CHECKING:  # pragma: no cover
     from pipelines.chunking import ChunkingConfig
@@ -203,10 +204,12 @@ def change_reasons(stored: str, stamped: str) -> tuple[str, ...]:
 class SyncPlan:
     """What a run does. ``deleted``: ids of this ``scope`` to delete; ``deleted_elsewhere``: documents of
     other scopes to delete (``cleanup="full"`` only); ``reasons``: id -> why it is changed;
-    ``adopted``: ids stored before scopes that this run re-writes in its scope."""
+    ``adopted``: ids stored before scopes that this run re-writes in its scope. ``added`` and ``changed``
+    (``plan_sync``'s) are ``pipelines.spool.ItemSpool``s: read-only sequences that keep a thousand items in
+    memory and spill the rest to a temporary file, so a plan's memory does not grow with what it lists."""
 
-    added: tuple[SourceItem, ...] = ()
-    changed: tuple[SourceItem, ...] = ()
+    added: Sequence[SourceItem] = ()
+    changed: Sequence[SourceItem] = ()
     deleted: tuple[str, ...] = ()
     unchanged: tuple[SourceItem, ...] = ()
     listed: int = field(default=0)
@@ -226,7 +229,7 @@ class SyncPlan:
         return len(self.unchanged) if self.unchanged_count is None else self.unchanged_count
 
     @property
-    def to_process(self) -> tuple[SourceItem, ...]:
+    def to_process(self) -> Sequence[SourceItem]:
         return self.added + self.changed
 
     def summary(self) -> dict[str, int]:
@@ -283,8 +286,8 @@ def plan_sync(
         mine = {r.source_id: r for r in all_records if r.scope == scope}
         legacy = {r.source_id: r for r in all_records if r.scope == LEGACY_SCOPE and scope != LEGACY_SCOPE}
         others = [r for r in all_records if r.scope != scope]
-    added: list[SourceItem] = []
-    changed: list[SourceItem] = []
+    added: ItemSpool[SourceItem] = ItemSpool()  # spilled to a temporary file past a few hundred KB
+    changed: ItemSpool[SourceItem] = ItemSpool()
     unchanged: list[SourceItem] = []
     n_unchanged = 0
     problems: list[ItemProblem] = []
@@ -343,7 +346,7 @@ def plan_sync(
             (r for r in others if not (r.scope == LEGACY_SCOPE and r.source_id in adopted)),
             key=lambda r: (r.scope, r.source_id),
         ))
-    return SyncPlan(tuple(added), tuple(changed), deleted, tuple(unchanged), listed=listed,
+    return SyncPlan(added, changed, deleted, tuple(unchanged), listed=listed,
                     problems=tuple(problems), scope=scope, cleanup=cleanup, deleted_elsewhere=elsewhere,
                     reasons=reasons, adopted=frozenset(adopted), restat=restat,
                     unchanged_count=None if keep_unchanged else n_unchanged)
