@@ -79,7 +79,7 @@ from pipelines.errors import (
     SymlinkError,
 )
 from indexers.records import SourceRecord
-from pipelines.parsing import guess_content_type, is_supported, unsupported_format
+from pipelines.parsing import guess_content_type, listed_type, unsupported_format
 from pipelines.records import ItemProblem, SourceItem
 from pipelines.sources.acl import groups_from_list
 
@@ -107,9 +107,10 @@ def _trusted_version(token: str, stats: Sequence[os.stat_result], record: Source
     ``token`` (``whole``: the file's and the sidecar's parts; else the file's part only), is a
     ``sha256:`` hash, and was not racy when taken against ``stats``; None otherwise."""
     stored, _, taken = record.stat.rpartition("@")
-    version = record.version.split("|", 1)[0]
-    if (stored if whole else stored.partition("+")[0]) != token or not taken.isdigit() \
-            or not version.startswith("sha256:"):
+    if (stored if whole else stored.partition("+")[0]) != token or not taken.isdigit():
+        return None
+    version = record.version.partition("|")[0]
+    if not version.startswith("sha256:"):
         return None
     newest = 0
     for st in stats:
@@ -392,8 +393,8 @@ class LocalFolderSource:
         the resolved ``lstat`` of a followed link to a regular file, which may let it be reused unread (a file
         listed as itself was tried by ``_walk``)."""
         name = rel.rsplit("/", 1)[-1]
-        content_type = guess_content_type(name)
-        if not is_supported(name, content_type):
+        content_type, supported = listed_type(name)
+        if not supported:
             return self._problem(rel, unsupported_format(name, content_type, doc_id=rel), "skipped")
         record = self._known.get(rel)
         if record is not None and listed is not None:
@@ -413,8 +414,8 @@ class LocalFolderSource:
         sidecar are unchanged by their tokens (nothing opened); None when it must be read."""
         if not record.stat or (self.max_bytes is not None and listed.st_size > self.max_bytes):
             return None  # read it (and fail it as too large)
-        content_type = guess_content_type(name)
-        if not is_supported(name, content_type):
+        content_type, supported = listed_type(name)
+        if not supported:
             return None  # read it, and skip it as unsupported
         if sidecar is None:
             stats, token = (listed,), stat_token(listed)
