@@ -284,7 +284,8 @@ def list_and_plan(source: DocumentSource, index: SearchIndex, *, cleanup: Cleanu
     The source gets the index's records of its scope that nothing but their content can make stale
     (``known``: complete, and stamped as this pipeline would stamp them, ``PipelineFingerprint.current``),
     so it may skip reading what its change tokens say is unchanged (reusing the record); the listing
-    is consumed as it comes (never held as a list). Other scopes' records are read only for
+    is consumed as it comes (never held as a list) and unchanged documents are only counted
+    (``SyncPlan.n_unchanged``): the plan holds what changed, not the corpus. Other scopes' records are read only for
     ``cleanup="full"``. ``record_stats`` (not on a dry run) stores the new tokens of
     documents listed unchanged (a file touched, or first seen racy), so the next run can skip them,
     and records the source's scope (``scope_record``: what ``ondata index rebuild`` re-reads)."""
@@ -295,7 +296,8 @@ def list_and_plan(source: DocumentSource, index: SearchIndex, *, cleanup: Cleanu
         records = index.list_sources(scope=scope) + (index.list_sources(scope=LEGACY_SCOPE) if scope != LEGACY_SCOPE else [])
     mine = (r for r in records if r.scope == scope and r.complete)
     known = {r.source_id: r for r in (mine if fingerprint is None else fingerprint.current_of(mine))}
-    plan = plan_sync(source.list_items(known=known), records, scope=scope, cleanup=cleanup, fingerprint=fingerprint)
+    plan = plan_sync(source.list_items(known=known), records, scope=scope, cleanup=cleanup, fingerprint=fingerprint,
+                     keep_unchanged=False)
     if record_stats and plan.restat:
         index.record_source_stats(scope, dict(plan.restat))
     if record_stats:
@@ -599,7 +601,7 @@ def run_ingest(
 
     with timed(stages, "list"):
         plan = runner.plan(ensure=not options.dry_run, options=options)  # a dry run writes nothing, not even an index
-    report.listed, report.unchanged, report.planned = plan.listed, len(plan.unchanged), len(plan.to_process)
+    report.listed, report.unchanged, report.planned = plan.listed, plan.n_unchanged, len(plan.to_process)
     for result in problem_results(plan):
         emit(result)
     if on_plan:

@@ -43,6 +43,17 @@ class SourceItem:
         if not isinstance(self.groups, tuple):
             object.__setattr__(self, "groups", tuple(self.groups))
 
+    @classmethod
+    def unchecked(cls, **values: Any) -> "SourceItem":
+        """An item of values already valid (a non-empty ``id``, ``groups`` a tuple), built without the
+        dataclass's ``__init__`` (a listing builds one per file); the fields not given take their defaults."""
+        out = object.__new__(cls)
+        out.__dict__.update(_ITEM_DEFAULTS, metadata={}, **values)
+        return out
+
+
+_ITEM_DEFAULTS: dict[str, Any] = {"size": None, "content_type": None, "title": "", "url": "", "filepath": "",
+                                  "groups": (), "scope": "", "stat": ""}
 
 ProblemStatus = Literal["failed", "skipped"]
 

@@ -41,11 +41,12 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 from functools import cached_property, lru_cache
-from typing import TYPE_CHECKING, Callable, Iterable, Iterator, Literal, Mapping
+from typing import TYPE_CHECKING, Callable, Iterable, Iterator, Literal, Mapping, Sequence
 
 from indexers.records import SourceRecord
 from pipelines.parsing import file_format, guess_content_type, parser_version
 from pipelines.records import ItemProblem, SourceItem
+from pipelines.spool import ItemSpool
 
 if TYPE_CHECKING:  # pragma: no cover
     from pipelines.chunking import ChunkingConfig
@@ -117,7 +118,25 @@ class PipelineFingerprint:
 
     def stamp(self, item: SourceItem) -> str:
         """The version stored for ``item``: its content version plus this fingerprint (see the module docstring)."""
-        return self._stamp_of(item.version, _parser_name(lambda: self.parser(item)), item.groups)
+        return self._stamp_of(item.version, self._parser_name_of(item), item.groups)
+
+    @cached_property
+    def _parser_names(self) -> dict[str | None, str]:
+        return {}
+
+    def _parser_name_of(self, item: SourceItem) -> str:
+        """The parser part of ``item``'s stamp: with the default parser read once per file format
+        (``file_format``: all that ``parser_version`` reads of a file), else ``self.parser(item)``."""
+        if self.parser is _default_parser:
+            return self._default_parser_name(item.name, item.content_type)
+        return _parser_name(lambda: self.parser(item))
+
+    def _default_parser_name(self, name: str, content_type: str | None) -> str:
+        fmt = file_format(name, content_type)
+        parser = self._parser_names.get(fmt)
+        if parser is None:
+            parser = self._parser_names[fmt] = _parser_name(lambda: parser_version(name, content_type))
+        return parser
 
     def current(self, record: SourceRecord) -> bool:
         """Whether ``record`` (a stored document, complete) would be stamped the same today given its stored
@@ -132,23 +151,17 @@ class PipelineFingerprint:
         return self.stamp(probe) == record.version
 
     def current_of(self, records: Iterable[SourceRecord]) -> Iterator[SourceRecord]:
-        """The records ``current`` accepts, in order; with the default parser its part of the stamp is
-        read once per file format in this pass instead of once per record."""
+        """The records ``current`` accepts, in order (with the default parser without building an item each)."""
         if self.parser is not _default_parser:
             yield from (r for r in records if self.current(r))
             return
-        parts: dict[str | None, str] = {}
         for r in records:
             content, bar, _ = r.version.partition("|")
             if not bar:
                 continue
             name = r.source_id.rsplit("/", 1)[-1]
-            content_type = guess_content_type(name)
-            fmt = file_format(name, content_type)  # all that parser_version reads of a file
-            p = parts.get(fmt)
-            if p is None:
-                p = parts[fmt] = _parser_name(lambda: parser_version(name, content_type))
-            if r.version == self._stamp_of(content, p, r.groups):
+            parser = self._default_parser_name(name, guess_content_type(name))
+            if r.version == self._stamp_of(content, parser, r.groups):
                 yield r
 
 
@@ -196,10 +209,12 @@ def change_reasons(stored: str, stamped: str) -> tuple[str, ...]:
 class SyncPlan:
     """What a run does. ``deleted``: ids of this ``scope`` to delete; ``deleted_elsewhere``: documents of
     other scopes to delete (``cleanup="full"`` only); ``reasons``: id -> why it is changed;
-    ``adopted``: ids stored before scopes that this run re-writes in its scope."""
+    ``adopted``: ids stored before scopes that this run re-writes in its scope. ``added`` and ``changed``
+    (``plan_sync``'s) are ``pipelines.spool.ItemSpool``s: read-only sequences that keep a thousand items in
+    memory and spill the rest to a temporary file, so a plan's memory does not grow with what it lists."""
 
-    added: tuple[SourceItem, ...] = ()
-    changed: tuple[SourceItem, ...] = ()
+    added: Sequence[SourceItem] = ()
+    changed: Sequence[SourceItem] = ()
     deleted: tuple[str, ...] = ()
     unchanged: tuple[SourceItem, ...] = ()
     listed: int = field(default=0)
@@ -210,9 +225,16 @@ class SyncPlan:
     reasons: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     adopted: frozenset[str] = frozenset()
     restat: Mapping[str, str] = field(default_factory=dict)
+    unchanged_count: int | None = None
 
     @property
-    def to_process(self) -> tuple[SourceItem, ...]:
+    def n_unchanged(self) -> int:
+        """How many listed documents are unchanged (``unchanged`` holds them unless the plan was made with
+        ``keep_unchanged=False``, which only counts them)."""
+        return len(self.unchanged) if self.unchanged_count is None else self.unchanged_count
+
+    @property
+    def to_process(self) -> Sequence[SourceItem]:
         return self.added + self.changed
 
     def summary(self) -> dict[str, int]:
@@ -220,7 +242,7 @@ class SyncPlan:
             "added": len(self.added),
             "changed": len(self.changed),
             "deleted": len(self.deleted) + len(self.deleted_elsewhere),
-            "unchanged": len(self.unchanged),
+            "unchanged": self.n_unchanged,
         }
 
     def deletions(self) -> list[tuple[str | None, list[str]]]:
@@ -247,13 +269,16 @@ def plan_sync(
     scope: str | None = None,
     cleanup: CleanupMode = "scoped",
     fingerprint: PipelineFingerprint | None = None,
+    keep_unchanged: bool = True,
 ) -> SyncPlan:
     """Diff the listed items against the index's source records (of every scope).
 
     ``scope=None`` compares against every record as if the index held this source only (the
     behaviour before scopes). Duplicate item ids keep the first listed. Deleted (``scoped`` and
     ``full``) = this scope's documents neither listed nor kept by a ``failed`` problem (see the
-    module docstring); ``full`` also deletes every other scope's documents.
+    module docstring); ``full`` also deletes every other scope's documents. ``keep_unchanged=False``
+    (the engine's): unchanged items are counted (``SyncPlan.n_unchanged``), not held, so the plan's
+    memory grows with what changed, not with the corpus.
     """
     if cleanup not in CLEANUP_MODES:
         raise ValueError(f"cleanup must be one of {', '.join(CLEANUP_MODES)}, not {cleanup!r}")
@@ -266,14 +291,16 @@ def plan_sync(
         mine = {r.source_id: r for r in all_records if r.scope == scope}
         legacy = {r.source_id: r for r in all_records if r.scope == LEGACY_SCOPE and scope != LEGACY_SCOPE}
         others = [r for r in all_records if r.scope != scope]
-    added: list[SourceItem] = []
-    changed: list[SourceItem] = []
+    added: ItemSpool[SourceItem] = ItemSpool()  # spilled to a temporary file past a few hundred KB
+    changed: ItemSpool[SourceItem] = ItemSpool()
     unchanged: list[SourceItem] = []
+    n_unchanged = 0
     problems: list[ItemProblem] = []
     reasons: dict[str, tuple[str, ...]] = {}
     adopted: set[str] = set()
     restat: dict[str, str] = {}
-    seen: set[str] = set()
+    seen: set[str] = set()  # every id listed, problems too
+    problem_ids: set[str] = set()
     kept: set[str] = set()
     kept_folders: list[str] = []
     for item in items:
@@ -282,15 +309,21 @@ def plan_sync(
         seen.add(item.id)
         if isinstance(item, ItemProblem):
             problems.append(item)
+            problem_ids.add(item.id)
             if item.status == "failed":
                 (kept_folders.append if item.id.endswith("/") else kept.add)(item.id)
             continue
         rec = mine.get(item.id)
+        version = item.version if fingerprint is None else fingerprint.stamp(item)
+        if rec is not None and rec.complete and rec.version == version:
+            n_unchanged += 1
+            if keep_unchanged:  # one version string for both: the stored one
+                unchanged.append(item if fingerprint is None else _with_version(item, rec.version))
+            if item.stat and item.stat != rec.stat:
+                restat[item.id] = item.stat
+            continue
         if fingerprint is not None:
-            stamped = fingerprint.stamp(item)
-            if rec is not None and stamped == rec.version:
-                stamped = rec.version  # one string for both: the plan holds an item per listed file
-            item = _with_version(item, stamped)
+            item = _with_version(item, version)
         if rec is None and item.id in legacy:
             adopted.add(item.id)
             changed.append(item)
@@ -300,17 +333,14 @@ def plan_sync(
         elif not rec.complete:
             changed.append(item)
             reasons[item.id] = ("incomplete (a run was interrupted)",)
-        elif rec.version != item.version:
+        else:
             changed.append(item)
             reasons[item.id] = change_reasons(rec.version, item.version)
-        else:
-            unchanged.append(item)
-            if item.stat and item.stat != rec.stat:
-                restat[item.id] = item.stat
-    listed = {i.id for i in (*added, *changed, *unchanged)}
+    listed = len(seen) - len(problem_ids)
 
     def gone(sid: str) -> bool:
-        return sid not in listed and sid not in kept and not any(sid.startswith(f) for f in kept_folders)
+        return (sid not in seen or sid in problem_ids) and sid not in kept \
+            and not any(sid.startswith(f) for f in kept_folders)
 
     deleted: tuple[str, ...] = ()
     elsewhere: tuple[SourceRecord, ...] = ()
@@ -321,6 +351,7 @@ def plan_sync(
             (r for r in others if not (r.scope == LEGACY_SCOPE and r.source_id in adopted)),
             key=lambda r: (r.scope, r.source_id),
         ))
-    return SyncPlan(tuple(added), tuple(changed), deleted, tuple(unchanged), listed=len(listed),
+    return SyncPlan(added, changed, deleted, tuple(unchanged), listed=listed,
                     problems=tuple(problems), scope=scope, cleanup=cleanup, deleted_elsewhere=elsewhere,
-                    reasons=reasons, adopted=frozenset(adopted), restat=restat)
+                    reasons=reasons, adopted=frozenset(adopted), restat=restat,
+                    unchanged_count=None if keep_unchanged else n_unchanged)

@@ -9,6 +9,7 @@ import subprocess
 import sys
 
 import pytest
+from hypothesis import given, strategies as st
 
 from pipelines.errors import (
     CorruptDocumentError,
@@ -400,3 +401,11 @@ def test_eml_subject_and_body(no_network: None) -> None:
     doc = parse_document(eml, source_id="mail/q.eml", name="q.eml")
     assert doc.elements[0].kind == "title" and doc.elements[0].text == "Parental leave question"
     assert "How many weeks of parental leave do new parents get?" in doc.text
+
+
+@given(st.text(alphabet="ab.:/xtpdfmlTXPDF", max_size=12))
+def test_listed_type_is_the_content_type_and_support_of_the_name(name):
+    from pipelines.parsing import guess_content_type, is_supported, listed_type
+
+    content_type = guess_content_type(name)
+    assert listed_type(name) == (content_type, is_supported(name, content_type))

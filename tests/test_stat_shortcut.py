@@ -171,3 +171,38 @@ def test_unchanged_files_and_sidecars_are_not_opened_and_a_pipeline_change_reads
 
 def _chunk_ids(index: LocalIndex, source_id: str) -> list[str]:
     return [row[0] for row in index._con().execute("SELECT id FROM chunks WHERE source_id = ?", (source_id,))]
+
+
+def test_a_followed_link_and_files_in_subfolders_are_reused_unopened(tmp_path, monkeypatch):
+    monkeypatch.setattr(local, "RACY_NS", 50_000_000)
+    files = _corpus(tmp_path / "docs")
+    (tmp_path / "docs" / "sub" / "deeper").mkdir(parents=True)
+    (tmp_path / "docs" / "sub" / "deeper" / "n.txt").write_text("A nested file about oranges.\n")
+    (tmp_path / "docs" / "sub" / "deeper" / "n.txt.meta.json").write_text('{"groups": ["ops"]}')
+    (tmp_path / "docs" / "link.txt").symlink_to(files[4])
+    time.sleep(0.1)
+
+    def run():
+        embedder = CachedEmbedder(HashingEmbedder(dimensions=DIMS), EmbeddingCache(tmp_path / "cache.sqlite"))
+        with LocalIndex(tmp_path / "idx", dimensions=DIMS, model_id=embedder.model_id) as index:
+            source = LocalFolderSource(tmp_path / "docs", follow_symlinks=True)
+            report = ingest(source, index=index, embedder=embedder, options=IngestOptions(prefetch=0))
+            return report, {r.source_id: r for r in index.list_sources()}
+
+    run()
+    _, first = run()  # tokens now trusted
+    opened: list[str] = []
+    real_open = local._open_file
+    monkeypatch.setattr(local, "_open_file", lambda fd, parts, rel: (opened.append(rel), real_open(fd, parts, rel))[1])
+    report, again = run()
+    assert opened == [] and report.unchanged == 8 and again == first
+    assert again["sub/deeper/n.txt"].groups == ("ops",) and "link.txt" in again
+
+    (tmp_path / "docs" / "sub" / "deeper" / "n.txt").write_text("Now about lemons, and longer than before.\n")
+    time.sleep(0.1)
+    opened.clear()
+    report, after = run()
+    n = "sub/deeper/n.txt"  # only the changed file: hashed with its sidecar when listed, then read to parse
+    assert opened == [n, n + ".meta.json", n]
+    assert [r.source_id for r in report.results if r.status == "updated"] == ["sub/deeper/n.txt"]
+    assert after["sub/deeper/n.txt"].groups == ("ops",)

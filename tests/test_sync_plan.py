@@ -34,6 +34,27 @@ def test_duplicate_ids_keep_first():
     assert [(i.id, i.version) for i in plan.added] == [("a", "1")]
 
 
+def test_unchanged_counted_not_held_when_asked():
+    items = [item("a", "1"), SourceItem(id="b", version="2", name="b", stat="new"), item("c", "3"), item("d", "4")]
+    records = [SourceRecord("a", "1", 1), SourceRecord("b", "2", 1, stat="old"), SourceRecord("c", "x", 1),
+               SourceRecord("gone", "9", 1)]
+    held, counted = plan_sync(items, records), plan_sync(items, records, keep_unchanged=False)
+    assert [i.id for i in held.unchanged] == ["a", "b"] and held.n_unchanged == 2
+    assert counted.unchanged == () and counted.n_unchanged == 2
+    assert counted.summary() == held.summary() == {"added": 1, "changed": 1, "deleted": 1, "unchanged": 2}
+    assert counted.restat == held.restat == {"b": "new"} and counted.listed == held.listed == 4
+    assert list(counted.to_process) == list(held.to_process) and counted.deleted == held.deleted == ("gone",)
+
+
+def test_unchecked_item_equals_the_checked_one():
+    fields = dict(id="x", version="v", name="x.txt", size=3, groups=("g",), scope="s", stat="t")
+    fast, checked = SourceItem.unchecked(**fields), SourceItem(**fields)
+    assert fast == checked and vars(fast) == vars(checked)  # every field there, defaults included
+    assert SourceItem.unchecked(id="y", version="v", name="y") == SourceItem("y", "v", "y")
+    assert SourceItem.unchecked(id="y", version="v", name="y").metadata is not SourceItem.unchecked(
+        id="z", version="v", name="z").metadata  # a fresh metadata dict each
+
+
 ids = st.text(alphabet="abcdef", min_size=1, max_size=3)
 
 

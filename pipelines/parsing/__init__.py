@@ -66,6 +66,7 @@ __all__ = [
     "get_parser",
     "guess_content_type",
     "is_supported",
+    "listed_type",
     "parse_document",
     "parser_version",
     "unsupported_format",
@@ -130,10 +131,30 @@ def guess_content_type(name: str) -> str | None:
     """``mimetypes.guess_type(name)[0]`` for a file name, cached by its last two suffixes (all it depends on)."""
     if ":" in name:  # a "scheme:" prefix changes how mimetypes reads the name: not cached
         return mimetypes.guess_type(name)[0]
+    return _guess_type("x" + _type_key(name))
+
+
+def listed_type(name: str) -> tuple[str | None, bool]:
+    """``(guess_content_type(name), is_supported(name, <that type>))`` in one lookup cached by the name's
+    last two suffixes (all both depend on): what a folder listing asks of every file."""
+    if ":" in name:
+        content_type = guess_content_type(name)
+        return content_type, is_supported(name, content_type)
+    return _listed_type("x" + _type_key(name))
+
+
+@lru_cache(maxsize=4096)
+def _listed_type(name: str) -> tuple[str | None, bool]:
+    content_type = _guess_type(name)
+    return content_type, is_supported(name, content_type)
+
+
+def _type_key(name: str) -> str:
+    """The last two suffixes of a file name (``.tar.gz``, ``.txt``; ``""`` for none)."""
     base = name.rsplit("/", 1)[-1]
     i = base.rfind(".")
     j = base.rfind(".", 0, i) if i > 0 else -1
-    return _guess_type("x" + (base[j:] if j > 0 else base[i:] if i > 0 else ""))
+    return base[j:] if j > 0 else base[i:] if i > 0 else ""
 
 
 @lru_cache(maxsize=4096)

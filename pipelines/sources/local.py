@@ -79,7 +79,7 @@ from pipelines.errors import (
     SymlinkError,
 )
 from indexers.records import SourceRecord
-from pipelines.parsing import guess_content_type, is_supported, unsupported_format
+from pipelines.parsing import guess_content_type, listed_type, unsupported_format
 from pipelines.records import ItemProblem, SourceItem
 from pipelines.sources.acl import groups_from_list
 
@@ -107,9 +107,10 @@ def _trusted_version(token: str, stats: Sequence[os.stat_result], record: Source
     ``token`` (``whole``: the file's and the sidecar's parts; else the file's part only), is a
     ``sha256:`` hash, and was not racy when taken against ``stats``; None otherwise."""
     stored, _, taken = record.stat.rpartition("@")
-    version = record.version.split("|", 1)[0]
-    if (stored if whole else stored.partition("+")[0]) != token or not taken.isdigit() \
-            or not version.startswith("sha256:"):
+    if (stored if whole else stored.partition("+")[0]) != token or not taken.isdigit():
+        return None
+    version = record.version.partition("|")[0]
+    if not version.startswith("sha256:"):
         return None
     newest = 0
     for st in stats:
@@ -282,11 +283,12 @@ class LocalFolderSource:
             yield self._problem(prefix, _os_error(exc, prefix, "list"), "failed")
             return
         sidecars = {e.name: e for e in entries if e.name.endswith(SIDECAR_SUFFIX)}
+        known, virtual = self._known, _virtual_devices()
         for entry in entries:
             if entry.name.startswith(".") or entry.name.endswith(SIDECAR_SUFFIX):
                 continue
             rel = prefix + entry.name
-            if not _utf8(rel):
+            if not rel.isascii() and not _utf8(rel):
                 shown = os.fsencode(rel).decode("utf-8", "backslashreplace")
                 err = SourceError(f"the name {shown!r} is not valid UTF-8; rename it", doc_id=shown)
                 yield self._problem(shown, err, "failed")
@@ -296,9 +298,17 @@ class LocalFolderSource:
             except OSError as exc:
                 yield self._problem(rel, _os_error(exc, rel, "read"), "failed")
                 continue
+            sidecar = sidecars.get(entry.name + SIDECAR_SUFFIX)
+            record = known.get(rel) if known else None
+            if record is not None and stat.S_ISREG(st.st_mode) and st.st_dev not in virtual \
+                    and (self._match_all or self._wanted(rel)):  # the no-change path: one lstat, nothing opened
+                reused = self._reused(rel, entry.name, st, sidecar, record)
+                if reused is not None:
+                    yield reused
+                    continue
+                record = None  # tried: read it below
             parts = dir_parts + [entry.name]  # below base
             target = (dir_fd, [entry.name])  # what to open: below an open folder (one openat, no re-walk)
-            sidecar = sidecars.get(entry.name + SIDECAR_SUFFIX)
             if stat.S_ISLNK(st.st_mode):
                 if not self.follow_symlinks:
                     if self._wanted(rel):
@@ -326,13 +336,14 @@ class LocalFolderSource:
                 yield from self._folder(base, base_fd, target, parts, rel + "/", st, ancestors)
             elif self._match_all or self._wanted(rel):  # hidden names and sidecars are skipped above
                 special = None if stat.S_ISREG(st.st_mode) else _kind(st.st_mode)
-                if special is None and st.st_dev in _virtual_devices():
+                if special is None and st.st_dev in virtual:
                     special = "on a virtual filesystem"
                 if special is not None:
                     yield self._problem(rel, SpecialFileError(f"{rel} is {special}, not a regular file; it is never read",
                                                               doc_id=rel), "skipped")
                     continue
-                yield self._file_entry(base, base_fd, target, (dir_fd, dir_parts), rel, sidecar, st)
+                yield self._file_entry(base, base_fd, target, (dir_fd, dir_parts), rel, sidecar,
+                                       st if record is not None else None)
 
     def _folder(self, base: str, base_fd: int, target: tuple[int, list[str]], parts: list[str], prefix: str,
                 listed: os.stat_result, ancestors: frozenset[tuple[int, int]]) -> Iterator[SourceItem | ItemProblem]:
@@ -379,14 +390,15 @@ class LocalFolderSource:
                     rel: str, sidecar: Any, listed: os.stat_result | None = None) -> SourceItem | ItemProblem:
         """The item of the regular file at ``target`` (an open folder, the parts below it), listed as ``rel``
         in the folder ``here`` (its descriptor, its parts below ``base``), where its sidecar is; ``listed``:
-        the file's ``lstat`` from the listing (a regular file), which may let it be reused unread."""
+        the resolved ``lstat`` of a followed link to a regular file, which may let it be reused unread (a file
+        listed as itself was tried by ``_walk``)."""
         name = rel.rsplit("/", 1)[-1]
-        content_type = guess_content_type(name)
-        if not is_supported(name, content_type):
+        content_type, supported = listed_type(name)
+        if not supported:
             return self._problem(rel, unsupported_format(name, content_type, doc_id=rel), "skipped")
         record = self._known.get(rel)
-        if record is not None and listed is not None and record.stat:
-            reused = self._reused(rel, name, content_type, listed, sidecar, record)
+        if record is not None and listed is not None:
+            reused = self._reused(rel, name, listed, sidecar, record)
             if reused is not None:
                 return reused
         try:
@@ -396,11 +408,15 @@ class LocalFolderSource:
         except OndataError as exc:
             return self._problem(rel, exc, "failed")
 
-    def _reused(self, rel: str, name: str, content_type: str | None, listed: os.stat_result, sidecar: Any,
+    def _reused(self, rel: str, name: str, listed: os.stat_result, sidecar: Any,
                 record: SourceRecord) -> SourceItem | None:
-        """The stored record's item when the file and its sidecar are unchanged by their tokens (nothing opened)."""
-        if self.max_bytes is not None and listed.st_size > self.max_bytes:
-            return None  # read it, and fail it as too large
+        """The stored record's item when the regular file ``rel`` (its ``lstat`` from the listing) and its
+        sidecar are unchanged by their tokens (nothing opened); None when it must be read."""
+        if not record.stat or (self.max_bytes is not None and listed.st_size > self.max_bytes):
+            return None  # read it (and fail it as too large)
+        content_type, supported = listed_type(name)
+        if not supported:
+            return None  # read it, and skip it as unsupported
         if sidecar is None:
             stats, token = (listed,), stat_token(listed)
         else:
@@ -414,9 +430,9 @@ class LocalFolderSource:
         version = stored_version(token, stats, record)
         if version is None:
             return None
-        return SourceItem(id=rel, scope=self._listing_scope or self.scope, version=version, name=name,
-                          size=listed.st_size, content_type=content_type, filepath=rel, groups=record.groups,
-                          stat=record.stat)
+        return SourceItem.unchecked(id=rel, scope=self._listing_scope or self.scope, version=version, name=name,
+                                    size=listed.st_size, content_type=content_type, filepath=rel,
+                                    groups=tuple(record.groups), stat=record.stat)
 
     def _item(self, base: str, base_fd: int, target: tuple[int, list[str]], here: tuple[int, list[str]], rel: str,
               sidecar: Any) -> SourceItem:
