@@ -9,7 +9,8 @@ request; it never parses the rendered prompt) and
 2. scores each unit against the question (``score``): lexical evidence (the idf-weighted share of
    the question's terms the unit covers, its source's title, section and file name counting half
    (``source_context``), and a BM25 term; a question word the sources never use is first respelt
-   to the closest word they do use, ``respell``) plus, with an embedder, the question-unit cosine
+   to the closest word they do use, ``respell``, and a comparative or superlative counts for the
+   question's base word, "16 or older" for "How old ...?", ``indexers.text.comparative_bases``) plus, with an embedder, the question-unit cosine
    of the loaded embedding model, plus a prior for the source's rank (the re-ranked search order); boilerplate
    (lead-ins ending in ":", questions, "please contact ...", "here are a few tips", bare headings
    and labels) is penalised, and so is a unit without any quantity when the question asks for one
@@ -43,7 +44,7 @@ from typing import Any, Iterator, Sequence
 import numpy as np
 from rapidfuzz import fuzz, process
 
-from indexers.text import REQUEST_WORDS, STOPWORDS, content_words, sentence_spans, stem, terms
+from indexers.text import REQUEST_WORDS, STOPWORDS, comparative_bases, content_words, sentence_spans, stem, terms
 from retrieval.prompt import NOT_AVAILABLE
 from retrieval.records import Answer, Citation, Claim, GroundedRequest
 
@@ -454,13 +455,17 @@ class ExtractiveAnswerer:
         ``sources``: ``(n, context, content, chunk_cosine)``; context = title and section, chunk_cosine
         the search's question-chunk cosine (``SearchHit.vector_score``, None when unknown)."""
         chunk_cos = {n: c for n, _, _, c in sources}
+        asked = question_terms(question)
+        wanted = set(asked)
         rows: list[tuple[int, Unit, list[str], set[str]]] = []
         for n, context, content, _ in sources:
             ctx = set(terms(context))
             for u in answer_units(content):
-                rows.append((n, u, terms(u.text), ctx))
+                ts = terms(u.text)
+                # "16 or older" answers "How old ...?": a comparative counts for the question's base word
+                ts += [b for t in ts for b in comparative_bases(t) if b in wanted and b not in ts]
+                rows.append((n, u, ts, ctx))
         vocabulary = {t for _, _, ts, ctx in rows for t in (*ts, *ctx)}
-        asked = question_terms(question)
         q = respell(asked, vocabulary) if self.respell else list(dict.fromkeys(asked))
         if not rows or not q:
             return []

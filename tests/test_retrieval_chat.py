@@ -419,3 +419,19 @@ def test_the_rank_prior_of_the_quote_is_weaker_than_the_abstentions():
     strict = dict(common, min_support=0.7)
     assert ExtractiveAnswerer(quote_prior=0.0, **strict).answer(req).abstained
     assert ExtractiveAnswerer(quote_prior=1.0, **strict).answer(req).abstained
+
+
+def test_comparative_bases_and_a_comparative_answers_its_base_word():
+    from indexers.text import comparative_bases, stem
+
+    assert stem("older") == "older" and "old" in comparative_bases(stem("older"))  # Snowball keeps comparatives
+    assert "big" in comparative_bases(stem("bigger")) and stem("early") in comparative_bases(stem("earliest"))
+    assert "late" in comparative_bases(stem("later"))
+    assert comparative_bases(stem("vacation")) == () and comparative_bases(stem("days")) == ()
+    hits = [hit("You must be 16 or older to ride a Larkspur e-bike. Helmets are recommended for all riders.", n=1)]
+    req = build_grounded_request("How old do you have to be to ride?", hits=hits, strictness=1)
+    a = ExtractiveAnswerer(max_sentences=1, min_support=0.6).answer(req)
+    assert not a.abstained and a.claims[0].text == "You must be 16 or older to ride a Larkspur e-bike."
+    # the base word does not spread the other way: "older" in a question is not answered by "old"
+    req = build_grounded_request("Which riders are older?", hits=[hit("Old bikes are retired.", n=1)], strictness=1)
+    assert ExtractiveAnswerer(max_sentences=1, min_support=0.6).answer(req).abstained
