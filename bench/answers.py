@@ -3,6 +3,7 @@
     python bench/answers.py                      [--index-dir DIR] [--refresh] [--page-bounded]
     python bench/answers.py --set samples --param min_support=0.35 --param follow_ratio=0.7
     python bench/answers.py --sweep "min_support=0.3;0.35;0.4" --set samples --set unanswerable:tune
+    python bench/answers.py --bm25-weights 1,1,1   # the search with other BM25 column weights
 
 The question sets (``--set``, repeatable; default all):
 
@@ -71,8 +72,13 @@ def _settings(index_dir: Path):
 
 
 def build_cache(name: str, index_dir: Path, *, refresh: bool, page_bounded: bool,
-                rerank: int | None = None) -> tuple[list[tuple[Any, Any, dict]], Any]:
-    """[(item, grounded request, timings)] of a set, and the embedder; ingests and searches when not cached."""
+                rerank: int | None = None,
+                bm25_weights: tuple[float, float, float] | None = None) -> tuple[list[tuple[Any, Any, dict]], Any]:
+    """[(item, grounded request, timings)] of a set, and the embedder; ingests and searches when not cached.
+
+    ``bm25_weights`` (title, section, content) overrides ``LocalIndex.bm25_weights`` for the search
+    only (the keyword index is derived, so the ingested documents are reused); its requests are
+    cached apart."""
     from ondata.wiring import build_embedder, build_index, build_source
     from pipelines.chunking import ChunkingConfig
     from pipelines.ingest import IngestOptions, ingest
@@ -84,7 +90,8 @@ def build_cache(name: str, index_dir: Path, *, refresh: bool, page_bounded: bool
     corpus = "samples" if name == "samples" else "contoso"
     folder = index_dir / (corpus + ("-paged" if page_bounded else ""))
     rerank = RERANK_CANDIDATES if rerank is None else rerank
-    cache = folder / f"requests-{name}-rerank{rerank}.pkl"
+    tag = "" if bm25_weights is None else "-bm25_" + "_".join(f"{w:g}" for w in bm25_weights)
+    cache = folder / f"requests-{name}-rerank{rerank}{tag}.pkl"
     settings = _settings(folder)
     embedder = build_embedder(settings)
     if cache.exists() and not refresh:
@@ -96,6 +103,8 @@ def build_cache(name: str, index_dir: Path, *, refresh: bool, page_bounded: bool
         build_cache._refreshed = getattr(build_cache, "_refreshed", set()) | {folder}  # type: ignore[attr-defined]
     folder.mkdir(parents=True, exist_ok=True)
     index = build_index(settings, embedder)
+    if bm25_weights is not None:
+        index.bm25_weights = bm25_weights
     if not marker.exists():
         t0 = time.perf_counter()
         options = IngestOptions(chunking=ChunkingConfig(page_bounded=page_bounded))
@@ -182,6 +191,8 @@ def main() -> None:
     ap.add_argument("--page-bounded", action="store_true", help="chunks never cross a page (ChunkingConfig.page_bounded)")
     ap.add_argument("--rerank", type=int, default=None,
                     help="candidates re-ranked before the top 5 (default retrieval.rerank.RERANK_CANDIDATES; 0: off)")
+    ap.add_argument("--bm25-weights", type=str, default=None,
+                    help="title,section,content BM25 column weights for the search (default LocalIndex.bm25_weights)")
     ap.add_argument("--no-embedder", action="store_true", help="the answerer without the embedding model")
     ap.add_argument("--param", action="append", default=[], help="NAME=VALUE (JSON) for ExtractiveAnswerer")
     ap.add_argument("--sweep", action="append", default=[], help="NAME=V1;V2;... (JSON values): every combination")
@@ -195,13 +206,15 @@ def main() -> None:
     params = dict(p.split("=", 1) for p in args.param)
     params = {k: _value(v) for k, v in params.items()}
     grid = [(k, [_value(x) for x in v.split(";")]) for k, v in (s.split("=", 1) for s in args.sweep)]
+    weights = tuple(float(x) for x in args.bm25_weights.split(",")) if args.bm25_weights else None
     loaded: dict[str, Any] = {}
     embedder = None
     for s in sets:
         name = s.split(":")[0]
         if name not in loaded:
             loaded[name], embedder = build_cache(name, args.index_dir, refresh=args.refresh,
-                                                   page_bounded=args.page_bounded, rerank=args.rerank)
+                                                   page_bounded=args.page_bounded, rerank=args.rerank,
+                                                   bm25_weights=weights)
     combos = [dict(zip([k for k, _ in grid], vals)) for vals in itertools.product(*[v for _, v in grid])] or [{}]
     for combo in combos:
         kw = {**params, **combo}

@@ -23,7 +23,9 @@ Words (``words``) are lower-cased runs of letters and digits; a decimal or group
 (without the contraction fragments) plus a few modal verbs and quantifiers; ``REQUEST_WORDS`` are the words of
 asking ("please", "tell", "explain") that carry no content in a question; ``NEGATIONS`` the words
 that flip a statement. ``stem`` is the Snowball English stemmer (PyStemmer: identical stems to the
-pure-Python ``snowballstemmer``, 3-4x faster than the hand-written suffix strippers it replaced).
+pure-Python ``snowballstemmer``, 3-4x faster than the hand-written suffix strippers it replaced);
+Snowball keeps comparatives and superlatives whole ("older", "earliest"), so ``comparative_bases``
+gives the stems they may come from, for a caller to match against the stems it looks for.
 
 Citation markers (``MARKER``): ``[doc1]``, ``[doc1][doc2]`` and ``[doc1, doc2]``, case-insensitive,
 optional spaces.
@@ -38,7 +40,7 @@ import regex
 
 __all__ = [
     "MARKER", "MARKER_PREFIX", "NEGATIONS", "REQUEST_WORDS", "STOPWORDS", "content_words", "line_spans", "marker_numbers",
-    "sentence_spans", "split_sentences", "stem", "strip_markers", "terms", "words",
+    "comparative_bases", "sentence_spans", "split_sentences", "stem", "strip_markers", "terms", "words",
 ]
 
 # ---------------------------------------------------------------------------------------------
@@ -90,6 +92,23 @@ def _stemmer():
 def stem(word: str) -> str:
     """The Snowball (Porter 2) English stem of a lower-cased ``word``: 'policies' -> 'polici' <- 'policy'."""
     return _stemmer().stemWord(word)
+
+
+def comparative_bases(term: str) -> tuple[str, ...]:
+    """The stems a comparative or superlative stem may come from: Snowball keeps "older", "bigger",
+    "earliest" whole, so they never meet "old", "big", "earli" (early). ``term`` is a stem; the result
+    holds the candidates ("older" -> "old"; "bigger" -> "bigg", "big"; "later" -> "lat", "late"), empty
+    for other stems. Candidates only: an agent noun ("manager" -> "manag") gives them too, so a
+    caller matches them against the stems it looks for (the answerer: a question's terms)."""
+    for suffix in ("est", "er"):
+        base = term[: -len(suffix)]
+        if term.endswith(suffix) and len(base) >= 2:
+            out = [base]
+            if len(base) >= 3 and base[-1] == base[-2] and base[-1] not in "aeiouls":
+                out.append(base[:-1])  # bigger -> big, hottest -> hot
+            out.append(base + "e")  # later -> late ("larger" -> "larg" is the base itself)
+            return tuple(out)
+    return ()
 
 
 def terms(text: str, *, drop: Iterable[str] = ()) -> list[str]:

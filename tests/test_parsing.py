@@ -199,6 +199,49 @@ def test_pdf_title_falls_back_to_first_heading(handbook) -> None:
     assert handbook.title == "1 Introduction"
 
 
+def _cover_pdf(*, cover: bool) -> bytes:
+    """A running header on every page but the cover; a cover page or a repeated first heading."""
+    from reportlab.lib.pagesizes import letter
+    from reportlab.pdfgen import canvas
+
+    buf = io.BytesIO()
+    c = canvas.Canvas(buf, pagesize=letter)
+    c.setTitle("")
+    _, height = letter
+    if cover:
+        c.setFont("Helvetica", 36)
+        c.drawString(72, height - 200, "Contoso Electronics")
+        c.drawString(72, height - 400, "Employee Handbook")
+        c.showPage()
+    sections = [("Exceptions", "Managers may approve exceptions in writing."),
+                ("Leave Policy", "Annual leave is booked through the portal."),
+                ("Exceptions", "Leave carried over needs approval by HR."),
+                ("Travel Rules", "Trains are preferred for trips under four hours.")]
+    for n, (heading, body) in enumerate(sections, start=1):
+        c.setFont("Helvetica", 9)
+        c.drawString(72, height - 40, "Contoso Electronics Internal")
+        c.drawString(72, 30, f"Page {n}")
+        c.setFont("Helvetica-Bold", 16)
+        c.drawString(72, height - 100, heading)
+        c.setFont("Helvetica", 11)
+        c.drawString(72, height - 130, body)
+        c.drawString(72, height - 150, "Each rule is reviewed every year by the board of the company.")
+        c.showPage()
+    c.save()
+    return buf.getvalue()
+
+
+def test_pdf_title_is_the_cover_not_the_publisher_line() -> None:
+    doc = parse_document(_cover_pdf(cover=True), source_id="h.pdf", name="h.pdf")
+    assert doc.title == "Contoso Electronics Employee Handbook"
+
+
+def test_pdf_title_skips_running_header_and_repeated_headings() -> None:
+    doc = parse_document(_cover_pdf(cover=False), source_id="h.pdf", name="h.pdf")
+    assert "Internal" not in doc.text  # the running header is dropped, so it cannot be the title
+    assert doc.title == "Leave Policy"  # "Exceptions" heads two sections: not the document's title
+
+
 def test_pdf_with_owner_password_only_opens_with_empty_password(handbook_pdf: bytes) -> None:
     data = _encrypted(handbook_pdf, user_password="", owner_password="owner-secret")
     doc = parse_document(data, source_id="locked-lite.pdf", name="locked-lite.pdf")

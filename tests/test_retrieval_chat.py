@@ -401,3 +401,37 @@ def test_the_second_part_of_a_two_part_question_gets_its_own_sentence():
     assert [c.source_id for c in a.citations] == ["plan.pdf", "costs.pdf"]
     one_part = ExtractiveAnswerer(max_sentences=2, min_support=0.2, part_support=float("inf")).answer(req)
     assert "Specialist copayments are $50." not in [c.text for c in one_part.claims]
+
+
+def test_the_rank_prior_of_the_quote_is_weaker_than_the_abstentions():
+    # the top source half-answers; the second states the answer. Under the full rank prior (1.0) the top
+    # source's sentence scores best; the quote is chosen under ``quote_prior`` and the abstention is not changed
+    hits = [hit("Employees get paid vacation days.", n=1, title="Handbook"),
+            hit("Employees get 25 days of paid vacation per year.", n=2, title="Leave policy")]
+    req = build_grounded_request("How many days of paid vacation do employees get per year?", hits=hits, strictness=1)
+    common = dict(max_sentences=1, weights=(0.5, 0.5, 1.0, 1.0), quantity_penalty=0.0, min_support=0.3)
+    full = ExtractiveAnswerer(quote_prior=1.0, **common).answer(req)
+    weak = ExtractiveAnswerer(quote_prior=0.0, **common).answer(req)
+    assert full.claims[0].text == "Employees get paid vacation days."
+    assert weak.claims[0].text == "Employees get 25 days of paid vacation per year."
+    assert [c.chunk_id for c in weak.citations] == [hits[1].chunk.id]
+    # the abstention still judges the unit that is best under the full prior (support 0.59 here)
+    strict = dict(common, min_support=0.7)
+    assert ExtractiveAnswerer(quote_prior=0.0, **strict).answer(req).abstained
+    assert ExtractiveAnswerer(quote_prior=1.0, **strict).answer(req).abstained
+
+
+def test_comparative_bases_and_a_comparative_answers_its_base_word():
+    from indexers.text import comparative_bases, stem
+
+    assert stem("older") == "older" and "old" in comparative_bases(stem("older"))  # Snowball keeps comparatives
+    assert "big" in comparative_bases(stem("bigger")) and stem("early") in comparative_bases(stem("earliest"))
+    assert "late" in comparative_bases(stem("later"))
+    assert comparative_bases(stem("vacation")) == () and comparative_bases(stem("days")) == ()
+    hits = [hit("You must be 16 or older to ride a Larkspur e-bike. Helmets are recommended for all riders.", n=1)]
+    req = build_grounded_request("How old do you have to be to ride?", hits=hits, strictness=1)
+    a = ExtractiveAnswerer(max_sentences=1, min_support=0.6).answer(req)
+    assert not a.abstained and a.claims[0].text == "You must be 16 or older to ride a Larkspur e-bike."
+    # the base word does not spread the other way: "older" in a question is not answered by "old"
+    req = build_grounded_request("Which riders are older?", hits=[hit("Old bikes are retired.", n=1)], strictness=1)
+    assert ExtractiveAnswerer(max_sentences=1, min_support=0.6).answer(req).abstained

@@ -412,7 +412,19 @@ def _table_markdown(rows: list[_Row]) -> str:
     return markdown_table(grid)
 
 
+_MAX_TITLE_LINES = 4
+_MAX_TITLE_CHARS = 200
+
+
 def _title(reader: Any, elements: list[Element], name: str) -> str:
+    """The document's title: the PDF metadata title, else its cover, else its first heading, else the file name.
+
+    A *cover* is a first page made only of heading lines ("Contoso Electronics" / "Employee Handbook"):
+    its lines together are the title, since the first of them alone is often the publisher, the same
+    on every document of a collection. Otherwise the first heading on pages 1–2 that is not repeated
+    in the document ("Exceptions", "Tips" under every section) is taken. Running headers/footers are
+    never candidates: :func:`_structure` dropped them before (a line repeated on most pages).
+    """
     try:
         meta_title = collapse_whitespace(str((reader.metadata or {}).get("/Title") or ""))
     except Exception:  # broken info dictionary
@@ -421,7 +433,14 @@ def _title(reader: Any, elements: list[Element], name: str) -> str:
         (".doc", ".docx", ".pdf")
     ):
         return meta_title
+    first_page = [e for e in elements if e.page == 1]
+    cover = [e.text for e in first_page if e.kind == "title"]
+    if first_page and len(cover) == len(first_page) and len(cover) <= _MAX_TITLE_LINES:
+        joined = " ".join(cover)
+        if len(joined) <= _MAX_TITLE_CHARS:
+            return joined
+    headings = Counter(e.text.casefold() for e in elements if e.kind == "title")
     for e in elements[:20]:
-        if e.kind == "title" and e.page in (1, 2):
+        if e.kind == "title" and e.page in (1, 2) and headings[e.text.casefold()] == 1:
             return e.text
     return PurePath(name).stem
