@@ -110,6 +110,7 @@ class KeywordIndex:
         self._total_len = 0.0
         self._acc = np.zeros(0, dtype=np.float64)
         self._df_cache: dict[int, tuple[int, float, float]] = {}  # term id -> (df, idf, bound), this generation
+        self._norm: np.ndarray | None = None  # k1 (1 - b + b dl / avgdl) of every row, this generation
 
     # ---------------------------------------------------------------- keeping up with SQLite
 
@@ -117,7 +118,7 @@ class KeywordIndex:
         """Bring the index to ``generation`` (the caller's read snapshot of SQLite)."""
         if self.generation == generation:
             return
-        self._df_cache = {}
+        self._df_cache, self._norm = {}, None
         if self.generation is not None and self.generation < generation and log_reaches(con, self.generation):
             self._catch_up(con, self.generation)
         else:
@@ -135,7 +136,7 @@ class KeywordIndex:
         self._doclen = np.zeros(0, dtype=np.float64)
         self._live = np.zeros(0, dtype=bool)
         self._n_live, self._total_len = 0, 0.0
-        self._df_cache = {}
+        self._df_cache, self._norm = {}, None
         self.watermark = 0
 
     def _build(self, con: sqlite3.Connection) -> None:
@@ -159,6 +160,7 @@ class KeywordIndex:
             self._total_len -= float(self._doclen[dead].sum())
             self._doclen[dead] = 0.0
             self._dead_since_base += int(dead.size)
+            self._df_cache, self._norm = {}, None
         self._add_rows(con, above=self.watermark)
 
     def _grow(self, bound: int) -> None:
@@ -224,6 +226,7 @@ class KeywordIndex:
         self._doclen[rids] = lengths
         self._n_live += len(rows)
         self._total_len += float(lengths.sum())
+        self._df_cache, self._norm = {}, None  # the statistics changed
         t = np.array(flat_t, dtype=np.int64)
         keep = t >= 0
         if not keep.any():
@@ -361,26 +364,44 @@ class KeywordIndex:
         acc = self._acc
         parts: list[np.ndarray] = []  # the candidate rows, each once
         cand: np.ndarray | None = None  # set once the remaining terms are only looked up
+        top: np.ndarray | None = None  # n rows with the best partial scores (kept once theta is wanted)
         scored = 0.0  # the most the terms scored so far can have given a row
         for i, (df, _tid, idf, bound, rids, tfs) in enumerate(info):
             if cand is None and i and df > lookable and scored > rest[i]:
-                cand = np.concatenate(parts) if len(parts) > 1 else parts[0] if parts else np.zeros(0, np.int64)
-                theta = np.partition(acc[cand], cand.size - n)[cand.size - n] if cand.size >= n else None
-                if theta is None or not theta > rest[i]:
-                    cand = None
-                else:
+                if top is None:  # the n best rows so far; from here on kept up term by term
+                    every = _concat(parts)
+                    top = every[np.argpartition(acc[every], every.size - n)[every.size - n:]] \
+                        if every.size >= n else None
+                if top is not None and (theta := acc[top].min()) > rest[i]:
+                    cand = _concat(parts)
                     self.lookup_queries += 1
             if cand is None:  # every live, allowed posting of this term
-                live = self._live[rids]
-                if allowed is not None:
-                    live &= allowed.take(rids)
-                r = rids[live]
+                if df == rids.shape[0] and allowed is None:
+                    r, tf = rids, tfs  # no dead posting (df counts the live ones)
+                else:
+                    live = self._live[rids]
+                    if allowed is not None:
+                        live &= allowed.take(rids)
+                    r, tf = rids[live], tfs[live]
                 if r.size:
-                    parts.append(r[acc[r] == 0.0])  # rows first matched now (contributions are > 0)
-                    acc[r] += self._bm25(idf, tfs[live], r)
+                    now = acc[r]
+                    parts.append(r[now == 0.0])  # rows first matched now (contributions are > 0)
+                    acc[r] = now + self._bm25(idf, tf, r)
+                    if top is not None:
+                        top = _best(acc, top, r, n)
                 scored += bound
                 continue
-            # drop the rows that cannot reach theta any more (a relative margin covers rounding)
+            if cand.size > df:  # cheaper to walk the term's postings for the candidates among them
+                now = acc[rids]
+                hit = now > 0.0  # the candidates (live, allowed, not dropped) have a positive score
+                r = rids[hit]
+                if r.size:
+                    acc[r] = now[hit] + self._bm25(idf, tfs[hit], r)
+                    top = _best(acc, top, r, n)
+                    theta = acc[top].min()
+                continue
+            # drop the rows that cannot reach theta any more (a relative margin covers rounding),
+            # then look the others up (binary search in the term's sorted postings)
             low = (acc[cand] + rest[i]) * (1.0 + 1e-9) < theta
             if low.any():
                 acc[cand[low]] = 0.0
@@ -390,9 +411,10 @@ class KeywordIndex:
             r = cand[hit]
             if r.size:
                 acc[r] += self._bm25(idf, tfs[pos[hit]], r)
-            theta = np.partition(acc[cand], cand.size - n)[cand.size - n]
+            top = cand[np.argpartition(acc[cand], cand.size - n)[cand.size - n:]]
+            theta = acc[top].min()
         if cand is None:
-            cand = np.concatenate(parts) if len(parts) > 1 else parts[0] if parts else np.zeros(0, np.int64)
+            cand = _concat(parts)
         if cand.size == 0:
             return []
         scores = acc[cand]
@@ -409,8 +431,11 @@ class KeywordIndex:
         """One term's BM25 contributions for rows ``rids`` with frequencies ``tfs``."""
         avgdl = self._total_len / self._n_live if self._total_len > 0 else 1.0
         k1, b = self.k1, self.b
+        norm = self._norm
+        if norm is None:  # each row's length normalisation, once per generation (8 bytes a row)
+            norm = self._norm = k1 * (1.0 - b + b * (self._doclen / avgdl))
         tf = tfs.astype(np.float64)
-        return idf * (tf * (k1 + 1.0)) / (tf + k1 * (1.0 - b + b * (self._doclen[rids] / avgdl)))
+        return idf * (tf * (k1 + 1.0)) / (tf + norm[rids])
 
     # ---------------------------------------------------------------- persistence
 
@@ -528,6 +553,18 @@ class KeywordIndex:
         self._n_live, self._total_len = int(header["n_live"]), float(header["total_len"])
         self.watermark = watermark
         self.generation = self.saved_generation = int(header["generation"])
+
+
+def _best(acc: np.ndarray, top: np.ndarray, rows: np.ndarray, n: int) -> np.ndarray:
+    """The ``n`` best rows by ``acc`` after ``rows`` (sorted, distinct) were scored, given ``top``, the
+    ``n`` best before: every other row kept a score below theirs."""
+    pos = np.minimum(np.searchsorted(rows, top), rows.shape[0] - 1)
+    pool = np.concatenate([top[rows[pos] != top], rows])
+    return pool[np.argpartition(acc[pool], pool.size - n)[pool.size - n:]]
+
+
+def _concat(parts: list[np.ndarray]) -> np.ndarray:
+    return np.concatenate(parts) if len(parts) > 1 else parts[0] if parts else np.zeros(0, dtype=np.int64)
 
 
 def _scatter_by_term(slices, n_terms: int, keep: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
