@@ -64,6 +64,7 @@ FREQUENT_DF = 0.0
 #: At most this many distinct query terms are scored.
 MAX_QUERY_TERMS = 64
 _READ_BATCH = 2000
+_SLACK = 1e-9  # relative margin of the MaxScore comparisons (floating-point rounding is ~1e-16)
 _SLICE = 1 << 20  # postings per slice when the base is rebuilt (bounds its temporaries)
 
 
@@ -331,12 +332,13 @@ class KeywordIndex:
         first; ties by row id.
 
         Dynamic MaxScore, exact: terms are scored rarest first over all their postings until the
-        ``n``-th best partial score (theta) of the rows matched so far beats the sum of the upper
-        bounds of the remaining terms (each the term's largest contribution to a live row): no other
-        row can then reach the top ``n``, so the remaining terms are only looked up for those rows
-        (binary search in their sorted postings), and before each lookup the rows whose partial score
-        plus the remaining bounds falls below theta are dropped. Every row's score is summed in the
-        same term order on every path, so scores and ties are those of scoring every posting.
+        ``n``-th best partial score (theta, kept up term by term) beats the sum of the upper bounds
+        of the remaining terms (each the term's largest contribution to a live row): no other row
+        can then reach the top ``n``, so the remaining terms only add to those candidates, by
+        binary search in the term's sorted postings or, when the candidates outnumber them, by a
+        walk over the postings; candidates whose partial score plus the remaining bounds falls
+        below theta are no longer scored. Every row's score is summed in the same term order on
+        every path, so scores and ties are those of scoring every posting.
         Only terms in more than ``FREQUENT_DF`` of the rows may be looked up.
         """
         if n <= 0 or self._n_live == 0 or (allowed is not None and allowed.count == 0):
@@ -372,7 +374,7 @@ class KeywordIndex:
                     every = _concat(parts)
                     top = every[np.argpartition(acc[every], every.size - n)[every.size - n:]] \
                         if every.size >= n else None
-                if top is not None and (theta := acc[top].min()) > rest[i]:
+                if top is not None and (theta := acc[top].min()) * (1.0 - _SLACK) > rest[i]:
                     cand = _concat(parts)
                     self.lookup_queries += 1
             if cand is None:  # every live, allowed posting of this term
@@ -386,23 +388,27 @@ class KeywordIndex:
                 if r.size:
                     now = acc[r]
                     parts.append(r[now == 0.0])  # rows first matched now (contributions are > 0)
-                    acc[r] = now + self._bm25(idf, tf, r)
+                    new = now + self._bm25(idf, tf, r)
+                    acc[r] = new
                     if top is not None:
-                        top = _best(acc, top, r, n)
+                        top = _best(acc, top, r, new, n)
                 scored += bound
                 continue
+            # a row below ``least`` (> 0) cannot reach theta any more (``_SLACK`` covers rounding):
+            # it is not scored further (its partial score stays below the n best) or dropped
+            least = theta * (1.0 - _SLACK) - rest[i]
             if cand.size > df:  # cheaper to walk the term's postings for the candidates among them
                 now = acc[rids]
-                hit = now > 0.0  # the candidates (live, allowed, not dropped) have a positive score
+                hit = now >= least  # candidates (live, allowed, not dropped) within reach; the rest are 0
                 r = rids[hit]
                 if r.size:
-                    acc[r] = now[hit] + self._bm25(idf, tfs[hit], r)
-                    top = _best(acc, top, r, n)
+                    new = now[hit] + self._bm25(idf, tfs[hit], r)
+                    acc[r] = new
+                    top = _best(acc, top, r, new, n)
                     theta = acc[top].min()
                 continue
-            # drop the rows that cannot reach theta any more (a relative margin covers rounding),
-            # then look the others up (binary search in the term's sorted postings)
-            low = (acc[cand] + rest[i]) * (1.0 + 1e-9) < theta
+            # drop the candidates out of reach, look the others up (binary search in the postings)
+            low = acc[cand] < least
             if low.any():
                 acc[cand[low]] = 0.0
                 cand = cand[~low]
@@ -435,7 +441,12 @@ class KeywordIndex:
         if norm is None:  # each row's length normalisation, once per generation (8 bytes a row)
             norm = self._norm = k1 * (1.0 - b + b * (self._doclen / avgdl))
         tf = tfs.astype(np.float64)
-        return idf * (tf * (k1 + 1.0)) / (tf + norm[rids])
+        out = tf * (k1 + 1.0)  # idf (tf (k1 + 1)) / (tf + norm), in place (the same values)
+        out *= idf
+        den = norm[rids]
+        den += tf
+        out /= den
+        return out
 
     # ---------------------------------------------------------------- persistence
 
@@ -555,11 +566,12 @@ class KeywordIndex:
         self.generation = self.saved_generation = int(header["generation"])
 
 
-def _best(acc: np.ndarray, top: np.ndarray, rows: np.ndarray, n: int) -> np.ndarray:
-    """The ``n`` best rows by ``acc`` after ``rows`` (sorted, distinct) were scored, given ``top``, the
-    ``n`` best before: every other row kept a score below theirs."""
-    pos = np.minimum(np.searchsorted(rows, top), rows.shape[0] - 1)
-    pool = np.concatenate([top[rows[pos] != top], rows])
+def _best(acc: np.ndarray, top: np.ndarray, rows: np.ndarray, scores: np.ndarray, n: int) -> np.ndarray:
+    """The ``n`` best rows by ``acc`` once ``rows`` (sorted, distinct) were scored (their scores
+    ``scores``), given ``top``, the ``n`` best before: every other row stayed below each of those."""
+    rows = rows[scores >= acc[top].min()]  # below all of ``top``: not among the n best
+    pos = np.minimum(np.searchsorted(rows, top), max(rows.shape[0] - 1, 0))
+    pool = np.concatenate([top[rows[pos] != top], rows]) if rows.size else top
     return pool[np.argpartition(acc[pool], pool.size - n)[pool.size - n:]]
 
 
