@@ -323,7 +323,10 @@ class KeywordIndex:
             live = self._live[rids]
             df = int(np.count_nonzero(live))
             idf = math.log(1.0 + (self._n_live - df + 0.5) / (df + 0.5))
-            bound = float(self._bm25(idf, tfs[live], rids[live]).max()) if df else 0.0
+            if df == rids.shape[0]:
+                bound = float(self._bm25(idf, tfs, rids).max())
+            else:
+                bound = float(self._bm25(idf, tfs[live], rids[live]).max()) if df else 0.0
             stats = self._df_cache[tid] = (df, idf, bound)
         return stats
 
