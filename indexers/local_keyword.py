@@ -4,10 +4,12 @@ FTS5's ``MATCH 'a OR b OR c' ORDER BY bm25 LIMIT k`` scores every matching row t
 virtual-table interface (2 s per query at 1M chunks). Here the postings of the query's terms are
 numpy arrays: a query gathers them, drops the dead and the disallowed rows (the ``AllowedSet`` of
 ``indexers.local_allowed``, applied *before* the top-k cut), scores BM25 in a few vectorised
-operations and takes the top k with ``partition``. Terms are scored rarest first; the frequent ones
-(in more than ``FREQUENT_DF`` of the rows) are, when the top k is already out of their reach, only
-looked up for the candidate rows (MaxScore-style, exact), so the work is the postings of the rare
-terms plus a binary search per candidate, not the postings of every matching row.
+operations and takes the top k with ``partition``. Terms are scored rarest first (dynamic MaxScore,
+exact): once the k-th best partial score beats the sum of the remaining terms' upper bounds (each
+term's largest contribution to a live row, cached per term until the statistics change), the
+remaining terms are only looked up for the candidate rows, the hopeless candidates dropped first,
+so the work is the postings of the rare terms plus a binary search per candidate, not the
+postings of every matching row.
 
 Terms are ``indexers.text.terms`` of each field (the one text module: its words, stopwords and
 Snowball stems), for documents and queries alike. A chunk's term frequency is the weighted sum
@@ -56,11 +58,13 @@ KEYWORD_NAME = "keyword.bin"
 _MAGIC = b"ONDATA-KEYWORD-1\n"
 #: Compact when the delta's postings or the dead rows exceed this fraction of the base.
 COMPACT_FRACTION = 0.10
-#: A query term in more than this fraction of the rows is "frequent" (see ``KeywordIndex.search``).
-FREQUENT_DF = 0.05
+#: Only a query term in more than this fraction of the rows may be looked up for the candidates
+#: instead of scored over all its postings (``KeywordIndex.search``); 0: any term, 1: none.
+FREQUENT_DF = 0.0
 #: At most this many distinct query terms are scored.
 MAX_QUERY_TERMS = 64
 _READ_BATCH = 2000
+_SLACK = 1e-9  # relative margin of the MaxScore comparisons (floating-point rounding is ~1e-16)
 _SLICE = 1 << 20  # postings per slice when the base is rebuilt (bounds its temporaries)
 
 
@@ -87,7 +91,7 @@ class KeywordIndex:
         self.watermark = 0
         self.saved_generation: int | None = None
         self.full_builds = 0
-        self.lookup_queries = 0  # queries whose frequent terms were only looked up (bench, tests)
+        self.lookup_queries = 0  # queries whose last terms were only looked up (bench, tests)
         self.unsaved_build = False  # built from scratch since the last save
         self._base_id: str | None = None  # names the saved base segment (its delta file names it too)
         self._base_watermark = 0  # the watermark of the base segment
@@ -106,7 +110,8 @@ class KeywordIndex:
         self._n_live = 0
         self._total_len = 0.0
         self._acc = np.zeros(0, dtype=np.float64)
-        self._df_cache: dict[int, int] = {}  # term id -> live document frequency, this generation
+        self._df_cache: dict[int, tuple[int, float, float]] = {}  # term id -> (df, idf, bound), this generation
+        self._norm: np.ndarray | None = None  # k1 (1 - b + b dl / avgdl) of every row, this generation
 
     # ---------------------------------------------------------------- keeping up with SQLite
 
@@ -114,7 +119,7 @@ class KeywordIndex:
         """Bring the index to ``generation`` (the caller's read snapshot of SQLite)."""
         if self.generation == generation:
             return
-        self._df_cache = {}
+        self._df_cache, self._norm = {}, None
         if self.generation is not None and self.generation < generation and log_reaches(con, self.generation):
             self._catch_up(con, self.generation)
         else:
@@ -132,6 +137,7 @@ class KeywordIndex:
         self._doclen = np.zeros(0, dtype=np.float64)
         self._live = np.zeros(0, dtype=bool)
         self._n_live, self._total_len = 0, 0.0
+        self._df_cache, self._norm = {}, None
         self.watermark = 0
 
     def _build(self, con: sqlite3.Connection) -> None:
@@ -155,6 +161,7 @@ class KeywordIndex:
             self._total_len -= float(self._doclen[dead].sum())
             self._doclen[dead] = 0.0
             self._dead_since_base += int(dead.size)
+            self._df_cache, self._norm = {}, None
         self._add_rows(con, above=self.watermark)
 
     def _grow(self, bound: int) -> None:
@@ -220,6 +227,7 @@ class KeywordIndex:
         self._doclen[rids] = lengths
         self._n_live += len(rows)
         self._total_len += float(lengths.sum())
+        self._df_cache, self._norm = {}, None  # the statistics changed
         t = np.array(flat_t, dtype=np.int64)
         keep = t >= 0
         if not keep.any():
@@ -307,62 +315,115 @@ class KeywordIndex:
             return parts_r[0], parts_f[0]
         return np.concatenate(parts_r), np.concatenate(parts_f)
 
+    def _term_stats(self, tid: int, rids: np.ndarray, tfs: np.ndarray) -> tuple[int, float, float]:
+        """(live document frequency, idf, the largest BM25 contribution of the term to a live row) at
+        this generation's statistics, cached until they change (``refresh``, ``load``)."""
+        stats = self._df_cache.get(tid)
+        if stats is None:
+            live = self._live[rids]
+            df = int(np.count_nonzero(live))
+            idf = math.log(1.0 + (self._n_live - df + 0.5) / (df + 0.5))
+            if df == rids.shape[0]:
+                bound = float(self._bm25(idf, tfs, rids).max())
+            else:
+                bound = float(self._bm25(idf, tfs[live], rids[live]).max()) if df else 0.0
+            stats = self._df_cache[tid] = (df, idf, bound)
+        return stats
+
     def search(self, text: str, allowed: AllowedSet | None, n: int) -> list[tuple[int, float]]:
         """The top ``n`` (row id, BM25 score) among the live rows in ``allowed`` (None: all), best
         first; ties by row id.
 
-        Terms are scored rarest first. When the ``n``-th best partial score of the rows the rare
-        terms matched already beats the most the frequent terms (document frequency above
-        ``FREQUENT_DF`` of the rows) could add to any other row (``idf * (k1 + 1)`` each), the
-        frequent terms are only looked up for those rows (binary search in their sorted
-        postings) instead of scored over all their postings: the result is the same, exactly.
+        Dynamic MaxScore, exact: terms are scored rarest first over all their postings until the
+        ``n``-th best partial score (theta, kept up term by term) beats the sum of the upper bounds
+        of the remaining terms (each the term's largest contribution to a live row): no other row
+        can then reach the top ``n``, so the remaining terms only add to those candidates, by
+        binary search in the term's sorted postings or, when the candidates outnumber them, by a
+        walk over the postings; candidates whose partial score plus the remaining bounds falls
+        below theta are no longer scored. Every row's score is summed in the same term order on
+        every path, so scores and ties are those of scoring every posting.
+        Only terms in more than ``FREQUENT_DF`` of the rows may be looked up.
         """
         if n <= 0 or self._n_live == 0 or (allowed is not None and allowed.count == 0):
             return []
-        big_n = self._n_live
         info = []
         for tid in dict.fromkeys(self._vocab[t] for t in query_terms(text) if t in self._vocab):
             rids, tfs = self._postings(tid)
             if rids.size == 0:
                 continue
-            df = self._df_cache.get(tid)
-            if df is None:
-                df = self._df_cache[tid] = int(np.count_nonzero(self._live[rids]))
+            df, idf, bound = self._term_stats(tid, rids, tfs)
             if df:
-                info.append((df, tid, math.log(1.0 + (big_n - df + 0.5) / (df + 0.5)), rids, tfs))
+                info.append((df, tid, idf, bound, rids, tfs))
         if not info:
             return []
         info.sort(key=lambda x: (x[0], x[1]))  # rarest first: one summation order for every path
-        split = len(info)
-        while split > 1 and info[split - 1][0] > FREQUENT_DF * big_n:
-            split -= 1
+        # rest[i]: the most terms i.. can add to a row, summed in scoring order (so a row matched only
+        # by them scores at most rest[i] in floating point too: addition is monotone)
+        rest = [0.0] * (len(info) + 1)
+        for i in range(len(info)):
+            s = 0.0
+            for x in info[i:]:
+                s += x[3]
+            rest[i] = s
+        lookable = FREQUENT_DF * self._n_live
         acc = self._acc
-
-        def add_postings(terms_info: list) -> None:  # every live, allowed posting of these terms
-            for _df, _tid, idf, rids, tfs in terms_info:
-                live = self._live[rids]
-                if allowed is not None:
-                    live &= allowed.take(rids)
-                r = rids[live]
+        parts: list[np.ndarray] = []  # the candidate rows, each once
+        cand: np.ndarray | None = None  # set once the remaining terms are only looked up
+        top: np.ndarray | None = None  # n rows with the best partial scores (kept once theta is wanted)
+        scored = 0.0  # the most the terms scored so far can have given a row
+        for i, (df, _tid, idf, bound, rids, tfs) in enumerate(info):
+            if cand is None and i and df > lookable and scored > rest[i]:
+                if top is None:  # the n best rows so far; from here on kept up term by term
+                    every = _concat(parts)
+                    top = every[np.argpartition(acc[every], every.size - n)[every.size - n:]] \
+                        if every.size >= n else None
+                if top is not None and (theta := acc[top].min()) * (1.0 - _SLACK) > rest[i]:
+                    cand = _concat(parts)
+                    self.lookup_queries += 1
+            if cand is None:  # every live, allowed posting of this term
+                if df == rids.shape[0] and allowed is None:
+                    r, tf = rids, tfs  # no dead posting (df counts the live ones)
+                else:
+                    live = self._live[rids]
+                    if allowed is not None:
+                        live &= allowed.take(rids)
+                    r, tf = rids[live], tfs[live]
                 if r.size:
-                    acc[r] += self._bm25(idf, tfs[live], r)
-
-        add_postings(info[:split])
-        rest = info[split:]
-        cand = np.flatnonzero(acc)
-        if rest:
-            bound = sum(idf * (self.k1 + 1.0) for _df, _tid, idf, _r, _f in rest)
-            if cand.size >= n and np.partition(acc[cand], cand.size - n)[cand.size - n] > bound:
-                self.lookup_queries += 1
-                for _df, _tid, idf, rids, tfs in rest:  # only the candidates can still reach the top n
-                    pos = np.minimum(np.searchsorted(rids, cand), rids.shape[0] - 1)
-                    hit = rids[pos] == cand
-                    r = cand[hit]
-                    if r.size:
-                        acc[r] += self._bm25(idf, tfs[pos[hit]], r)
-            else:
-                add_postings(rest)
-                cand = np.flatnonzero(acc)
+                    now = acc[r]
+                    parts.append(r[now == 0.0])  # rows first matched now (contributions are > 0)
+                    new = now + self._bm25(idf, tf, r)
+                    acc[r] = new
+                    if top is not None:
+                        top = _best(acc, top, r, new, n)
+                scored += bound
+                continue
+            # a row below ``least`` (> 0) cannot reach theta any more (``_SLACK`` covers rounding):
+            # it is not scored further (its partial score stays below the n best) or dropped
+            least = theta * (1.0 - _SLACK) - rest[i]
+            if cand.size > df:  # cheaper to walk the term's postings for the candidates among them
+                now = acc[rids]
+                hit = now >= least  # candidates (live, allowed, not dropped) within reach; the rest are 0
+                r = rids[hit]
+                if r.size:
+                    new = now[hit] + self._bm25(idf, tfs[hit], r)
+                    acc[r] = new
+                    top = _best(acc, top, r, new, n)
+                    theta = acc[top].min()
+                continue
+            # drop the candidates out of reach, look the others up (binary search in the postings)
+            low = acc[cand] < least
+            if low.any():
+                acc[cand[low]] = 0.0
+                cand = cand[~low]
+            pos = np.minimum(np.searchsorted(rids, cand), rids.shape[0] - 1)
+            hit = rids[pos] == cand
+            r = cand[hit]
+            if r.size:
+                acc[r] += self._bm25(idf, tfs[pos[hit]], r)
+            top = cand[np.argpartition(acc[cand], cand.size - n)[cand.size - n:]]
+            theta = acc[top].min()
+        if cand is None:
+            cand = _concat(parts)
         if cand.size == 0:
             return []
         scores = acc[cand]
@@ -379,8 +440,16 @@ class KeywordIndex:
         """One term's BM25 contributions for rows ``rids`` with frequencies ``tfs``."""
         avgdl = self._total_len / self._n_live if self._total_len > 0 else 1.0
         k1, b = self.k1, self.b
+        norm = self._norm
+        if norm is None:  # each row's length normalisation, once per generation (8 bytes a row)
+            norm = self._norm = k1 * (1.0 - b + b * (self._doclen / avgdl))
         tf = tfs.astype(np.float64)
-        return idf * (tf * (k1 + 1.0)) / (tf + k1 * (1.0 - b + b * (self._doclen[rids] / avgdl)))
+        out = tf * (k1 + 1.0)  # idf (tf (k1 + 1)) / (tf + norm), in place (the same values)
+        out *= idf
+        den = norm[rids]
+        den += tf
+        out /= den
+        return out
 
     # ---------------------------------------------------------------- persistence
 
@@ -498,6 +567,19 @@ class KeywordIndex:
         self._n_live, self._total_len = int(header["n_live"]), float(header["total_len"])
         self.watermark = watermark
         self.generation = self.saved_generation = int(header["generation"])
+
+
+def _best(acc: np.ndarray, top: np.ndarray, rows: np.ndarray, scores: np.ndarray, n: int) -> np.ndarray:
+    """The ``n`` best rows by ``acc`` once ``rows`` (sorted, distinct) were scored (their scores
+    ``scores``), given ``top``, the ``n`` best before: every other row stayed below each of those."""
+    rows = rows[scores >= acc[top].min()]  # below all of ``top``: not among the n best
+    pos = np.minimum(np.searchsorted(rows, top), max(rows.shape[0] - 1, 0))
+    pool = np.concatenate([top[rows[pos] != top], rows]) if rows.size else top
+    return pool[np.argpartition(acc[pool], pool.size - n)[pool.size - n:]]
+
+
+def _concat(parts: list[np.ndarray]) -> np.ndarray:
+    return np.concatenate(parts) if len(parts) > 1 else parts[0] if parts else np.zeros(0, dtype=np.int64)
 
 
 def _scatter_by_term(slices, n_terms: int, keep: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

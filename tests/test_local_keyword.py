@@ -4,6 +4,7 @@ rebuild, a missing/stale/corrupt file is rebuilt, restrictions apply before the 
 from __future__ import annotations
 
 import logging
+import math
 
 import numpy as np
 from hypothesis import HealthCheck, given, settings
@@ -254,3 +255,101 @@ def test_compaction_by_term_scatter_equals_the_general_merge(monkeypatch):
     assert arrays(index) == arrays(general)
     assert not set(np.asarray(index._base_rids).tolist()) & {1, 2, 17, 41, 60}
     assert index._base_rids.dtype == np.int32
+
+
+def brute_force_bm25(kw, text: str, allowed, n: int) -> list[tuple[int, float]]:
+    """BM25 of every live, allowed row over all the postings of the query's terms, one row at a time
+    (terms summed rarest first, the order the index documents), ranked by score then row id."""
+    from indexers.local_keyword import query_terms as qterms
+
+    live_rows = [r for r in range(kw._live.shape[0]) if kw._live[r]]
+    avgdl = kw._total_len / len(live_rows) if kw._total_len > 0 else 1.0
+    terms = []
+    for tid in dict.fromkeys(kw._vocab[t] for t in qterms(text) if t in kw._vocab):
+        rids, tfs = kw._postings(tid)
+        postings = {int(r): float(f) for r, f in zip(rids, tfs) if kw._live[int(r)]}
+        if postings:
+            df = len(postings)
+            terms.append((df, tid, math.log(1.0 + (len(live_rows) - df + 0.5) / (df + 0.5)), postings))
+    terms.sort(key=lambda x: (x[0], x[1]))
+    k1, b = kw.k1, kw.b
+    scores = {}
+    for row in live_rows:
+        if allowed is not None and row not in allowed:
+            continue
+        score, matched = 0.0, False
+        for _df, _tid, idf, postings in terms:
+            if row in postings:
+                tf = postings[row]
+                score += idf * (tf * (k1 + 1.0)) / (tf + k1 * (1.0 - b + b * (float(kw._doclen[row]) / avgdl)))
+                matched = True
+        if matched:
+            scores[row] = score
+    return sorted(scores.items(), key=lambda x: (-x[1], x[0]))[:n]
+
+
+def zipf_text(rng: np.random.Generator, skew: float) -> str:
+    """1-9 words of ``WORDS``, the k-th about (k + 1) ** -skew as frequent: many terms of similar
+    frequency (skew near 0) to a few frequent ones."""
+    p = np.arange(1, len(WORDS) + 1, dtype=np.float64) ** -skew
+    return " ".join(rng.choice(WORDS, size=int(rng.integers(1, 10)), p=p / p.sum()))
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(seed=st.integers(0, 2**32 - 1), n_rows=st.integers(1, 240), n=st.integers(1, 12),
+       skew=st.floats(0.0, 2.0),
+       queries=st.lists(st.lists(st.sampled_from(WORDS), min_size=1, max_size=10).map(" ".join), min_size=1, max_size=3),
+       restrict=st.sampled_from(["none", "half", "few"]), dead=st.floats(0.0, 0.6))
+def test_search_equals_brute_force_bm25_over_all_postings(tmp_path_factory, seed, n_rows, n, skew, queries,
+                                                          restrict, dead):
+    from indexers.local_allowed import AllowedSet
+
+    rng = np.random.default_rng(seed)
+
+    def text() -> str:
+        return zipf_text(rng, skew)
+
+    index = LocalIndex(tmp_path_factory.mktemp("bf"), dimensions=DIMS, model_id="m")
+    try:
+        sources = [f"s{i}.md" for i in range(max(1, n_rows // 4))]
+        for k, source in enumerate(sources):
+            put(index, [chunk(source, i, text()) for i in range(4)], [])
+            if k == len(sources) // 2:
+                text_hits(index, "policy")  # built now: the rest arrives in the delta, caught up
+        gone = [s for s in sources if rng.random() < dead]
+        for source in gone[::2]:  # dead rows: re-written and deleted sources
+            put(index, [chunk(source, i, text()) for i in range(3)], [source])
+        index.delete_sources(gone[1::2])
+        text_hits(index, "policy")  # brings the keyword index to this generation
+        kw = index._keyword
+        size = kw._live.shape[0]
+        allowed = None if restrict == "none" else AllowedSet(rng.random(size) < (0.5 if restrict == "half" else 0.1))
+        if allowed is not None and allowed.count == 0:
+            allowed = AllowedSet(np.zeros(size, dtype=bool))
+        for query in queries:  # one after another: nothing of a search leaks into the next
+            assert kw.search(query, allowed, n) == brute_force_bm25(kw, query, allowed, n), query
+        assert not kw._acc.any()  # the scratch scores are all reset
+        kw.compact()  # the same after merging the delta and dropping the dead postings
+        for query in queries:
+            assert kw.search(query, allowed, n) == brute_force_bm25(kw, query, allowed, n), query
+    finally:
+        index.close()
+
+
+def test_brute_force_comparison_takes_the_lookup_paths(tmp_path):
+    """The property above exercises the lookup paths: a skewed corpus, a small n."""
+    from indexers.local_allowed import AllowedSet
+
+    rng = np.random.default_rng(5)
+    index = LocalIndex(tmp_path, dimensions=DIMS, model_id="m")
+    put(index, [chunk(f"s{i // 4}.md", i % 4, zipf_text(rng, 1.0)) for i in range(400)], [])
+    text_hits(index, "policy")
+    kw = index._keyword
+    before = kw.lookup_queries
+    allowed = AllowedSet(rng.random(kw._live.shape[0]) < 0.5)
+    for q in ("rocket engine kerosene oxygen", "cat kitten milk rocket", "lava chess pawn policy tax return"):
+        for a in (None, allowed):
+            for n in (1, 3, 10):
+                assert kw.search(q, a, n) == brute_force_bm25(kw, q, a, n), (q, n)
+    assert kw.lookup_queries > before
+    index.close()
