@@ -446,6 +446,31 @@ def test_azure_rebuild_fills_a_new_index_and_points_the_alias_at_it(tmp_path):
         assert sorted(server.indexes) == ["docs-v2", "docs-v2-sources"] and server.aliases == {"docs": "docs-v2"}
 
 
+def test_the_dry_run_lists_a_scope_once_with_each_of_its_sources(tmp_path):
+    """A file ingested alone joins its folder's scope: the dry run names the scope (and its document count)
+    once, then the folder and the file it re-reads, the file as a file."""
+    from typer.testing import CliRunner
+
+    from ondata.cli import app
+
+    docs, idx = make_docs(tmp_path / "docs"), tmp_path / "idx"
+    first_ingest(docs, idx)
+    single = docs / sorted(TOPICS)[0]
+    embedder = HashingEmbedder(dimensions=DIMS)
+    with LocalIndex(idx, dimensions=DIMS, model_id=embedder.model_id) as index:
+        report = ingest(LocalFolderSource(single), index=index, embedder=embedder,
+                        options=IngestOptions(chunking=ChunkingConfig(chunk_size=128, overlap=10), cleanup="none"))
+    assert report.unchanged == 1 and not report.failed
+    env = {"ONDATA_EMBEDDER": "hashing", "ONDATA_HASHING_DIMENSIONS": str(DIMS), "COLUMNS": "1000"}  # no wrapping
+    dry = CliRunner().invoke(app, ["index", "rebuild", "--index", str(idx), "--dry-run"], env=env)
+    assert dry.exit_code == 0, dry.output
+    said = " ".join(dry.output.split())
+    scope = os.path.realpath(docs)
+    assert said.count(f"scope {scope} ") == 1, said
+    assert (f"scope {scope} (3 documents), re-read from: folder {scope} file {os.path.realpath(single)}" in said
+            or f"scope {scope} (3 documents), re-read from: file {os.path.realpath(single)} folder {scope}" in said), said
+
+
 def test_the_dry_run_and_stats_name_the_in_place_generation_in_words(tmp_path):
     from typer.testing import CliRunner
 
@@ -458,8 +483,9 @@ def test_the_dry_run_and_stats_name_the_in_place_generation_in_words(tmp_path):
     dry = runner.invoke(app, ["index", "rebuild", "--index", str(idx), "--chunk-size", "48", "--dry-run"], env=env)
     assert dry.exit_code == 0, dry.output
     said = " ".join(dry.output.split())  # rich wraps at the terminal width
-    assert f"index {idx}: live the original index files in the index folder, new generation gen-" in said
+    assert f"index {idx}: live: the original index files in the index folder; new: generation gen-" in said
     assert "live ." not in said
+    assert f"scope {os.path.realpath(docs)} (3 documents), re-read from: folder {os.path.realpath(docs)}" in said
     stats = runner.invoke(app, ["index", "stats", "--index", str(idx), "--json"], env=env)
     data = json.loads(stats.output)
     assert data["generation"] == "." and "live_generation" not in data and isinstance(data["writes"], int)

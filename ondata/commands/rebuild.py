@@ -63,11 +63,17 @@ class RebuildPlan:
     new_label: str = ""
 
     def lines(self) -> list[str]:
-        out = [f"index {self.index}: live {self.live_label or self.live}, new {self.new_label or self.new}"]
-        for r in self.scopes:
-            globs = "" if r.include == ("*",) and not r.exclude else \
-                f" (include {', '.join(r.include)}{'; exclude ' + ', '.join(r.exclude) if r.exclude else ''})"
-            out.append(f"  scope {r.scope}: {r.kind} {r.where()}{globs}, {self.documents.get(r.scope, 0)} documents")
+        out = [f"index {self.index}: live: {self.live_label or self.live}; new: {self.new_label or self.new}"]
+        by_scope: dict[str, list[ScopeRecord]] = {}
+        for r in self.scopes:  # a scope may have several sources (a folder, and a file of it ingested alone)
+            by_scope.setdefault(r.scope, []).append(r)
+        for scope, records in by_scope.items():
+            out.append(f"  scope {scope} ({_count(self.documents.get(scope, 0), 'document')}), re-read from:")
+            for r in records:
+                globs = "" if r.include == ("*",) and not r.exclude else \
+                    f" (include {', '.join(r.include)}{'; exclude ' + ', '.join(r.exclude) if r.exclude else ''})"
+                kind = "file" if r.kind == "folder" and os.path.isfile(r.root) else r.kind
+                out.append(f"    {kind} {r.where()}{globs}")
         for r in self.skipped:
             out.append(f"  scope {r.scope}: {r.kind} {r.where()} holds no documents any more; not rebuilt")
         out += [f"  {c}" for c in self.changes] or ["  settings unchanged (the new index is built the same way)"]
@@ -77,6 +83,10 @@ class RebuildPlan:
         return {"index": self.index, "live": self.live, "new": self.new, "changes": self.changes,
                 "scopes": [r.to_dict() | {"documents": self.documents.get(r.scope, 0)} for r in self.scopes],
                 "skipped": [r.to_dict() for r in self.skipped]}
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
 def _chunking(record: ScopeRecord) -> dict:
