@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import threading
-from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -123,7 +122,7 @@ def ingest_from_settings(
     A local ingest holds the index's rebuild lock shared, as `ondata ingest` does: ``RebuildInProgress``
     while ``ondata index rebuild`` runs.
     """
-    from ondata.wiring import ingest_options, task_retry_policy
+    from ondata.wiring import ingest_guard, ingest_options, task_retry_policy
     from pipelines.flows import ingest_flow_body, make_task_runner
 
     source = absolute_source(source)
@@ -136,13 +135,8 @@ def ingest_from_settings(
     index_label = (f"Azure AI Search {settings.azure_search_index}" if settings.profile == "azure"
                    else f"local {Path(settings.index_dir).resolve()}")
     runner = make_task_runner(task_runner, max_workers=max_workers)
-    guard: Any = nullcontext()
-    if settings.profile == "local" and not dry_run:  # as `ondata ingest`: refused while a rebuild runs
-        from indexers.local_generations import ingest_lock
-
-        guard = ingest_lock(Path(settings.index_dir))
     try:
-        with guard:
+        with ingest_guard(settings, dry_run=dry_run):  # as `ondata ingest`: refused while a rebuild runs
             # threads share this process's objects; Dask workers get the factory and build their own
             components = factory() if task_runner == "threads" else factory
             with runner:

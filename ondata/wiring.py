@@ -11,6 +11,7 @@ I/O tasks over them get ``task_retry_policy(settings)``, which is ``RetryPolicy.
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -229,6 +230,19 @@ def ingest_options(settings: Settings, *, dry_run: bool = False, keep_stale_on_e
         cleanup=cleanup,  # type: ignore[arg-type]
         **({"batch_chunks": batch_chunks} if batch_chunks is not None else {}),
     )
+
+
+def ingest_guard(settings: Settings, *, dry_run: bool = False):
+    """What an ingest holds while it writes: for a local index, its rebuild lock shared
+    (``local_generations.ingest_lock``: refused with ``RebuildInProgress`` while ``ondata index rebuild``
+    runs, and a rebuild refused while the ingest runs); nothing for Azure or a dry run.
+
+    The one place ``ondata ingest``, ``ondata eval run --docs`` and the Prefect flows get it from."""
+    if settings.profile != "local" or dry_run:
+        return nullcontext()
+    from indexers.local_generations import ingest_lock
+
+    return ingest_lock(Path(settings.index_dir))
 
 
 def open_local_index(settings: Settings):

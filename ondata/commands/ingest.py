@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 import threading
-from contextlib import closing, nullcontext
+from contextlib import closing
 from dataclasses import asdict
 from pathlib import Path
 from typing import Optional
@@ -119,16 +119,11 @@ def ingest_with_progress(settings: Settings, path: str, console: Console, *, dry
     run; the report says so. A local ingest holds the index's rebuild lock shared
     (``local_generations.ingest_lock``): it is refused while ``ondata index rebuild`` runs, and a rebuild
     is refused while it runs."""
-    from ondata.wiring import build_embedder, build_index, build_source, ingest_options
+    from ondata.wiring import build_embedder, build_index, build_source, ingest_guard, ingest_options
     from pipelines.ingest import ingest as run_ingest
 
     check_ingest_arguments(settings, path)
-    guard = nullcontext()
-    if settings.profile == "local" and not dry_run:  # refused during a rebuild; a rebuild waits for this run
-        from indexers.local_generations import ingest_lock
-
-        guard = ingest_lock(Path(settings.index_dir))
-    with guard:
+    with ingest_guard(settings, dry_run=dry_run):  # refused during a rebuild; a rebuild is refused during it
         source = build_source(settings, path, include=include, exclude=exclude, follow_symlinks=follow_symlinks,
                               scope=scope)
         if cleanup is None:
