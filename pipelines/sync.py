@@ -146,23 +146,18 @@ class PipelineFingerprint:
         if not bar:
             return False
         name = record.source_id.rsplit("/", 1)[-1]
-        probe = SourceItem(record.source_id or "?", content, name, content_type=guess_content_type(name),
-                           groups=tuple(record.groups), scope=record.scope)
-        return self.stamp(probe) == record.version
+        content_type = guess_content_type(name)
+        if self.parser is _default_parser:  # its part read once per file format: no item built
+            parser = self._default_parser_name(name, content_type)
+        else:
+            probe = SourceItem(record.source_id or "?", content, name, content_type=content_type,
+                               groups=tuple(record.groups), scope=record.scope)
+            parser = _parser_name(lambda: self.parser(probe))
+        return record.version == self._stamp_of(content, parser, record.groups)
 
     def current_of(self, records: Iterable[SourceRecord]) -> Iterator[SourceRecord]:
-        """The records ``current`` accepts, in order (with the default parser without building an item each)."""
-        if self.parser is not _default_parser:
-            yield from (r for r in records if self.current(r))
-            return
-        for r in records:
-            content, bar, _ = r.version.partition("|")
-            if not bar:
-                continue
-            name = r.source_id.rsplit("/", 1)[-1]
-            parser = self._default_parser_name(name, guess_content_type(name))
-            if r.version == self._stamp_of(content, parser, r.groups):
-                yield r
+        """The records ``current`` accepts, in order."""
+        return (r for r in records if self.current(r))
 
 
 def _with_version(item: SourceItem, version: str) -> SourceItem:
