@@ -328,10 +328,10 @@ class AzureSearchIndex:
         )
 
     # ------------------------------------------------------------------ schema
-    def _description(self) -> str:
-        return _DESCRIPTION_PREFIX + json.dumps(
-            {"model_id": self.model_id, "dimensions": self._dimensions, "schema": SCHEMA_VERSION}, sort_keys=True
-        )
+    def _description(self, meta: Mapping[str, Any] | None = None) -> str:
+        """The index description: ondata's JSON (``meta``, over this index's model, dimensions and schema)."""
+        base = {"model_id": self.model_id, "dimensions": self._dimensions, "schema": SCHEMA_VERSION}
+        return _DESCRIPTION_PREFIX + json.dumps(base | dict(meta or {}), sort_keys=True, ensure_ascii=False)
 
     def _desired_fields(self) -> list[Any]:
         from azure.search.documents.indexes.models import SearchField, SearchFieldDataType as T_
@@ -643,10 +643,7 @@ class AzureSearchIndex:
             meta = _description_meta(existing.description)
             if not change(meta):
                 return
-            meta.setdefault("model_id", self.model_id)
-            meta.setdefault("dimensions", self._dimensions)
-            meta.setdefault("schema", SCHEMA_VERSION)
-            existing.description = _DESCRIPTION_PREFIX + json.dumps(meta, sort_keys=True, ensure_ascii=False)
+            existing.description = self._description(meta)
             if self._call(what, lambda: write(existing)):
                 return
         raise IndexError_(f"{what} failed: the definition of index {self.index_name!r} kept changing "
