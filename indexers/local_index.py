@@ -188,6 +188,7 @@ _CHUNK_COLUMNS = (
     "ingested_at, content"
 )
 _BATCH = 500  # max bound parameters per IN (...) list
+_STAMP_BATCH = 20_000  # manifest rows read per lock hold by list_source_stamps
 
 
 def fts_query(text: str) -> str:
@@ -603,6 +604,29 @@ class LocalIndex:
             return []
         with self._lock:
             return manifest.read(self._con(), scope)
+
+    def list_source_stamps(self, *, scope: str) -> Iterator[tuple[str, str, tuple[str, ...], str, bool]]:
+        """``(source_id, version, groups, stat, complete)`` of every document of ``scope``, in no particular
+        order, as ``list_sources`` would give them but without building a record each (what a re-run's
+        plan compares with: one pass over the manifest; ``get_source`` builds the record of one)."""
+        if self._absent():
+            return
+        with self._lock:
+            rows = manifest.stamps(self._con(), scope)
+            batch = rows.fetchmany(_STAMP_BATCH)
+        groups_of = manifest.groups_of
+        while batch:
+            for source_id, version, groups, stat, complete in batch:
+                yield source_id, version, groups_of(groups), stat, complete == 1
+            with self._lock:
+                batch = rows.fetchmany(_STAMP_BATCH)
+
+    def get_source(self, source_id: str, *, scope: str) -> SourceRecord | None:
+        """The record of one document of ``scope`` (as ``list_sources`` gives it), None when not held."""
+        if self._absent():
+            return None
+        with self._lock:
+            return manifest.get(self._con(), scope, source_id)
 
     def record_source_stats(self, scope: str, stats: dict[str, str]) -> None:
         """Store new change tokens (``SourceItem.stat``) of documents of ``scope`` listed unchanged."""

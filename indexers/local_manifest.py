@@ -10,6 +10,9 @@ documents a write touches are recomputed from their chunks in the write's own tr
 listing costs O(documents), not O(chunks). ``stat`` alone may also be set by ``set_stats`` (a file
 touched but unchanged: its chunks get the new token too, so the equality holds).
 
+``stamps`` reads what a re-run compares (id, version, groups, stat, complete) in one pass without
+building a record per row; ``get`` reads the record of one document.
+
 Schema 3 added the table; ``MIGRATION_2_TO_3`` builds it in place from the chunks.
 """
 
@@ -87,11 +90,25 @@ def set_stats(con: sqlite3.Connection, scope: str, stats: Mapping[str, str]) -> 
 def read(con: sqlite3.Connection, scope: str | None) -> list[SourceRecord]:
     """The manifest of ``scope`` (None: every scope) as records sorted by scope then source id."""
     where, params = ("WHERE scope = ? ", [scope]) if scope is not None else ("", [])
-    rows = con.execute(
-        "SELECT scope, source_id, chunk_count, versions, version, min_chunks, max_chunks, ingested_at, groups, stat "
-        f"FROM sources {where}ORDER BY scope, source_id", params,
-    )
+    rows = con.execute(f"SELECT {_COLUMNS} FROM sources {where}ORDER BY scope, source_id", params)
     return [record(row) for row in rows]
+
+
+_COLUMNS = "scope, source_id, chunk_count, versions, version, min_chunks, max_chunks, ingested_at, groups, stat"
+_COMPLETE = "(versions = 1 AND min_chunks = max_chunks AND (max_chunks = 0 OR max_chunks = chunk_count))"
+
+
+def stamps(con: sqlite3.Connection, scope: str) -> sqlite3.Cursor:
+    """Rows ``(source_id, version, groups, stat, complete)`` of every document of ``scope``, in no particular
+    order (``groups`` as stored: ``groups_of`` reads it; ``complete`` 1 or 0): one pass over the table
+    building no record (what a re-run compares its listing with)."""
+    return con.execute(f"SELECT source_id, version, groups, stat, {_COMPLETE} FROM sources WHERE scope = ?", (scope,))
+
+
+def get(con: sqlite3.Connection, scope: str, source_id: str) -> SourceRecord | None:
+    """The record of one document (None when the index does not hold it)."""
+    row = con.execute(f"SELECT {_COLUMNS} FROM sources WHERE scope = ? AND source_id = ?", (scope, source_id)).fetchone()
+    return None if row is None else record(row)
 
 
 def record(row: Sequence) -> SourceRecord:
@@ -99,12 +116,13 @@ def record(row: Sequence) -> SourceRecord:
     scope, source_id, n, n_versions, version, min_sc, max_sc, ingested_at, groups, stat = row
     complete = n_versions == 1 and min_sc == max_sc and (max_sc == 0 or max_sc == n)
     return SourceRecord(source_id=source_id, version=version, chunk_count=n, complete=complete,
-                        scope=sys.intern(scope), groups=_groups(groups), ingested_at=ingested_at, stat=stat)
+                        scope=sys.intern(scope), groups=groups_of(groups), ingested_at=ingested_at, stat=stat)
 
 
 @lru_cache(maxsize=8192)
-def _groups(groups: str) -> tuple[str, ...]:
-    """The groups of a manifest row's ``groups`` (few distinct values: parsed once each)."""
+def groups_of(groups: str) -> tuple[str, ...]:
+    """The groups of a manifest row's ``groups`` column (a JSON array of the chunks' JSON group lists;
+    few distinct values: each parsed once)."""
     return tuple(dict.fromkeys(g for gs in json.loads(groups) for g in json.loads(gs)))
 
 

@@ -61,7 +61,7 @@ from pipelines.chunking import ChunkingConfig, chunk_document
 from pipelines.errors import DocumentTooLargeError, EmptyDocumentError
 from pipelines.parsing import parse_document
 from pipelines.ports import DocumentSource
-from pipelines.records import ParsedDocument, SourceItem
+from pipelines.records import KnownRecords, ParsedDocument, SourceItem
 from pipelines.sync import CLEANUP_MODES, LEGACY_SCOPE, CleanupMode, PipelineFingerprint, SyncPlan, plan_sync
 
 log = logging.getLogger(__name__)
@@ -285,19 +285,32 @@ def list_and_plan(source: DocumentSource, index: SearchIndex, *, cleanup: Cleanu
     (``known``: complete, and stamped as this pipeline would stamp them, ``PipelineFingerprint.current``),
     so it may skip reading what its change tokens say is unchanged (reusing the record); the listing
     is consumed as it comes (never held as a list) and unchanged documents are only counted
-    (``SyncPlan.n_unchanged``): the plan holds what changed, not the corpus. Other scopes' records are read only for
+    (``SyncPlan.n_unchanged``): the plan holds what changed, not the corpus. With an index that has
+    ``list_source_stamps`` (the local one) the scope's manifest is read as (id, token) pairs in one pass
+    (``_stored_and_known``) and a whole record is read only for an id listed changed or gone; the source
+    reports its unchanged files as ``UnchangedIds`` (a source that says so, ``lists_unchanged_ids``: the
+    folder source; one that lists every item, as Blob does, gets the records read as before, so its plan
+    never reads a record per listed item). Other scopes' records are read only for
     ``cleanup="full"``. ``record_stats`` (not on a dry run) stores the new tokens of
     documents listed unchanged (a file touched, or first seen racy), so the next run can skip them,
     and records the source's scope (``scope_record``: what ``ondata index rebuild`` re-reads)."""
     scope = source.scope
-    if cleanup == "full":
-        records = index.list_sources()
-    else:  # only this scope's records and those stored before scopes (which this run may adopt) count
-        records = index.list_sources(scope=scope) + (index.list_sources(scope=LEGACY_SCOPE) if scope != LEGACY_SCOPE else [])
-    mine = (r for r in records if r.scope == scope and r.complete)
-    known = {r.source_id: r for r in (mine if fingerprint is None else fingerprint.current_of(mine))}
-    plan = plan_sync(source.list_items(known=known), records, scope=scope, cleanup=cleanup, fingerprint=fingerprint,
-                     keep_unchanged=False)
+    stamps = getattr(index, "list_source_stamps", None)  # the local index's: its manifest without a record per row
+    if cleanup != "full" and stamps is not None and getattr(source, "lists_unchanged_ids", False):
+        stored, known = _stored_and_known(index, stamps(scope=scope), scope=scope, fingerprint=fingerprint)
+        legacy = index.list_sources(scope=LEGACY_SCOPE) if scope != LEGACY_SCOPE else []
+        plan = plan_sync(source.list_items(known=known), legacy, scope=scope, cleanup=cleanup,
+                         fingerprint=fingerprint, keep_unchanged=False, stored=stored)
+    else:
+        if cleanup == "full":
+            records = index.list_sources()
+        else:  # only this scope's records and those stored before scopes (which this run may adopt) count
+            records = index.list_sources(scope=scope) + (
+                index.list_sources(scope=LEGACY_SCOPE) if scope != LEGACY_SCOPE else [])
+        mine = (r for r in records if r.scope == scope and r.complete)
+        known = KnownRecords.of({r.source_id: r for r in (mine if fingerprint is None else fingerprint.current_of(mine))})
+        plan = plan_sync(source.list_items(known=known), records, scope=scope, cleanup=cleanup,
+                         fingerprint=fingerprint, keep_unchanged=False)
     if record_stats and plan.restat:
         index.record_source_stats(scope, dict(plan.restat))
     if record_stats:
@@ -305,6 +318,22 @@ def list_and_plan(source: DocumentSource, index: SearchIndex, *, cleanup: Cleanu
         if record is not None:
             index.record_scope(record)
     return plan
+
+
+def _stored_and_known(index: SearchIndex, stamps: Iterable[tuple[str, str, tuple[str, ...], str, bool]], *, scope: str,
+                      fingerprint: PipelineFingerprint | None) -> tuple[KnownRecords, KnownRecords]:
+    """(every document of ``scope``, those of them that nothing but their content can make stale) from the
+    index's stamps (``LocalIndex.list_source_stamps``): ids and change tokens in two dicts, each whole
+    record read from the index (``get_source``) only when the plan or the source asks for it."""
+    every: dict[str, str] = {}
+    current: dict[str, str] = {}
+    check = fingerprint.current_version if fingerprint is not None else None
+    for source_id, version, groups, token, complete in stamps:
+        every[source_id] = token
+        if complete and (check is None or check(source_id, version, groups, scope=scope)):
+            current[source_id] = token
+    stored = KnownRecords(every, lambda source_id: index.get_source(source_id, scope=scope))  # type: ignore[attr-defined]
+    return stored, KnownRecords(current, stored.get)
 
 
 def scope_record(source: DocumentSource, *, cleanup: CleanupMode = "scoped",

@@ -23,8 +23,10 @@ class DocumentSource(Protocol):
     def scope(self) -> str: ...
 
     def list_items(self, known: Mapping[str, SourceRecord] | None = None) -> Iterable[SourceItem | ItemProblem]:
-        """The items; ``known`` (the index's records of this scope, by source id) may let a source skip
-        re-reading what its change token (``SourceItem.stat``) says is unchanged. Sources may ignore it."""
+        """The items; ``known`` (the index's records of this scope, by source id; the engine passes a
+        ``pipelines.records.KnownRecords``) may let a source skip re-reading what its change token
+        (``SourceItem.stat``) says is unchanged, and yield those ids as ``UnchangedIds`` instead of items.
+        Sources may ignore it."""
         ...
 
     def open(self, item: SourceItem) -> BinaryIO:

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Literal, Mapping, Sequence
 
 if TYPE_CHECKING:  # pragma: no cover
     from indexers.errors import OndataError
+    from indexers.records import SourceRecord
 
 ElementKind = Literal["title", "text", "list", "table"]
 
@@ -82,6 +83,55 @@ class ItemProblem:
             raise ValueError("ItemProblem.id must not be empty")
         if self.status not in ("failed", "skipped"):
             raise ValueError(f"ItemProblem.status must be 'failed' or 'skipped', not {self.status!r}")
+
+
+@dataclass(frozen=True)
+class UnchangedIds:
+    """Ids a source lists as unchanged against the ``KnownRecords`` it was given (their stored change
+    token still holds): a listing yields these, a folder at a time, instead of a ``SourceItem`` per
+    unchanged file, so a no-change run builds no object per document. Only ids of ``known.tokens``."""
+
+    ids: Sequence[str]
+
+
+class KnownRecords(Mapping[str, "SourceRecord"]):
+    """What a source is told of the index's records of its scope (``DocumentSource.list_items(known=...)``):
+    ``tokens`` maps every known source id to its stored change token (``SourceRecord.stat``; empty ids
+    left out), read in one query; the whole record (``self[id]``) is loaded on demand, for the few files
+    whose token changed. ``KnownRecords.of(mapping)`` wraps records already built."""
+
+    __slots__ = ("tokens", "_load", "_loaded")
+
+    def __init__(self, tokens: dict[str, str], load: Callable[[str], "SourceRecord | None"]) -> None:
+        self.tokens = tokens
+        self._load = load
+        self._loaded: dict[str, "SourceRecord | None"] = {}
+
+    @classmethod
+    def of(cls, records: "Mapping[str, SourceRecord] | None") -> "KnownRecords":
+        if isinstance(records, KnownRecords):
+            return records
+        records = records or {}
+        return cls({k: r.stat for k, r in records.items() if r.stat}, records.get)
+
+    def __getitem__(self, source_id: str) -> "SourceRecord":
+        if source_id not in self.tokens:
+            raise KeyError(source_id)
+        if source_id not in self._loaded:
+            self._loaded[source_id] = self._load(source_id)
+        record = self._loaded[source_id]
+        if record is None:
+            raise KeyError(source_id)
+        return record
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.tokens)
+
+    def __len__(self) -> int:
+        return len(self.tokens)
+
+    def __contains__(self, source_id: object) -> bool:
+        return source_id in self.tokens
 
 
 @dataclass(frozen=True)

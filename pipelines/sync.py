@@ -44,8 +44,8 @@ from functools import cached_property, lru_cache
 from typing import TYPE_CHECKING, Callable, Iterable, Iterator, Literal, Mapping, Sequence
 
 from indexers.records import SourceRecord
-from pipelines.parsing import file_format, guess_content_type, parser_version
-from pipelines.records import ItemProblem, SourceItem
+from pipelines.parsing import file_format, format_key, guess_content_type, parser_version
+from pipelines.records import ItemProblem, KnownRecords, SourceItem, UnchangedIds
 from pipelines.spool import ItemSpool
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -110,15 +110,16 @@ class PipelineFingerprint:
     def _hashes(self) -> tuple[str, str]:
         return _short(self.chunking), _short(self.embedding)
 
-    def _stamp_of(self, content: str, parser: str, groups: Iterable[str]) -> str:
+    def _suffix_of(self, parser: str, groups: Iterable[str]) -> str:
         """The one place of the stamp format, ``<content version>|p=..|c=..|e=..|g=..`` (``_PARTS`` names the
-        parts, ``_split`` reads them back): ``stamp`` and ``current_of`` both build it here."""
+        parts, ``_split`` reads them back): the part after the content version, which ``stamp`` and
+        ``current`` both build here."""
         chunking, embedding = self._hashes
-        return f"{content}|p={_short(parser)}|c={chunking}|e={embedding}|g={_groups_hash(tuple(groups))}"
+        return f"|p={_short(parser)}|c={chunking}|e={embedding}|g={_groups_hash(tuple(groups))}"
 
     def stamp(self, item: SourceItem) -> str:
         """The version stored for ``item``: its content version plus this fingerprint (see the module docstring)."""
-        return self._stamp_of(item.version, self._parser_name_of(item), item.groups)
+        return item.version + self._suffix_of(self._parser_name_of(item), item.groups)
 
     @cached_property
     def _parser_names(self) -> dict[str | None, str]:
@@ -140,20 +141,40 @@ class PipelineFingerprint:
 
     def current(self, record: SourceRecord) -> bool:
         """Whether ``record`` (a stored document, complete) would be stamped the same today given its stored
-        content and groups: nothing but its content can make it change. The parser is the one its file
-        name selects (``pipelines.parsing.guess_content_type``); a record this cannot tell is not current."""
-        content, bar, _ = record.version.partition("|")
-        if not bar:
+        content and groups: nothing but its content can make it change (``current_version``)."""
+        return self.current_version(record.source_id, record.version, record.groups, scope=record.scope)
+
+    @cached_property
+    def _suffixes(self) -> dict[tuple[tuple[str, ...], str], str]:
+        return {}
+
+    def current_version(self, source_id: str, version: str, groups: tuple[str, ...], *, scope: str = "") -> bool:
+        """``current`` of a stored document given as its id, version and groups (no record built: a re-run
+        asks it of every stored document). The parser is the one its file name selects
+        (``pipelines.parsing.guess_content_type``); with the default parser the expected stamp suffix is
+        built once per (groups, file format key), not per document. A version this cannot tell is not current."""
+        bar = version.find("|")
+        if bar < 0:
             return False
-        name = record.source_id.rsplit("/", 1)[-1]
-        content_type = guess_content_type(name)
         if self.parser is _default_parser:  # its part read once per file format: no item built
+            key = format_key(source_id)
+            if key is not None:
+                suffix = self._suffixes.get((groups, key))
+                if suffix is None:
+                    suffix = self._suffixes[(groups, key)] = self._suffix_for(source_id, groups, scope)
+                return version[bar:] == suffix
+        return version[bar:] == self._suffix_for(source_id, groups, scope, content=version[:bar])
+
+    def _suffix_for(self, source_id: str, groups: tuple[str, ...], scope: str, *, content: str = "?") -> str:
+        name = source_id.rsplit("/", 1)[-1]
+        content_type = guess_content_type(name)
+        if self.parser is _default_parser:
             parser = self._default_parser_name(name, content_type)
         else:
-            probe = SourceItem(record.source_id or "?", content, name, content_type=content_type,
-                               groups=tuple(record.groups), scope=record.scope)
+            probe = SourceItem(source_id or "?", content, name, content_type=content_type,
+                               groups=tuple(groups), scope=scope)
             parser = _parser_name(lambda: self.parser(probe))
-        return record.version == self._stamp_of(content, parser, record.groups)
+        return self._suffix_of(parser, groups)
 
     def current_of(self, records: Iterable[SourceRecord]) -> Iterator[SourceRecord]:
         """The records ``current`` accepts, in order."""
@@ -166,6 +187,14 @@ def _with_version(item: SourceItem, version: str) -> SourceItem:
     out.__dict__.update(item.__dict__)
     out.__dict__["version"] = version
     return out
+
+
+def _unchanged_item(record: SourceRecord, scope: str | None) -> SourceItem:
+    """The item of a document listed unchanged by id (``UnchangedIds``), for a plan that keeps them: its stored record's."""
+    name = record.source_id.rsplit("/", 1)[-1]
+    return SourceItem.unchecked(id=record.source_id, scope=scope if scope is not None else record.scope,
+                                version=record.version, name=name, content_type=guess_content_type(name),
+                                filepath=record.source_id, groups=tuple(record.groups), stat=record.stat)
 
 
 def _default_parser(item: SourceItem) -> str:
@@ -258,13 +287,14 @@ class SyncPlan:
 
 
 def plan_sync(
-    items: Iterable[SourceItem | ItemProblem],
+    items: Iterable[SourceItem | ItemProblem | UnchangedIds],
     records: Iterable[SourceRecord],
     *,
     scope: str | None = None,
     cleanup: CleanupMode = "scoped",
     fingerprint: PipelineFingerprint | None = None,
     keep_unchanged: bool = True,
+    stored: Mapping[str, SourceRecord] | None = None,
 ) -> SyncPlan:
     """Diff the listed items against the index's source records (of every scope).
 
@@ -274,11 +304,23 @@ def plan_sync(
     module docstring); ``full`` also deletes every other scope's documents. ``keep_unchanged=False``
     (the engine's): unchanged items are counted (``SyncPlan.n_unchanged``), not held, so the plan's
     memory grows with what changed, not with the corpus.
+
+    ``stored`` (the engine's, a ``KnownRecords`` over every document of ``scope``, loaded on demand):
+    this scope's records by id, so that ``records`` need only hold the others the plan needs (those
+    stored before scopes; every scope's for ``full``) and a record is built only for an id listed
+    changed. ``UnchangedIds`` among the items (a source given ``known``) are counted as listed and
+    unchanged without an item each: they must be ids of this scope whose records are current.
     """
     if cleanup not in CLEANUP_MODES:
         raise ValueError(f"cleanup must be one of {', '.join(CLEANUP_MODES)}, not {cleanup!r}")
     all_records = list(records)
-    if scope is None:
+    if stored is not None:
+        if scope is None:
+            raise ValueError("plan_sync(stored=...) needs the scope those records are of")
+        mine: Mapping[str, SourceRecord] = stored
+        legacy = {r.source_id: r for r in all_records if r.scope == LEGACY_SCOPE and scope != LEGACY_SCOPE}
+        others = [r for r in all_records if r.scope != scope]
+    elif scope is None:
         mine = {r.source_id: r for r in all_records}
         legacy: dict[str, SourceRecord] = {}
         others: list[SourceRecord] = []
@@ -299,6 +341,16 @@ def plan_sync(
     kept: set[str] = set()
     kept_folders: list[str] = []
     for item in items:
+        if isinstance(item, UnchangedIds):
+            if keep_unchanged:
+                fresh = list(dict.fromkeys(i for i in item.ids if i not in seen))
+                unchanged += [_unchanged_item(mine[i], scope) for i in fresh]
+            else:
+                fresh = item.ids
+            before = len(seen)
+            seen.update(fresh)
+            n_unchanged += len(seen) - before
+            continue
         if item.id in seen:
             continue
         seen.add(item.id)
@@ -333,14 +385,13 @@ def plan_sync(
             reasons[item.id] = change_reasons(rec.version, item.version)
     listed = len(seen) - len(problem_ids)
 
-    def gone(sid: str) -> bool:
-        return (sid not in seen or sid in problem_ids) and sid not in kept \
-            and not any(sid.startswith(f) for f in kept_folders)
-
     deleted: tuple[str, ...] = ()
     elsewhere: tuple[SourceRecord, ...] = ()
-    if cleanup != "none":
-        deleted = tuple(sorted(sid for sid in mine if gone(sid)))
+    if cleanup != "none":  # gone: not listed (or listed as a problem), and not kept by a failed one
+        ids = (mine.tokens if isinstance(mine, KnownRecords) else mine).keys()
+        candidates = (ids - seen) | (ids & problem_ids)  # set operations: no Python step per stored id
+        deleted = tuple(sorted(sid for sid in candidates
+                               if sid not in kept and not any(sid.startswith(f) for f in kept_folders)))
     if cleanup == "full":
         elsewhere = tuple(sorted(
             (r for r in others if not (r.scope == LEGACY_SCOPE and r.source_id in adopted)),

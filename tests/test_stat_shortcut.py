@@ -206,3 +206,94 @@ def test_a_followed_link_and_files_in_subfolders_are_reused_unopened(tmp_path, m
     assert opened == [n, n + ".meta.json", n]
     assert [r.source_id for r in report.results if r.status == "updated"] == ["sub/deeper/n.txt"]
     assert after["sub/deeper/n.txt"].groups == ("ops",)
+
+
+def test_a_no_change_run_builds_no_record_and_no_item_per_unchanged_file(tmp_path, monkeypatch):
+    """O(changed) in objects: the unchanged files are compared as (id, token) pairs read from the manifest;
+    a record is read, and an item built, only for the file whose token changed."""
+    from indexers import local_manifest
+    from pipelines.records import SourceItem
+
+    monkeypatch.setattr(local, "RACY_NS", 50_000_000)
+    files = _corpus(tmp_path / "docs")
+    time.sleep(0.1)
+    _run(tmp_path / "docs", tmp_path)
+    _run(tmp_path / "docs", tmp_path)  # tokens now trusted
+    built = {"records": 0, "items": 0}
+    real_record, real_unchecked, real_init = local_manifest.record, SourceItem.unchecked, SourceItem.__init__
+
+    def record(row):
+        built["records"] += 1
+        return real_record(row)
+
+    def unchecked(**values):
+        built["items"] += 1
+        return real_unchecked(**values)
+
+    def init(self, *args, **kwargs):
+        built["items"] += 1
+        real_init(self, *args, **kwargs)
+
+    monkeypatch.setattr(local_manifest, "record", record)
+    monkeypatch.setattr(SourceItem, "unchecked", staticmethod(unchecked))
+    monkeypatch.setattr(SourceItem, "__init__", init)
+    embedder = CachedEmbedder(HashingEmbedder(dimensions=DIMS), EmbeddingCache(tmp_path / "cache.sqlite"))
+    with LocalIndex(tmp_path / "idx", dimensions=DIMS, model_id=embedder.model_id) as index:
+        report = ingest(LocalFolderSource(tmp_path / "docs"), index=index, embedder=embedder,
+                        options=IngestOptions(prefetch=0))
+        assert report.unchanged == 6 and report.listed == 6 and report.chunks_written == 0
+        assert built == {"records": 0, "items": 0}
+
+        files[3].write_text("Document 3 now says something else, about plums.\n")
+        time.sleep(0.1)
+        report = ingest(LocalFolderSource(tmp_path / "docs"), index=index, embedder=embedder,
+                        options=IngestOptions(prefetch=0))
+    assert report.unchanged == 5 and [r.source_id for r in report.results if r.status == "updated"] == ["doc3.txt"]
+    assert built["records"] == 1 and built["items"] == 1  # the changed file's, once each
+
+
+def test_a_file_gone_is_deleted_and_a_failed_folder_keeps_its_documents_on_the_no_change_path(tmp_path, monkeypatch):
+    monkeypatch.setattr(local, "RACY_NS", 50_000_000)
+    files = _corpus(tmp_path / "docs")
+    (tmp_path / "docs" / "sub").mkdir()
+    (tmp_path / "docs" / "sub" / "kept.txt").write_text("A file in a folder that becomes unreadable.\n")
+    time.sleep(0.1)
+    _run(tmp_path / "docs", tmp_path)
+    files[5].unlink()
+    real_open_under = local._open_under
+
+    def refuse_sub(base_fd, parts, *, directory):
+        if directory and parts[-1] == "sub":
+            raise PermissionError(13, "Permission denied")
+        return real_open_under(base_fd, parts, directory=directory)
+
+    monkeypatch.setattr(local, "_open_under", refuse_sub)
+    report, after = _run(tmp_path / "docs", tmp_path)
+    assert [r.source_id for r in report.results if r.status == "deleted"] == ["doc5.txt"]
+    assert "sub/kept.txt" in after and report.unchanged == 5
+
+
+def test_a_source_that_lists_every_item_gets_the_records_read_at_once_not_one_query_per_item(tmp_path, monkeypatch):
+    """Blob lists every item (no ``UnchangedIds``): its plan must not read a record per listed item."""
+    from pipelines.records import SourceItem
+
+    class Listed:
+        scope = "kb"
+
+        def __init__(self, root: Path) -> None:
+            self.inner = LocalFolderSource(root, scope="kb")
+
+        def list_items(self, known=None):
+            return (i for i in self.inner.list_items() if isinstance(i, SourceItem))
+
+        def open(self, item):
+            return self.inner.open(item)
+
+    _corpus(tmp_path / "docs")
+    embedder = CachedEmbedder(HashingEmbedder(dimensions=DIMS), EmbeddingCache(tmp_path / "cache.sqlite"))
+    with LocalIndex(tmp_path / "idx", dimensions=DIMS, model_id=embedder.model_id) as index:
+        ingest(Listed(tmp_path / "docs"), index=index, embedder=embedder, options=IngestOptions(prefetch=0))
+        asked: list[str] = []
+        monkeypatch.setattr(index, "get_source", lambda source_id, *, scope: asked.append(source_id))
+        report = ingest(Listed(tmp_path / "docs"), index=index, embedder=embedder, options=IngestOptions(prefetch=0))
+    assert report.unchanged == 6 and asked == []

@@ -191,3 +191,35 @@ def test_current_of_many_records_agrees_with_current_one_by_one():
     assert list(fp.current_of(records)) == one_by_one
     assert len(one_by_one) == 6 and all(r.version.split("|")[2:4] == fp.stamp(
         SourceItem(id="z", version="v", name="z.txt")).split("|")[2:4] for r in one_by_one)
+
+
+def test_unchanged_ids_count_as_listed_and_unchanged_and_stored_records_load_on_demand():
+    from indexers.records import SourceRecord
+    from pipelines.records import KnownRecords, UnchangedIds
+    from pipelines.sync import plan_sync
+
+    records = {s: SourceRecord(s, f"sha256:{s}", 1, scope="S", stat="t") for s in ("a", "b", "c", "d")}
+    loaded: list[str] = []
+    stored = KnownRecords({s: "t" for s in records}, lambda s: (loaded.append(s), records.get(s))[1])
+    items = [UnchangedIds(["a", "b"]), SourceItem(id="c", version="sha256:new", name="c", scope="S"),
+             SourceItem(id="e", version="sha256:e", name="e", scope="S"), UnchangedIds(["a"])]
+    plan = plan_sync(items, [], scope="S", keep_unchanged=False, stored=stored)
+    assert plan.summary() == {"added": 1, "changed": 1, "deleted": 1, "unchanged": 2}
+    assert plan.deleted == ("d",) and plan.listed == 4 and loaded == ["c"]  # "e" is not stored: nothing to load
+    kept = plan_sync(items, [], scope="S", stored=stored)  # keep_unchanged: the stored records' items
+    assert [(i.id, i.version) for i in kept.unchanged] == [("a", "sha256:a"), ("b", "sha256:b")]
+
+
+def test_format_key_decides_the_file_format_and_listed_supported_agrees_with_listed_type():
+    from pipelines.parsing import file_format, format_key, guess_content_type, listed_supported, listed_type
+
+    names = ["a.txt", "d/a.TXT", "x.tar.gz", "a", ".txt", "d/.txt", "a.", "a.pdf", "a.bin", "a.v2.md", "a:b.txt",
+             "a.html", "a.json", "d.x/a", "d/a.x.TXT", "a.csv", "b.htm", "c.docx", "n.Md"]
+    formats: dict[str, object] = {}
+    for name in names:
+        key = format_key(name)
+        if key is not None:
+            assert formats.setdefault(key, file_format(name, guess_content_type(name.rsplit("/", 1)[-1]))) == \
+                file_format(name, guess_content_type(name.rsplit("/", 1)[-1])), name
+        base = name.rsplit("/", 1)[-1]
+        assert listed_supported(base) == listed_type(base)[1], name

@@ -63,9 +63,11 @@ __all__ = [
     "PARSER_REVISIONS",
     "SUPPORTED_EXTENSIONS",
     "file_format",
+    "format_key",
     "get_parser",
     "guess_content_type",
     "is_supported",
+    "listed_supported",
     "listed_type",
     "parse_document",
     "parser_version",
@@ -143,10 +145,34 @@ def listed_type(name: str) -> tuple[str | None, bool]:
     return _listed_type("x" + _type_key(name))
 
 
+def listed_supported(name: str) -> bool:
+    """``listed_type(name)[1]``, answered from the last suffix alone when that picks a parser (the usual
+    case: no content type is guessed, nothing else is looked at)."""
+    return _parser_suffix(name) is not None or listed_type(name)[1]
+
+
+def _parser_suffix(name: str) -> str | None:
+    """The last suffix of the file name ``name`` (after its last ``/``) when that suffix alone picks a parser."""
+    i = name.rfind(".")
+    if name.rfind("/") + 1 < i < len(name) - 1 and _EXTENSION_FORMATS.get(name[i:].lower()) is not None:
+        return name[i:]
+    return None
+
+
 @lru_cache(maxsize=4096)
 def _listed_type(name: str) -> tuple[str | None, bool]:
     content_type = _guess_type(name)
     return content_type, is_supported(name, content_type)
+
+
+def format_key(name: str) -> str | None:
+    """A key that decides ``file_format(name, guess_content_type(name))`` and so ``parser_version`` of a
+    listed file (a cache key per file format): its last suffix when that picks a parser, else its last
+    two suffixes (which the content type is guessed from); None for a ``scheme:`` name."""
+    suffix = _parser_suffix(name)
+    if suffix is not None:
+        return suffix
+    return None if ":" in name else _type_key(name)
 
 
 def _type_key(name: str) -> str:

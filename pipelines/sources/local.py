@@ -9,11 +9,12 @@
   has one, so editing either re-ingests the file (and ``pipelines.sync`` can tell which changed).
 - ``stat`` (the change token): ``size:mtime_ns:ctime_ns:inode:device`` of the file, ``+`` the same of
   its sidecar when it has one, ``@<when it was taken, ns>``. ``list_items(known=...)`` (the index's
-  records of this scope that nothing but their content can make stale, see
-  ``pipelines.engine.list_and_plan``) works as git's index does: when the whole token (file and
-  sidecar, from the listing's ``lstat``) is unchanged since it was stored, nothing is opened and
-  the item is the stored record's (its content version and groups; no title, url or metadata:
-  such an item is listed unchanged, never processed); when only the sidecar's part changed, the
+  records of this scope that nothing but their content can make stale, a
+  ``pipelines.records.KnownRecords``, see ``pipelines.engine.list_and_plan``) works as git's index
+  does: when the whole token (file and sidecar, both from the folder's one ``scandir`` listing's
+  ``lstat``) equals the stored one (``known.tokens``), nothing is opened and no item is built: the
+  file's id is yielded in a ``pipelines.records.UnchangedIds`` with the others of its folder (a
+  followed link is yielded as the stored record's item instead); when only the sidecar's part changed, the
   file is not hashed (its stored hash is reused) and the sidecar is read. Racy files (git's "racy
   git"): a token taken less than ``RACY_NS`` (1 s) after the file's or the sidecar's mtime or ctime
   is never trusted, because a second write within the filesystem's timestamp granularity may
@@ -63,6 +64,7 @@ import fnmatch
 import hashlib
 import json
 import logging
+import operator
 import os
 import stat
 import time
@@ -79,8 +81,8 @@ from pipelines.errors import (
     SymlinkError,
 )
 from indexers.records import SourceRecord
-from pipelines.parsing import guess_content_type, listed_type, unsupported_format
-from pipelines.records import ItemProblem, SourceItem
+from pipelines.parsing import guess_content_type, listed_supported, listed_type, unsupported_format
+from pipelines.records import ItemProblem, KnownRecords, SourceItem, UnchangedIds
 from pipelines.sources.acl import groups_from_list
 
 log = logging.getLogger(__name__)
@@ -93,6 +95,7 @@ _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 _NONBLOCK = getattr(os, "O_NONBLOCK", 0)
 _DIRECTORY = getattr(os, "O_DIRECTORY", 0)
 _SAFE_OPEN = os.open in os.supports_dir_fd and os.scandir in os.supports_fd and bool(_NOFOLLOW)
+_NAME = operator.attrgetter("name")
 #: A change token taken within this long after the file's mtime/ctime is not trusted (racy git).
 RACY_NS = 1_000_000_000
 
@@ -102,20 +105,25 @@ def stat_token(st: os.stat_result) -> str:
     return f"{st.st_size}:{st.st_mtime_ns}:{st.st_ctime_ns}:{st.st_ino}:{st.st_dev}"
 
 
-def _trusted_version(token: str, stats: Sequence[os.stat_result], record: SourceRecord, *, whole: bool) -> str | None:
-    """The content version stored in ``record`` (hash and any ``+meta:`` part) when its stored token matches
-    ``token`` (``whole``: the file's and the sidecar's parts; else the file's part only), is a
-    ``sha256:`` hash, and was not racy when taken against ``stats``; None otherwise."""
-    stored, _, taken = record.stat.rpartition("@")
-    if (stored if whole else stored.partition("+")[0]) != token or not taken.isdigit():
-        return None
+def _holds(stored: str, token: str, newest: int, *, whole: bool = True) -> bool:
+    """Whether the stored change token ``stored`` (``<token>@<taken>``) is ``token`` (``whole``: the file's
+    and the sidecar's parts; else the file's part only) and was not racy when taken: at least ``RACY_NS``
+    after ``newest``, the latest mtime or ctime of the file (and sidecar) listed."""
+    head, _, taken = stored.rpartition("@")
+    if (head if whole else head.partition("+")[0]) != token or not taken.isdigit():
+        return False
+    return int(taken) - newest >= RACY_NS
+
+
+def _newest(stats: Sequence[os.stat_result]) -> int:
+    return max(max(st.st_mtime_ns, st.st_ctime_ns) for st in stats)
+
+
+def _content_version(record: SourceRecord, *, sidecar: bool | None = None) -> str | None:
+    """The content version stored in ``record`` (hash and any ``+meta:`` part) when it is a ``sha256:``
+    hash and, unless ``sidecar`` is None, has a ``+meta:`` part exactly when the file has a sidecar."""
     version = record.version.partition("|")[0]
-    if not version.startswith("sha256:"):
-        return None
-    newest = 0
-    for st in stats:
-        newest = max(newest, st.st_mtime_ns, st.st_ctime_ns)
-    if int(taken) - newest < RACY_NS:
+    if not version.startswith("sha256:") or (sidecar is not None and ("+meta:" in version) != sidecar):
         return None
     return version
 
@@ -123,9 +131,9 @@ def _trusted_version(token: str, stats: Sequence[os.stat_result], record: Source
 def stored_content_version(token: str, st: os.stat_result, record: SourceRecord | None) -> str | None:
     """The content hash stored for a file listed with ``st`` when the file part of its stored token
     ``record.stat`` is unchanged and was not racy when taken; None when the file must be hashed."""
-    if record is None or not record.stat:
+    if record is None or not record.stat or not _holds(record.stat, token, _newest((st,)), whole=False):
         return None
-    version = _trusted_version(token, (st,), record, whole=False)
+    version = _content_version(record)
     return version.partition("+meta:")[0] if version is not None else None
 
 
@@ -133,10 +141,9 @@ def stored_version(token: str, stats: Sequence[os.stat_result], record: SourceRe
     """The whole content version (hash and ``+meta:`` part) stored for a file and its sidecar listed with
     ``stats`` (the file's, then the sidecar's) when the whole stored token (file and sidecar) is
     ``token`` and was not racy when taken; None when the file or its sidecar must be read."""
-    version = _trusted_version(token, stats, record, whole=True)
-    if version is None or ("+meta:" in version) != (len(stats) > 1):
+    if not _holds(record.stat, token, _newest(stats)):
         return None
-    return version
+    return _content_version(record, sidecar=len(stats) > 1)
 
 
 @lru_cache(maxsize=1)
@@ -174,6 +181,9 @@ def _kind(mode: int) -> str:
 class LocalFolderSource:
     """DocumentSource over a folder (recursively, files in sorted order) or a single file. See the module docstring."""
 
+    #: files unchanged by their token against ``known.tokens`` are yielded as ``UnchangedIds`` (``list_and_plan``)
+    lists_unchanged_ids = True
+
     def __init__(
         self,
         root: str | Path,
@@ -194,7 +204,7 @@ class LocalFolderSource:
         self.exclude = tuple(exclude)
         self.max_bytes = max_bytes
         self.follow_symlinks = follow_symlinks
-        self._known: Mapping[str, SourceRecord] = {}
+        self._known = KnownRecords.of(None)
         self._listing_scope: str | None = None
         self._match_all = self.include == ("*",) and not self.exclude
 
@@ -247,7 +257,7 @@ class LocalFolderSource:
     def list_items(self, known: Mapping[str, SourceRecord] | None = None) -> Iterator[SourceItem | ItemProblem]:
         """The folder's items (see the module docstring); ``known``: the stored records of this scope by
         source id, whose change tokens let unchanged files skip hashing."""
-        self._known = known or {}
+        self._known = KnownRecords.of(known)
         self._listing_scope = self.scope  # resolved once per listing, not per file
         base, single = self._base()
         try:
@@ -276,18 +286,20 @@ class LocalFolderSource:
         """The entries of the folder open as ``dir_fd`` (``dir_parts`` below ``base``, listed as ``prefix``)."""
         try:
             with os.scandir(dir_fd) as it:
-                entries = sorted(it, key=lambda e: e.name)
+                entries = sorted(it, key=_NAME)
         except OSError as exc:
             if not prefix:
                 raise SourceError(f"cannot list folder {self.root}: {exc.strerror or exc}") from exc
             yield self._problem(prefix, _os_error(exc, prefix, "list"), "failed")
             return
         sidecars = {e.name: e for e in entries if e.name.endswith(SIDECAR_SUFFIX)}
-        known, virtual = self._known, _virtual_devices()
+        tokens, virtual, match_all = self._known.tokens, _virtual_devices(), self._match_all
+        unchanged: list[str] = []  # listed unchanged by their stored token: yielded as ids, no item built
         for entry in entries:
-            if entry.name.startswith(".") or entry.name.endswith(SIDECAR_SUFFIX):
+            name = entry.name
+            if name.startswith(".") or name.endswith(SIDECAR_SUFFIX):
                 continue
-            rel = prefix + entry.name
+            rel = prefix + name
             if not rel.isascii() and not _utf8(rel):
                 shown = os.fsencode(rel).decode("utf-8", "backslashreplace")
                 err = SourceError(f"the name {shown!r} is not valid UTF-8; rename it", doc_id=shown)
@@ -298,17 +310,16 @@ class LocalFolderSource:
             except OSError as exc:
                 yield self._problem(rel, _os_error(exc, rel, "read"), "failed")
                 continue
-            sidecar = sidecars.get(entry.name + SIDECAR_SUFFIX)
-            record = known.get(rel) if known else None
-            if record is not None and stat.S_ISREG(st.st_mode) and st.st_dev not in virtual \
-                    and (self._match_all or self._wanted(rel)):  # the no-change path: one lstat, nothing opened
-                reused = self._reused(rel, entry.name, st, sidecar, record)
-                if reused is not None:
-                    yield reused
+            sidecar = sidecars.get(name + SIDECAR_SUFFIX)
+            stored = tokens.get(rel) if tokens else None
+            if stored and stat.S_ISREG(st.st_mode) and st.st_dev not in virtual \
+                    and (match_all or self._wanted(rel)):  # the no-change path: one lstat, nothing opened
+                if self._unchanged(stored, name, st, sidecar):
+                    unchanged.append(rel)
                     continue
-                record = None  # tried: read it below
-            parts = dir_parts + [entry.name]  # below base
-            target = (dir_fd, [entry.name])  # what to open: below an open folder (one openat, no re-walk)
+                stored = None  # tried: read it below
+            parts = dir_parts + [name]  # below base
+            target = (dir_fd, [name])  # what to open: below an open folder (one openat, no re-walk)
             if stat.S_ISLNK(st.st_mode):
                 if not self.follow_symlinks:
                     if self._wanted(rel):
@@ -333,8 +344,11 @@ class LocalFolderSource:
                     yield self._problem(rel, SymlinkError(
                         f"{rel} is a link back to a folder it is in (a loop); not followed", doc_id=rel), "skipped")
                     continue
+                if unchanged:  # before the subfolder's own: the list stays as small as one folder
+                    yield UnchangedIds(unchanged)
+                    unchanged = []
                 yield from self._folder(base, base_fd, target, parts, rel + "/", st, ancestors)
-            elif self._match_all or self._wanted(rel):  # hidden names and sidecars are skipped above
+            elif match_all or self._wanted(rel):  # hidden names and sidecars are skipped above
                 special = None if stat.S_ISREG(st.st_mode) else _kind(st.st_mode)
                 if special is None and st.st_dev in virtual:
                     special = "on a virtual filesystem"
@@ -343,7 +357,27 @@ class LocalFolderSource:
                                                               doc_id=rel), "skipped")
                     continue
                 yield self._file_entry(base, base_fd, target, (dir_fd, dir_parts), rel, sidecar,
-                                       st if record is not None else None)
+                                       st if stored is not None else None)
+        if unchanged:
+            yield UnchangedIds(unchanged)
+
+    def _unchanged(self, stored: str, name: str, listed: os.stat_result, sidecar: Any) -> bool:
+        """Whether the regular file ``name`` (its ``lstat`` from the listing) and its sidecar (their DirEntry's
+        ``lstat``) are as the stored change token ``stored`` says and that token was not racy: nothing opened."""
+        if self.max_bytes is not None and listed.st_size > self.max_bytes:
+            return False  # read it (and fail it as too large)
+        if not listed_supported(name):
+            return False  # read it, and skip it as unsupported
+        if sidecar is None:
+            return _holds(stored, stat_token(listed), max(listed.st_mtime_ns, listed.st_ctime_ns))
+        try:
+            side = sidecar.stat(follow_symlinks=False)
+        except OSError:
+            return False
+        if not stat.S_ISREG(side.st_mode):
+            return False  # a link, a folder...: read it, and fail it as the module docstring says
+        return _holds(stored, f"{stat_token(listed)}+{stat_token(side)}",
+                      max(listed.st_mtime_ns, listed.st_ctime_ns, side.st_mtime_ns, side.st_ctime_ns))
 
     def _folder(self, base: str, base_fd: int, target: tuple[int, list[str]], parts: list[str], prefix: str,
                 listed: os.stat_result, ancestors: frozenset[tuple[int, int]]) -> Iterator[SourceItem | ItemProblem]:
@@ -410,28 +444,15 @@ class LocalFolderSource:
 
     def _reused(self, rel: str, name: str, listed: os.stat_result, sidecar: Any,
                 record: SourceRecord) -> SourceItem | None:
-        """The stored record's item when the regular file ``rel`` (its ``lstat`` from the listing) and its
-        sidecar are unchanged by their tokens (nothing opened); None when it must be read."""
-        if not record.stat or (self.max_bytes is not None and listed.st_size > self.max_bytes):
-            return None  # read it (and fail it as too large)
-        content_type, supported = listed_type(name)
-        if not supported:
-            return None  # read it, and skip it as unsupported
-        if sidecar is None:
-            stats, token = (listed,), stat_token(listed)
-        else:
-            try:
-                side = sidecar.stat(follow_symlinks=False)
-            except OSError:
-                return None
-            if not stat.S_ISREG(side.st_mode):
-                return None  # a link, a folder...: read it, and fail it as the module docstring says
-            stats, token = (listed, side), f"{stat_token(listed)}+{stat_token(side)}"
-        version = stored_version(token, stats, record)
+        """The stored record's item when the followed link ``rel`` (the ``lstat`` of where it leads) and its
+        sidecar are unchanged by their tokens (``_unchanged``; nothing opened); None when it must be read."""
+        if not record.stat or not self._unchanged(record.stat, name, listed, sidecar):
+            return None
+        version = _content_version(record, sidecar=sidecar is not None)
         if version is None:
             return None
         return SourceItem.unchecked(id=rel, scope=self._listing_scope or self.scope, version=version, name=name,
-                                    size=listed.st_size, content_type=content_type, filepath=rel,
+                                    size=listed.st_size, content_type=listed_type(name)[0], filepath=rel,
                                     groups=tuple(record.groups), stat=record.stat)
 
     def _item(self, base: str, base_fd: int, target: tuple[int, list[str]], here: tuple[int, list[str]], rel: str,
