@@ -8,7 +8,8 @@ public, the rest in one of 10 groups, ``filepath`` in one of 10 departments; ran
 Then prints p50/p95 search latency (index search only, top 10) for ``text`` with each keyword engine
 (``bm25``: indexers/local_keyword.py, ``fts5``: SQLite FTS5), and ``vector``, ``hybrid``,
 ``hybrid_trimmed`` (groups ("g1", "g2"), public rows allowed) and ``hybrid_filter`` (trimmed and a
-``filepath`` prefix filter) with the bm25 engine; the keyword index's cold build and load times;
+``filepath`` prefix filter) with the bm25 engine, each also with the arms one after the other
+(``<mode>_sequential``, ``LocalIndex.parallel_arms = False``, interleaved query by query); the keyword index's cold build and load times;
 the cost of a 1% change (re-upsert 1% of the chunks, then the next search catches up); peak RSS.
 """
 
@@ -103,6 +104,23 @@ def timed(index: LocalIndex, requests: list[SearchRequest]) -> dict:
     return {"p50_ms": round(statistics.median(lat), 2), "p95_ms": round(_pct(lat, 95), 2)}
 
 
+def timed_arms(index: LocalIndex, requests: list[SearchRequest]) -> tuple[dict, dict]:
+    """Hybrid latency with the arms concurrent (``parallel_arms``) and one after the other,
+    interleaved query by query (the order alternating), so both see the same load."""
+    lat: dict[bool, list[float]] = {True: [], False: []}
+    for r in requests[:5]:
+        index.search(r)  # warm
+    for i, r in enumerate(requests):
+        for flag in ((True, False) if i % 2 == 0 else (False, True)):
+            index.parallel_arms = flag
+            t0 = time.perf_counter()
+            index.search(r)
+            lat[flag].append((time.perf_counter() - t0) * 1000)
+    index.parallel_arms = True
+    return tuple({"p50_ms": round(statistics.median(v), 2), "p95_ms": round(_pct(v, 95), 2)}  # type: ignore[return-value]
+                 for v in (lat[True], lat[False]))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--chunks", type=int, default=200_000)
@@ -143,9 +161,9 @@ def main() -> None:
     index.keyword_engine = "bm25"
     modes["text"] = timed(index, reqs("text", groups=ALL_GROUPS))
     modes["vector"] = timed(index, reqs("vector", groups=ALL_GROUPS))
-    modes["hybrid"] = timed(index, reqs("hybrid", groups=ALL_GROUPS))
-    modes["hybrid_trimmed"] = timed(index, reqs("hybrid", groups=("g1", "g2")))
-    modes["hybrid_filter"] = timed(index, reqs("hybrid", groups=("g1", "g2"), filter=prefix("filepath", "dept1/")))
+    for name, kw in (("hybrid", {"groups": ALL_GROUPS}), ("hybrid_trimmed", {"groups": ("g1", "g2")}),
+                     ("hybrid_filter", {"groups": ("g1", "g2"), "filter": prefix("filepath", "dept1/")})):
+        modes[name], modes[name + "_sequential"] = timed_arms(index, reqs("hybrid", **kw))
     if not args.skip_fts5:
         index.keyword_engine = "fts5"
         few = max(20, args.queries // 4)

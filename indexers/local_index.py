@@ -40,20 +40,24 @@ cached per-group and per-filter masks (``indexers.local_allowed``, kept per gene
 caught up incrementally from ``chunk_tombstones``, the log of deleted row ids, and the rows above
 the last row id seen), then restricts both arms to them *before* the top-k cut: the keyword arm
 walks the BM25 ranking keeping allowed rows, the vector arm searches FAISS with an ID selector
-(a bitmap). Hybrid search fuses the two arms with reciprocal rank fusion.
+(a bitmap). Hybrid search fuses the two arms with reciprocal rank fusion; the vector arm's FAISS
+part runs on a persistent worker thread while the search's own thread scores the keyword arm
+(``parallel_arms``), everything that reads SQLite staying on the search's thread and snapshot.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
 import sqlite3
 import threading
+from concurrent.futures import ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Sequence
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 
@@ -243,6 +247,10 @@ class LocalIndex:
     #: Keyword arm: "bm25" (the derived in-memory index of ``indexers.local_keyword``) or "fts5"
     #: (SQLite's FTS5 ``bm25()``, scoring every matching row; kept for comparison).
     keyword_engine: str = "bm25"
+    #: Hybrid search runs the vector arm's FAISS part on a worker thread beside the keyword arm
+    #: (``_both_arms``) when this process may use more than one core; False runs the arms one after
+    #: the other (bench/keyword.py compares both, interleaved).
+    parallel_arms: bool = len(os.sched_getaffinity(0)) > 1 if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1) > 1
 
     def __init__(self, directory: str | Path, *, dimensions: int, model_id: str,
                  vectors: VectorConfig | None = None) -> None:
@@ -264,6 +272,7 @@ class LocalIndex:
                                     config=vectors, connect=self._connect_read_only)
         self._allowed_cache = AllowedCache()  # per-group / per-filter masks (indexers.local_allowed)
         self._keyword: KeywordIndex | None = None  # indexers.local_keyword, loaded lazily
+        self._worker: ThreadPoolExecutor | None = None  # runs the vector arm of hybrid searches, started lazily
 
     # ------------------------------------------------------------------ opening
 
@@ -475,6 +484,9 @@ class LocalIndex:
         self._vectors.reset()
         self._allowed_cache = AllowedCache()
         self._keyword = None
+        if self._worker is not None:
+            self._worker.shutdown(wait=True)
+            self._worker = None
 
     def __enter__(self) -> "LocalIndex":
         self.ensure()
@@ -673,10 +685,12 @@ class LocalIndex:
                 if request.mode in ("vector", "hybrid"):
                     self._vectors.current(con)  # the vector structure (never rebuilt here once held)
                 allowed = self._allowed(con, request)
-                if request.mode in ("text", "hybrid"):
+                if request.mode == "hybrid":
+                    text_ranked, vector_ranked = self._both_arms(con, request, allowed, n)
+                elif request.mode == "text":
                     text_ranked = self._text_arm(con, request.text or "", allowed, n)
-                if request.mode in ("vector", "hybrid"):
-                    vector_ranked = self._vector_arm(con, request.vector or (), allowed, n)
+                else:
+                    vector_ranked = self._vector_arm(con, request.vector or (), allowed, n)()
 
                 if request.mode == "text":
                     scored = [(rid, s) for rid, s in text_ranked[: request.top]]
@@ -794,15 +808,36 @@ class LocalIndex:
 
     def _vector_arm(
         self, con: sqlite3.Connection, vector: Sequence[float], allowed: AllowedSet | None, n: int
-    ) -> list[tuple[int, float]]:
-        """Inner product via FAISS (``indexers.local_vectors``: exact or approximate); restricted to ``allowed`` before the top-``n`` cut."""
+    ) -> Callable[[], list[tuple[int, float]]]:
+        """Inner product via FAISS (``indexers.local_vectors``: exact or approximate); restricted to
+        ``allowed`` before the top-``n`` cut. What reads SQLite is done here; the callable returned
+        runs FAISS alone (``VectorIndex.prepare``), on this thread or the vector worker."""
         q = np.asarray(vector, dtype=np.float32).reshape(1, -1)
         if q.shape[1] != self.dimensions:
             raise IndexSchemaError(
                 f"the query vector has {q.shape[1]} dims but the index at {self.directory} uses "
                 f"{self.dimensions} ({self.model_id})"
             )
-        return self._vectors.search(con, q, allowed, n)
+        return self._vectors.prepare(con, q, allowed, n)
+
+    def _both_arms(self, con: sqlite3.Connection, request: SearchRequest, allowed: AllowedSet | None,
+                   n: int) -> tuple[list[tuple[int, float]], list[tuple[int, float]]]:
+        """The keyword and vector arms of a hybrid search, at the same time when ``parallel_arms``:
+        the FAISS part (which releases the GIL) on the index's one persistent vector worker while
+        this thread runs the keyword arm, so a hybrid search costs about the slower arm, not the
+        sum. Everything that reads SQLite stays on this thread, in its snapshot; the worker is
+        waited for before the snapshot and the lock are released, whatever either arm raised."""
+        vector = self._vector_arm(con, request.vector or (), allowed, n)
+        if not self.parallel_arms:
+            return self._text_arm(con, request.text or "", allowed, n), vector()
+        if self._worker is None:
+            self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ondata-vector-arm")
+        pending = self._worker.submit(vector)
+        try:
+            text_ranked = self._text_arm(con, request.text or "", allowed, n)
+        finally:
+            wait([pending])  # the structure and the selectors stay untouched until FAISS is done
+        return text_ranked, pending.result()
 
     def _fetch_chunks(self, con: sqlite3.Connection, rids: list[int], *, where: str = "",
                       params: Sequence[Any] = ()) -> dict[int, Chunk]:

@@ -66,6 +66,8 @@ MAX_QUERY_TERMS = 64
 _READ_BATCH = 2000
 _SLACK = 1e-9  # relative margin of the MaxScore comparisons (floating-point rounding is ~1e-16)
 _SLICE = 1 << 20  # postings per slice when the base is rebuilt (bounds its temporaries)
+#: At most this many postings of base + delta joined per term are kept for the next queries (~12 bytes each).
+JOINED_POSTINGS = 4 << 20
 
 
 def analyze(text: str) -> list[str]:
@@ -112,6 +114,8 @@ class KeywordIndex:
         self._acc = np.zeros(0, dtype=np.float64)
         self._df_cache: dict[int, tuple[int, float, float]] = {}  # term id -> (df, idf, bound), this generation
         self._norm: np.ndarray | None = None  # k1 (1 - b + b dl / avgdl) of every row, this generation
+        self._joined: dict[int, tuple[np.ndarray, np.ndarray]] = {}  # term id -> base + delta postings, these parts
+        self._joined_size = 0
 
     # ---------------------------------------------------------------- keeping up with SQLite
 
@@ -132,6 +136,7 @@ class KeywordIndex:
         self._base_rids = np.zeros(0, dtype=np.int64)
         self._base_tfs = np.zeros(0, dtype=np.float32)
         self._parts, self._word_tid = [], {}
+        self._forget_joined()
         self._delta_postings = self._dead_since_base = 0
         self._base_id, self._base_watermark = None, 0
         self._doclen = np.zeros(0, dtype=np.float64)
@@ -243,6 +248,7 @@ class KeywordIndex:
         """Add a part (sorted by term, then row id) and merge while the last is not smaller than
         half the one before it: O(log) parts, each posting merged O(log) times."""
         self._parts.append((t, r, f))
+        self._forget_joined()
         self._delta_postings += int(t.shape[0])
         while merge and len(self._parts) >= 2 and self._parts[-2][0].shape[0] <= 2 * self._parts[-1][0].shape[0]:
             b, a = self._parts.pop(), self._parts.pop()
@@ -273,6 +279,7 @@ class KeywordIndex:
             merged = offsets, r.astype(np.int32 if small else np.int64), f  # 4 bytes a posting
         self._base_offsets, self._base_rids, self._base_tfs = merged
         self._parts = []
+        self._forget_joined()
         self._delta_postings = self._dead_since_base = 0
         self._base_watermark = self.watermark
 
@@ -298,6 +305,10 @@ class KeywordIndex:
                 yield t[a : a + _SLICE], r[a : a + _SLICE], f[a : a + _SLICE]
 
     def _postings(self, tid: int) -> tuple[np.ndarray, np.ndarray]:
+        """The term's (row ids, frequencies) of the base then the delta parts, ascending row ids."""
+        got = self._joined.get(tid)
+        if got is not None:
+            return got
         parts_r, parts_f = [], []
         if tid < self._base_offsets.shape[0] - 1:
             a, b = int(self._base_offsets[tid]), int(self._base_offsets[tid + 1])
@@ -313,7 +324,17 @@ class KeywordIndex:
             return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
         if len(parts_r) == 1:
             return parts_r[0], parts_f[0]
-        return np.concatenate(parts_r), np.concatenate(parts_f)
+        joined = np.concatenate(parts_r), np.concatenate(parts_f)
+        size = int(joined[0].shape[0])
+        if size <= JOINED_POSTINGS:  # a frequent term is joined once per change of the delta, not per query
+            if self._joined_size + size > JOINED_POSTINGS:
+                self._forget_joined()
+            self._joined[tid] = joined
+            self._joined_size += size
+        return joined
+
+    def _forget_joined(self) -> None:
+        self._joined, self._joined_size = {}, 0
 
     def _term_stats(self, tid: int, rids: np.ndarray, tfs: np.ndarray) -> tuple[int, float, float]:
         """(live document frequency, idf, the largest BM25 contribution of the term to a live row) at
@@ -443,11 +464,12 @@ class KeywordIndex:
         norm = self._norm
         if norm is None:  # each row's length normalisation, once per generation (8 bytes a row)
             norm = self._norm = k1 * (1.0 - b + b * (self._doclen / avgdl))
-        tf = tfs.astype(np.float64)
-        out = tf * (k1 + 1.0)  # idf (tf (k1 + 1)) / (tf + norm), in place (the same values)
+        # idf (tf (k1 + 1)) / (tf + norm) in float64, in place (the same values); float32 frequencies
+        # are widened inside the operations (exactly), without a float64 copy of them first
+        out = np.multiply(tfs, k1 + 1.0, dtype=np.float64)
         out *= idf
         den = norm[rids]
-        den += tf
+        den += tfs
         out /= den
         return out
 
@@ -562,6 +584,7 @@ class KeywordIndex:
         t = np.repeat(tids, np.asarray(d["counts"], dtype=np.int64))
         if t.size:  # the file's terms are in the order of its own vocabulary: re-sort by our ids
             self._parts = [_merge_sorted([(t, np.asarray(d["rids"], dtype=np.int64), np.asarray(d["tfs"]))])]
+            self._forget_joined()
         self._delta_postings = int(header["delta_postings"])
         self._dead_since_base = int(header["dead_since_base"])
         self._n_live, self._total_len = int(header["n_live"]), float(header["total_len"])

@@ -109,7 +109,7 @@ class VectorConfig:
     ``exact_below`` vectors and IVF from there. With HNSW, a filtered or trimmed search whose allowed
     set has at most ``exact_allowed_max`` rows (IVF: or at most 1/``IVF_EXACT_SHARE`` of the vectors)
     is answered exactly among those rows' vectors.
-    ``threads``: FAISS OpenMP threads, process-wide (1: one query at a time on one core).
+    ``threads``: FAISS OpenMP threads, set in each thread that searches (1: one query at a time on one core).
     """
 
     kind: Literal["auto", "flat", "ivf", "hnsw"] = "auto"
@@ -343,16 +343,28 @@ class VectorIndex:
                n: int) -> list[tuple[int, float]]:
         """The top ``n`` (row id, inner product) of ``q`` (shape (1, dims)) at ``con``'s generation,
         restricted to ``allowed`` (an ID selector) before the cut."""
+        return self.prepare(con, q, allowed, n)()
+
+    def prepare(self, con: sqlite3.Connection, q: np.ndarray, allowed: AllowedSet | None,
+                n: int) -> Callable[[], list[tuple[int, float]]]:
+        """``search`` in two parts: this one, in the caller's thread and read snapshot, does all that
+        reads SQLite or a cache (the structure at ``con``'s generation, the allowed set's bitmap,
+        the dead-row selector, an exact search among a small allowed set read from SQLite); the
+        callable it returns runs only FAISS and numpy over what it was given, so it may run on
+        another thread (``LocalIndex.search`` runs it beside the keyword arm) while the caller
+        keeps the index lock and the snapshot open until it returns. It runs FAISS on
+        ``config.threads`` threads in whichever thread calls it (``limit_threads``)."""
         import faiss
 
         st = self.current(con)
         if st.live <= 0 or (allowed is not None and allowed.count == 0):
-            return []
+            return list
         if allowed is not None and st.kind == "ivf" and allowed.count <= max(self.config.exact_allowed_max,
                                                                              st.ntotal // IVF_EXACT_SHARE):
-            return _top(*st.vectors_of(allowed.ids()), q, n)
+            return lambda: _top(*st.vectors_of(allowed.ids()), q, n)
         if allowed is not None and st.kind == "hnsw" and allowed.count <= self.config.exact_allowed_max:
-            return self._exact_among(con, q, allowed.ids(), n)
+            found = self._exact_among(con, q, allowed.ids(), n)
+            return lambda: found
         k = min(n, st.live if allowed is None else allowed.count)
         keep: Any = None
         if allowed is not None:
@@ -364,7 +376,7 @@ class VectorIndex:
         else:
             sel = None
         if st.kind == "ivf" and st.ntotal <= k * self.config.ivf_rerank:
-            return _top(*st.rows_among(allowed), q, n)  # every row is a candidate: exactly, without the codes
+            return lambda: _top(*st.rows_among(allowed), q, n)  # every row a candidate: exactly, without the codes
         if st.kind == "ivf":
             params = faiss.SearchParametersIVF(nprobe=st.nprobe)
             kk = k * self.config.ivf_rerank
@@ -376,12 +388,17 @@ class VectorIndex:
             kk = k
         if sel is not None:
             params.sel = sel
-        scores, ids = st.index.search(q, kk, params=params)
-        del keep
-        if st.kind == "ivf":  # exact re-ranking of the candidates from the float32 vectors
-            cand = ids[0][ids[0] >= 0]
-            return _top(*st.vectors_of(cand), q, n)
-        return [(int(i), float(s)) for i, s in zip(ids[0], scores[0]) if i >= 0]
+        threads = self.config.threads
+
+        def run(_pinned: tuple = (keep, sel)) -> list[tuple[int, float]]:  # params.sel points into them
+            limit_threads(threads)
+            scores, ids = st.index.search(q, kk, params=params)
+            if st.kind == "ivf":  # exact re-ranking of the candidates from the float32 vectors
+                cand = ids[0][ids[0] >= 0]
+                return _top(*st.vectors_of(cand), q, n)
+            return [(int(i), float(s)) for i, s in zip(ids[0], scores[0]) if i >= 0]
+
+        return run
 
     def _exact_among(self, con: sqlite3.Connection, q: np.ndarray, rids: np.ndarray,
                      n: int) -> list[tuple[int, float]]:
@@ -914,22 +931,23 @@ def _unlink(path: Path) -> None:
         pass
 
 
-_threads_set: int | None = None
+_threads_set = threading.local()  # OpenMP's thread count is per calling thread
 
 
 def limit_threads(threads: int = 1) -> None:
-    """Run FAISS on ``threads`` OpenMP threads (process-wide; set again only when it changes).
+    """Run FAISS on ``threads`` OpenMP threads in the calling thread (set again only when it changes).
 
-    The default, 1, searches one query at a time on one core: an exact search of one query over
-    ~10k vectors takes well under a millisecond, and OpenMP workers only add wake-up and
-    contention costs, badly so on a busy machine.
+    OpenMP keeps the setting per thread: a thread that never set it (a server's worker, the
+    vector worker of ``LocalIndex.search``) runs FAISS on every core, so each thread that searches
+    sets it itself. The default, 1, searches one query at a time on one core: an exact search of
+    one query over ~10k vectors takes well under a millisecond, and OpenMP workers only add
+    wake-up and contention costs, badly so on a busy machine.
     """
-    global _threads_set
-    if _threads_set != threads:
+    if getattr(_threads_set, "threads", None) != threads:
         import faiss
 
         faiss.omp_set_num_threads(threads)
-        _threads_set = threads
+        _threads_set.threads = threads
 
 
 def kind_of(structure: Any) -> str:

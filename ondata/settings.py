@@ -53,7 +53,7 @@ class Settings(BaseSettings):
     hnsw_m: int = Field(32, ge=2, description="HNSW links per node")
     hnsw_ef_construction: int = Field(80, ge=1, description="HNSW beam width when building")
     hnsw_ef_search: int = Field(64, ge=1, description="HNSW beam width when searching (raised to k when smaller)")
-    faiss_threads: int = Field(1, ge=1, description="FAISS OpenMP threads (process-wide)")
+    faiss_threads: int = Field(1, ge=1, description="FAISS OpenMP threads (in each thread that searches)")
 
     # --- ingestion
     chunk_size: int = 512

@@ -366,3 +366,123 @@ def test_a_search_reads_one_snapshot_while_another_process_writes(tmp_path, embe
     monkeypatch.undo()
     writer.close()
     reader.close()
+
+
+# ---------------------------------------------------------------- hybrid: the arms run concurrently
+
+def _synthetic_chunks(n: int, *, seed: int = 3, tag: str = "") -> list[Chunk]:
+    rng = np.random.default_rng(seed)
+    vocab = [f"w{i}" for i in range(300)]
+    p = 1.0 / np.arange(1, len(vocab) + 1)
+    p /= p.sum()
+    out = []
+    for i in range(n):
+        words = " ".join(vocab[k] for k in rng.choice(len(vocab), size=25, p=p))
+        groups = () if i % 5 == 0 else (f"g{i % 3}",)
+        out.append(Chunk(id=f"s{i // 4}#{i % 4}{tag}", source_id=f"s{i // 4}", content=words, chunk_index=i % 4,
+                         title=words[:20], filepath=f"d{i % 2}/s{i // 4}.md", groups=groups, source_chunks=4))
+    return out
+
+
+@pytest.mark.parametrize("kind", ["flat", "ivf", "hnsw"])
+def test_hybrid_arms_in_parallel_answer_as_one_after_the_other(tmp_path, embedder, kind):
+    # The vector arm's FAISS part runs on the index's worker thread while this thread scores the
+    # keyword arm: every hit (chunk, fused score, each arm's score and rank) must be what the arms
+    # give one after the other, unrestricted, trimmed (ID selector / exact among the allowed rows),
+    # filtered, and after deletes (the dead-row selector).
+    from indexers.filters import prefix
+
+    config = VectorConfig(kind=kind, exact_allowed_max=16)
+    ix = LocalIndex(tmp_path / "ix", dimensions=embedder.dimensions, model_id=embedder.model_id, vectors=config)
+    put(ix, embedder, _synthetic_chunks(1200))
+    ix.delete_sources([f"s{i}" for i in range(0, 300, 7)])
+    queries = ["w1 w17 w40", "w3 w250", "w299 w5 w6 w7", "w120"]
+    requests = [SearchRequest(text=q, vector=tuple(embedder.embed_query(q)), mode="hybrid", top=10, k_candidates=50,
+                              **kw)
+                for q in queries
+                for kw in ({"groups": ALL_GROUPS}, {"groups": ("g1",)}, {"groups": ("g2",), "public_when_no_groups": False},
+                           {"groups": ("g0", "g1"), "filter": prefix("filepath", "d1/")})]
+    ix.parallel_arms = False
+    sequential = [ix.search(r) for r in requests]
+    ix.parallel_arms = True
+    parallel = [ix.search(r) for r in requests]
+    assert ix._worker is not None  # the persistent worker did run them
+    assert all(s for s in sequential)
+    assert parallel == sequential
+    ix.close()
+    assert ix._worker is None
+
+
+def test_hybrid_errors_of_either_arm_propagate_and_the_worker_is_waited_for(index, embedder, monkeypatch):
+    import threading
+
+    put(index, embedder, all_chunks())
+    request = SearchRequest(text="cats", vector=tuple(embedder.embed_query("cats")), mode="hybrid", groups=ALL_GROUPS)
+    released = threading.Event()
+    finished: list[str] = []
+    original = index._vectors.prepare
+
+    def slow_prepare(*args):
+        run = original(*args)
+
+        def slow():
+            released.wait(5)
+            finished.append("vector")
+            return run()
+        return slow
+
+    def failing_text_arm(*args):
+        released.set()
+        raise IndexError_("keyword arm failed")
+
+    monkeypatch.setattr(index._vectors, "prepare", slow_prepare)
+    monkeypatch.setattr(index, "_text_arm", failing_text_arm)
+    with pytest.raises(IndexError_, match="keyword arm failed"):
+        index.search(request)
+    assert finished == ["vector"]  # the search did not leave its snapshot before FAISS was done
+    monkeypatch.undo()
+
+    def failing_prepare(*args):
+        def fail():
+            raise RuntimeError("faiss failed")
+        return fail
+
+    monkeypatch.setattr(index._vectors, "prepare", failing_prepare)
+    with pytest.raises(RuntimeError, match="faiss failed"):
+        index.search(request)
+    monkeypatch.undo()
+    assert index.search(request)  # the worker survives a failed search
+
+
+def test_the_vector_worker_runs_faiss_on_the_configured_threads(tmp_path, embedder):
+    # OpenMP's thread count is per thread: the worker (like any server thread) must set it itself
+    import faiss
+
+    ix = LocalIndex(tmp_path / "ix", dimensions=embedder.dimensions, model_id=embedder.model_id,
+                    vectors=VectorConfig(threads=3))
+    put(ix, embedder, all_chunks())
+    ix.search(SearchRequest(text="cats", vector=tuple(embedder.embed_query("cats")), mode="hybrid", groups=ALL_GROUPS))
+    assert ix._worker.submit(faiss.omp_get_max_threads).result() == 3
+    ix.close()
+
+
+def test_limit_threads_is_set_in_each_thread():
+    import threading
+
+    import faiss
+
+    from indexers.local_vectors import limit_threads
+
+    limit_threads(3)
+    seen: list[int] = []
+
+    def other() -> None:
+        limit_threads(3)
+        seen.append(faiss.omp_get_max_threads())
+        limit_threads(1)
+
+    t = threading.Thread(target=other)
+    t.start()
+    t.join()
+    assert seen == [3] and faiss.omp_get_max_threads() == 3
+    limit_threads(1)
