@@ -28,12 +28,16 @@ DOCS = 24
 LINE = re.compile(r"^interrupted: (\d+) of (\d+) documents written; run again to continue$")
 
 PRELUDE = textwrap.dedent("""
-    import sys, time
+    import os, sys, time
     from indexers.embedders import hashing
 
     _embed = hashing.HashingEmbedder.embed_documents
 
     def slow(self, texts):  # stands for a real model: a signal lands while it runs
+        mark = os.environ.get("EMBED_MARK")
+        if mark:  # when this call began (wall clock), for a test that must signal inside one
+            with open(mark, "w") as fh:
+                fh.write(repr(time.time()))
         time.sleep(DELAY)
         return _embed(self, texts)
 
@@ -86,15 +90,21 @@ def start(script: str, delay: float, *args: str, env: dict | None = None) -> sub
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
-def wait_for_written(proc: subprocess.Popen, index_dir: Path, *, at_least: int = 1, timeout: float = 120) -> None:
+def wait_until(proc: subprocess.Popen, ready, *, late: str, timeout: float, every: float = 0.05) -> None:
+    """Poll ``ready()`` while the run goes on; fail if the run ends first or ``timeout`` passes (``late``)."""
     deadline = time.monotonic() + timeout
-    while len(stored_sources(index_dir)) < at_least:
+    while not ready():
         if proc.poll() is not None:
             pytest.fail(f"the run ended before it was interrupted: {proc.communicate()[1][-2000:]}")
         if time.monotonic() > deadline:
             proc.kill()
-            pytest.fail("nothing was written in time")
-        time.sleep(0.05)
+            pytest.fail(late)
+        time.sleep(every)
+
+
+def wait_for_written(proc: subprocess.Popen, index_dir: Path, *, at_least: int = 1, timeout: float = 120) -> None:
+    wait_until(proc, lambda: len(stored_sources(index_dir)) >= at_least, late="nothing was written in time",
+               timeout=timeout)
 
 
 def cli(*args: str) -> subprocess.CompletedProcess:
@@ -133,12 +143,28 @@ def test_cli_first_signal_keeps_what_was_written_prints_one_line_and_exits_130(s
     assert_converges(docs, idx, tmp_path, index_contents, written)
 
 
+def wait_inside_embedding(proc: subprocess.Popen, mark: Path, *, since: float, timeout: float = 60) -> None:
+    """Until an embedding call (1 s) began less than 0.3 s ago, after ``since``: a signal sent now lands
+    inside it. (Right after a write the engine prepares the next documents first: a first signal there
+    stops the run before a second one arrives.)"""
+    def inside() -> bool:
+        try:
+            began = float(mark.read_text())
+        except (FileNotFoundError, ValueError):  # not yet, or caught mid-write
+            return False
+        return began > since and time.time() - began < 0.3
+
+    wait_until(proc, inside, late="no embedding call began in time", timeout=timeout, every=0.02)
+
+
 def test_cli_second_sigint_exits_at_once_and_the_next_run_converges(tmp_path, index_contents):
-    docs, idx = make_docs(tmp_path / "docs"), tmp_path / "idx"
-    proc = start(CLI, 1.0, "ingest", str(docs), "--index", str(idx), "--embedder", "hashing")
+    docs, idx, mark = make_docs(tmp_path / "docs"), tmp_path / "idx", tmp_path / "embedding-began"
+    proc = start(CLI, 1.0, "ingest", str(docs), "--index", str(idx), "--embedder", "hashing",
+                 env={"EMBED_MARK": str(mark)})
     wait_for_written(proc, idx)
+    wait_inside_embedding(proc, mark, since=time.time())
     proc.send_signal(signal.SIGINT)
-    time.sleep(0.1)  # the engine is inside a (slow) embedding call
+    time.sleep(0.1)  # the engine is still inside that (slow) embedding call
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=30)
     assert proc.returncode == 130
