@@ -54,6 +54,8 @@ def _main(
 
     level = logging.DEBUG if debug else logging.INFO if verbose else logging.WARNING
     install(level=level, secrets=secret_environment_values())
+    if level > logging.INFO:  # pypdf's warnings ("EOF marker not found") name no document; ours do (ingest summary)
+        logging.getLogger("pypdf").setLevel(logging.ERROR)
     os.environ["ONDATA_DEBUG"] = "1" if debug else os.environ.get("ONDATA_DEBUG", "")
 
 

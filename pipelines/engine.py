@@ -377,6 +377,16 @@ def deleted_results(plan: SyncPlan) -> list[DocumentResult]:
             + [DocumentResult(r.source_id, "deleted", scope=r.scope) for r in plan.deleted_elsewhere])
 
 
+#: The ``extra`` key of the engine's one warning per failed or skipped document (``log_problem``); a front end
+#: that reports every such result itself (``ondata ingest``'s summary) leaves these lines off its console.
+DOCUMENT_LOG = "ondata_document"
+
+
+def log_problem(result: DocumentResult) -> None:
+    """The one log line of a failed or skipped document (a listing problem or a failure while processing)."""
+    log.warning("%s", result.describe(), extra={DOCUMENT_LOG: result.source_id})
+
+
 def problem_results(plan: SyncPlan) -> list[DocumentResult]:
     """The listing problems of a plan as ``failed`` / ``skipped`` results naming the document and the reason."""
     return [DocumentResult(p.id, p.status, error=p.error.message, error_type=type(p.error).__name__)
@@ -632,6 +642,7 @@ def run_ingest(
         plan = runner.plan(ensure=not options.dry_run, options=options)  # a dry run writes nothing, not even an index
     report.listed, report.unchanged, report.planned = plan.listed, plan.n_unchanged, len(plan.to_process)
     for result in problem_results(plan):
+        log_problem(result)
         emit(result)
     if on_plan:
         on_plan(plan)
@@ -666,7 +677,7 @@ def run_ingest(
                     log.warning("could not remove the old version of %s: %s", item.id, exc_del.message)
                     stale = "kept"
         result = DocumentResult(item.id, "failed", error=_message(exc), error_type=type(exc).__name__, stale=stale)
-        log.warning("%s", result.describe())
+        log_problem(result)
         emit(result)
 
     def embed(chunks: list[Chunk]) -> np.ndarray:
@@ -782,6 +793,6 @@ def stop_on_signals(stop: threading.Event, *, signals: Sequence[int] = (signal.S
 __all__ = [
     "DEFAULT_MAX_BYTES", "RESULTS_KEPT", "DocumentResult", "EMBED_SLICE", "LOCAL_EMBED_SLICE", "Embedded", "IngestOptions", "IngestReport", "Outcome",
     "Prepared", "StageRunner", "delete_documents", "describe", "embed_chunks", "embedding_text", "list_and_plan",
-    "deleted_results", "fingerprint_of", "load_document", "scope_record", "lookahead", "planned_results", "prepare_document", "problem_results", "run_ingest", "stop_on_signals", "timed",
+    "DOCUMENT_LOG", "deleted_results", "fingerprint_of", "log_problem", "load_document", "scope_record", "lookahead", "planned_results", "prepare_document", "problem_results", "run_ingest", "stop_on_signals", "timed",
     "write_documents",
 ]

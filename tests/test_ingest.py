@@ -178,6 +178,19 @@ def test_cli_include_exclude_and_links_skipped_with_a_warning(docs, tmp_path):
     assert "outside the folder" in out.stderr  # the warning
 
 
+def test_cli_says_each_failed_or_skipped_document_once(docs, tmp_path):
+    (docs / "env.txt").symlink_to("/proc/self/environ")
+    (docs / "broken.pdf").write_bytes(b"%PDF-1.4 truncated")
+    out = _cli("ingest", str(docs), "--index", str(tmp_path / "once-idx"), "--embedder", "hashing")
+    assert out.returncode == 0, out.stderr
+    said = out.stdout + out.stderr
+    assert said.count("skipped env.txt") == 1 and said.count("failed broken.pdf") == 1  # in the summary only
+    assert "EOF marker" not in said  # pypdf's own warning names no document: the summary line says it
+    assert said.index("Ingestion summary") < said.index("failed broken.pdf")
+    verbose = _cli("-v", "ingest", str(docs), "--index", str(tmp_path / "once-idx"), "--embedder", "hashing")
+    assert (verbose.stdout + verbose.stderr).count("failed broken.pdf") == 2  # -v: the log line too
+
+
 def test_dry_run_writes_nothing(docs, tmp_path):
     idx = tmp_path / "never"
     out = _cli("ingest", str(docs), "--index", str(idx), "--embedder", "hashing", "--dry-run")

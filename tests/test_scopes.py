@@ -144,7 +144,7 @@ def test_cli_cleanup_full_asks_refuses_without_a_terminal_and_yes_confirms(tmp_p
         assert _cli("ingest", str(folder), *common).returncode == 0
 
     refused = _cli("ingest", str(a), *common, "--cleanup", "full")  # stdin is not a terminal
-    assert refused.returncode == 2 and "Traceback" not in refused.stderr
+    assert refused.returncode == 2 and "Traceback" not in refused.stderr and refused.stdout == ""  # not even a blank line
     assert refused.stderr.strip() == ("error: --cleanup full would delete 2 documents, 2 of them from other scopes; "
                                       "pass --yes to confirm (--dry-run lists them)")
     listing = json.loads(_cli("index", "sources", "--index", idx, "--json").stdout)

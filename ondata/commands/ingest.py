@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import json
+import logging
 import sys
 import threading
-from contextlib import closing
+from contextlib import closing, contextmanager
 from dataclasses import asdict
 from pathlib import Path
 from typing import Optional
@@ -57,6 +58,36 @@ def print_report(report, console: Console) -> None:
         console.print(f"[red]failed[/red] {r.source_id}: {r.error} [dim]({r.error_type}{stale})[/dim]")
 
 
+class _InTheSummary(logging.Filter):
+    """Drops the engine's line per failed or skipped document (``pipelines.engine.log_problem``): the
+    summary of ``ondata ingest`` (or its ``--json`` report) lists every one of them, with the reason."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        from pipelines.engine import DOCUMENT_LOG
+
+        return not hasattr(record, DOCUMENT_LOG)
+
+
+@contextmanager
+def problems_in_summary(enabled: bool = True):
+    """While ``ondata ingest`` runs, each failed or skipped document is said once, in its summary, not also
+    as a log line above the progress bar; ``--verbose``/``--debug`` keep the log lines too, and so does
+    ``--json`` (its stderr is then the only place a person reads, the report on stdout being for programs)."""
+    root = logging.getLogger()
+    if not enabled or root.getEffectiveLevel() <= logging.INFO:
+        yield
+        return
+    quiet = _InTheSummary()
+    handlers = list(root.handlers)
+    for handler in handlers:
+        handler.addFilter(quiet)
+    try:
+        yield
+    finally:
+        for handler in handlers:
+            handler.removeFilter(quiet)
+
+
 def confirm_full_cleanup(plan, console: Console, *, yes: bool) -> None:
     """Before ``--cleanup full`` deletes documents of other scopes: ask on a terminal, refuse elsewhere
     (unless ``yes``). Raises ``CleanupRefused`` (exit 2) before anything is deleted."""
@@ -66,8 +97,9 @@ def confirm_full_cleanup(plan, console: Console, *, yes: bool) -> None:
     if yes or plan.cleanup != "full" or not plan.deleted_elsewhere:
         return
     if not (sys.stdin.isatty() and console.is_terminal):
-        raise CleanupRefused(f"--cleanup full would delete {len(doomed)} documents, {len(plan.deleted_elsewhere)} "
-                             "of them from other scopes; pass --yes to confirm (--dry-run lists them)")
+        what = ("1 document, of another scope" if len(doomed) == 1
+                else f"{len(doomed)} documents, {len(plan.deleted_elsewhere)} of them from other scopes")
+        raise CleanupRefused(f"--cleanup full would delete {what}; pass --yes to confirm (--dry-run lists them)")
     console.print(f"--cleanup full deletes {len(doomed)} documents not in this source:", highlight=False)
     for line in doomed[:20]:
         console.print(f"  {line}", markup=False, highlight=False)
@@ -159,7 +191,8 @@ def ingest_with_progress(settings: Settings, path: str, console: Console, *, dry
             return run_ingest(source, index=idx, embedder=emb, options=options, on_plan=on_plan,
                               on_result=on_result, stop=stop)
         finally:
-            progress.stop()
+            if progress.live.is_started:  # stopping one never started prints a blank line (before a refusal)
+                progress.stop()
             idx.close()
 
 
@@ -200,7 +233,7 @@ def register(app: typer.Typer) -> None:
         check_scope_and_cleanup(path, scope=scope, cleanup=cleanup, yes=yes, unattended=False)
         settings = _settings(index, chunk_size=chunk_size, chunk_overlap=overlap, embedder=embedder)
         console = Console(stderr=as_json)
-        with stop_on_signals(threading.Event()) as stop:
+        with stop_on_signals(threading.Event()) as stop, problems_in_summary(not as_json):
             report = ingest_with_progress(settings, path, console, dry_run=dry_run, include=tuple(include),
                                           exclude=tuple(exclude), follow_symlinks=follow_symlinks, scope=scope,
                                           cleanup=cleanup, yes=yes, keep_stale_on_error=keep_stale_on_error,

@@ -30,7 +30,6 @@ import fnmatch
 import hashlib
 import io
 import json
-import logging
 import mimetypes
 import threading
 import time
@@ -43,7 +42,6 @@ from pipelines.errors import DocumentTooLargeError, InvalidMetadataError, Source
 from pipelines.records import ItemProblem, SourceItem
 from pipelines.sources.acl import groups_from_text
 
-log = logging.getLogger(__name__)
 
 #: Blob metadata keys that fill SourceItem fields instead of ``metadata``.
 TITLE_KEY = "title"
@@ -244,8 +242,7 @@ class BlobDocumentSource:
         base = name.rsplit("/", 1)[-1]
         try:
             item = self._item(blob, metadata)
-        except InvalidMetadataError as exc:
-            log.warning("%s", exc)
+        except InvalidMetadataError as exc:  # the engine logs and reports it (pipelines.engine.log_problem)
             return ItemProblem(name, base, exc, "failed")
         from pipelines.parsing import is_supported, unsupported_format
 

@@ -63,7 +63,6 @@ import errno
 import fnmatch
 import hashlib
 import json
-import logging
 import operator
 import os
 import stat
@@ -85,7 +84,6 @@ from pipelines.parsing import guess_content_type, listed_supported, listed_type,
 from pipelines.records import ItemProblem, KnownRecords, SourceItem, UnchangedIds
 from pipelines.sources.acl import groups_from_list
 
-log = logging.getLogger(__name__)
 
 SIDECAR_SUFFIX = ".meta.json"
 MAX_SIDECAR_BYTES = 1024 * 1024
@@ -417,7 +415,7 @@ class LocalFolderSource:
         return os.path.relpath(real, base).split(os.sep)
 
     def _problem(self, rel: str, error: OndataError, status: str) -> ItemProblem:
-        log.warning("%s %s: %s", "skipped" if status == "skipped" else "cannot ingest", rel, error.message)
+        """A listing problem (the engine logs and reports it: ``pipelines.engine.log_problem``)."""
         return ItemProblem(rel, rel.rstrip("/").rsplit("/", 1)[-1] or rel, error, status)  # type: ignore[arg-type]
 
     def _file_entry(self, base: str, base_fd: int, target: tuple[int, list[str]], here: tuple[int, list[str]],
