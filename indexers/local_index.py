@@ -28,7 +28,11 @@ follows, so a reader switches to a rebuilt index on its next operation without r
   reflects, memory-mapped when opened and caught up from SQLite incrementally (the rows above its
   watermark, the tombstones since its generation); missing, corrupt or unreachable by the log, it
   is rebuilt from SQLite. ``flush()`` saves the delta since the base (``keyword.bin.delta``), or the
-  compacted whole when it was rebuilt or the delta passed 10% of the base.
+  compacted whole when it was rebuilt or the delta passed 10% of the base. A search never builds it
+  over more than ``local_keyword.BUILD_INLINE`` rows nor catches it up by more than
+  ``local_keyword.CATCH_UP_INLINE``: a background refresh (``indexers.local_refresh``, as for the
+  vectors) does, the held structure serving meanwhile, or FTS5 when none is usable yet
+  (``_current_keyword``).
 
 Writes are single SQLite transactions (re-ingesting a document, ``upsert(..., replace_sources=...)``,
 too). Row ids come from a counter that only grows (``index_meta`` key ``next_rid``), so a row id,
@@ -66,7 +70,9 @@ from indexers.filters import to_sql
 from indexers.local_allowed import AllowedCache, AllowedSet
 from indexers import local_generations as generations
 from indexers.local_generations import SQLITE_NAME
+from indexers import local_keyword
 from indexers.local_keyword import KEYWORD_NAME, KeywordIndex
+from indexers.local_refresh import BackgroundRefresh
 from indexers.local_vectors import FAISS_NAME, VectorConfig, VectorIndex
 from indexers import local_manifest as manifest
 from indexers.fusion import hits_with_arms, reciprocal_rank_fusion
@@ -272,6 +278,8 @@ class LocalIndex:
                                     config=vectors, connect=self._connect_read_only)
         self._allowed_cache = AllowedCache()  # per-group / per-filter masks (indexers.local_allowed)
         self._keyword: KeywordIndex | None = None  # indexers.local_keyword, loaded lazily
+        self._keyword_epoch = 0  # bumped when the held structures are forgotten: a refresh started before is dropped
+        self._keyword_refresh = self._new_keyword_refresh()
         self._worker: ThreadPoolExecutor | None = None  # runs the vector arm of hybrid searches, started lazily
 
     # ------------------------------------------------------------------ opening
@@ -484,6 +492,8 @@ class LocalIndex:
         self._vectors.reset()
         self._allowed_cache = AllowedCache()
         self._keyword = None
+        self._keyword_epoch += 1  # a keyword refresh under way is not waited for (minutes at 1M): its result is dropped
+        self._keyword_refresh = self._new_keyword_refresh()
         if self._worker is not None:
             self._worker.shutdown(wait=True)
             self._worker = None
@@ -782,11 +792,14 @@ class LocalIndex:
     def _text_arm(
         self, con: sqlite3.Connection, text: str, allowed: AllowedSet | None, n: int
     ) -> list[tuple[int, float]]:
-        """BM25 (``keyword_engine``), restricted to ``allowed`` before the top-``n`` cut."""
+        """BM25 (``keyword_engine``), restricted to ``allowed`` before the top-``n`` cut. FTS5 answers when it is
+        the setting, or while no keyword index is usable yet and one is built in the background (``_current_keyword``)."""
         if self.keyword_engine != "fts5":
             if allowed is not None and allowed.count == 0:
                 return []
-            return self._fresh_keyword(con).search(text, allowed, n)
+            kw = self._current_keyword(con)
+            if kw is not None:
+                return kw.search(text, allowed, n)
         match = fts_query(text)
         if not match or (allowed is not None and allowed.count == 0):
             return []
@@ -867,9 +880,73 @@ class LocalIndex:
         kw.refresh(con, gen)
         return kw
 
+    def _current_keyword(self, con: sqlite3.Connection) -> KeywordIndex | None:
+        """The keyword index a search uses: never built over more than ``local_keyword.BUILD_INLINE`` rows,
+        nor caught up by more than ``local_keyword.CATCH_UP_INLINE``, on the search path (as the vector
+        arm's ``VectorIndex.current``; the writer's ``flush`` builds and saves it in place).
+
+        Held (or loaded from ``keyword.bin``) and at most that far behind ``con``'s snapshot: caught up in
+        place. Further behind, or unable to catch up: used as it is while a background refresh
+        (``indexers.local_refresh``: its own read-only connection) loads ``keyword.bin``, catches up from
+        SQLite and swaps it in; until then the rows added since are missing and those removed since are
+        dropped by the fetch, which re-checks every row against the snapshot; one newer than the
+        snapshot is used as it is. With no usable ``keyword.bin`` and more rows than ``BUILD_INLINE``:
+        None (the text arm answers from FTS5, the same BM25 over the same fields) while the background
+        refresh builds it, so a first search after an upgrade or a lost file takes FTS5's time, not
+        the build's (264 s at 1M chunks)."""
+        gen = self._generation(con)
+        weights = tuple(float(w) for w in self.bm25_weights)
+        kw, limit = self._keyword, local_keyword.CATCH_UP_INLINE
+        if kw is None or kw.weights != weights:  # none held: keyword.bin, or nothing usable yet
+            if kw is None and self._keyword_refresh.running:
+                return None  # FTS5 until the background build swaps its structure in
+            kw = KeywordIndex(weights)
+            if not kw.load(self.keyword_path):
+                kw, limit = KeywordIndex(weights), local_keyword.BUILD_INLINE
+            self._keyword = kw if kw.generation is not None else None
+        if kw.generation is not None and kw.generation >= gen:
+            return kw  # current, or newer than this snapshot (the fetch re-checks every row)
+        if not self._keyword_refresh.running and kw.refresh_cost(con, gen, limit) <= limit:
+            kw.refresh(con, gen)
+            self._keyword = kw
+            return kw
+        if self._keyword_refresh.start(*self._keyword_refresh_steps()) and kw.generation is None:
+            log.warning("the keyword index of %s is missing or unusable: keyword search answers from SQLite FTS5 "
+                        "until it is built in the background (the next ingest saves it)", self.directory)
+        return kw if kw.generation is not None else None
+
+    def _new_keyword_refresh(self) -> BackgroundRefresh[KeywordIndex]:
+        return BackgroundRefresh(self._connect_read_only, name="ondata-keyword-refresh",
+                                 what=f"the keyword index of {self.directory}")
+
+    def _keyword_refresh_steps(self):
+        """(prepare, swap) of a background keyword refresh: ``keyword.bin`` loaded and caught up from SQLite at
+        the refresh's own snapshot (built from SQLite when unusable), swapped in unless the held one is as
+        new or the structures were forgotten meanwhile (``_release``)."""
+        epoch, path, weights = self._keyword_epoch, self.keyword_path, tuple(float(w) for w in self.bm25_weights)
+
+        def prepare(con: sqlite3.Connection) -> KeywordIndex:
+            gen = self._generation(con)
+            kw = KeywordIndex(weights)
+            if not kw.load(path):
+                kw = KeywordIndex(weights)
+            if kw.generation is None or kw.generation < gen:
+                kw.refresh(con, gen)
+            return kw
+
+        def swap(new: KeywordIndex) -> None:
+            old = self._keyword
+            if epoch == self._keyword_epoch and (old is None or old.weights != new.weights or old.generation is None
+                                                  or (new.generation or 0) > old.generation):
+                self._keyword = new
+
+        return prepare, swap
+
     def _flush_keyword(self, con: sqlite3.Connection) -> None:
         """Bring the keyword index up to date and save it: its delta (``keyword.bin.delta``), or the
-        compacted whole when it was rebuilt or the delta is due for compaction."""
+        compacted whole when it was rebuilt or the delta is due for compaction. A background refresh under way
+        (``_current_keyword``) is waited for and its structure caught up, not built a second time."""
+        self._keyword_refresh.wait()
         with _read_transaction(con, failed=f"updating the keyword index of {self.directory} failed"):
             kw = self._fresh_keyword(con)
         if kw.saved_generation != kw.generation:

@@ -32,7 +32,9 @@ it was rebuilt or compacted, else only the delta (its postings, new rows and dea
 are a header (magic, generation, watermark, BM25 parameters) and raw arrays, written atomically (indexers/atomic.py);
 ``load`` memory-maps the base's postings. A missing, corrupt or foreign base, or one the tombstone
 log no longer reaches, is rebuilt from SQLite (and logged); an unusable delta is ignored and its
-rows caught up from SQLite.
+rows caught up from SQLite. A search does either in place only when it is small (``BUILD_INLINE``,
+``CATCH_UP_INLINE``, measured by ``refresh_cost``); otherwise ``indexers.local_index`` does it on a
+background refresh thread.
 """
 
 from __future__ import annotations
@@ -68,6 +70,12 @@ _SLACK = 1e-9  # relative margin of the MaxScore comparisons (floating-point rou
 _SLICE = 1 << 20  # postings per slice when the base is rebuilt (bounds its temporaries)
 #: At most this many postings of base + delta joined per term are kept for the next queries (~12 bytes each).
 JOINED_POSTINGS = 4 << 20
+#: A search catches a held keyword index up in place with at most this many changed rows (added plus
+#: removed, as ``indexers.local_vectors.CATCH_UP_INLINE``); further behind, a background refresh does.
+CATCH_UP_INLINE = 4096
+#: With no usable ``keyword.bin``, a search builds the keyword index in place over at most this many rows
+#: (~1.4 s at 10k); over more, the text arm answers from FTS5 while a background refresh builds it.
+BUILD_INLINE = 10_000
 
 
 def analyze(text: str) -> list[str]:
@@ -129,6 +137,20 @@ class KeywordIndex:
         else:
             self._build(con)
         self.generation = generation
+
+    def refresh_cost(self, con: sqlite3.Connection, generation: int, limit: int) -> int:
+        """The rows ``refresh(con, generation)`` would read, counted up to ``limit + 1``: the rows added above
+        the watermark plus those removed since its generation when it can catch up, else every row."""
+        if self.generation == generation:
+            return 0
+        bound = [limit + 1]
+        if self.generation is not None and self.generation < generation and log_reaches(con, self.generation):
+            added = con.execute("SELECT count(*) FROM (SELECT 1 FROM chunks WHERE rid > ? LIMIT ?)",
+                                [self.watermark, *bound]).fetchone()[0]
+            removed = con.execute("SELECT count(*) FROM (SELECT 1 FROM chunk_tombstones WHERE gen >= ? LIMIT ?)",
+                                  [self.generation, *bound]).fetchone()[0]
+            return int(added) + int(removed)
+        return int(con.execute("SELECT count(*) FROM (SELECT 1 FROM chunks LIMIT ?)", bound).fetchone()[0])
 
     def _reset(self) -> None:
         self._vocab = {}

@@ -72,6 +72,7 @@ import numpy as np
 
 from indexers.atomic import AtomicFile
 from indexers.local_allowed import AllowedSet, log_reaches, sql_ints
+from indexers.local_refresh import BackgroundRefresh
 
 log = logging.getLogger(__name__)
 
@@ -309,9 +310,9 @@ class VectorIndex:
         self.config = config or VectorConfig()
         self._generation = generation  # reads the index's generation from a connection
         self._st: Structure | None = None
-        self._connect = connect  # opens a read-only connection for background refreshes (None: none)
-        self._swap_lock = threading.Lock()
-        self._refreshing: threading.Thread | None = None
+        # background refreshes (indexers.local_refresh) on read-only connections of ``connect`` (None: none)
+        self._refresh: BackgroundRefresh[Structure] | None = None if connect is None else BackgroundRefresh(
+            connect, name="ondata-vectors-refresh", what=f"the vector index of {directory}")
         self.full_builds = 0  # structures built from scratch (tests, logs)
         self.swaps = 0  # structures swapped in by a background refresh
 
@@ -447,57 +448,32 @@ class VectorIndex:
         (which re-checks every row against the snapshot). With nothing held yet (the first search) it
         is ``fresh``: loaded, or built when there is no usable file."""
         st = self._st
-        if st is None or self._connect is None:
+        if st is None or self._refresh is None:
             return self.fresh(con)
         gen = self._generation(con)
         if st.generation >= gen:
             return st  # current, or newer than this snapshot (the fetch re-checks every row)
-        if self._refreshing is None and log_reaches(con, st.generation) and \
+        if not self._refresh.running and log_reaches(con, st.generation) and \
                 _change_since(con, st) <= CATCH_UP_INLINE and self._catch_up(con, st, gen):
             return st
-        self._refresh_in_background(gen)
+        self._refresh.start(self._prepared, self._swap)
         return st
 
-    def _refresh_in_background(self, gen: int) -> None:
-        with self._swap_lock:
-            if self._refreshing is not None and self._refreshing.is_alive():
-                return
-            thread = threading.Thread(target=self._refresh, args=(gen,), name="ondata-vectors-refresh", daemon=True)
-            self._refreshing = thread
-        thread.start()
+    def _prepared(self, con: sqlite3.Connection) -> Structure:
+        """Background: a new structure at ``con``'s snapshot, from the files (caught up) or SQLite."""
+        new = self._load(con, self._generation(con))
+        return new if new is not None else self._build(con)
 
-    def _refresh(self, gen: int) -> None:
-        """Background: a new structure at (at least) ``gen`` from the files and SQLite, then swapped in."""
-        assert self._connect is not None
-        try:
-            con = self._connect()
-            try:
-                con.execute("BEGIN")
-                try:
-                    target = self._generation(con)
-                    new = self._load(con, target)
-                    if new is None:
-                        new = self._build(con)
-                finally:
-                    con.execute("COMMIT")
-            finally:
-                con.close()
-            with self._swap_lock:
-                old = self._st
-                if old is None or old.generation < new.generation:
-                    self._st = new
-                    self.swaps += 1
-        except Exception as exc:  # the old structure keeps serving; the next search tries again
-            log.warning("refreshing the vector index of %s in the background failed: %s", self.directory, exc)
-        finally:
-            with self._swap_lock:
-                self._refreshing = None
+    def _swap(self, new: Structure) -> None:
+        old = self._st
+        if old is None or old.generation < new.generation:
+            self._st = new
+            self.swaps += 1
 
     def wait_refreshed(self, timeout: float | None = None) -> None:
         """Wait for a background refresh to finish (tests, ``close()``)."""
-        thread = self._refreshing
-        if thread is not None:
-            thread.join(timeout)
+        if self._refresh is not None:
+            self._refresh.wait(timeout)
 
     def _catch_up(self, con: sqlite3.Connection, st: Structure, gen: int) -> bool:
         """Bring ``st`` forward to ``gen`` from SQLite (rows above its watermark, tombstones since

@@ -5,13 +5,16 @@ from __future__ import annotations
 
 import logging
 import math
+import threading
+import time
 
 import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from indexers import local_keyword
 from indexers.local_index import LocalIndex
-from indexers.local_keyword import query_terms
+from indexers.local_keyword import KeywordIndex, query_terms
 from indexers.records import ALL_GROUPS, Chunk, SearchRequest
 
 DIMS = 4
@@ -353,3 +356,78 @@ def test_brute_force_comparison_takes_the_lookup_paths(tmp_path):
                 assert kw.search(q, a, n) == brute_force_bm25(kw, q, a, n), (q, n)
     assert kw.lookup_queries > before
     index.close()
+
+
+def _gate(monkeypatch, method: str) -> tuple[threading.Event, list[str]]:
+    """Make ``KeywordIndex.<method>`` wait for the returned event, recording the threads that call it."""
+    gate, callers = threading.Event(), []
+    original = getattr(KeywordIndex, method)
+
+    def gated(self, *args, **kwargs):
+        callers.append(threading.current_thread().name)
+        assert gate.wait(30)
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(KeywordIndex, method, gated)
+    return gate, callers
+
+
+def _called(callers: list[str], timeout: float = 30) -> list[str]:
+    """``callers`` once some thread has reached the gate (a background thread starts on its own time)."""
+    deadline = time.monotonic() + timeout
+    while not callers and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return callers
+
+
+def test_without_keyword_bin_a_large_index_answers_from_fts5_while_the_keyword_index_builds_in_the_background(
+        tmp_path, monkeypatch, caplog):
+    monkeypatch.setattr(local_keyword, "BUILD_INLINE", 3)  # the 4 rows below count as many
+    index = LocalIndex(tmp_path, dimensions=DIMS, model_id="m")
+    put(index, corpus(), [])
+    index.close()
+    expected = {q: text_hits(LocalIndex(tmp_path, dimensions=DIMS, model_id="m"), q) for q in QUERIES}
+    index.keyword_path.unlink()
+    gate, callers = _gate(monkeypatch, "_build")
+
+    reader = LocalIndex(tmp_path, dimensions=DIMS, model_id="m")
+    with caplog.at_level(logging.WARNING, logger="indexers.local_index"):
+        hits = text_hits(reader, "tax return deadline")  # answered while the build waits at the gate
+        assert [i for i, _ in hits][:1] == ["c.md#0"] and reader._keyword is None
+        public = [i for i, _ in text_hits(reader, "late tax returns penalty kitten milk", groups=())]
+        assert public and "c.md#1" not in public and "b.md#0" not in public  # FTS5 keeps the trimming
+    assert caplog.text.count("answers from SQLite FTS5") == 1
+    assert _called(callers) == ["ondata-keyword-refresh"]  # never on the search's thread
+
+    gate.set()
+    reader._keyword_refresh.wait(30)
+    assert reader._keyword is not None and reader._keyword.full_builds == 1
+    assert {q: text_hits(reader, q) for q in QUERIES} == expected  # swapped in: BM25 ranks as before
+    reader.close()  # saves keyword.bin
+    assert index.keyword_path.exists() and callers == ["ondata-keyword-refresh"]
+
+
+def test_a_reader_far_behind_keeps_serving_its_keyword_index_and_swaps_in_the_caught_up_one(tmp_path, monkeypatch):
+    monkeypatch.setattr(local_keyword, "CATCH_UP_INLINE", 2)
+    writer = LocalIndex(tmp_path, dimensions=DIMS, model_id="m")
+    put(writer, corpus(), [])
+    writer.flush()
+    reader = LocalIndex(tmp_path, dimensions=DIMS, model_id="m")
+    assert [i for i, _ in text_hits(reader, "rocket")] == ["a.md#0"]  # holds the keyword index
+    put(writer, [chunk("v.md", i, f"volcano lava flow {i}") for i in range(3)], [])  # 3 rows: far behind
+    writer.delete_sources(["a.md"])
+    gate, callers = _gate(monkeypatch, "_catch_up")
+
+    assert text_hits(reader, "volcano lava") == []  # the held structure, as it is: the new rows come later
+    assert text_hits(reader, "rocket") == []  # a removed row is dropped by the fetch (the snapshot)
+    assert _called(callers) == ["ondata-keyword-refresh"]
+
+    gate.set()
+    reader._keyword_refresh.wait(30)
+    assert {i for i, _ in text_hits(reader, "volcano lava")} == {"v.md#0", "v.md#1", "v.md#2"}
+    assert reader._keyword.full_builds == 0  # loaded keyword.bin and caught up from SQLite, never rebuilt
+    fresh = LocalIndex(tmp_path, dimensions=DIMS, model_id="m")
+    fresh.keyword_path.unlink()
+    assert {q: text_hits(reader, q) for q in QUERIES} == {q: text_hits(fresh, q) for q in QUERIES}
+    for ix in (reader, writer, fresh):
+        ix._db.close()
