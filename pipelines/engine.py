@@ -326,12 +326,15 @@ def _stored_and_known(index: SearchIndex, stamps: Iterable[tuple[str, str, tuple
     index's stamps (``LocalIndex.list_source_stamps``): ids and change tokens in two dicts, each whole
     record read from the index (``get_source``) only when the plan or the source asks for it."""
     every: dict[str, str] = {}
-    current: dict[str, str] = {}
+    stale: list[str] = []  # incomplete, or stamped otherwise than this pipeline would: usually none
     check = fingerprint.current_version if fingerprint is not None else None
     for source_id, version, groups, token, complete in stamps:
         every[source_id] = token
-        if complete and (check is None or check(source_id, version, groups, scope=scope)):
-            current[source_id] = token
+        if not complete or (check is not None and not check(source_id, version, groups, scope=scope)):
+            stale.append(source_id)
+    current = every.copy()  # one copy in C rather than a second insert per document
+    for source_id in stale:
+        current.pop(source_id, None)
     stored = KnownRecords(every, lambda source_id: index.get_source(source_id, scope=scope))  # type: ignore[attr-defined]
     return stored, KnownRecords(current, stored.get)
 
