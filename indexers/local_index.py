@@ -628,8 +628,8 @@ class LocalIndex:
             batch = rows.fetchmany(_STAMP_BATCH)
         groups_of = manifest.groups_of
         while batch:
-            yield from [(source_id, version, groups_of(groups), stat, complete == 1)
-                        for source_id, version, groups, stat, complete in batch]
+            for source_id, version, groups, stat, complete in batch:
+                yield source_id, version, groups_of(groups), stat, complete == 1
             with self._lock:
                 batch = rows.fetchmany(_STAMP_BATCH)
 
