@@ -141,7 +141,7 @@ def test_the_racy_rule_trusts_a_token_only_when_taken_a_second_after_the_last_ch
 
 def test_unchanged_files_and_sidecars_are_not_opened_and_a_pipeline_change_reads_them_again(tmp_path, monkeypatch):
     monkeypatch.setattr(local, "RACY_NS", 50_000_000)
-    files = _corpus(tmp_path / "docs")
+    _corpus(tmp_path / "docs")
     (tmp_path / "docs" / "doc1.txt.meta.json").write_text('{"title": "Apples one", "url": "https://x/1", "team": "a"}')
     time.sleep(0.1)
     _run(tmp_path / "docs", tmp_path)
@@ -297,3 +297,35 @@ def test_a_source_that_lists_every_item_gets_the_records_read_at_once_not_one_qu
         monkeypatch.setattr(index, "get_source", lambda source_id, *, scope: asked.append(source_id))
         report = ingest(Listed(tmp_path / "docs"), index=index, embedder=embedder, options=IngestOptions(prefetch=0))
     assert report.unchanged == 6 and asked == []
+
+
+def test_the_cyclic_gc_is_paused_while_a_folder_is_listed_and_planned_and_restored_after(tmp_path, monkeypatch):
+    import gc
+
+    from pipelines.engine import fingerprint_of, list_and_plan
+
+    _corpus(tmp_path / "docs")
+    _run(tmp_path / "docs", tmp_path)
+    seen: list[bool] = []
+
+    class Failing(LocalFolderSource):
+        def list_items(self, known=None):
+            seen.append(gc.isenabled())
+            yield from super().list_items(known=known)
+            raise RuntimeError("the listing broke")
+
+    embedder = HashingEmbedder(dimensions=DIMS)
+    with LocalIndex(tmp_path / "idx", dimensions=DIMS, model_id=embedder.model_id) as index:
+        fingerprint = fingerprint_of(IngestOptions(), embedder)
+        assert gc.isenabled()
+        plan = list_and_plan(LocalFolderSource(tmp_path / "docs"), index, fingerprint=fingerprint)
+        assert plan.listed == 6 and gc.isenabled()
+        with pytest.raises(RuntimeError, match="the listing broke"):
+            list_and_plan(Failing(tmp_path / "docs"), index, fingerprint=fingerprint)
+        assert seen == [False] and gc.isenabled()  # paused inside, restored after an error too
+        gc.disable()
+        try:  # a caller that paused it itself keeps it paused
+            list_and_plan(LocalFolderSource(tmp_path / "docs"), index, fingerprint=fingerprint)
+            assert not gc.isenabled()
+        finally:
+            gc.enable()

@@ -223,3 +223,17 @@ def test_format_key_decides_the_file_format_and_listed_supported_agrees_with_lis
                 file_format(name, guess_content_type(name.rsplit("/", 1)[-1])), name
         base = name.rsplit("/", 1)[-1]
         assert listed_supported(base) == listed_type(base)[1], name
+
+
+@given(st.lists(st.sampled_from(["a", "B", ".", "/", "txt", "TXT", "md", "pdf", "gz", "tar", "K", ":", "x"]),
+                max_size=8).map("".join))
+def test_the_parser_suffix_of_a_name_is_its_last_suffix_after_its_last_slash_when_that_picks_a_parser(name):
+    from pipelines.parsing import _EXTENSION_FORMATS, _parser_suffix, format_key, listed_supported, listed_type
+
+    i = name.rfind(".")  # the definition, spelled out
+    expected = name[i:] if name.rfind("/") + 1 < i < len(name) - 1 and name[i:].lower() in _EXTENSION_FORMATS else None
+    assert _parser_suffix(name) == expected
+    if expected is not None:
+        assert format_key(name) == expected
+    base = name.rsplit("/", 1)[-1]
+    assert listed_supported(base) == listed_type(base)[1]

@@ -152,11 +152,19 @@ def listed_supported(name: str) -> bool:
 
 
 def _parser_suffix(name: str) -> str | None:
-    """The last suffix of the file name ``name`` (after its last ``/``) when that suffix alone picks a parser."""
+    """The last suffix of the file name ``name`` (after its last ``/``) when that suffix alone picks a parser
+    (a listing asks it of every file: one ``rfind`` and a lookup cached by the suffix)."""
     i = name.rfind(".")
-    if name.rfind("/") + 1 < i < len(name) - 1 and _EXTENSION_FORMATS.get(name[i:].lower()) is not None:
-        return name[i:]
+    suffix = name[i:]
+    if i > 0 and name[i - 1] != "/" and _picks_parser(suffix):  # not a hidden name's leading dot
+        return suffix
     return None
+
+
+@lru_cache(maxsize=4096)
+def _picks_parser(suffix: str) -> bool:
+    """Whether ``suffix`` (from the last ``.`` of a name on) is a whole suffix that picks a parser."""
+    return len(suffix) > 1 and "/" not in suffix and _EXTENSION_FORMATS.get(suffix.lower()) is not None
 
 
 @lru_cache(maxsize=4096)

@@ -94,6 +94,7 @@ _NONBLOCK = getattr(os, "O_NONBLOCK", 0)
 _DIRECTORY = getattr(os, "O_DIRECTORY", 0)
 _SAFE_OPEN = os.open in os.supports_dir_fd and os.scandir in os.supports_fd and bool(_NOFOLLOW)
 _NAME = operator.attrgetter("name")
+_S_IFMT, _S_IFREG = stat.S_IFMT(0xFFFFFFFF), stat.S_IFREG  # ``stat.S_ISREG(mode)`` as ``mode & _S_IFMT == _S_IFREG``
 #: A change token taken within this long after the file's mtime/ctime is not trusted (racy git).
 RACY_NS = 1_000_000_000
 
@@ -290,13 +291,18 @@ class LocalFolderSource:
                 raise SourceError(f"cannot list folder {self.root}: {exc.strerror or exc}") from exc
             yield self._problem(prefix, _os_error(exc, prefix, "list"), "failed")
             return
-        sidecars = {e.name: e for e in entries if e.name.endswith(SIDECAR_SUFFIX)}
-        tokens, virtual, match_all = self._known.tokens, _virtual_devices(), self._match_all
-        unchanged: list[str] = []  # listed unchanged by their stored token: yielded as ids, no item built
+        sidecars: dict[str, Any] = {}
+        files: list[Any] = []  # in sorted order; hidden names and sidecars are not documents
         for entry in entries:
             name = entry.name
-            if name.startswith(".") or name.endswith(SIDECAR_SUFFIX):
-                continue
+            if name.endswith(SIDECAR_SUFFIX):
+                sidecars[name] = entry
+            elif not name.startswith("."):
+                files.append(entry)
+        tokens, virtual, match_all = self._known.tokens, _virtual_devices(), self._match_all
+        unchanged: list[str] = []  # listed unchanged by their stored token: yielded as ids, no item built
+        for entry in files:
+            name = entry.name
             rel = prefix + name
             if not rel.isascii() and not _utf8(rel):
                 shown = os.fsencode(rel).decode("utf-8", "backslashreplace")
@@ -310,7 +316,7 @@ class LocalFolderSource:
                 continue
             sidecar = sidecars.get(name + SIDECAR_SUFFIX)
             stored = tokens.get(rel) if tokens else None
-            if stored and stat.S_ISREG(st.st_mode) and st.st_dev not in virtual \
+            if stored and st.st_mode & _S_IFMT == _S_IFREG and st.st_dev not in virtual \
                     and (match_all or self._wanted(rel)):  # the no-change path: one lstat, nothing opened
                 if self._unchanged(stored, name, st, sidecar):
                     unchanged.append(rel)
@@ -372,7 +378,7 @@ class LocalFolderSource:
             side = sidecar.stat(follow_symlinks=False)
         except OSError:
             return False
-        if not stat.S_ISREG(side.st_mode):
+        if side.st_mode & _S_IFMT != _S_IFREG:
             return False  # a link, a folder...: read it, and fail it as the module docstring says
         return _holds(stored, f"{stat_token(listed)}+{stat_token(side)}",
                       max(listed.st_mtime_ns, listed.st_ctime_ns, side.st_mtime_ns, side.st_ctime_ns))
