@@ -452,3 +452,58 @@ def test_listed_type_is_the_content_type_and_support_of_the_name(name):
 
     content_type = guess_content_type(name)
     assert listed_type(name) == (content_type, is_supported(name, content_type))
+
+
+def _numbered_list_pdf() -> bytes:
+    """Bold section headings around a numbered list whose second item wraps (the Northwind benefits PDFs)."""
+    from reportlab.lib.pagesizes import letter
+    from reportlab.pdfgen import canvas
+
+    buf = io.BytesIO()
+    c = canvas.Canvas(buf, pagesize=letter)
+    _, height = letter
+
+    def page(heading: str, lines: list[str]) -> None:
+        c.setFont("Helvetica-Bold", 16)
+        c.drawString(72, height - 100, heading)
+        c.setFont("Helvetica", 11)
+        y = height - 130
+        for line in lines:
+            c.drawString(72, y, line)
+            y -= 14
+        c.showPage()
+
+    page("Conformity With The Law", [
+        "The plan complies with the applicable state and federal laws and regulations.",
+        "Tips for Employees:",
+        "1. Read your Summary Plan Description carefully to understand the benefits available to you.",
+        "2. Familiarize yourself with the applicable laws and regulations, such as ERISA, the",
+        "Affordable Care Act (ACA), and the Mental Health Parity and Addiction Equity Act.",
+        "3. Be aware of the coverage and limits your plan provides.",
+        "4. Be aware of any exclusions or exceptions that may apply to your plan.",
+    ])
+    page("Entire Contract", [
+        "The plan is a contract between you and Northwind Health, read it in full.",
+        "Your information may be disclosed for:",
+        "- Research",
+    ])
+    page("Venue", ["Legal actions are brought in the state where the policyholder lives."])
+    c.save()
+    return buf.getvalue()
+
+
+def test_pdf_numbered_list_items_and_bullets_are_not_headings() -> None:
+    """A wrapped numbered list item ("2. Familiarize yourself …, the") was taken for a level-1 heading,
+    and every chunk after it, to the end of the document, carried it as its section."""
+    from pipelines.chunking import ChunkingConfig, chunk_document
+    from pipelines.records import SourceItem
+
+    doc = parse_document(_numbered_list_pdf(), source_id="plan.pdf", name="plan.pdf")
+    assert [e.text for e in doc.elements if e.kind == "title"] == ["Conformity With The Law", "Entire Contract", "Venue"]
+    items = [e.text for e in doc.elements if e.kind == "list"]
+    assert [t[:3] for t in items[:4]] == ["1. ", "2. ", "3. ", "4. "]
+    assert "- Research" in items  # a bulleted line that ends a page is a list item too
+    config = ChunkingConfig(chunk_size=40, overlap=0, page_bounded=True)
+    chunks = chunk_document(doc, SourceItem(id="plan.pdf", version="v1", name="plan.pdf"), config=config)
+    venue = [ch for ch in chunks if "Legal actions" in ch.content]
+    assert venue and all(ch.section == "Venue" for ch in venue)

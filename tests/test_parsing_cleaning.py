@@ -89,3 +89,16 @@ def test_html_table_colspan_and_nested() -> None:
         "<tr><td>A</td><td>B<br>C</td><td><table><tr><td>in</td></tr></table>$5</td></tr></table>"
     )
     assert html_table_to_markdown(html).splitlines() == ["| Plan | Plan | Cost |", "|---|---|---|", "| A | B C | in$5 |"]
+
+
+def test_numbered_list_items_and_run_on_lines_are_not_headings() -> None:
+    from pipelines.parsing.cleaning import continues_numbered_list
+
+    # a wrapped list item that ends in "the" runs on into the next line: no heading
+    assert heading_level_from_numbering("2. Familiarize yourself with the applicable laws, such as ERISA, the") is None
+    assert not is_title_case_heading("Reimbursement Program for")
+    assert continues_numbered_list("1. Read your plan.", "2. Familiarize yourself with the laws")
+    assert continues_numbered_list("14. Director of Sales", "15. Director of Research and Development")
+    assert not continues_numbered_list("1. Read your plan.", "3. Benefits")
+    assert not continues_numbered_list("Some text", "2. Benefits")
+    assert not continues_numbered_list("1.5 million people", "2. Benefits")

@@ -11,8 +11,9 @@ typesetter (``regu-`` / ``lation`` -> ``regulation``) or carries a real hyphen (
 - :func:`collapse_whitespace`, :func:`join_lines` (wrapped lines -> one paragraph, de-hyphenated).
 - :func:`find_repeated_edge_lines` finds running headers/footers: lines at the top or bottom of most
   pages, compared with digits ignored so "Page 3 of 20" repeats.
-- :func:`heading_level_from_numbering`, :func:`is_title_case_heading`: heading heuristics for formats
-  without structure.
+- :func:`heading_level_from_numbering`, :func:`is_title_case_heading`, :func:`continues_numbered_list`:
+  heading heuristics for formats without structure (a line ending in "the", "and", "of" … runs on
+  and is no heading; "2. …" right after "1. …" is a list item).
 """
 
 from __future__ import annotations
@@ -220,6 +221,8 @@ def _heading_shape(text: str, *, max_words: int) -> bool:
     if not text or len(text) > 120 or text[-1] in ".,;!":
         return False
     words = text.split()
+    if words and words[-1].lower() in _SMALL_WORDS:  # "…, such as ERISA, the": a line that runs on
+        return False
     return 0 < len(words) <= max_words and any(ch.isalpha() for ch in text)
 
 
@@ -241,6 +244,20 @@ def heading_level_from_numbering(text: str) -> int | None:
     return number.count(".") + 1
 
 
+def continues_numbered_list(previous: str, text: str) -> bool:
+    """Whether ``text`` ("2. Familiarize yourself …") is the next item of the list item ``previous`` ("1. Read …").
+
+    A numbered line right after the item before it in the numbering is a list item, not a section
+    heading, however short it is: taken for a heading it would become the section of everything
+    that follows.
+    """
+    m = _LIST_NUMBER.match(text)
+    if m is None or int(m.group(1)) < 2:
+        return False
+    p = _LIST_NUMBER.match(previous)
+    return p is not None and int(p.group(1)) == int(m.group(1)) - 1
+
+
 def is_title_case_heading(text: str) -> bool:
     """A short line in Title Case (or ALL CAPS) without final punctuation: a likely heading."""
     text = collapse_whitespace(text)
@@ -253,6 +270,7 @@ def is_title_case_heading(text: str) -> bool:
     return all(w[0].isupper() or not w[0].isalpha() for w in significant)
 
 
+_LIST_NUMBER = re.compile(r"^\s*\(?(\d{1,2})[.)]\s+")
 _BULLET = re.compile(r"^\s*(?:[•·▪◦‣●○■□➢►\-–—*]|\(?\d{1,2}[.)]|\(?[a-z][.)])\s+")
 
 

@@ -9,7 +9,9 @@ output line gets a position and a font, which is enough to
 - detect headings: bold or larger-than-body lines that are short and do not end like a sentence,
   numbered section lines ("3.2 Leave policy") and isolated Title Case lines; levels follow the
   font size ranking or the section numbering;
-- detect list items (bullet glyphs, "1.", "a)") and keep each item as one element;
+- detect list items (bullet glyphs, "1.", "a)") and keep each item as one element; a bulleted line is
+  never a heading ("• Research"), nor is "2. …" right after "1. …" (else the list item would become
+  the section of everything after it);
 - keep tables: pypdf emits table cells as separate lines at the same height; consecutive rows of
   two or more cells become one Markdown table element (header row first), so no row is ever split;
 - drop running headers/footers (lines at the top/bottom of most pages, digits ignored) and
@@ -33,6 +35,7 @@ from typing import Any, Sequence
 from pipelines.errors import CorruptDocumentError, EmptyDocumentError, EncryptedDocumentError
 from pipelines.parsing.cleaning import (
     collapse_whitespace,
+    continues_numbered_list,
     document_vocabulary,
     find_repeated_edge_lines,
     heading_level_from_numbering,
@@ -282,7 +285,7 @@ def _structure(page_rows: list[list[_Row]], options: PdfOptions) -> list[Element
     elements: list[Element] = []
     for page_number, rows in enumerate(page_rows, start=1):
         page_elements = _page_elements(rows, page_number, body, line_gap, vocab, styled_heading, rank, font_key,
-                                       plain_level, options)
+                                       plain_level, options, elements[-1] if elements else None)
         if page_elements and elements:
             page_elements[0] = _continue_table(elements[-1], page_elements[0])
         elements.extend(page_elements)
@@ -310,7 +313,9 @@ def _page_elements(
     font_key: Any,
     plain_level: int,
     options: PdfOptions,
+    previous: Element | None = None,
 ) -> list[Element]:
+    """The elements of one page; ``previous`` is the last element of the pages before (a list goes on across pages)."""
     out: list[Element] = []
     block: list[str] = []
     block_kind = "text"
@@ -350,6 +355,12 @@ def _page_elements(
         break_before = prev is None or gap_between(prev, row)
         numbered = heading_level_from_numbering(text) if len(row.cells) == 1 else None
         level: int | None = None
+        last = out[-1] if out else previous
+        open_item = block[0] if block and block_kind == "list" else (last.text if last and last.kind == "list" else "")
+        # "2. …" after "1. …", or "1. …" followed by "2. …": a numbered list, not numbered sections
+        in_list = continues_numbered_list(open_item, text) or (
+            nxt is not None and continues_numbered_list(text, nxt.text)
+        )
         continues = (
             nxt is not None
             and len(nxt.cells) == 1
@@ -357,9 +368,11 @@ def _page_elements(
             and font_key(nxt) == font_key(row)
             and nxt.text[:1].islower()
         )
-        if styled_heading(row) and not continues:
+        if in_list:
+            pass  # "2. Familiarize yourself with …" after "1. Read …": the list goes on
+        elif styled_heading(row) and not continues:
             level = numbered or rank.get(font_key(row), plain_level)
-        elif len(row.cells) == 1 and (numbered or is_title_case_heading(text)):
+        elif len(row.cells) == 1 and (numbered or (is_title_case_heading(text) and not is_list_item(text))):
             before = break_before or prev is None or prev.text.endswith(_SENTENCE_END)
             after = (
                 nxt is None

@@ -13,6 +13,7 @@ from pathlib import PurePath
 
 from pipelines.errors import EmptyDocumentError
 from pipelines.parsing.cleaning import (
+    continues_numbered_list,
     document_vocabulary,
     heading_level_from_numbering,
     is_list_item,
@@ -53,6 +54,8 @@ def text_elements(text: str) -> list[Element]:
         if len(lines) == 1:
             line = lines[0].strip()
             level = heading_level_from_numbering(line)
+            if level is not None and out and out[-1].kind == "list" and continues_numbered_list(out[-1].text, line):
+                level = None  # "2. Call us" after "1. Write to us": the list goes on
             if level is not None or (is_title_case_heading(line) and not is_list_item(line)):
                 out.append(Element(kind="title", text=line, level=level or 1))
                 continue
