@@ -77,7 +77,7 @@ __all__ = [
 #: Revision of ondata's own parser code per format: bump it when a parser's output changes, so the
 #: next ingest re-parses the documents of that format (their pipeline fingerprint changes, see
 #: ``pipelines.sync``). The library a parser is built on is part of its version too.
-PARSER_REVISIONS: dict[str, int] = {"pdf": 1, "txt": 1, "html": 1, "docx": 1, "pptx": 1, "md": 1, "eml": 1}
+PARSER_REVISIONS: dict[str, int] = {"pdf": 2, "txt": 2, "html": 1, "docx": 1, "pptx": 1, "md": 1, "eml": 1}
 _PARSER_LIBRARIES: dict[str, tuple[str, str]] = {  # format -> (parser name, distribution it is built on)
     "pdf": ("pypdf", "pypdf"),
     "txt": ("text", ""),
