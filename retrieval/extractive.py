@@ -62,7 +62,8 @@ Re-measured (2026-12-04) after the PDF/text heading fix (a numbered list item, a
 ending in a small word is no heading; before, one wrapped list item became the section of every later
 chunk of two Northwind PDFs), ``python bench/answers.py --refresh``, defaults kept: Contoso 50 false
 abstention 5/50, citations_matched 0.35 (±1 0.53); unanswerable tune 13/18, heldout 14/17; samples 2/46
-and 7/7. A sweep on that build (min_support 0.48-0.52, max_missing 0.2-0.4) finds no better point: the
+and 7/7. A sweep with this fix and a second one (sentences across pages joined, not merged: it moved one
+Contoso question to abstention) over min_support 0.48-0.52, max_missing 0.2-0.4 found no better point: the
 answered unanswerable questions have a best-unit support of 0.53-0.76, lexically high ("PET scans" for
 "pet insurance", "Workers' Compensation Insurance" for "life insurance"), above most answerable
 abstentions (0.33-0.51), and a lower ``max_missing`` buys tune abstentions with false abstentions one
