@@ -187,6 +187,7 @@ def test_cli_says_each_failed_or_skipped_document_once(docs, tmp_path):
     assert said.count("skipped env.txt") == 1 and said.count("failed broken.pdf") == 1  # in the summary only
     assert "EOF marker" not in said  # pypdf's own warning names no document: the summary line says it
     assert said.index("Ingestion summary") < said.index("failed broken.pdf")
+    assert "ingesting (1 failed)" in out.stdout  # the progress line counts failures as they happen
     verbose = _cli("-v", "ingest", str(docs), "--index", str(tmp_path / "once-idx"), "--embedder", "hashing")
     assert (verbose.stdout + verbose.stderr).count("failed broken.pdf") == 2  # -v: the log line too
 

@@ -182,9 +182,14 @@ def ingest_with_progress(settings: Settings, path: str, console: Console, *, dry
                 task = progress.add_task("ingesting", total=len(plan.to_process), current="")
                 progress.start()
 
+        failed = 0
+
         def on_result(result) -> None:
+            nonlocal failed
             if task is not None and result.status != "deleted":
-                progress.update(task, advance=1, current=result.source_id[-40:])
+                failed += result.status == "failed"  # said as they happen; the summary names them
+                progress.update(task, advance=1, current=result.source_id[-40:],
+                                description=f"ingesting ({failed} failed)" if failed else "ingesting")
 
         idx = build_index(settings, emb)  # not ``with``: entering a local index creates it, and a dry run creates nothing
         try:
