@@ -871,7 +871,7 @@ class LocalIndex:
         from ``keyword.bin``, brought up to date from SQLite (incrementally where it can)."""
         gen = self._generation(con)
         kw = self._keyword
-        if kw is None or kw.weights != tuple(float(w) for w in self.bm25_weights) or \
+        if kw is None or kw.weights != self._keyword_weights or \
                 (kw.generation is not None and kw.generation > gen):
             kw = KeywordIndex(self.bm25_weights)
             if kw.load(self.keyword_path) and kw.generation is not None and kw.generation > gen:
@@ -895,14 +895,14 @@ class LocalIndex:
         refresh builds it, so a first search after an upgrade or a lost file takes FTS5's time, not
         the build's (264 s at 1M chunks)."""
         gen = self._generation(con)
-        weights = tuple(float(w) for w in self.bm25_weights)
+        weights = self._keyword_weights
         kw, limit = self._keyword, local_keyword.CATCH_UP_INLINE
         if kw is None or kw.weights != weights:  # none held: keyword.bin, or nothing usable yet
             if kw is None and self._keyword_refresh.running:
                 return None  # FTS5 until the background build swaps its structure in
             kw = KeywordIndex(weights)
-            if not kw.load(self.keyword_path):
-                kw, limit = KeywordIndex(weights), local_keyword.BUILD_INLINE
+            if not kw.load(self.keyword_path):  # a failed load leaves it empty: built from SQLite
+                limit = local_keyword.BUILD_INLINE
             self._keyword = kw if kw.generation is not None else None
         if kw.generation is not None and kw.generation >= gen:
             return kw  # current, or newer than this snapshot (the fetch re-checks every row)
@@ -915,6 +915,11 @@ class LocalIndex:
                         "until it is built in the background (the next ingest saves it)", self.directory)
         return kw if kw.generation is not None else None
 
+    @property
+    def _keyword_weights(self) -> tuple[float, ...]:
+        """``bm25_weights`` as a ``KeywordIndex`` holds them (its ``weights``)."""
+        return tuple(float(w) for w in self.bm25_weights)
+
     def _new_keyword_refresh(self) -> BackgroundRefresh[KeywordIndex]:
         return BackgroundRefresh(self._connect_read_only, name="ondata-keyword-refresh",
                                  what=f"the keyword index of {self.directory}")
@@ -923,13 +928,12 @@ class LocalIndex:
         """(prepare, swap) of a background keyword refresh: ``keyword.bin`` loaded and caught up from SQLite at
         the refresh's own snapshot (built from SQLite when unusable), swapped in unless the held one is as
         new or the structures were forgotten meanwhile (``_release``)."""
-        epoch, path, weights = self._keyword_epoch, self.keyword_path, tuple(float(w) for w in self.bm25_weights)
+        epoch, path, weights = self._keyword_epoch, self.keyword_path, self._keyword_weights
 
         def prepare(con: sqlite3.Connection) -> KeywordIndex:
             gen = self._generation(con)
             kw = KeywordIndex(weights)
-            if not kw.load(path):
-                kw = KeywordIndex(weights)
+            kw.load(path)  # a failed load leaves it empty: built from SQLite below
             if kw.generation is None or kw.generation < gen:
                 kw.refresh(con, gen)
             return kw

@@ -542,8 +542,9 @@ class KeywordIndex:
 
     def load(self, path: Path) -> bool:
         """Read ``path`` (its postings memory-mapped) and the delta beside it; False (and logged) when
-        the base is missing, corrupt or built with other parameters. An unusable delta is ignored
-        (the index then catches up from the base's generation)."""
+        the base is missing, corrupt or built with other parameters, the index then left as it was (a
+        new one stays empty). An unusable delta is ignored (the index then catches up from the base's
+        generation)."""
         if not path.exists():
             log.info("no keyword index at %s; building it from SQLite", path)
             return False
