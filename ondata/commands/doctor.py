@@ -137,11 +137,11 @@ def check_chat(settings: Settings, *, client: Any = None) -> Check:
 def _openai_client(settings: Settings) -> Any:
     import openai
 
-    import httpx
-
     from ondata.wiring import PROBE_TIMEOUT_S
 
-    common = {"max_retries": 0, "timeout": httpx.Timeout(3 * PROBE_TIMEOUT_S, connect=PROBE_TIMEOUT_S)}
+    # openai's own Timeout: the HTTP library under the SDK changes between releases (httpx, then httpx2,
+    # whose newer versions reject an httpx.Timeout)
+    common = {"max_retries": 0, "timeout": openai.Timeout(3 * PROBE_TIMEOUT_S, connect=PROBE_TIMEOUT_S)}
     if settings.azure_openai_api_key:
         return openai.AzureOpenAI(
             azure_endpoint=settings.azure_openai_endpoint,
