@@ -13,16 +13,27 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install demo test bench clean azurite chromium
+.PHONY: install demo test bench clean azurite chromium constraints
 
-$(BIN)/.installed: pyproject.toml
+$(BIN)/.installed: pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	# CPU build of torch first: a plain `torch` requirement would pull a multi-GB CUDA build.
 	$(BIN)/pip install --quiet --disable-pip-version-check torch==2.13.0
-	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[dev]'
+	# The versions of constraints.txt: a fresh machine and CI get the releases the tests last passed on.
+	$(BIN)/pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[dev]'
 	touch $@
 
 install: $(BIN)/.installed
+
+# Re-pin constraints.txt: the newest releases pyproject.toml allows, resolved in a scratch venv.
+PIN_VENV := .venv-pin
+constraints:
+	rm -rf $(PIN_VENV) && $(PYTHON) -m venv $(PIN_VENV)
+	$(PIN_VENV)/bin/pip install --quiet --disable-pip-version-check torch==2.13.0
+	$(PIN_VENV)/bin/pip install --quiet --disable-pip-version-check -e '.[dev]'
+	{ sed -n '/^#/p' constraints.txt; $(PIN_VENV)/bin/pip freeze --exclude-editable | grep -v '^#'; } > constraints.txt.new
+	mv constraints.txt.new constraints.txt && rm -rf $(PIN_VENV)
+	git diff --stat constraints.txt || true
 
 node_modules/.bin/azurite-blob: package.json
 	npm install --no-audit --no-fund --loglevel=error
