@@ -397,6 +397,22 @@ def test_extractive_abstains_when_no_best_unit_holds_the_kind_of_answer_asked():
     assert not answerer.answer(build_grounded_request(q, hits=counted, strictness=1)).abstained
 
 
+def test_a_long_question_needs_less_support_from_one_sentence():
+    q = ("How does the prior authorization process of the plan affect the out-of-pocket costs for services and "
+         "medications, and what copayments apply to in-network specialist visits?")
+    answerer = ExtractiveAnswerer(max_missing=1.1)  # the support threshold alone (lexical: min_support 0.40)
+    # 14 terms, more than long_question (7): the threshold is 0.40 x 7 / 14
+    assert answerer.support_needed(q) == pytest.approx(0.20)
+    assert answerer.support_needed("How does prior authorization affect medications?") == pytest.approx(0.40)
+    hits = [hit("Prior authorization is a process in which the plan reviews services and medications first. Members get "
+                "a card by mail. The office opens at nine. Claims are paid within thirty days.", n=1, title="Benefits")]
+    req = build_grounded_request(q, hits=hits, strictness=1)
+    out = answerer.answer(req)
+    assert not out.abstained and out.claims[0].text.startswith("Prior authorization is a process")
+    # unscaled (the threshold of before) the best sentence's support (about 0.29) is too low
+    assert ExtractiveAnswerer(max_missing=1.1, long_question=0).answer(req).abstained
+
+
 def test_quantity_questions_prefer_sentences_that_state_a_quantity():
     from retrieval.extractive import asks_quantity, states_quantity
 
