@@ -200,10 +200,11 @@ def main() -> None:
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
 
-    from indexers.text import verb_stems
+    from indexers.text import named_entities, verb_stems
     from retrieval.extractive import ExtractiveAnswerer
 
     verb_stems("Is the tagger loaded?")  # model load is not answer latency (the spaCy tagger loads on first use)
+    named_entities("Is the recogniser loaded?")  # nor the entity recogniser's
     sets = args.sets or ["contoso", "unanswerable:tune", "unanswerable:heldout", "samples"]
     params = dict(p.split("=", 1) for p in args.param)
     params = {k: _value(v) for k, v in params.items()}

