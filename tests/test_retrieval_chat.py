@@ -464,6 +464,23 @@ def test_a_strong_source_of_the_second_part_is_cited_too():
     assert [c.source_id for c in off.citations] == ["policy.pdf"]
 
 
+def test_the_quote_says_the_questions_compound_not_its_opposite():
+    from indexers.text import compounds, terms
+
+    assert compounds("Is my In-network dentist out\u2011of\u2011network? (pre-existing)") == [
+        "in-network", "out-of-network", "pre-existing"]
+    assert compounds("No compound here.") == []
+    # the terms read both as "network": the two sentences tie and the first one would be quoted
+    assert set(terms("in-network")) == set(terms("out-of-network")) == {"network"}
+    hits = [hit("Out-of-network providers are those who have not contracted with the plan. "
+                "In-network providers are those who have contracted with the plan.", n=1)]
+    req = build_grounded_request("What are in-network providers?", hits=hits, strictness=1)
+    a = ExtractiveAnswerer(max_sentences=1, min_support=0.3).answer(req)
+    assert [c.text for c in a.claims] == ["In-network providers are those who have contracted with the plan."]
+    off = ExtractiveAnswerer(max_sentences=1, min_support=0.3, compound_weight=0.0).answer(req)
+    assert [c.text for c in off.claims] == ["Out-of-network providers are those who have not contracted with the plan."]
+
+
 def test_the_rank_prior_of_the_quote_is_weaker_than_the_abstentions():
     # the top source half-answers; the second states the answer. Under the full rank prior (1.0) the top
     # source's sentence scores best; the quote is chosen under ``quote_prior`` and the abstention is not changed
