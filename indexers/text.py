@@ -19,7 +19,8 @@ and spaCy's parser and senter on the Contoso PDFs and data/samples). A boundary 
 - the colon after an upper-case label ("COVERED SERVICES: Maternity Care", "JOB SUMMARY: The ...").
 
 Words (``words``) are lower-cased runs of letters and digits; a decimal or grouped number
-("1,000", "2.5") and a contraction ("you're") are one word. ``STOPWORDS`` is NLTK's English list
+("1,000", "2.5") and a contraction ("you're") are one word; a hyphenated compound is its parts
+("in-network": "in", "network"), and ``compounds`` gives the compounds whole. ``STOPWORDS`` is NLTK's English list
 (without the contraction fragments) plus a few modal verbs and quantifiers; ``REQUEST_WORDS`` are the words of
 asking ("please", "tell", "explain") that carry no content in a question; ``NEGATIONS`` the words
 that flip a statement. ``stem`` is the Snowball English stemmer (PyStemmer: identical stems to the
@@ -44,8 +45,9 @@ from pathlib import Path
 import regex
 
 __all__ = [
-    "MARKER", "MARKER_PREFIX", "NEGATIONS", "REQUEST_WORDS", "STOPWORDS", "content_words", "line_spans", "marker_numbers",
-    "comparative_bases", "named_entities", "sentence_spans", "split_sentences", "stem", "strip_markers", "terms", "words",
+    "MARKER", "MARKER_PREFIX", "NEGATIONS", "REQUEST_WORDS", "STOPWORDS", "compounds", "content_words", "line_spans",
+    "marker_numbers", "comparative_bases", "named_entities", "sentence_spans", "split_sentences", "stem", "strip_markers",
+    "terms", "words",
 ]
 
 # ---------------------------------------------------------------------------------------------
@@ -78,6 +80,16 @@ NEGATIONS = frozenset(
 def words(text: str) -> list[str]:
     """The lower-cased words of ``text``."""
     return _WORD.findall((text or "").lower())
+
+
+_COMPOUND = regex.compile(r"[\p{L}\p{N}]+(?:[-\u2010\u2011][\p{L}\p{N}]+)+")
+
+
+def compounds(text: str) -> list[str]:
+    """The hyphenated compounds of ``text``, lower-cased, hyphens as "-" ("In-network" -> "in-network",
+    "out-of-network"): ``words`` splits them, so "in-network" and "out-of-network" share their only content
+    word ("network") and only the whole compound tells them apart."""
+    return [regex.sub(r"[\u2010\u2011]", "-", m) for m in _COMPOUND.findall((text or "").lower())]
 
 
 def content_words(text: str, *, drop: Iterable[str] = ()) -> list[str]:

@@ -506,6 +506,62 @@ def test_the_second_part_of_a_two_part_question_gets_its_own_sentence():
     assert "Specialist copayments are $50." not in [c.text for c in one_part.claims]
 
 
+def test_every_strong_source_is_cited_not_only_the_first():
+    # the second source says what the first says, in the same terms (it covers no term the first does not):
+    # it scores close to the best (1.11 / 1.28) and is quoted and cited; the unrelated third source is not
+    hits = [hit("Expense claims must be submitted within 30 days. Late expense claims are not paid.", n=1, source_id="policy.pdf"),
+            hit("Submit your expense claims within 30 days of the purchase.", n=2, source_id="faq.pdf"),
+            hit("The office closes at six on Fridays.", n=3, source_id="office.pdf")]
+    req = build_grounded_request("When must expense claims be submitted?", hits=hits, strictness=1)
+    a = ExtractiveAnswerer(min_support=0.3).answer(req)
+    assert [c.text for c in a.claims] == ["Expense claims must be submitted within 30 days.",
+                                          "Submit your expense claims within 30 days of the purchase.",
+                                          "Late expense claims are not paid."]
+    assert [c.source_id for c in a.citations] == ["policy.pdf", "faq.pdf"]
+    # without the rule (a ratio above 1) only the first source is cited, whatever the length of the answer
+    for n in (3, 4):
+        off = ExtractiveAnswerer(min_support=0.3, source_ratio=2.0, max_sentences=n).answer(req)
+        assert [c.source_id for c in off.citations] == ["policy.pdf"]
+    # the rule stays within max_sentences: the best unit first
+    assert [c.text for c in ExtractiveAnswerer(min_support=0.3, max_sentences=1).answer(req).claims] == [
+        "Expense claims must be submitted within 30 days."]
+
+
+def test_a_strong_source_of_the_second_part_is_cited_too():
+    # the second part ("when are claims due?") is answered by both sources; on the whole question the second
+    # source scores far below the first (0.32 / 0.86), on the second part close to it (1.14 / 1.29)
+    hits = [hit("Late expense claims are rejected by the finance team. Expense claims are due within 30 days.", n=1,
+                source_id="policy.pdf"),
+            hit("Claims are due within 30 days of the purchase.", n=2, source_id="faq.pdf"),
+            hit("The finance team works on the second floor.", n=3, source_id="office.pdf")]
+    q = "How does the finance team treat late expense claims, and when are claims due?"
+    req = build_grounded_request(q, hits=hits, strictness=1)
+    a = ExtractiveAnswerer(min_support=0.3).answer(req)
+    assert [c.text for c in a.claims] == ["Late expense claims are rejected by the finance team.",
+                                          "Expense claims are due within 30 days.",
+                                          "Claims are due within 30 days of the purchase."]
+    assert [c.source_id for c in a.citations] == ["policy.pdf", "faq.pdf"]
+    off = ExtractiveAnswerer(min_support=0.3, source_ratio=2.0).answer(req)
+    assert [c.source_id for c in off.citations] == ["policy.pdf"]
+
+
+def test_the_quote_says_the_questions_compound_not_its_opposite():
+    from indexers.text import compounds, terms
+
+    assert compounds("Is my In-network dentist out\u2011of\u2011network? (pre-existing)") == [
+        "in-network", "out-of-network", "pre-existing"]
+    assert compounds("No compound here.") == []
+    # the terms read both as "network": the two sentences tie and the first one would be quoted
+    assert set(terms("in-network")) == set(terms("out-of-network")) == {"network"}
+    hits = [hit("Out-of-network providers are those who have not contracted with the plan. "
+                "In-network providers are those who have contracted with the plan.", n=1)]
+    req = build_grounded_request("What are in-network providers?", hits=hits, strictness=1)
+    a = ExtractiveAnswerer(max_sentences=1, min_support=0.3).answer(req)
+    assert [c.text for c in a.claims] == ["In-network providers are those who have contracted with the plan."]
+    off = ExtractiveAnswerer(max_sentences=1, min_support=0.3, compound_weight=0.0).answer(req)
+    assert [c.text for c in off.claims] == ["Out-of-network providers are those who have not contracted with the plan."]
+
+
 def test_the_rank_prior_of_the_quote_is_weaker_than_the_abstentions():
     # the top source half-answers; the second states the answer. Under the full rank prior (1.0) the top
     # source's sentence scores best; the quote is chosen under ``quote_prior`` and the abstention is not changed
