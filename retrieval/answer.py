@@ -63,7 +63,7 @@ def prepare_grounded_request(
     lap("search")
     timings["embed"] = round(retriever.last_timings.get("embed_ms", 0.0), 3)
     if rerank_candidates:
-        hits = rerank(search_query, hits)
+        hits = rerank(search_query, hits, top=keep)
         lap("rerank")
     hits = hits[:keep]
     request = build_grounded_request(
