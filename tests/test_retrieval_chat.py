@@ -471,6 +471,34 @@ def test_a_label_line_and_its_value_line_are_one_unit():
     assert ExtractiveAnswerer(max_sentences=1).answer(req).claims[0].text == "Riverside depot safety lead: Ines Carvalho 5310"
 
 
+def test_a_value_line_with_its_own_label_is_not_joined_to_the_line_before():
+    from retrieval.extractive import answer_units
+
+    # a document's title over its "Last Updated" line: joined, the title would stop being a bare heading and
+    # a question sharing the title's words would quote "Employee Handbook: Last Updated: 2023-03-05"
+    content = "Contoso Employee Handbook\n\nLast Updated: 2023-03-05\n\nRiverside depot safety lead\n\nInes Carvalho 5310"
+    assert [u.text for u in answer_units(content)] == ["Contoso Employee Handbook", "Last Updated: 2023-03-05",
+                                                        "Riverside depot safety lead: Ines Carvalho 5310"]
+    req = build_grounded_request("In what year was the Contoso employee handbook founded?", strictness=1,
+                                 hits=[hit(content, n=1)])
+    assert all(c.text != "Contoso Employee Handbook: Last Updated: 2023-03-05" for c in ExtractiveAnswerer().answer(req).claims)
+
+
+def test_a_numbered_list_item_states_no_quantity_by_its_number():
+    from retrieval.extractive import states_quantity
+
+    assert not states_quantity("2. Make sure to find a licensed massage therapist who is in-network.")
+    assert not states_quantity("4) Keep all receipts of your sessions.") and not states_quantity("\u2022 3. Ask your doctor first.")
+    assert states_quantity("2. You may claim up to 12 sessions a year.") and states_quantity("2.5 hours of training")
+    assert states_quantity("Members get 2 sessions.")
+    # a quantity question whose best sentences are numbered tips without a number abstains (answer typing)
+    tips = ("1. Make sure to find a licensed massage therapist who is in-network with the plan.\n"
+            "2. Make sure to keep all receipts and documentation of your massage therapy sessions.")
+    req = build_grounded_request("What is the maximum number of massage therapy sessions per year?", strictness=1,
+                                 hits=[hit(tips, n=1)])
+    assert ExtractiveAnswerer(min_support=0.1, max_missing=1.1).answer(req).abstained
+
+
 def test_question_terms_drop_asking_words_and_contractions():
     from retrieval.extractive import question_terms
 
