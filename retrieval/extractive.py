@@ -533,7 +533,11 @@ _TYPED_NOUNS = {
                     " manufacturers? brands? chains? agencies agency organi[sz]ations?",
     "place": "city cities countries country towns? regions?",
 }
-_ASKS_TYPE = {kind: re.compile(r"\b(?:which|what)\s+(?:[\w'-]+\s+){0,2}?(?:" + "|".join(nouns.split()) + r")\b", re.IGNORECASE)
+# the noun must be what "which"/"what" asks for ("Which cloud provider ...?"), not the subject after a verb:
+# "What are in-network providers?" asks what they are, not for a provider's name
+_AUXILIARY = r"(?:is|are|was|were|do|does|did|can|could|will|would|should|shall|may|might|must|has|have|had)\b"
+_ASKS_TYPE = {kind: re.compile(r"\b(?:which|what)\s+(?:(?!" + _AUXILIARY + r")[\w'-]+\s+){0,2}?(?:"
+                               + "|".join(nouns.split()) + r")\b", re.IGNORECASE)
               for kind, nouns in _TYPED_NOUNS.items()}
 ANSWER_ENTITIES = {"language": frozenset({"LANGUAGE", "NORP"}), "organisation": frozenset({"ORG"}),
                    "place": frozenset({"GPE", "LOC", "FAC"})}

@@ -345,7 +345,8 @@ def test_expected_answer_type_of_a_question():
     assert expected_answer_type("How many languages does the team speak?") == "quantity"
     # most questions ask for no kind of name
     for q in ("What is the life insurance benefit?", "Does the plan cover PET scans?", "Who leads the depot?",
-              "Which plan covers hearing aids?", "What are the requirements for providers?"):
+              "Which plan covers hearing aids?", "What are the requirements for providers?",
+              "What are in-network providers?", "What is a preferred provider?"):
         assert expected_answer_type(q) is None, q
 
 
