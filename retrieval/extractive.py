@@ -628,12 +628,16 @@ def question_terms(question: str) -> list[str]:
     return out
 
 
-def source_context(chunk: Any) -> str:
-    """What a source is about besides its text: title, section and the file name's words
-    ("Northwind_Health_Plus_Benefits_Details.pdf" -> "Northwind Health Plus Benefits Details")."""
+def file_name_text(chunk: Any) -> str:
+    """The chunk's file name as words, without its extension ("Northwind_Health_Plus_Benefits_Details.pdf"
+    -> "Northwind Health Plus Benefits Details")."""
     name = (getattr(chunk, "filepath", "") or getattr(chunk, "source_id", "") or "").replace("\\", "/").rsplit("/", 1)[-1]
-    stem = re.sub(r"[_\-.]+", " ", name.rsplit(".", 1)[0] if "." in name else name).strip()
-    return " ".join(p for p in (chunk.title, chunk.section, stem) if p)
+    return re.sub(r"[_\-.]+", " ", name.rsplit(".", 1)[0] if "." in name else name).strip()
+
+
+def source_context(chunk: Any) -> str:
+    """What a source is about besides its text: title, section and the file name's words (``file_name_text``)."""
+    return " ".join(p for p in (chunk.title, chunk.section, file_name_text(chunk)) if p)
 
 
 class ExtractiveAnswerer:

@@ -75,7 +75,6 @@ from 15/18 to 14/18, so the defaults stay.
 from __future__ import annotations
 
 import math
-import re
 from typing import Sequence
 
 from indexers.fusion import reciprocal_rank_fusion
@@ -90,12 +89,6 @@ HEADING_WEIGHT = 0.0
 
 
 
-def _file_words(chunk: Chunk) -> list[str]:
-    """The words of the chunk's file name without its extension ("Plan_Details.pdf" -> ["plan", "details"])."""
-    name = (chunk.filepath or chunk.source_id or "").replace("\\", "/").rsplit("/", 1)[-1]
-    return words(re.sub(r"\.[A-Za-z0-9]{1,5}$", "", name).replace("_", " "))
-
-
 def _contains(text: Sequence[str], phrase: Sequence[str]) -> bool:
     n = len(phrase)
     return n >= 2 and any(list(text[i:i + n]) == list(phrase) for i in range(len(text) - n + 1))
@@ -104,11 +97,13 @@ def _contains(text: Sequence[str], phrase: Sequence[str]) -> bool:
 def named_sources(question: str, hits: Sequence[SearchHit]) -> set[str]:
     """The ``source_id`` of each hit's document that ``question`` names: its file name (without the
     extension, "_" read as a space) or its whole title, of at least two words, as a phrase."""
+    from retrieval.extractive import file_name_text
+
     asked = words(question.replace("_", " "))
     named: set[str] = set()
     for h in hits:
         c = h.chunk
-        if c.source_id not in named and (_contains(asked, _file_words(c)) or _contains(asked, words(c.title))):
+        if c.source_id not in named and (_contains(asked, words(file_name_text(c))) or _contains(asked, words(c.title))):
             named.add(c.source_id)
     return named
 
