@@ -419,6 +419,8 @@ def test_quantity_questions_prefer_sentences_that_state_a_quantity():
 
     assert asks_quantity("How many e-bikes are in the fleet?") and asks_quantity("In what year was it founded?")
     assert asks_quantity("When is salary paid?") and not asks_quantity("Who leads the depot?")
+    # an amount asked by its noun: "What discount ...?", "What rate ...?"
+    assert asks_quantity("What discount do employees get on products?") and asks_quantity("What rate applies?")
     assert states_quantity("a fleet of 6,800 bikes") and states_quantity("six months") and states_quantity("on Friday")
     assert not states_quantity("The fleet is maintained by partner workshops.")
     hits = [hit("The fleet of e-bikes is maintained by partner workshops under a fleet care agreement.", n=1),
