@@ -43,6 +43,7 @@ Its ``Answer.claims`` are the quoted units, with their sources and pages; nothin
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from dataclasses import dataclass, replace
@@ -476,6 +477,13 @@ def answer_units(content: str) -> list[Unit]:
     return units
 
 
+@functools.lru_cache(maxsize=1024)
+def _units_and_terms(content: str) -> tuple[tuple[Unit, tuple[str, ...]], ...]:
+    """``answer_units(content)`` with each unit's ``terms``, computed once per content: the re-ranking cuts
+    each candidate once per question part and the answer cuts its sources again (``score``)."""
+    return tuple((u, tuple(terms(u.text))) for u in answer_units(content))
+
+
 _VALUE = re.compile(r"\d|@")
 # A line that labels its own value ("Last Updated: 2023-03-05", "Tel: 0800 014 2290") needs no label before it.
 _OWN_LABEL = re.compile(r"^[^:\d]{1,40}:\s")
@@ -765,8 +773,8 @@ class ExtractiveAnswerer:
         rows: list[tuple[int, Unit, list[str], set[str]]] = []
         for n, context, content, _ in sources:
             ctx = set(terms(context))
-            for u in answer_units(content):
-                ts = terms(u.text)
+            for u, base in _units_and_terms(content):
+                ts = list(base)
                 # "16 or older" answers "How old ...?": a comparative counts for the question's base word
                 ts += [b for t in ts for b in comparative_bases(t) if b in wanted and b not in ts]
                 rows.append((n, u, ts, ctx))
